@@ -1,0 +1,3 @@
+from galera_pilot.cli import main
+
+main()

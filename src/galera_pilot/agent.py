@@ -1,0 +1,60 @@
+"""`galera-pilot agent CONFIG`: run one node's agent in the foreground (what systemd or `up` starts)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+
+from galera_pilot.api import ApiServer
+from galera_pilot.config import load_config
+from galera_pilot.credentials import load_credentials
+from galera_pilot.dcs import get_dcs
+from galera_pilot.errors import DCSError, PilotError
+from galera_pilot.ha import Ha
+
+log = logging.getLogger("galera_pilot.agent")
+REPEAT_LOG_EVERY = 30.0
+
+
+def run_agent(config_path: Path) -> None:
+    config = load_config(config_path)
+    credentials = load_credentials(config.credentials_file)
+    dcs = get_dcs(config.dcs, config.cluster_name)
+    ha = Ha(config, dcs, credentials)
+    api = ApiServer(config.address, config.ports.api, ha)
+    api.start()
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    log.info("agent for %s started (pid file %s, API %s)", config.name, config.pid_file, config.api_url)
+    last_sentence, last_logged = "", 0.0
+    try:
+        while not stop.is_set():
+            try:
+                sentence = ha.run_cycle()
+            except DCSError as error:
+                sentence = f"DCS unavailable, taking no decision: {error}"
+            except PilotError as error:
+                sentence = f"error: {error}"
+            except Exception as error:  # a bug: keep supervising, but leave the traceback in the log
+                log.exception("unexpected error in the agent cycle")
+                sentence = f"unexpected error: {error!r}"
+            # One sentence per cycle; repeats are folded so a calm node does not flood its log.
+            now = time.monotonic()
+            if sentence != last_sentence or now - last_logged >= REPEAT_LOG_EVERY:
+                log.info("%s", sentence)
+                last_sentence, last_logged = sentence, now
+            stop.wait(ha.next_wait())
+    finally:
+        ha.shutdown()
+        api.shutdown()
+        dcs.close()
+        log.info("agent for %s stopped", config.name)

@@ -1,0 +1,175 @@
+"""A snapshot of the cluster as the DCS sees it (Patroni's `Cluster`/`Member` idea).
+
+Plain, immutable data: the decision functions in `decisions.py` take one of these and return what to
+do, so they can be tested exhaustively without any process, socket or clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+UNKNOWN_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+def _pick(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """Keep only the keys the dataclass knows, so newer agents can add fields without breaking older ones."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a node's data stands in the cluster's history (from grastate.dat or --wsrep-recover)."""
+
+    uuid: str
+    seqno: int
+    safe_to_bootstrap: bool = False
+    source: str = "grastate"  # grastate | wsrep-recover | live
+    # Why this datadir may not be a bootstrap source (aborted SST, corrupt grastate, ...); None if it may.
+    unusable: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.unusable is None and self.uuid != UNKNOWN_UUID and self.seqno >= 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Position | None:
+        return None if data is None else cls(**_pick(cls, data))
+
+
+@dataclass(frozen=True)
+class Member:
+    """One live agent's report, published with a TTL."""
+
+    name: str
+    address: str
+    api_url: str = ""
+    client_port: int = 3306
+    galera_port: int = 4567
+    host: str = ""
+    running: bool = False  # mariadbd process alive
+    state: str = "stopped"  # wsrep_local_state_comment, or stopped / starting / unreachable
+    cluster_status: str = ""  # Primary / non-Primary / Disconnected
+    cluster_size: int = 0
+    cluster_uuid: str = ""
+    seqno: int = -1  # wsrep_last_committed
+    gcomm_uuid: str = ""
+    activity: str = ""
+    position: Position | None = None
+    updated_at: float = 0.0
+
+    @property
+    def is_primary(self) -> bool:
+        return self.running and self.cluster_status == "Primary"
+
+    @property
+    def is_synced(self) -> bool:
+        return self.is_primary and self.state == "Synced"
+
+    @property
+    def gcomm_address(self) -> str:
+        return f"{self.address}:{self.galera_port}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["position"] = self.position.to_dict() if self.position else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Member:
+        picked = _pick(cls, data)
+        picked["position"] = Position.from_dict(data.get("position"))
+        return cls(**picked)
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    """A member that joined the cluster at least once: a full recovery waits to hear from it."""
+
+    name: str
+    address: str
+    api_url: str = ""
+    client_port: int = 3306
+    stopped_gracefully: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RosterEntry:
+        return cls(**_pick(cls, data))
+
+
+@dataclass(frozen=True)
+class InitializeRecord:
+    by: str
+    cluster_uuid: str | None = None
+    started_at: float = 0.0
+    finished_at: float | None = None
+    version: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.cluster_uuid is not None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], version: int = 0) -> InitializeRecord:
+        return cls(**_pick(cls, data), version=version)
+
+
+@dataclass(frozen=True)
+class SeedRecord:
+    """A clean datadir at a known position that joiners on the same host may copy instead of an SST."""
+
+    host: str
+    path: str
+    uuid: str
+    seqno: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SeedRecord:
+        return cls(**_pick(cls, data))
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    """One recorded bootstrap/recovery decision: what was decided, by whom, from which inputs, and why."""
+
+    at: float
+    member: str
+    action: str
+    reason: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HistoryEvent:
+        return cls(**_pick(cls, data))
+
+
+@dataclass(frozen=True)
+class Cluster:
+    initialize: InitializeRecord | None = None
+    members: dict[str, Member] = field(default_factory=dict)
+    roster: dict[str, RosterEntry] = field(default_factory=dict)
+    seed: SeedRecord | None = None
+    bootstrap_lock_holder: str | None = None
+    history: tuple[HistoryEvent, ...] = ()
+    read_at: float = 0.0
+
+    @property
+    def primary_members(self) -> list[Member]:
+        return [m for m in self.members.values() if m.is_primary]
+
+    @property
+    def has_primary(self) -> bool:
+        return bool(self.primary_members)

@@ -1,0 +1,223 @@
+"""One node's typed configuration, loaded from YAML.
+
+The agent renders everything else (my.cnf, the mariadbd command line, the SST settings) from this model,
+so a node is fully described by one file. Validation errors name the offending field, because a user
+editing YAML by hand needs to know *where* the mistake is, not a pydantic traceback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from galera_pilot.errors import ConfigError
+
+SstMethod = Literal["mariabackup", "rsync", "mysqldump"]
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
+
+
+def _check_address(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})", value):
+            raise ValueError(f"{value!r} is neither an IP address nor a host name") from None
+    return value
+
+
+class Ports(BaseModel):
+    """TCP ports of one node. All four are per address, so nodes on 127.0.0.2/.3/.4 reuse them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client: int = Field(3306, ge=1, le=65535)
+    galera: int = Field(4567, ge=1, le=65535)
+    ist: int = Field(4568, ge=1, le=65535)
+    sst: int = Field(4444, ge=1, le=65535)
+    api: int = Field(8008, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Ports:
+        values = [self.client, self.galera, self.ist, self.sst, self.api]
+        if len(set(values)) != len(values):
+            raise ValueError("client, galera, ist, sst and api ports must all differ")
+        return self
+
+
+class Binaries(BaseModel):
+    """Where the MariaDB programs live; Debian's paths by default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mariadbd: str = "/usr/sbin/mariadbd"
+    install_db: str = "/usr/bin/mariadb-install-db"
+    galera_provider: str = "/usr/lib/galera/libgalera_smm.so"
+
+
+class Timing(BaseModel):
+    """How often the agent looks, and how long its DCS records live."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    loop_wait: float = Field(1.0, gt=0, le=60, description="seconds between two agent cycles")
+    member_ttl: float = Field(10.0, gt=0, le=600, description="seconds a member key lives without heartbeat")
+    bootstrap_lock_ttl: float = Field(30.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _ttl_longer_than_loop(self) -> Timing:
+        if self.member_ttl <= 2 * self.loop_wait:
+            raise ValueError("member_ttl must be more than twice loop_wait, or members flap")
+        return self
+
+
+class MariadbSettings(BaseModel):
+    """Server settings that the operator may tune; the wsrep essentials are not negotiable here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    innodb_buffer_pool_size: str = "128M"
+    innodb_log_file_size: str = "48M"
+    gcache_size: str = "128M"
+    # Jepsen: flush_log_at_trx_commit=0 loses acknowledged writes when nodes crash in quick succession.
+    innodb_flush_log_at_trx_commit: Literal[0, 1, 2] = 1
+    extra: dict[str, str] = Field(default_factory=dict, description="more [mariadbd] options, verbatim")
+
+    @field_validator("extra")
+    @classmethod
+    def _no_managed_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        managed = {"datadir", "socket", "port", "bind-address", "bind_address", "user", "wsrep_on",
+                   "wsrep_cluster_address", "wsrep_node_address", "wsrep_provider", "wsrep_sst_auth"}
+        clash = sorted(k for k in value if k.replace("-", "_") in {m.replace("-", "_") for m in managed})
+        if clash:
+            raise ValueError(f"{', '.join(clash)} is managed by galera-pilot and cannot be set in extra")
+        return value
+
+
+class NodeConfig(BaseModel):
+    """Everything one agent needs to run its node."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN)
+    cluster_name: str = Field("galera", pattern=NAME_PATTERN)
+    address: str = Field(description="address this node listens on and advertises to its peers")
+    dcs: str = Field(description="coordination store URL, e.g. sqlite:///var/lib/galera-pilot/dcs.sqlite")
+    base_dir: Path = Field(description="the node's folder: datadir, sockets and logs live below it")
+    credentials_file: Path = Field(description="YAML with the admin and SST passwords, mode 0600")
+    sst_method: SstMethod = "mariabackup"
+    use_seed: bool = Field(
+        True,
+        description="a joiner with an empty datadir copies the initializer's seed datadir when it is on "
+        "this host, and joins by IST instead of a full SST",
+    )
+    mariadbd_user: str | None = Field(
+        None, description="OS user that runs mariadbd; default 'mysql' when the agent runs as root"
+    )
+    ports: Ports = Field(default_factory=Ports)
+    binaries: Binaries = Field(default_factory=Binaries)
+    timing: Timing = Field(default_factory=Timing)
+    mariadb: MariadbSettings = Field(default_factory=MariadbSettings)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return _check_address(value)
+
+    @field_validator("base_dir", "credentials_file")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError(f"must be an absolute path, got {str(value)!r}")
+        return value
+
+    # Derived locations: one place decides the layout of a node's folder.
+    @property
+    def data_dir(self) -> Path:
+        return self.base_dir / "data"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.base_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.base_dir / "log"
+
+    @property
+    def seed_dir(self) -> Path:
+        return self.base_dir / "seed"
+
+    @property
+    def socket(self) -> Path:
+        return self.run_dir / "mariadbd.sock"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / "mariadbd.pid"
+
+    @property
+    def mycnf(self) -> Path:
+        return self.base_dir / "my.cnf"
+
+    @property
+    def error_log(self) -> Path:
+        return self.log_dir / "mariadbd.err"
+
+    @property
+    def agent_log(self) -> Path:
+        return self.log_dir / "agent.log"
+
+    @property
+    def effective_mariadbd_user(self) -> str | None:
+        """mariadbd must not run as root: rsync SST then fails ("Permission denied" on ibdata1)."""
+        if self.mariadbd_user:
+            return self.mariadbd_user
+        return "mysql" if os.geteuid() == 0 else None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.address}:{self.ports.api}"
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif item["type"] == "missing":
+            message = "required field is missing"
+        lines.append(f"  field '{where}': {message}")
+    return "\n".join(lines)
+
+
+def parse_config(data: object, source: str = "<config>") -> NodeConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid configuration in {source}: expected a mapping of fields at the top level")
+    try:
+        return NodeConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, source)) from None
+
+
+def load_config(path: Path) -> NodeConfig:
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"cannot read configuration {path}: {error.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"configuration {path} is not valid YAML: {error}") from None
+    return parse_config(data, str(path))
+
+
+def dump_config(config: NodeConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,65 @@
+"""The cluster's generated secrets: the admin account and the SST account.
+
+They are generated once per cluster, written with mode 0600 from the first byte (never a chmod after
+the fact), and reach mariadbd only through files, never through a command line.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from galera_pilot.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Credentials:
+    admin_user: str
+    admin_password: str
+    sst_user: str
+    sst_password: str
+
+    @classmethod
+    def generate(cls) -> Credentials:
+        # token_urlsafe never yields ':' — wsrep_sst_auth is "user:password".
+        return cls("pilot_admin", secrets.token_urlsafe(24), "pilot_sst", secrets.token_urlsafe(24))
+
+    def __repr__(self) -> str:  # keep secrets out of logs and tracebacks
+        return f"Credentials(admin_user={self.admin_user!r}, sst_user={self.sst_user!r})"
+
+
+def write_private(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write a file that is private from its creation on (no window where it is world-readable)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def save_credentials(path: Path, credentials: Credentials) -> None:
+    write_private(path, yaml.safe_dump(asdict(credentials), sort_keys=False))
+
+
+def load_credentials(path: Path) -> Credentials:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read credentials file {path}: {error.strerror}") from None
+    except yaml.YAMLError:
+        raise ConfigError(f"credentials file {path} is not valid YAML") from None
+    if path.stat().st_mode & 0o077:
+        raise ConfigError(f"credentials file {path} must not be readable by group or others (chmod 600 it)")
+    fields = ("admin_user", "admin_password", "sst_user", "sst_password")
+    if not isinstance(data, dict) or any(not isinstance(data.get(f), str) or not data.get(f) for f in fields):
+        missing = [f for f in fields if not isinstance(data, dict) or not data.get(f)]
+        raise ConfigError(f"credentials file {path}: field '{missing[0]}' is missing or empty")
+    return Credentials(**{f: data[f] for f in fields})

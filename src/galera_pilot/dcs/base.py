@@ -1,0 +1,151 @@
+"""The coordination store (DCS) contract.
+
+A backend implements a handful of atomic key/value primitives (create-if-absent, compare-and-set on a
+version, put, delete, list by prefix, all with optional TTLs). Everything galera-pilot needs — the
+`initialize` key, member heartbeats, the bootstrap lock, the decision history — is built from those
+primitives here, once, so SQLite and etcd cannot drift apart in meaning.
+
+Keys live under `/galera-pilot/<cluster_name>/`:
+  initialize          who initialized the cluster and its Galera cluster UUID (no TTL once done)
+  members/<name>      a live member's last report (TTL: the member's heartbeat)
+  roster/<name>       every member that ever joined (no TTL): whom a full recovery waits for
+  bootstrap           the bootstrap lock (TTL lease): only its holder may bootstrap
+  seed                where the initializer's clean seed datadir is, for joiners on the same host
+  history/<id>        every bootstrap / recovery decision with its inputs and reason
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from galera_pilot.cluster import Cluster, HistoryEvent, InitializeRecord, Member, RosterEntry, SeedRecord
+
+
+@dataclass(frozen=True)
+class KV:
+    key: str
+    value: str
+    version: int
+
+
+class DCS(ABC):
+    """Atomic key/value primitives over relative keys; subclasses add the namespace themselves."""
+
+    def __init__(self, cluster_name: str) -> None:
+        self.cluster_name = cluster_name
+        self.prefix = f"/galera-pilot/{cluster_name}/"
+
+    # ---- primitives a backend implements -------------------------------------------------------------
+    @abstractmethod
+    def get(self, key: str) -> KV | None:
+        """The live (not expired) value of key."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> list[KV]:
+        """Every live key starting with prefix, sorted by key."""
+
+    @abstractmethod
+    def create(self, key: str, value: str, ttl: float | None = None) -> bool:
+        """Atomically create key if it is absent or expired; False if it exists."""
+
+    @abstractmethod
+    def compare_and_set(self, key: str, value: str, version: int, ttl: float | None = None) -> bool:
+        """Atomically replace key if its live version is still `version`; False otherwise."""
+
+    @abstractmethod
+    def put(self, key: str, value: str, ttl: float | None = None) -> None:
+        """Unconditionally write key."""
+
+    @abstractmethod
+    def delete(self, key: str, version: int | None = None) -> bool:
+        """Delete key (only at `version` when given); False if absent or the version moved."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    # ---- galera-pilot's records, built on the primitives ----------------------------------------------
+    def snapshot(self) -> Cluster:
+        """Everything the decision functions look at, read in one listing."""
+        members: dict[str, Member] = {}
+        roster: dict[str, RosterEntry] = {}
+        history: list[HistoryEvent] = []
+        initialize = seed = None
+        bootstrap_holder: str | None = None
+        for kv in self.list(""):
+            data = json.loads(kv.value)
+            if kv.key == "initialize":
+                initialize = InitializeRecord.from_dict(data, kv.version)
+            elif kv.key == "seed":
+                seed = SeedRecord.from_dict(data)
+            elif kv.key == "bootstrap":
+                bootstrap_holder = data.get("holder")
+            elif kv.key.startswith("members/"):
+                members[kv.key[8:]] = Member.from_dict(data)
+            elif kv.key.startswith("roster/"):
+                roster[kv.key[7:]] = RosterEntry.from_dict(data)
+            elif kv.key.startswith("history/"):
+                history.append(HistoryEvent.from_dict(data))
+        return Cluster(initialize=initialize, members=members, roster=roster, seed=seed,
+                       bootstrap_lock_holder=bootstrap_holder, history=tuple(history), read_at=time.time())
+
+    def try_initialize(self, name: str, ttl: float) -> bool:
+        """Patroni's /initialize: the one agent whose create succeeds initializes a brand-new cluster.
+
+        The key first carries a lease, so an initializer that dies half-way frees it; `finish_initialize`
+        makes it permanent with the cluster UUID.
+        """
+        record = {"by": name, "cluster_uuid": None, "started_at": time.time()}
+        return self.create("initialize", json.dumps(record), ttl)
+
+    def finish_initialize(self, name: str, cluster_uuid: str) -> bool:
+        current = self.get("initialize")
+        if current is None or json.loads(current.value).get("by") != name:
+            return False
+        record = json.loads(current.value) | {"cluster_uuid": cluster_uuid, "finished_at": time.time()}
+        return self.compare_and_set("initialize", json.dumps(record), current.version, None)
+
+    def keep_initialize_lease(self, name: str, ttl: float) -> bool:
+        current = self.get("initialize")
+        if current is None or json.loads(current.value).get("by") != name:
+            return False
+        return self.compare_and_set("initialize", current.value, current.version, ttl)
+
+    def publish_member(self, member: Member, ttl: float) -> None:
+        self.put(f"members/{member.name}", json.dumps(member.to_dict()), ttl)
+
+    def remove_member(self, name: str) -> None:
+        self.delete(f"members/{name}")
+
+    def update_roster(self, entry: RosterEntry) -> None:
+        self.put(f"roster/{entry.name}", json.dumps(entry.to_dict()))
+
+    def publish_seed(self, seed: SeedRecord) -> None:
+        self.put("seed", json.dumps(seed.to_dict()))
+
+    def acquire_bootstrap_lock(self, name: str, ttl: float, reason: str) -> bool:
+        """Take (or renew, if already ours) the leased bootstrap lock. At most one holder at any time."""
+        value = json.dumps({"holder": name, "reason": reason, "at": time.time()})
+        if self.create("bootstrap", value, ttl):
+            return True
+        current = self.get("bootstrap")
+        if current is None:
+            return self.create("bootstrap", value, ttl)
+        if json.loads(current.value).get("holder") != name:
+            return False
+        return self.compare_and_set("bootstrap", value, current.version, ttl)
+
+    def release_bootstrap_lock(self, name: str) -> None:
+        current = self.get("bootstrap")
+        if current is not None and json.loads(current.value).get("holder") == name:
+            self.delete("bootstrap", current.version)
+
+    def record_history(self, event: HistoryEvent) -> None:
+        key = f"history/{event.at:017.6f}-{event.member}"
+        self.put(key, json.dumps(event.to_dict()))
+
+    def put_json(self, key: str, data: dict[str, Any], ttl: float | None = None) -> None:
+        self.put(key, json.dumps(data), ttl)

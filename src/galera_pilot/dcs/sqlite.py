@@ -1,0 +1,145 @@
+"""The embedded DCS: one SQLite file shared by every agent on this machine.
+
+Atomicity comes from SQLite's write lock (`BEGIN IMMEDIATE`): every create / compare-and-set reads and
+writes inside one write transaction, so two processes can never both win. TTLs are absolute wall-clock
+expiry times; all agents share one machine and therefore one clock. Expired rows are ignored on read
+and replaced on create, so no janitor process is needed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from galera_pilot.dcs.base import DCS, KV
+from galera_pilot.errors import DCSError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    expires_at REAL
+);
+CREATE TABLE IF NOT EXISTS revision (id INTEGER PRIMARY KEY CHECK (id = 0), rev INTEGER NOT NULL);
+INSERT OR IGNORE INTO revision (id, rev) VALUES (0, 0);
+"""
+
+
+class SQLiteDCS(DCS):
+    def __init__(self, path: Path, cluster_name: str) -> None:
+        super().__init__(cluster_name)
+        self.path = path
+        self._local = threading.local()
+        if not path.parent.is_dir():
+            raise DCSError(f"DCS file {path}: folder {path.parent} does not exist")
+        try:
+            self._connection().executescript(SCHEMA)
+        except sqlite3.Error as error:
+            raise DCSError(f"cannot initialize DCS file {path}: {error}") from None
+
+    def _connection(self) -> sqlite3.Connection:
+        # One connection per thread: the REST API thread and the agent loop never share a cursor.
+        db = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as error:
+                raise DCSError(f"cannot open DCS file {self.path}: {error}") from None
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise DCSError(f"DCS file {self.path}: {error}") from None
+
+    def _next_version(self, db: sqlite3.Connection) -> int:
+        db.execute("UPDATE revision SET rev = rev + 1 WHERE id = 0")
+        return int(db.execute("SELECT rev FROM revision WHERE id = 0").fetchone()[0])
+
+    @staticmethod
+    def _expiry(ttl: float | None) -> float | None:
+        return None if ttl is None else time.time() + ttl
+
+    def _live_version(self, db: sqlite3.Connection, key: str) -> int | None:
+        row = db.execute(
+            "SELECT version FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
+            (self.prefix + key, time.time()),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def get(self, key: str) -> KV | None:
+        try:
+            row = self._connection().execute(
+                "SELECT value, version FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
+                (self.prefix + key, time.time()),
+            ).fetchone()
+        except sqlite3.Error as error:
+            raise DCSError(f"DCS file {self.path}: {error}") from None
+        return None if row is None else KV(key, row[0], int(row[1]))
+
+    def list(self, prefix: str = "") -> list[KV]:
+        full = self.prefix + prefix
+        try:
+            rows = self._connection().execute(
+                "SELECT key, value, version FROM kv WHERE key >= ? AND key < ? "
+                "AND (expires_at IS NULL OR expires_at > ?) ORDER BY key",
+                (full, full + "\uffff", time.time()),
+            ).fetchall()
+        except sqlite3.Error as error:
+            raise DCSError(f"DCS file {self.path}: {error}") from None
+        return [KV(k[len(self.prefix):], v, int(ver)) for k, v, ver in rows]
+
+    def create(self, key: str, value: str, ttl: float | None = None) -> bool:
+        with self._write() as db:
+            if self._live_version(db, key) is not None:
+                return False
+            version = self._next_version(db)
+            db.execute("INSERT OR REPLACE INTO kv (key, value, version, expires_at) VALUES (?, ?, ?, ?)",
+                       (self.prefix + key, value, version, self._expiry(ttl)))
+            return True
+
+    def compare_and_set(self, key: str, value: str, version: int, ttl: float | None = None) -> bool:
+        with self._write() as db:
+            if self._live_version(db, key) != version:
+                return False
+            new_version = self._next_version(db)
+            db.execute("UPDATE kv SET value = ?, version = ?, expires_at = ? WHERE key = ?",
+                       (value, new_version, self._expiry(ttl), self.prefix + key))
+            return True
+
+    def put(self, key: str, value: str, ttl: float | None = None) -> None:
+        with self._write() as db:
+            version = self._next_version(db)
+            db.execute("INSERT OR REPLACE INTO kv (key, value, version, expires_at) VALUES (?, ?, ?, ?)",
+                       (self.prefix + key, value, version, self._expiry(ttl)))
+
+    def delete(self, key: str, version: int | None = None) -> bool:
+        with self._write() as db:
+            live = self._live_version(db, key)
+            if live is None or (version is not None and live != version):
+                return False
+            db.execute("DELETE FROM kv WHERE key = ?", (self.prefix + key,))
+            return True
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None

@@ -1,0 +1,204 @@
+"""Pure decisions: given this node's local state and a DCS snapshot, what should the agent do?
+
+Nothing here touches a process, a socket, a file or the clock (time comes in as an argument), so the
+whole ladder is unit- and property-tested. The safety rules live here:
+
+* a node joins whenever a live Primary Component exists; it never bootstraps next to one;
+* a brand-new cluster is bootstrapped only by the winner of the atomic `initialize` create;
+* after a full outage only the most advanced usable datadir of the recorded cluster UUID may bootstrap
+  (highest seqno, then safe_to_bootstrap, then name), and only once every roster member has reported
+  its position — or, under the `majority` policy, a majority after a timeout;
+* the caller must still hold the DCS bootstrap lock before acting on BOOTSTRAP (`ha.py` does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from galera_pilot.cluster import Cluster, Member, Position
+
+
+class Action(StrEnum):
+    NONE = "none"  # healthy, or in a state that needs no action
+    WAIT = "wait"  # something else must happen first
+    INITIALIZE = "initialize"  # try to win the initialize race and create a brand-new cluster
+    BOOTSTRAP = "bootstrap"  # start mariadbd with --wsrep-new-cluster (after taking the bootstrap lock)
+    JOIN = "join"  # start mariadbd joining the given peers
+    HALT = "halt"  # stop trying (crash loop); a person must look
+
+
+@dataclass(frozen=True)
+class RecoveryPolicy:
+    """`all`: wait for every roster member's position. `majority`: after `majority_timeout` seconds
+    without a Primary, a strict majority of the roster is enough (its best node wins)."""
+
+    mode: Literal["all", "majority"] = "all"
+    majority_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class LocalState:
+    name: str
+    host: str
+    running: bool = False
+    cluster_status: str = ""
+    state: str = "stopped"
+    has_data: bool = False
+    position: Position | None = None
+    use_seed: bool = True
+    crash_loop: str | None = None
+    backoff_remaining: float = 0.0
+    no_primary_since: float | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+    peers: tuple[str, ...] = ()
+    copy_seed: bool = False
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BootstrapChoice:
+    """Outcome of choosing a bootstrap source after a full outage."""
+
+    chosen: str | None
+    reason: str
+    positions: dict[str, dict[str, Any]]
+
+
+def rank(position: Position, name: str) -> tuple[int, int, str]:
+    """Sort key, best first: highest seqno, then safe_to_bootstrap, then the smallest name (stable)."""
+    return (-position.seqno, -int(position.safe_to_bootstrap), name)
+
+
+def reported_positions(cluster: Cluster, local: LocalState) -> dict[str, Position]:
+    """Positions of stopped members, this node's own fresh one taking precedence over its DCS copy."""
+    positions = {
+        name: m.position for name, m in cluster.members.items()
+        if m.position is not None and not m.running and name != local.name
+    }
+    if local.position is not None and not local.running:
+        positions[local.name] = local.position
+    return positions
+
+
+def choose_bootstrap_node(cluster: Cluster, local: LocalState, policy: RecoveryPolicy,
+                          now: float) -> BootstrapChoice:
+    """Which node may bootstrap after a full outage, or why nobody may yet."""
+    assert cluster.initialize is not None and cluster.initialize.cluster_uuid is not None
+    cluster_uuid = cluster.initialize.cluster_uuid
+    positions = reported_positions(cluster, local)
+    described = {n: {"uuid": p.uuid, "seqno": p.seqno, "safe_to_bootstrap": p.safe_to_bootstrap,
+                     "unusable": p.unusable} for n, p in positions.items()}
+    roster = set(cluster.roster) | {local.name}
+    missing = sorted(roster - set(positions))
+    if missing:
+        majority = len(roster) // 2 + 1
+        waited = 0.0 if local.no_primary_since is None else now - local.no_primary_since
+        reported = len(roster & set(positions))
+        if policy.mode == "all":
+            return BootstrapChoice(None, f"waiting for the positions of {', '.join(missing)} "
+                                   f"(policy 'all': every last-known member must report)", described)
+        if reported < majority:
+            return BootstrapChoice(None, f"only {reported} of {len(roster)} last-known members reported; "
+                                   f"a minority never bootstraps (missing: {', '.join(missing)})", described)
+        if waited < policy.majority_timeout:
+            return BootstrapChoice(None, f"waiting for {', '.join(missing)}: a majority has reported, "
+                                   f"proceeding after {policy.majority_timeout - waited:.0f} s more", described)
+    candidates = {
+        n: p for n, p in positions.items() if p.usable and p.uuid == cluster_uuid
+    }
+    if not candidates:
+        excuses = "; ".join(
+            f"{n}: {p.unusable or ('foreign cluster UUID ' + p.uuid if p.uuid != cluster_uuid else 'no position')}"
+            for n, p in sorted(positions.items())
+        )
+        return BootstrapChoice(None, f"no usable datadir of cluster {cluster_uuid} ({excuses})", described)
+    best = min(candidates, key=lambda n: rank(candidates[n], n))
+    p = candidates[best]
+    others = ", ".join(f"{n}={q.seqno}" for n, q in sorted(candidates.items()) if n != best) or "none"
+    reason = (f"{best} is the most advanced of {len(candidates)} usable datadirs of cluster {cluster_uuid} "
+              f"(seqno {p.seqno}, safe_to_bootstrap={int(p.safe_to_bootstrap)}; others: {others})")
+    return BootstrapChoice(best, reason, described)
+
+
+def join_peers(cluster: Cluster, me: str) -> tuple[str, ...]:
+    """The cartridge's 'find the hosts that are online': live Primary members, never a static list."""
+    return tuple(sorted(m.gcomm_address for m in cluster.primary_members if m.name != me))
+
+
+def seed_usable(cluster: Cluster, local: LocalState) -> bool:
+    seed = cluster.seed
+    return (
+        local.use_seed and seed is not None and not local.has_data and seed.host == local.host
+        and cluster.initialize is not None and seed.uuid == cluster.initialize.cluster_uuid
+    )
+
+
+def decide_running(local: LocalState) -> Decision:
+    if local.cluster_status == "Primary":
+        return Decision(Action.NONE, f"mariadbd is running, Primary and {local.state}")
+    if local.state == "starting":
+        return Decision(Action.NONE, "mariadbd is starting; waiting for it to reach the cluster")
+    return Decision(Action.NONE, f"mariadbd is running but {local.cluster_status or 'not connected'} "
+                                 f"({local.state}); Galera re-forms the component by itself")
+
+
+def decide(local: LocalState, cluster: Cluster, policy: RecoveryPolicy, now: float) -> Decision:
+    """One step of the ladder. Returns exactly one action and the sentence the agent logs."""
+    if local.running:
+        return decide_running(local)
+    if local.crash_loop:
+        return Decision(Action.HALT, f"not restarting mariadbd: {local.crash_loop}")
+    if local.backoff_remaining > 0:
+        return Decision(Action.WAIT, f"mariadbd exited unexpectedly; restarting in {local.backoff_remaining:.1f} s")
+
+    init = cluster.initialize
+    if init is None:
+        if local.has_data:
+            return Decision(Action.WAIT, "this datadir holds data but the DCS knows no cluster; refusing to "
+                                         "initialize a new cluster over it")
+        return Decision(Action.INITIALIZE, "the DCS knows no cluster yet; trying to initialize it")
+    if not init.done:
+        if init.by == local.name:
+            return Decision(Action.INITIALIZE, "this node's own initialization was interrupted; resuming it")
+        return Decision(Action.WAIT, f"{init.by} is initializing the cluster")
+
+    peers = join_peers(cluster, local.name)
+    if peers:
+        synced = [m for m in cluster.primary_members if m.is_synced and m.name != local.name]
+        if not synced:
+            return Decision(Action.WAIT, "a Primary Component exists but no member is Synced to donate yet")
+        if seed_usable(cluster, local):
+            return Decision(Action.JOIN, f"joining the Primary Component at {', '.join(peers)} from the local "
+                                         "seed datadir (IST, no full SST)", peers, copy_seed=True)
+        how = "with a full SST" if not local.has_data else "(IST if the donor's gcache allows, else SST)"
+        return Decision(Action.JOIN, f"joining the Primary Component at {', '.join(peers)} {how}", peers)
+
+    # No Primary anywhere: a full outage (or the very first start after initialization).
+    if not local.has_data:
+        return Decision(Action.WAIT, "no Primary Component to join, and an empty datadir cannot bootstrap")
+    if local.position is not None and local.position.usable and local.position.seqno < 0:
+        return Decision(Action.WAIT, "position unknown (seqno -1); recovering it with --wsrep-recover")
+    holder = cluster.bootstrap_lock_holder
+    if holder is not None and holder != local.name:
+        return Decision(Action.WAIT, f"{holder} holds the bootstrap lock; waiting for its Primary Component")
+    choice = choose_bootstrap_node(cluster, local, policy, now)
+    inputs = {"positions": choice.positions, "policy": policy.mode}
+    if choice.chosen is None:
+        return Decision(Action.WAIT, f"no Primary Component: {choice.reason}", inputs=inputs)
+    if choice.chosen == local.name:
+        return Decision(Action.BOOTSTRAP, f"bootstrapping the cluster: {choice.reason}", inputs=inputs)
+    return Decision(Action.WAIT, f"waiting for {choice.chosen} to bootstrap: {choice.reason}", inputs=inputs)
+
+
+def member_for_list(member: Member | None) -> str:
+    """The state column of `list`, for a member that may be gone."""
+    if member is None:
+        return "unreachable"
+    return member.state

@@ -1,0 +1,297 @@
+"""The embedded cluster: N nodes on loopback addresses of one machine, sharing a SQLite DCS.
+
+A cluster folder (DIR) holds `cluster.yaml` (the marker that says the folder is ours), the generated
+`credentials.yaml` (0600), the DCS file and one folder per node (`node1` … `nodeN`) with that node's
+agent config, my.cnf, datadir, socket and logs. `up` starts one agent process per node and returns once
+every node is Synced; `down` stops them gracefully.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import yaml
+
+from galera_pilot.cluster import Cluster, Member
+from galera_pilot.config import NodeConfig, SstMethod, dump_config, load_config, parse_config
+from galera_pilot.credentials import Credentials, load_credentials, save_credentials
+from galera_pilot.dcs import DCS, get_dcs
+from galera_pilot.errors import ConfigError, PilotError
+from galera_pilot.mariadb.process import MariadbProcess, tail
+
+MARKER = "cluster.yaml"
+SST_TOOLS: dict[str, tuple[str, ...]] = {
+    "mariabackup": ("mariabackup", "socat"),
+    "rsync": ("rsync",),
+    "mysqldump": ("mysqldump", "mysql"),
+}
+
+
+@dataclass(frozen=True)
+class Node:
+    config: NodeConfig
+    config_path: Path
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def agent_pid_file(self) -> Path:
+        return self.config.run_dir / "agent.pid"
+
+    def agent_pid(self) -> int | None:
+        try:
+            pid = int(self.agent_pid_file.read_text().strip())
+            proc = psutil.Process(pid)
+            if proc.status() != psutil.STATUS_ZOMBIE and str(self.config_path) in proc.cmdline():
+                return pid
+        except (OSError, ValueError, psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+        return None
+
+
+class EmbeddedCluster:
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory.resolve()
+        marker = self.dir / MARKER
+        try:
+            meta = yaml.safe_load(marker.read_text())
+        except FileNotFoundError:
+            raise PilotError(f"{self.dir} is not a galera-pilot cluster folder (no {MARKER})") from None
+        except yaml.YAMLError:
+            raise ConfigError(f"{marker} is not valid YAML") from None
+        if not isinstance(meta, dict) or meta.get("galera_pilot") != 1 or not isinstance(meta.get("nodes"), list):
+            raise ConfigError(f"{marker} is not a galera-pilot cluster description")
+        self.meta = meta
+        self.credentials_file = self.dir / "credentials.yaml"
+
+    # ---- layout --------------------------------------------------------------------------------------
+    @classmethod
+    def layout(cls, directory: Path, nodes: int, base_address: str, sst_method: SstMethod,
+               cluster_name: str = "galera") -> EmbeddedCluster:
+        """Create DIR, or extend an existing cluster folder to `nodes` nodes; existing nodes are kept."""
+        directory = directory.resolve()
+        marker = directory / MARKER
+        if directory.exists() and not directory.is_dir():
+            raise PilotError(f"{directory} exists and is not a folder")
+        if directory.is_dir() and not marker.exists() and any(directory.iterdir()):
+            raise PilotError(f"{directory} is not empty and is not a galera-pilot cluster folder (no {MARKER}); "
+                             "choose a new or empty folder")
+        try:
+            first = ipaddress.ip_address(base_address)
+        except ValueError:
+            raise PilotError(f"--base-address {base_address!r} is not an IP address") from None
+        if nodes < 1:
+            raise PilotError("--nodes must be at least 1")
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, 0o755)
+        if marker.exists():
+            existing = cls(directory)
+            names = list(existing.meta["nodes"])
+            cluster_name = existing.meta.get("cluster_name", cluster_name)
+            dcs_url = existing.meta["dcs"]
+        else:
+            names = []
+            dcs_url = f"sqlite://{directory / 'dcs.sqlite'}"
+            save_credentials(directory / "credentials.yaml", Credentials.generate())
+        for index in range(len(names), nodes):
+            name = f"node{index + 1}"
+            address = str(first + index)
+            base = directory / name
+            base.mkdir(exist_ok=True)
+            config = parse_config({
+                "name": name, "cluster_name": cluster_name, "address": address, "dcs": dcs_url,
+                "base_dir": str(base), "credentials_file": str(directory / "credentials.yaml"),
+                "sst_method": sst_method,
+            }, f"node {name}")
+            (base / "agent.yaml").write_text(dump_config(config))
+            names.append(name)
+        meta = {"galera_pilot": 1, "cluster_name": cluster_name, "dcs": dcs_url, "nodes": names}
+        tmp = marker.with_name(MARKER + ".tmp")
+        tmp.write_text(yaml.safe_dump(meta, sort_keys=False))
+        os.replace(tmp, marker)
+        return cls(directory)
+
+    def nodes(self) -> list[Node]:
+        result = []
+        for name in self.meta["nodes"]:
+            path = self.dir / name / "agent.yaml"
+            result.append(Node(load_config(path), path))
+        return result
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes():
+            if node.name == name:
+                return node
+        raise PilotError(f"no member named {name!r} in {self.dir} (members: {', '.join(self.meta['nodes'])})")
+
+    def credentials(self) -> Credentials:
+        return load_credentials(self.credentials_file)
+
+    def dcs(self) -> DCS:
+        return get_dcs(self.meta["dcs"], self.meta.get("cluster_name", "galera"))
+
+    # ---- checks before starting --------------------------------------------------------------------------
+    @staticmethod
+    def check_binaries(config: NodeConfig) -> None:
+        required = {
+            "binaries.mariadbd": config.binaries.mariadbd,
+            "binaries.install_db": config.binaries.install_db,
+            "binaries.galera_provider": config.binaries.galera_provider,
+        }
+        for field, path in required.items():
+            if not Path(path).exists():
+                raise PilotError(f"{config.name}: {path} ({field}) not found; install Debian's mariadb-server and "
+                                 f"galera-4 (apt-get install mariadb-server galera-4) or set {field}")
+        for tool in SST_TOOLS[config.sst_method]:
+            if shutil.which(tool) is None:
+                raise PilotError(f"{config.name}: sst_method {config.sst_method} needs {tool!r}, which is not "
+                                 "installed (apt-get install mariadb-backup socat rsync mariadb-client)")
+
+    @staticmethod
+    def check_ports(config: NodeConfig) -> None:
+        ports = config.ports
+        for label, port in (("client", ports.client), ("galera", ports.galera), ("ist", ports.ist),
+                            ("sst", ports.sst), ("api", ports.api)):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((config.address, port))
+                except OSError as error:
+                    raise PilotError(f"{config.name}: {config.address}:{port} ({label} port) cannot be used: "
+                                     f"{error.strerror}{_owner(config.address, port)}") from None
+
+    # ---- start / wait / stop -------------------------------------------------------------------------------
+    def start_agents(self) -> list[str]:
+        started = []
+        for node in self.nodes():
+            if node.agent_pid() is not None:
+                continue
+            self.check_binaries(node.config)
+            if not MariadbProcess(node.config).is_running():
+                self.check_ports(node.config)
+        for node in self.nodes():
+            if node.agent_pid() is None:
+                self._spawn(node)
+                started.append(node.name)
+        return started
+
+    def _spawn(self, node: Node) -> None:
+        node.config.log_dir.mkdir(parents=True, exist_ok=True)
+        node.config.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(node.config.agent_log, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "galera_pilot", "agent", str(node.config_path)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                close_fds=True,
+            )
+        node.agent_pid_file.write_text(f"{proc.pid}\n")
+
+    def wait_synced(self, timeout: float = 600.0, poll: float = 0.1) -> Cluster:
+        nodes = self.nodes()
+        dcs = self.dcs()
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                cluster = dcs.snapshot()
+                pending = [n for n in nodes if not _synced(cluster.members.get(n.name), len(nodes))]
+                if not pending:
+                    return cluster
+                for node in pending:
+                    if node.agent_pid() is None:
+                        raise PilotError(_failure(node, "its agent exited"))
+                if time.monotonic() > deadline:
+                    raise PilotError("\n\n".join(
+                        _failure(n, f"not Synced after {timeout:.0f} s ({_doing(cluster.members.get(n.name))})")
+                        for n in pending))
+                time.sleep(poll)
+        finally:
+            dcs.close()
+
+    def stop(self, timeout: float = 300.0) -> list[str]:
+        """Stop every agent (each stops its mariadbd gracefully). The first node goes last, so it keeps
+        the highest seqno and safe_to_bootstrap: 1 and the next `up` has an obvious bootstrap source."""
+        nodes = self.nodes()
+        stopped: list[str] = []
+        if not nodes:
+            return stopped
+        last, others = nodes[0], nodes[1:]
+        with ThreadPoolExecutor(max_workers=max(1, len(others))) as pool:
+            for name in pool.map(lambda n: self._stop_node(n, timeout), others):
+                if name:
+                    stopped.append(name)
+        name = self._stop_node(last, timeout)
+        if name:
+            stopped.append(name)
+        return stopped
+
+    def _stop_node(self, node: Node, timeout: float) -> str | None:
+        pid = node.agent_pid()
+        if pid is not None:
+            try:
+                proc = psutil.Process(pid)
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout)
+            except psutil.NoSuchProcess:
+                pass
+            except psutil.TimeoutExpired:
+                raise PilotError(f"{node.name}: agent (pid {pid}) did not stop within {timeout:.0f} s; "
+                                 f"see {node.config.agent_log}") from None
+            node.agent_pid_file.unlink(missing_ok=True)
+            return node.name
+        process = MariadbProcess(node.config)
+        if process.is_running():  # an orphan mariadbd whose agent died
+            if not process.stop(timeout):
+                raise PilotError(f"{node.name}: mariadbd did not stop within {timeout:.0f} s")
+            return node.name
+        return None
+
+
+def _synced(member: Member | None, size: int) -> bool:
+    return member is not None and member.is_synced and member.cluster_size >= size
+
+
+def _doing(member: Member | None) -> str:
+    if member is None:
+        return "no report from its agent"
+    return f"state {member.state}, {member.activity}"
+
+
+def _failure(node: Node, what: str) -> str:
+    parts = [f"{node.name} ({node.config.address}): {what}"]
+    agent_tail = tail(node.config.agent_log, 8)
+    if agent_tail:
+        parts.append(f"last lines of {node.config.agent_log}:\n{agent_tail}")
+    error_tail = tail(node.config.error_log, 12)
+    if error_tail:
+        parts.append(f"last lines of {node.config.error_log}:\n{error_tail}")
+    return "\n".join(parts)
+
+
+def _owner(address: str, port: int) -> str:
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if (conn.laddr and conn.laddr.port == port and conn.laddr.ip in (address, "0.0.0.0", "::")
+                    and conn.status == psutil.CONN_LISTEN and conn.pid):
+                return f" (held by pid {conn.pid}, {psutil.Process(conn.pid).name()})"
+    except (psutil.Error, OSError):
+        pass
+    return ""
+
+
+def find_cluster_config(directory: Path) -> EmbeddedCluster:
+    if not directory.exists():
+        raise PilotError(f"{directory} does not exist")
+    return EmbeddedCluster(directory)

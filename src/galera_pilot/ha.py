@@ -1,0 +1,374 @@
+"""The agent's cycle: observe the node, read the DCS, decide (pure), act, publish.
+
+Each cycle returns one sentence saying what was decided and why; the agent logs it. All judgement is
+in `decisions.py`; this module only gathers facts and carries decisions out, re-checking under the
+bootstrap lock before anything irreversible.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+import urllib.request
+from collections import deque
+from dataclasses import replace
+from pathlib import Path
+
+from galera_pilot.cluster import Cluster, HistoryEvent, Member, Position, RosterEntry, SeedRecord
+from galera_pilot.config import NodeConfig
+from galera_pilot.credentials import Credentials, write_private
+from galera_pilot.dcs.base import DCS
+from galera_pilot.decisions import Action, Decision, LocalState, RecoveryPolicy, decide
+from galera_pilot.errors import PilotError
+from galera_pilot.mariadb import sql
+from galera_pilot.mariadb.grastate import datadir_position, has_data, set_safe_to_bootstrap
+from galera_pilot.mariadb.mycnf import render_mycnf
+from galera_pilot.mariadb.process import MariadbProcess, chown_tree, tail
+
+log = logging.getLogger(__name__)
+
+CRASH_LOOP_COUNT = 5
+CRASH_LOOP_WINDOW = 300.0
+START_WAIT = 300.0
+
+
+class Ha:
+    def __init__(self, config: NodeConfig, dcs: DCS, credentials: Credentials,
+                 policy: RecoveryPolicy | None = None) -> None:
+        self.config = config
+        self.dcs = dcs
+        self.credentials = credentials
+        self.policy = policy or RecoveryPolicy()
+        self.process = MariadbProcess(config)
+        self.host = socket.gethostname()
+        self.activity = "starting agent"
+        self._lock = threading.Lock()
+        self._member = Member(name=config.name, address=config.address, api_url=config.api_url,
+                              client_port=config.ports.client, galera_port=config.ports.galera, host=self.host)
+        self._recovered: tuple[tuple[int, int], Position] | None = None
+        self._expect_running = self.process.is_running()  # adopt a mariadbd left by an earlier agent
+        self._exits: deque[float] = deque(maxlen=CRASH_LOOP_COUNT)
+        self._consecutive_failures = 0
+        self._retry_at = 0.0
+        self._no_primary_since: float | None = None
+        self._synced_once = False
+        self._transitional = True
+
+    # ---- what the REST API reads ---------------------------------------------------------------------
+    def member(self) -> Member:
+        with self._lock:
+            return self._member
+
+    # ---- observation -----------------------------------------------------------------------------------
+    def _query_status(self, as_root: bool = False) -> dict[str, str] | None:
+        try:
+            connection = sql.connect_socket(self.config, None if as_root else self.credentials, timeout=1.0)
+        except Exception:
+            return None
+        try:
+            return sql.wsrep_status(connection)
+        except Exception:
+            return None
+        finally:
+            connection.close()
+
+    def _position(self) -> Position | None:
+        position = datadir_position(self.config.data_dir)
+        if position is None or not position.usable or position.seqno >= 0:
+            return position
+        key = self._recovery_key()
+        if self._recovered is not None and self._recovered[0] == key:
+            return replace(self._recovered[1], safe_to_bootstrap=position.safe_to_bootstrap)
+        self.activity = "recovering the position with --wsrep-recover"
+        try:
+            recovered = self.process.wsrep_recover()
+        except (PilotError, OSError) as error:
+            return replace(position, unusable=f"--wsrep-recover failed: {error}")
+        if recovered.uuid != position.uuid:
+            recovered = replace(recovered, unusable=f"InnoDB holds {recovered.uuid}, grastate.dat {position.uuid}")
+        self._recovered = (key, recovered)
+        return replace(recovered, safe_to_bootstrap=position.safe_to_bootstrap)
+
+    def _recovery_key(self) -> tuple[int, int]:
+        stamps = []
+        for name in ("grastate.dat", "ib_logfile0"):
+            try:
+                stamps.append((self.config.data_dir / name).stat().st_mtime_ns)
+            except OSError:
+                stamps.append(0)
+        return (stamps[0], stamps[1])
+
+    def observe(self, now: float) -> LocalState:
+        running = self.process.is_running()
+        if self._expect_running and not running:
+            self._on_unexpected_exit(now)
+        status = self._query_status() if running else None
+        data = has_data(self.config.data_dir)
+        position: Position | None = None
+        if running:
+            if status:
+                state = status.get("wsrep_local_state_comment", "")
+                cluster_status = status.get("wsrep_cluster_status", "")
+            else:
+                state, cluster_status = "starting", ""
+        else:
+            state, cluster_status = "stopped", ""
+            position = self._position() if data else None
+        if status and cluster_status == "Primary" and state == "Synced":
+            self._consecutive_failures = 0
+        crash_loop = None
+        if len(self._exits) == CRASH_LOOP_COUNT and now - self._exits[0] < CRASH_LOOP_WINDOW:
+            crash_loop = (f"it exited {CRASH_LOOP_COUNT} times within {CRASH_LOOP_WINDOW:.0f} s "
+                          f"(crash loop); see {self.config.error_log}")
+        member = replace(
+            self.member(), running=running, state=state, cluster_status=cluster_status,
+            cluster_size=int((status or {}).get("wsrep_cluster_size", 0) or 0),
+            cluster_uuid=(status or {}).get("wsrep_cluster_state_uuid", ""),
+            seqno=int((status or {}).get("wsrep_last_committed", -1) or -1),
+            gcomm_uuid=(status or {}).get("wsrep_gcomm_uuid", ""),
+            position=position, updated_at=now, activity=self.activity,
+        )
+        with self._lock:
+            self._member = member
+        return LocalState(
+            name=self.config.name, host=self.host, running=running, cluster_status=cluster_status,
+            state=state, has_data=data, position=position, use_seed=self.config.use_seed,
+            crash_loop=crash_loop, backoff_remaining=max(0.0, self._retry_at - now),
+            no_primary_since=self._no_primary_since,
+        )
+
+    def _on_unexpected_exit(self, now: float) -> None:
+        self._expect_running = False
+        self._exits.append(now)
+        self._consecutive_failures += 1
+        delay = min(0.5 * 2 ** (self._consecutive_failures - 1), 30.0)
+        self._retry_at = now + delay
+        log.error("mariadbd exited unexpectedly; last lines of %s:\n%s", self.config.error_log,
+                  tail(self.config.error_log, 8))
+
+    def publish(self) -> None:
+        member = replace(self.member(), activity=self.activity)
+        with self._lock:
+            self._member = member
+        self.dcs.publish_member(member, self.config.timing.member_ttl)
+
+    # ---- one cycle --------------------------------------------------------------------------------------
+    def run_cycle(self) -> str:
+        now = time.time()
+        local = self.observe(now)
+        self.publish()
+        cluster = self.dcs.snapshot()
+        if cluster.has_primary or local.cluster_status == "Primary":
+            self._no_primary_since = None
+        elif self._no_primary_since is None:
+            self._no_primary_since = now
+        decision = decide(local, cluster, self.policy, now)
+        self._transitional = decision.action != Action.NONE or local.state != "Synced"
+        sentence = self._act(decision, local, cluster)
+        self.activity = sentence
+        self._after_cycle(local, cluster)
+        self.publish()
+        return sentence
+
+    def next_wait(self) -> float:
+        """Cycle quickly while something is changing, at loop_wait when all is calm."""
+        return min(0.25, self.config.timing.loop_wait) if self._transitional else self.config.timing.loop_wait
+
+    def _after_cycle(self, local: LocalState, cluster: Cluster) -> None:
+        if local.running and local.cluster_status == "Primary" and local.state == "Synced":
+            if cluster.bootstrap_lock_holder == self.config.name:
+                self.dcs.release_bootstrap_lock(self.config.name)
+            if not self._synced_once:
+                self._synced_once = True
+                self.dcs.update_roster(self._roster_entry(stopped_gracefully=False))
+
+    def _roster_entry(self, stopped_gracefully: bool) -> RosterEntry:
+        return RosterEntry(self.config.name, self.config.address, self.config.api_url,
+                           self.config.ports.client, stopped_gracefully)
+
+    def _act(self, decision: Decision, local: LocalState, cluster: Cluster) -> str:
+        if decision.action == Action.INITIALIZE:
+            return self._initialize(decision, local)
+        if decision.action == Action.BOOTSTRAP:
+            return self._bootstrap(decision, local)
+        if decision.action == Action.JOIN:
+            return self._join(decision, local)
+        return decision.reason
+
+    def _history(self, action: str, reason: str, inputs: dict | None = None) -> None:
+        self.dcs.record_history(HistoryEvent(time.time(), self.config.name, action, reason, inputs or {}))
+
+    # ---- actions ------------------------------------------------------------------------------------------
+    def _prepare_dirs(self) -> None:
+        user = self.config.effective_mariadbd_user
+        for path in (self.config.data_dir, self.config.run_dir, self.config.log_dir):
+            path.mkdir(parents=True, exist_ok=True)
+            if user and os.geteuid() == 0:
+                shutil.chown(path, user, user)
+
+    def _write_mycnf(self, peers: tuple[str, ...]) -> None:
+        text = render_mycnf(self.config, self.credentials, peers)
+        write_private(self.config.mycnf, text, 0o640)
+        user = self.config.effective_mariadbd_user
+        if user and os.geteuid() == 0:
+            shutil.chown(self.config.mycnf, "root", user)
+
+    def _start(self, bootstrap: bool, peers: tuple[str, ...]) -> None:
+        self._prepare_dirs()
+        self._write_mycnf(peers)
+        self.process.start(bootstrap)
+        self._expect_running = True
+
+    def _wait_ready(self, as_root: bool, timeout: float = START_WAIT) -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.process.is_running():
+                raise PilotError("mariadbd exited while starting; last lines of "
+                                 f"{self.config.error_log}:\n{tail(self.config.error_log, 10)}")
+            status = self._query_status(as_root=as_root)
+            if status and status.get("wsrep_ready") == "ON":
+                return status
+            time.sleep(0.05)
+        raise PilotError(f"mariadbd did not become ready within {timeout:.0f} s")
+
+    def _initialize(self, decision: Decision, local: LocalState) -> str:
+        ttl = max(self.config.timing.bootstrap_lock_ttl, 60.0)
+        init = self.dcs.snapshot().initialize
+        if init is None:
+            if not self.dcs.try_initialize(self.config.name, ttl):
+                return "another agent won the race to initialize the cluster; will join it"
+        elif init.by != self.config.name:
+            return f"{init.by} is initializing the cluster"
+        self._history("initialize", "won the atomic create of the initialize key; creating a new cluster")
+        try:
+            uuid, seqno = self._create_seed(ttl)
+        except PilotError as error:
+            self._expect_running = False
+            self.process.stop(30)
+            raise PilotError(f"initializing the cluster failed: {error}") from None
+        if not self.dcs.finish_initialize(self.config.name, uuid):
+            return "lost the initialize lease while initializing; another agent may have taken over"
+        reason = f"initializer bootstraps the new cluster {uuid} from its seed (seqno {seqno})"
+        self.dcs.acquire_bootstrap_lock(self.config.name, self.config.timing.bootstrap_lock_ttl, reason)
+        self._history("bootstrap", reason, {"cluster_uuid": uuid, "seqno": seqno})
+        self._start(bootstrap=True, peers=())
+        return f"initialized cluster {uuid}; bootstrapping it"
+
+    def _create_seed(self, ttl: float) -> tuple[str, int]:
+        """install-db, one run with --wsrep-new-cluster to create the accounts, clean shutdown, copy.
+
+        The clean shutdown stores the wsrep position in InnoDB, so joiners that copy the seed join by IST
+        (a hand-written grastate.dat on a never-replicated datadir does not work: see galera-notes).
+        """
+        self.activity = "initializing a new cluster: mariadb-install-db"
+        if self.config.data_dir.exists():
+            shutil.rmtree(self.config.data_dir)  # empty, or our own interrupted initialization
+        self._prepare_dirs()
+        self._write_mycnf(())
+        self.process.install_db()
+        self.dcs.keep_initialize_lease(self.config.name, ttl)
+        self.activity = "initializing a new cluster: creating accounts"
+        self.process.start(bootstrap=True)
+        self._expect_running = True
+        status = self._wait_ready(as_root=True)
+        connection = sql.connect_socket(self.config, None, timeout=10)
+        try:
+            sql.secure_and_create_users(connection, self.credentials)
+        finally:
+            connection.close()
+        uuid = status["wsrep_cluster_state_uuid"]
+        self._expect_running = False
+        if not self.process.stop(120):
+            raise PilotError("mariadbd did not shut down within 120 s after creating the accounts")
+        self.dcs.keep_initialize_lease(self.config.name, ttl)
+        position = datadir_position(self.config.data_dir)
+        if position is None or not position.usable or position.uuid != uuid:
+            raise PilotError(f"the seed datadir has no clean position after shutdown ({position})")
+        self.activity = "initializing a new cluster: copying the seed datadir"
+        seed = self.config.seed_dir
+        if seed.exists():
+            shutil.rmtree(seed)
+        shutil.copytree(self.config.data_dir, seed, symlinks=True)
+        set_safe_to_bootstrap(seed, False)
+        chown_tree(seed, self.config.effective_mariadbd_user)
+        self.dcs.publish_seed(SeedRecord(self.host, str(seed), uuid, position.seqno))
+        return uuid, position.seqno
+
+    def _probe_primary(self, cluster: Cluster) -> str | None:
+        """Ask every other roster member's REST API whether it is Primary (its DCS key may have expired)."""
+        for name, entry in cluster.roster.items():
+            if name == self.config.name or not entry.api_url:
+                continue
+            try:
+                with urllib.request.urlopen(entry.api_url + "/status", timeout=0.5) as response:
+                    data = json.loads(response.read())
+            except Exception:
+                continue
+            if data.get("running") and data.get("cluster_status") == "Primary":
+                return name
+        return None
+
+    def _bootstrap(self, decision: Decision, local: LocalState) -> str:
+        ttl = self.config.timing.bootstrap_lock_ttl
+        if not self.dcs.acquire_bootstrap_lock(self.config.name, ttl, decision.reason):
+            return "another node took the bootstrap lock first; waiting for its Primary Component"
+        # Re-decide on a fresh snapshot now that we hold the lock: the first one may be stale.
+        fresh = self.dcs.snapshot()
+        again = decide(local, fresh, self.policy, time.time())
+        if again.action != Action.BOOTSTRAP:
+            self.dcs.release_bootstrap_lock(self.config.name)
+            return f"not bootstrapping after all: {again.reason}"
+        primary = self._probe_primary(fresh)
+        if primary is not None:
+            self.dcs.release_bootstrap_lock(self.config.name)
+            return f"not bootstrapping: {primary} answers as Primary although its DCS key is gone"
+        self._history("bootstrap", again.reason, again.inputs)
+        set_safe_to_bootstrap(self.config.data_dir, True)
+        self._start(bootstrap=True, peers=())
+        return again.reason
+
+    def _join(self, decision: Decision, local: LocalState) -> str:
+        if decision.copy_seed:
+            seed = self.dcs.snapshot().seed
+            if seed is not None and Path(seed.path).is_dir():
+                self.activity = "copying the seed datadir"
+                if self.config.data_dir.exists():
+                    shutil.rmtree(self.config.data_dir)
+                shutil.copytree(seed.path, self.config.data_dir, symlinks=True)
+                chown_tree(self.config.data_dir, self.config.effective_mariadbd_user)
+        elif not local.has_data and self.config.sst_method == "mysqldump":
+            self._prepare_for_mysqldump_sst()
+        self._history("join", decision.reason, {"peers": list(decision.peers)})
+        self._start(bootstrap=False, peers=decision.peers)
+        return decision.reason
+
+    def _prepare_for_mysqldump_sst(self) -> None:
+        """mysqldump SST pushes SQL into the joiner's running server, which therefore needs a system
+        schema and the SST account before it joins; rsync and mariabackup replace the datadir whole."""
+        self._prepare_dirs()
+        self._write_mycnf(())
+        self.process.install_db()
+        self.process.create_local_sst_account(self.credentials)
+
+    # ---- stopping ----------------------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Graceful stop: mariadbd flushes and records its seqno; the roster remembers a clean stop."""
+        self.activity = "stopping mariadbd"
+        try:
+            self.publish()
+        except PilotError:
+            pass
+        self._expect_running = False
+        stopped = self.process.stop(300)
+        try:
+            if stopped and (self._synced_once or self.config.name in self.dcs.snapshot().roster):
+                self.dcs.update_roster(self._roster_entry(stopped_gracefully=True))
+                self.dcs.release_bootstrap_lock(self.config.name)
+            self.dcs.remove_member(self.config.name)
+        except PilotError as error:
+            log.warning("could not record the stop in the DCS: %s", error)

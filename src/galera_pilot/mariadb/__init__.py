@@ -1,0 +1,1 @@
+"""Adapters around MariaDB: datadir state, my.cnf, the mariadbd process, SQL."""

@@ -1,0 +1,82 @@
+"""Reading a datadir's Galera position (grastate.dat) and judging whether it may seed a bootstrap."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from galera_pilot.cluster import UNKNOWN_UUID, Position
+
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class CorruptGrastate(ValueError):
+    """grastate.dat exists but cannot be trusted."""
+
+
+@dataclass(frozen=True)
+class GraState:
+    uuid: str
+    seqno: int
+    safe_to_bootstrap: bool
+
+
+def parse_grastate(text: str) -> GraState:
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or ":" not in line:
+            continue
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    uuid = fields.get("uuid", "")
+    if not UUID_RE.match(uuid):
+        raise CorruptGrastate(f"uuid {uuid!r} is not a UUID")
+    try:
+        seqno = int(fields.get("seqno", ""))
+    except ValueError:
+        raise CorruptGrastate(f"seqno {fields.get('seqno')!r} is not a number") from None
+    if seqno < -1:
+        raise CorruptGrastate(f"seqno {seqno} is below -1")
+    safe = fields.get("safe_to_bootstrap", "0")
+    if safe not in ("0", "1"):
+        raise CorruptGrastate(f"safe_to_bootstrap {safe!r} is neither 0 nor 1")
+    return GraState(uuid, seqno, safe == "1")
+
+
+def has_data(data_dir: Path) -> bool:
+    """A datadir 'has data' once mariadb-install-db or an SST has put the system schema there."""
+    return (data_dir / "mysql").is_dir() or (data_dir / "ibdata1").exists()
+
+
+def datadir_position(data_dir: Path) -> Position | None:
+    """The position grastate.dat claims, flagged unusable where it must not seed a bootstrap.
+
+    None means there is no data at all. seqno -1 on a usable datadir means 'ask --wsrep-recover'.
+    """
+    if not has_data(data_dir):
+        return None
+    if (data_dir / "sst_in_progress").exists():
+        return Position(UNKNOWN_UUID, -1, unusable="an SST was aborted here (sst_in_progress marker)")
+    path = data_dir / "grastate.dat"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return Position(UNKNOWN_UUID, -1, unusable="grastate.dat is missing")
+    except OSError as error:
+        return Position(UNKNOWN_UUID, -1, unusable=f"grastate.dat cannot be read: {error.strerror}")
+    try:
+        state = parse_grastate(text)
+    except CorruptGrastate as error:
+        return Position(UNKNOWN_UUID, -1, unusable=f"grastate.dat is corrupt: {error}")
+    if state.uuid == UNKNOWN_UUID:
+        return Position(UNKNOWN_UUID, -1, unusable="grastate.dat holds no cluster UUID (never joined)")
+    return Position(state.uuid, state.seqno, state.safe_to_bootstrap, "grastate")
+
+
+def set_safe_to_bootstrap(data_dir: Path, value: bool) -> None:
+    """Flip safe_to_bootstrap in place, keeping every other line as mariadbd wrote it."""
+    path = data_dir / "grastate.dat"
+    text = path.read_text()
+    new = re.sub(r"^safe_to_bootstrap:.*$", f"safe_to_bootstrap: {int(value)}", text, flags=re.M)
+    path.write_text(new)

@@ -1,0 +1,85 @@
+"""SQL access to the local mariadbd over its unix socket, with short timeouts.
+
+The agent must never hang on a sick server, so every connection has connect/read/write timeouts of a
+couple of seconds; the REST API answers from the last observation instead of querying live.
+"""
+
+from __future__ import annotations
+
+import pymysql
+
+from galera_pilot.config import NodeConfig
+from galera_pilot.credentials import Credentials
+
+WSREP_STATUS_KEYS = (
+    "wsrep_ready",
+    "wsrep_connected",
+    "wsrep_local_state_comment",
+    "wsrep_cluster_status",
+    "wsrep_cluster_size",
+    "wsrep_cluster_state_uuid",
+    "wsrep_last_committed",
+    "wsrep_gcomm_uuid",
+    "wsrep_local_index",
+    "wsrep_incoming_addresses",
+)
+
+
+def connect_socket(config: NodeConfig, credentials: Credentials | None, timeout: float = 2.0):
+    """Connect over the node's socket: as the admin user, or as OS root (unix_socket auth) when None."""
+    user, password = ("root", "") if credentials is None else (credentials.admin_user, credentials.admin_password)
+    return pymysql.connect(
+        unix_socket=str(config.socket),
+        user=user,
+        password=password,
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        write_timeout=timeout,
+        autocommit=True,
+    )
+
+
+def connect_tcp(host: str, port: int, credentials: Credentials, timeout: float = 5.0,
+                database: str | None = None):
+    return pymysql.connect(
+        host=host,
+        port=port,
+        user=credentials.admin_user,
+        password=credentials.admin_password,
+        database=database,
+        connect_timeout=timeout,
+        read_timeout=max(timeout, 30.0),
+        write_timeout=max(timeout, 30.0),
+        autocommit=True,
+    )
+
+
+def wsrep_status(connection) -> dict[str, str]:
+    placeholders = ",".join(["%s"] * len(WSREP_STATUS_KEYS))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SHOW GLOBAL STATUS WHERE Variable_name IN ({placeholders})", WSREP_STATUS_KEYS
+        )
+        return {str(name).lower(): str(value) for name, value in cursor.fetchall()}
+
+
+def secure_and_create_users(connection, credentials: Credentials) -> None:
+    """Remove anonymous users and create the admin and SST accounts.
+
+    Runs on the initializer while it is the only node, with wsrep on: CREATE/DROP USER and GRANT are
+    DDL, replicated and part of the seed, so every node gets the same accounts.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT user, host FROM mysql.user WHERE user = ''")
+        for user, host in cursor.fetchall():
+            cursor.execute("DROP USER %s@%s", (user, host))
+        for host in ("localhost", "%"):
+            cursor.execute("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s",
+                           (credentials.admin_user, host, credentials.admin_password))
+            cursor.execute("GRANT ALL PRIVILEGES ON *.* TO %s@%s WITH GRANT OPTION",
+                           (credentials.admin_user, host))
+            # mysqldump SST loads the dump into the joiner as this user, so it needs full privileges.
+            cursor.execute("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s",
+                           (credentials.sst_user, host, credentials.sst_password))
+            cursor.execute("GRANT ALL PRIVILEGES ON *.* TO %s@%s", (credentials.sst_user, host))
+        cursor.execute("DROP DATABASE IF EXISTS test")
