@@ -25,7 +25,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: ApiServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature from the stdlib
+    def log_message(self, format: str, *args: object) -> None:
         log.debug("api: " + format, *args)
 
     def _answer(self, body_wanted: bool) -> None:

@@ -7,6 +7,7 @@ bootstrap lock before anything irreversible.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -359,10 +360,8 @@ class Ha:
     def shutdown(self) -> None:
         """Graceful stop: mariadbd flushes and records its seqno; the roster remembers a clean stop."""
         self.activity = "stopping mariadbd"
-        try:
+        with contextlib.suppress(PilotError):
             self.publish()
-        except PilotError:
-            pass
         self._expect_running = False
         stopped = self.process.stop(300)
         try:

@@ -127,13 +127,12 @@ class MariadbProcess:
                 stdin=subprocess.DEVNULL, capture_output=True, timeout=300, check=False,
             )
             text = log.read_text(errors="replace") if log.exists() else ""
-        match = None
-        for match in RECOVERED_RE.finditer(text):
-            pass
-        if match is None:
+        matches = RECOVERED_RE.findall(text)
+        if not matches:
             detail = (text or result.stderr.decode(errors="replace")).strip().splitlines()[-3:]
             raise PilotError("mariadbd --wsrep-recover found no position: " + " | ".join(detail))
-        return Position(match.group(1), int(match.group(2)), False, "wsrep-recover")
+        uuid, seqno = matches[-1]
+        return Position(uuid, int(seqno), False, "wsrep-recover")
 
     def install_db(self) -> None:
         """mariadb-install-db with socket authentication for root (no password to leak)."""
