@@ -26,6 +26,7 @@ class Action(StrEnum):
     INITIALIZE = "initialize"  # try to win the initialize race and create a brand-new cluster
     BOOTSTRAP = "bootstrap"  # start mariadbd with --wsrep-new-cluster (after taking the bootstrap lock)
     JOIN = "join"  # start mariadbd joining the given peers
+    COPY_SEED = "copy_seed"  # copy the seed datadir now, so that joining later is only an IST
     HALT = "halt"  # stop trying (crash loop); a person must look
 
 
@@ -171,9 +172,6 @@ def decide(local: LocalState, cluster: Cluster, policy: RecoveryPolicy, now: flo
 
     peers = join_peers(cluster, local.name)
     if peers:
-        synced = [m for m in cluster.primary_members if m.is_synced and m.name != local.name]
-        if not synced:
-            return Decision(Action.WAIT, "a Primary Component exists but no member is Synced to donate yet")
         if seed_usable(cluster, local):
             return Decision(Action.JOIN, f"joining the Primary Component at {', '.join(peers)} from the local "
                                          "seed datadir (IST, no full SST)", peers, copy_seed=True)
@@ -182,6 +180,9 @@ def decide(local: LocalState, cluster: Cluster, policy: RecoveryPolicy, now: flo
 
     # No Primary anywhere: a full outage (or the very first start after initialization).
     if not local.has_data:
+        if seed_usable(cluster, local):
+            return Decision(Action.COPY_SEED, "copying the seed datadir while the Primary Component forms",
+                            copy_seed=True)
         return Decision(Action.WAIT, "no Primary Component to join, and an empty datadir cannot bootstrap")
     if local.position is not None and local.position.usable and local.position.seqno < 0:
         return Decision(Action.WAIT, "position unknown (seqno -1); recovering it with --wsrep-recover")

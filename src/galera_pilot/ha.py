@@ -36,6 +36,12 @@ log = logging.getLogger(__name__)
 CRASH_LOOP_COUNT = 5
 CRASH_LOOP_WINDOW = 300.0
 START_WAIT = 300.0
+# The join lease covers the gcomm join (about 0.5 s here), not the state transfer: released when the node
+# reports Primary, or expired after this many seconds, whichever comes first.
+JOIN_LEASE_TTL = 2.0
+# Not worth copying into the seed: the gcache is preallocated (gcache.size) and rebuilt on start, and a
+# saved Primary Component view belongs to the initializer alone.
+SEED_IGNORE = shutil.ignore_patterns("galera.cache", "gvwstate.dat", "*.pid", "*.sock")
 
 
 class Ha:
@@ -149,6 +155,7 @@ class Ha:
         self._consecutive_failures += 1
         delay = min(0.5 * 2 ** (self._consecutive_failures - 1), 30.0)
         self._retry_at = now + delay
+        self.dcs.release_lease("join", self.config.name)
         log.error("mariadbd exited unexpectedly; last lines of %s:\n%s", self.config.error_log,
                   tail(self.config.error_log, 8))
 
@@ -181,6 +188,8 @@ class Ha:
         return min(0.25, self.config.timing.loop_wait) if self._transitional else self.config.timing.loop_wait
 
     def _after_cycle(self, local: LocalState, cluster: Cluster) -> None:
+        if local.running and local.cluster_status == "Primary":
+            self.dcs.release_lease("join", self.config.name)
         if local.running and local.cluster_status == "Primary" and local.state == "Synced":
             if cluster.bootstrap_lock_holder == self.config.name:
                 self.dcs.release_bootstrap_lock(self.config.name)
@@ -199,6 +208,8 @@ class Ha:
             return self._bootstrap(decision, local)
         if decision.action == Action.JOIN:
             return self._join(decision, local)
+        if decision.action == Action.COPY_SEED:
+            self._copy_seed()
         return decision.reason
 
     def _history(self, action: str, reason: str, inputs: dict | None = None) -> None:
@@ -252,10 +263,14 @@ class Ha:
             self._expect_running = False
             self.process.stop(30)
             raise PilotError(f"initializing the cluster failed: {error}") from None
-        if not self.dcs.finish_initialize(self.config.name, uuid):
-            return "lost the initialize lease while initializing; another agent may have taken over"
         reason = f"initializer bootstraps the new cluster {uuid} from its seed (seqno {seqno})"
-        self.dcs.acquire_bootstrap_lock(self.config.name, self.config.timing.bootstrap_lock_ttl, reason)
+        # Lock first, then mark the cluster initialized: no joiner holding a seed copy can ever see an
+        # initialized cluster without Primary and without a bootstrap lock holder.
+        if not self.dcs.acquire_bootstrap_lock(self.config.name, self.config.timing.bootstrap_lock_ttl, reason):
+            raise PilotError("the bootstrap lock is held by another node during initialization")
+        if not self.dcs.finish_initialize(self.config.name, uuid):
+            self.dcs.release_bootstrap_lock(self.config.name)
+            return "lost the initialize lease while initializing; another agent may have taken over"
         self._history("bootstrap", reason, {"cluster_uuid": uuid, "seqno": seqno})
         self._start(bootstrap=True, peers=())
         return f"initialized cluster {uuid}; bootstrapping it"
@@ -266,12 +281,14 @@ class Ha:
         The clean shutdown stores the wsrep position in InnoDB, so joiners that copy the seed join by IST
         (a hand-written grastate.dat on a never-replicated datadir does not work: see galera-notes).
         """
+        t0 = time.monotonic()
         self.activity = "initializing a new cluster: mariadb-install-db"
         if self.config.data_dir.exists():
             shutil.rmtree(self.config.data_dir)  # empty, or our own interrupted initialization
         self._prepare_dirs()
         self._write_mycnf(())
         self.process.install_db()
+        t_install = time.monotonic()
         self.dcs.keep_initialize_lease(self.config.name, ttl)
         self.activity = "initializing a new cluster: creating accounts"
         self.process.start(bootstrap=True)
@@ -283,9 +300,11 @@ class Ha:
         finally:
             connection.close()
         uuid = status["wsrep_cluster_state_uuid"]
+        t_accounts = time.monotonic()
         self._expect_running = False
         if not self.process.stop(120):
             raise PilotError("mariadbd did not shut down within 120 s after creating the accounts")
+        t_stop = time.monotonic()
         self.dcs.keep_initialize_lease(self.config.name, ttl)
         position = datadir_position(self.config.data_dir)
         if position is None or not position.usable or position.uuid != uuid:
@@ -294,10 +313,14 @@ class Ha:
         seed = self.config.seed_dir
         if seed.exists():
             shutil.rmtree(seed)
-        shutil.copytree(self.config.data_dir, seed, symlinks=True)
+        shutil.copytree(self.config.data_dir, seed, symlinks=True, ignore=SEED_IGNORE)
         set_safe_to_bootstrap(seed, False)
         chown_tree(seed, self.config.effective_mariadbd_user)
         self.dcs.publish_seed(SeedRecord(self.host, str(seed), uuid, position.seqno))
+        t_seed = time.monotonic()
+        log.info("seed datadir ready in %.2f s (install-db %.2f, first start and accounts %.2f, shutdown %.2f, "
+                 "copy %.2f)", t_seed - t0, t_install - t0, t_accounts - t_install, t_stop - t_accounts,
+                 t_seed - t_stop)
         return uuid, position.seqno
 
     def _probe_primary(self, cluster: Cluster) -> str | None:
@@ -333,15 +356,28 @@ class Ha:
         self._start(bootstrap=True, peers=())
         return again.reason
 
+    def _copy_seed(self) -> None:
+        seed = self.dcs.snapshot().seed
+        if seed is None or not Path(seed.path).is_dir():
+            raise PilotError("the seed datadir announced in the DCS is not on this host")
+        self.activity = "copying the seed datadir"
+        partial = self.config.data_dir.with_name(self.config.data_dir.name + ".seed-copy")
+        if partial.exists():
+            shutil.rmtree(partial)
+        shutil.copytree(seed.path, partial, symlinks=True)
+        chown_tree(partial, self.config.effective_mariadbd_user)
+        # Rename last: an interrupted copy never looks like a datadir.
+        if self.config.data_dir.exists():
+            self.config.data_dir.rmdir()
+        partial.rename(self.config.data_dir)
+
     def _join(self, decision: Decision, local: LocalState) -> str:
+        if not self.dcs.acquire_lease("join", self.config.name, JOIN_LEASE_TTL, decision.reason):
+            holder = self.dcs.get("join")
+            who = json.loads(holder.value).get("holder") if holder else "another node"
+            return f"waiting for {who} to enter the group first (one join at a time is faster)"
         if decision.copy_seed:
-            seed = self.dcs.snapshot().seed
-            if seed is not None and Path(seed.path).is_dir():
-                self.activity = "copying the seed datadir"
-                if self.config.data_dir.exists():
-                    shutil.rmtree(self.config.data_dir)
-                shutil.copytree(seed.path, self.config.data_dir, symlinks=True)
-                chown_tree(self.config.data_dir, self.config.effective_mariadbd_user)
+            self._copy_seed()
         elif not local.has_data and self.config.sst_method == "mysqldump":
             self._prepare_for_mysqldump_sst()
         self._history("join", decision.reason, {"peers": list(decision.peers)})
@@ -368,6 +404,7 @@ class Ha:
             if stopped and (self._synced_once or self.config.name in self.dcs.snapshot().roster):
                 self.dcs.update_roster(self._roster_entry(stopped_gracefully=True))
                 self.dcs.release_bootstrap_lock(self.config.name)
+            self.dcs.release_lease("join", self.config.name)
             self.dcs.remove_member(self.config.name)
         except PilotError as error:
             log.warning("could not record the stop in the DCS: %s", error)
