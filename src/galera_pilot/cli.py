@@ -47,11 +47,14 @@ def main() -> None:
               help="address of node1; node N gets base + N-1")
 @click.option("--sst-method", type=click.Choice(["mariabackup", "rsync", "mysqldump"]), default="mariabackup",
               show_default=True, help="state transfer method for nodes created by this call")
+@click.option("--seed/--no-seed", "use_seed", default=True, show_default=True,
+              help="new nodes copy the initializer's seed datadir and join by IST (--no-seed: full SST)")
 @click.option("--timeout", default=600.0, show_default=True, help="seconds to wait for every node to be Synced")
-def up(directory: Path, nodes: int, base_address: str, sst_method: str, timeout: float) -> None:
+def up(directory: Path, nodes: int, base_address: str, sst_method: str, use_seed: bool, timeout: float) -> None:
     """Lay out DIR (or extend it), start an agent per node and wait until every node is Synced."""
     started_at = time.monotonic()
-    cluster = EmbeddedCluster.layout(directory, nodes, base_address, sst_method)  # type: ignore[arg-type]
+    cluster = EmbeddedCluster.layout(directory, nodes, base_address, sst_method,  # type: ignore[arg-type]
+                                     use_seed=use_seed)
     started = cluster.start_agents()
     snapshot = cluster.wait_synced(timeout)
     elapsed = time.monotonic() - started_at

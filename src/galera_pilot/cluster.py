@@ -33,6 +33,11 @@ class Position:
     def usable(self) -> bool:
         return self.unusable is None and self.uuid != UNKNOWN_UUID and self.seqno >= 0
 
+    @property
+    def needs_recovery(self) -> bool:
+        """A crashed node's grastate.dat says seqno -1; only --wsrep-recover knows the real position."""
+        return self.unusable is None and self.uuid != UNKNOWN_UUID and self.seqno < 0
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -184,7 +184,7 @@ def decide(local: LocalState, cluster: Cluster, policy: RecoveryPolicy, now: flo
             return Decision(Action.COPY_SEED, "copying the seed datadir while the Primary Component forms",
                             copy_seed=True)
         return Decision(Action.WAIT, "no Primary Component to join, and an empty datadir cannot bootstrap")
-    if local.position is not None and local.position.usable and local.position.seqno < 0:
+    if local.position is not None and local.position.needs_recovery:
         return Decision(Action.WAIT, "position unknown (seqno -1); recovering it with --wsrep-recover")
     holder = cluster.bootstrap_lock_holder
     if holder is not None and holder != local.name:

@@ -80,7 +80,7 @@ class EmbeddedCluster:
     # ---- layout --------------------------------------------------------------------------------------
     @classmethod
     def layout(cls, directory: Path, nodes: int, base_address: str, sst_method: SstMethod,
-               cluster_name: str = "galera") -> EmbeddedCluster:
+               cluster_name: str = "galera", use_seed: bool = True) -> EmbeddedCluster:
         """Create DIR, or extend an existing cluster folder to `nodes` nodes; existing nodes are kept."""
         directory = directory.resolve()
         marker = directory / MARKER
@@ -114,7 +114,7 @@ class EmbeddedCluster:
             config = parse_config({
                 "name": name, "cluster_name": cluster_name, "address": address, "dcs": dcs_url,
                 "base_dir": str(base), "credentials_file": str(directory / "credentials.yaml"),
-                "sst_method": sst_method,
+                "sst_method": sst_method, "use_seed": use_seed,
             }, f"node {name}")
             (base / "agent.yaml").write_text(dump_config(config))
             names.append(name)

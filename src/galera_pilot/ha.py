@@ -61,6 +61,7 @@ class Ha:
         self._expect_running = self.process.is_running()  # adopt a mariadbd left by an earlier agent
         self._exits: deque[float] = deque(maxlen=CRASH_LOOP_COUNT)
         self._consecutive_failures = 0
+        self._crash_loop: str | None = None
         self._retry_at = 0.0
         self._no_primary_since: float | None = None
         self._synced_once = False
@@ -86,7 +87,7 @@ class Ha:
 
     def _position(self) -> Position | None:
         position = datadir_position(self.config.data_dir)
-        if position is None or not position.usable or position.seqno >= 0:
+        if position is None or not position.needs_recovery:
             return position
         key = self._recovery_key()
         if self._recovered is not None and self._recovered[0] == key:
@@ -128,10 +129,12 @@ class Ha:
             position = self._position() if data else None
         if status and cluster_status == "Primary" and state == "Synced":
             self._consecutive_failures = 0
-        crash_loop = None
-        if len(self._exits) == CRASH_LOOP_COUNT and now - self._exits[0] < CRASH_LOOP_WINDOW:
-            crash_loop = (f"it exited {CRASH_LOOP_COUNT} times within {CRASH_LOOP_WINDOW:.0f} s "
-                          f"(crash loop); see {self.config.error_log}")
+        if (self._crash_loop is None and len(self._exits) == CRASH_LOOP_COUNT
+                and now - self._exits[0] < CRASH_LOOP_WINDOW):
+            # Sticky until the agent is restarted: a person must look before the server is started again.
+            self._crash_loop = (f"it exited {CRASH_LOOP_COUNT} times within {CRASH_LOOP_WINDOW:.0f} s "
+                                f"(crash loop); see {self.config.error_log}, then restart this agent")
+            self._history("halt", f"crash loop: {self._crash_loop}")
         member = replace(
             self.member(), running=running, state=state, cluster_status=cluster_status,
             cluster_size=int((status or {}).get("wsrep_cluster_size", 0) or 0),
@@ -145,7 +148,7 @@ class Ha:
         return LocalState(
             name=self.config.name, host=self.host, running=running, cluster_status=cluster_status,
             state=state, has_data=data, position=position, use_seed=self.config.use_seed,
-            crash_loop=crash_loop, backoff_remaining=max(0.0, self._retry_at - now),
+            crash_loop=self._crash_loop, backoff_remaining=max(0.0, self._retry_at - now),
             no_primary_since=self._no_primary_since,
         )
 

@@ -127,8 +127,9 @@ def test_load_missing_file(tmp_path: Path) -> None:
         load_credentials(tmp_path / "absent.yaml")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: credentials.py load_credentials raises IndexError, not ConfigError, "
-                                      "when a field is present but not a string (e.g. a numeric password)")
+@pytest.mark.xfail(strict=True, raises=IndexError,
+                   reason="bug: credentials.py load_credentials raises IndexError, not ConfigError, "
+                          "when a field is present but not a string (e.g. a numeric password)")
 @pytest.mark.parametrize("value", ["123456", "true", "[a, b]"])
 def test_load_rejects_non_string_field_with_config_error(tmp_path: Path, value: str) -> None:
     text = f"admin_user: pilot_admin\nadmin_password: {value}\nsst_user: pilot_sst\nsst_password: secret\n"

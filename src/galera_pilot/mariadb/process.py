@@ -56,14 +56,18 @@ class MariadbProcess:
         return [self.config.binaries.mariadbd, f"--defaults-file={self.config.mycnf}", *extra]
 
     def pid(self) -> int | None:
-        """The pid of *our* mariadbd, or None; a stale pid file or a recycled pid does not count."""
-        if self._child is not None and self._child.poll() is not None:
+        """The pid of *our* mariadbd, or None; a stale pid file or a recycled pid does not count.
+
+        A server this agent started is known by its process handle (its pid file appears only later,
+        and after a kill -9 the old file is still there); an adopted one by its pid file.
+        """
+        if self._child is not None:
+            if self._child.poll() is None:
+                return self._child.pid
             self._child = None  # reaped: no zombie left behind
         try:
             pid = int(self.config.pid_file.read_text().strip())
         except (OSError, ValueError):
-            pid = self._child.pid if self._child is not None else None
-        if pid is None:
             return None
         try:
             proc = psutil.Process(pid)

@@ -1,0 +1,138 @@
+"""A real 3-node cluster: up, write/read, health, security, crash restart, a fourth node, down/up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from .conftest import cli, destroy, http_status, mariadbd_pid, members, new_cluster_path, query, wait_for
+
+LIST_KEYS = {"name", "address", "state", "cluster_status", "cluster_size", "cluster_uuid", "seqno", "activity"}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Path]:
+    directory = new_cluster_path()
+    result = cli("up", "--dir", str(directory))
+    assert "3 nodes Synced" in result.stdout
+    yield directory
+    destroy(directory)
+
+
+def all_synced(directory: Path, size: int) -> bool:
+    rows = members(directory)
+    return len(rows) == size and all(
+        r["state"] == "Synced" and r["cluster_status"] == "Primary" and r["cluster_size"] == size for r in rows.values()
+    )
+
+
+def test_up_brings_three_synced_members_of_one_cluster(cluster: Path) -> None:
+    rows = members(cluster)
+    assert sorted(rows) == ["node1", "node2", "node3"]
+    assert {r["address"] for r in rows.values()} == {"127.0.0.2", "127.0.0.3", "127.0.0.4"}
+    for row in rows.values():
+        assert set(row) == LIST_KEYS
+        assert (row["state"], row["cluster_status"], row["cluster_size"]) == ("Synced", "Primary", 3)
+    assert len({r["cluster_uuid"] for r in rows.values()}) == 1
+    table = cli("list", "--dir", str(cluster)).stdout
+    assert "node3" in table and "Synced" in table
+
+
+def test_write_on_one_node_is_read_on_the_others(cluster: Path) -> None:
+    query(cluster, "CREATE DATABASE IF NOT EXISTS app", "node1")
+    query(cluster, "CREATE TABLE IF NOT EXISTS app.t (id INT PRIMARY KEY, v VARCHAR(20))", "node1")
+    query(cluster, "REPLACE INTO app.t VALUES (1, 'from node1')", "node1")
+    query(cluster, "REPLACE INTO app.t VALUES (2, 'from node2')", "node2")
+    for node in ("node1", "node2", "node3"):
+        assert query(cluster, "SELECT id, v FROM app.t ORDER BY id", node) == [["1", "from node1"], ["2", "from node2"]]
+
+
+def test_rest_api_health_and_status(cluster: Path) -> None:
+    assert http_status("http://127.0.0.3:8008/health") == 200
+    with urllib.request.urlopen("http://127.0.0.3:8008/status", timeout=2) as response:
+        status = json.loads(response.read())
+    assert status["name"] == "node2" and status["state"] == "Synced" and status["cluster_size"] == 3
+    assert http_status("http://127.0.0.3:8008/nope") == 404
+    request = urllib.request.Request("http://127.0.0.3:8008/health", method="HEAD")
+    with urllib.request.urlopen(request, timeout=2) as response:
+        assert response.status == 200 and response.read() == b""
+
+
+def test_secrets_stay_private(cluster: Path) -> None:
+    credentials = yaml.safe_load((cluster / "credentials.yaml").read_text())
+    assert stat.S_IMODE((cluster / "credentials.yaml").stat().st_mode) == 0o600
+    for node in ("node1", "node2", "node3"):
+        mode = stat.S_IMODE((cluster / node / "my.cnf").stat().st_mode)
+        assert mode & 0o007 == 0, f"{node}/my.cnf is world-accessible ({oct(mode)})"
+    secrets = [credentials["admin_password"], credentials["sst_password"]]
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        assert not any(s in cmdline for s in secrets), f"a password is on the command line of pid {proc.pid}"
+    for log in cluster.glob("node*/log/*"):
+        text = log.read_text(errors="replace")
+        assert not any(s in text for s in secrets), f"a password is in {log}"
+
+
+def test_mariadbd_runs_unprivileged_and_has_no_anonymous_users(cluster: Path) -> None:
+    for node in ("node1", "node2", "node3"):
+        pid = mariadbd_pid(cluster, node)
+        assert pid is not None
+        assert psutil.Process(pid).username() == "mysql"
+        assert query(cluster, "SELECT COUNT(*) FROM mysql.user WHERE user = ''", node) == [["0"]]
+
+
+def test_up_again_starts_nothing_new(cluster: Path) -> None:
+    result = cli("up", "--dir", str(cluster))
+    assert "agents started: none" in result.stdout
+
+
+def test_killed_mariadbd_is_restarted_and_rejoins(cluster: Path) -> None:
+    old = mariadbd_pid(cluster, "node3")
+    assert old is not None
+    os.kill(old, signal.SIGKILL)
+    query(cluster, "REPLACE INTO app.t VALUES (3, 'while node3 was down')", "node1")
+
+    def back() -> bool:
+        pid = mariadbd_pid(cluster, "node3")
+        return pid not in (None, old) and all_synced(cluster, 3)
+
+    wait_for(back, 120, "node3 to be restarted by its agent and Synced again")
+    assert query(cluster, "SELECT v FROM app.t WHERE id = 3", "node3") == [["while node3 was down"]]
+    history = json.dumps([e for e in cli("list", "--dir", str(cluster), "--format", "json").stdout])
+    assert "node3" in history
+
+
+def test_fourth_node_joins_running_cluster(cluster: Path) -> None:
+    result = cli("up", "--dir", str(cluster), "--nodes", "4")
+    assert "agents started: node4" in result.stdout
+    rows = members(cluster)
+    assert rows["node4"]["address"] == "127.0.0.5"
+    assert all_synced(cluster, 4)
+    assert query(cluster, "SELECT COUNT(*) FROM app.t", "node4") == [["3"]]
+
+
+def test_down_then_up_keeps_the_data(cluster: Path) -> None:
+    query(cluster, "REPLACE INTO app.t VALUES (4, 'before down')", "node2")
+    result = cli("down", "--dir", str(cluster))
+    assert "stopped" in result.stdout
+    for node in ("node1", "node2", "node3", "node4"):
+        assert mariadbd_pid(cluster, node) is None
+    assert all(r["state"] == "stopped" for r in members(cluster).values())
+    grastate = (cluster / "node1" / "data" / "grastate.dat").read_text()
+    assert "seqno:   -1" not in grastate, "a graceful stop must record the real seqno"
+    started = time.monotonic()
+    cli("up", "--dir", str(cluster))
+    assert time.monotonic() - started < 300
+    assert all_synced(cluster, 4)
+    for node in ("node1", "node2", "node3", "node4"):
+        assert query(cluster, "SELECT v FROM app.t WHERE id = 4", node) == [["before down"]]

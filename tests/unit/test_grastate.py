@@ -1,0 +1,219 @@
+"""mariadb/grastate.py: parsing grastate.dat and judging a datadir's position."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from galera_pilot.cluster import UNKNOWN_UUID, Position
+from galera_pilot.mariadb.grastate import (
+    CorruptGrastate,
+    GraState,
+    datadir_position,
+    has_data,
+    parse_grastate,
+    set_safe_to_bootstrap,
+)
+
+UUID = "8f1e1d9a-7c2b-11ee-9b1f-0242ac120002"
+
+
+def grastate(uuid: str = UUID, seqno: int | str = 42, safe: int | str | None = 0) -> str:
+    lines = ["# GALERA saved state", "version: 2.1", f"uuid:    {uuid}", f"seqno:   {seqno}"]
+    if safe is not None:
+        lines.append(f"safe_to_bootstrap: {safe}")
+    return "\n".join(lines) + "\n"
+
+
+def datadir(tmp_path: Path, text: str | None = None, marker: str = "mysql") -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    if marker == "mysql":
+        (data / "mysql").mkdir()
+    elif marker == "ibdata1":
+        (data / "ibdata1").write_bytes(b"\0" * 16)
+    if text is not None:
+        (data / "grastate.dat").write_text(text)
+    return data
+
+
+# ---- parse_grastate ---------------------------------------------------------------------------------------
+
+
+def test_parse_typical_file() -> None:
+    assert parse_grastate(grastate(seqno=1234, safe=1)) == GraState(UUID, 1234, True)
+    assert parse_grastate(grastate(seqno=0, safe=0)) == GraState(UUID, 0, False)
+
+
+def test_parse_seqno_minus_one() -> None:
+    assert parse_grastate(grastate(seqno=-1)) == GraState(UUID, -1, False)
+
+
+def test_parse_missing_safe_to_bootstrap_means_not_safe() -> None:
+    assert parse_grastate(grastate(safe=None)) == GraState(UUID, 42, False)
+
+
+def test_parse_ignores_comments_blank_lines_and_unknown_keys() -> None:
+    text = f"# comment: uuid: nonsense\n\nversion: 2.1\nuuid:{UUID}\nseqno:7\nextra: field\nsafe_to_bootstrap:1\n"
+    assert parse_grastate(text) == GraState(UUID, 7, True)
+
+
+def test_parse_all_zero_uuid_is_syntactically_fine() -> None:
+    assert parse_grastate(grastate(uuid=UNKNOWN_UUID, seqno=-1)).uuid == UNKNOWN_UUID
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("", "uuid"),
+        ("garbage\n\x00\x01", "uuid"),
+        (grastate(uuid="not-a-uuid"), "uuid"),
+        (grastate(uuid=UUID[:-1]), "uuid"),
+        (grastate(uuid=UUID + "0"), "uuid"),
+        (grastate(seqno="forty-two"), "seqno"),
+        (grastate(seqno=""), "seqno"),
+        (grastate(seqno="1.5"), "seqno"),
+        (grastate(seqno=-2), "below -1"),
+        (grastate(safe=2), "safe_to_bootstrap"),
+        (grastate(safe="yes"), "safe_to_bootstrap"),
+        (f"version: 2.1\nuuid: {UUID}\n", "seqno"),
+        ("version: 2.1\nseqno: 5\n", "uuid"),
+        # truncated in the middle of the uuid, as after a crash during a write
+        (f"# GALERA saved state\nversion: 2.1\nuuid:    {UUID[:13]}", "uuid"),
+    ],
+)
+def test_parse_corrupt(text: str, complaint: str) -> None:
+    with pytest.raises(CorruptGrastate, match=complaint):
+        parse_grastate(text)
+
+
+def test_corrupt_grastate_is_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        parse_grastate("")
+
+
+uuids = st.uuids().map(str)
+
+
+@settings(max_examples=100, deadline=None)
+@given(uuid=uuids, seqno=st.integers(-1, 2**63 - 1), safe=st.booleans(), spaces=st.text(" \t", max_size=3))
+def test_parse_round_trip(uuid: str, seqno: int, safe: bool, spaces: str) -> None:
+    text = f"# GALERA saved state\nversion: 2.1\nuuid:{spaces}{uuid}\nseqno:{spaces}{seqno}\n" \
+           f"safe_to_bootstrap:{spaces}{int(safe)}\n"
+    assert parse_grastate(text) == GraState(uuid, seqno, safe)
+
+
+# ---- datadir_position -------------------------------------------------------------------------------------
+
+
+def test_has_data(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert not has_data(empty)
+    assert not has_data(tmp_path / "absent")
+    (empty / "grastate.dat").write_text(grastate())  # a grastate alone is not data
+    assert not has_data(empty)
+    assert has_data(datadir(tmp_path, marker="mysql"))
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "ibdata1").write_bytes(b"x")
+    assert has_data(other)
+
+
+def test_empty_or_absent_datadir_has_no_position(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "grastate.dat").write_text(grastate())
+    assert datadir_position(empty) is None
+    assert datadir_position(tmp_path / "absent") is None
+
+
+@pytest.mark.parametrize("marker", ["mysql", "ibdata1"])
+def test_normal_position(tmp_path: Path, marker: str) -> None:
+    position = datadir_position(datadir(tmp_path, grastate(seqno=42, safe=1), marker))
+    assert position == Position(UUID, 42, True, "grastate", None)
+    assert position.usable
+    assert not position.needs_recovery
+
+
+def test_seqno_minus_one_is_not_flagged_but_not_yet_usable(tmp_path: Path) -> None:
+    position = datadir_position(datadir(tmp_path, grastate(seqno=-1)))
+    assert position == Position(UUID, -1, False, "grastate", None)
+    assert position.unusable is None  # a crash, not damage: --wsrep-recover can find the real seqno
+    assert not position.usable
+    assert position.needs_recovery
+
+
+def test_sst_in_progress_is_unusable_even_with_a_good_grastate(tmp_path: Path) -> None:
+    data = datadir(tmp_path, grastate(seqno=100, safe=1))
+    (data / "sst_in_progress").write_text("")
+    position = datadir_position(data)
+    assert position is not None
+    assert position.unusable is not None and "sst_in_progress" in position.unusable
+    assert position.uuid == UNKNOWN_UUID and position.seqno == -1
+    assert not position.usable
+    assert not position.needs_recovery  # damaged, not merely crashed: recovery must not be attempted
+
+
+def test_missing_grastate_is_unusable(tmp_path: Path) -> None:
+    position = datadir_position(datadir(tmp_path, None))
+    assert position is not None and not position.usable
+    assert "missing" in position.unusable
+
+
+def test_corrupt_grastate_is_unusable(tmp_path: Path) -> None:
+    position = datadir_position(datadir(tmp_path, grastate(uuid="garbage")))
+    assert position is not None and not position.usable
+    assert "corrupt" in position.unusable
+    assert position.uuid == UNKNOWN_UUID
+
+
+def test_unreadable_grastate_is_unusable(tmp_path: Path) -> None:
+    data = datadir(tmp_path, None)
+    (data / "grastate.dat").mkdir()  # reading a directory fails even for root
+    position = datadir_position(data)
+    assert position is not None and not position.usable
+    assert "cannot be read" in position.unusable
+
+
+def test_all_zero_uuid_is_unusable(tmp_path: Path) -> None:
+    position = datadir_position(datadir(tmp_path, grastate(uuid=UNKNOWN_UUID, seqno=-1)))
+    assert position is not None and not position.usable
+    assert "no cluster UUID" in position.unusable
+
+
+def test_all_zero_uuid_with_a_seqno_is_still_unusable(tmp_path: Path) -> None:
+    position = datadir_position(datadir(tmp_path, grastate(uuid=UNKNOWN_UUID, seqno=10, safe=1)))
+    assert position is not None and not position.usable
+
+
+# ---- set_safe_to_bootstrap --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("before", "value"), [(0, True), (1, False), (1, True), (0, False)])
+def test_set_safe_to_bootstrap_keeps_other_lines(tmp_path: Path, before: int, value: bool) -> None:
+    original = grastate(seqno=77, safe=before)
+    data = datadir(tmp_path, original)
+    set_safe_to_bootstrap(data, value)
+    text = (data / "grastate.dat").read_text()
+    assert parse_grastate(text) == GraState(UUID, 77, value)
+    old_lines, new_lines = original.splitlines(), text.splitlines()
+    assert len(old_lines) == len(new_lines)
+    changed = [(o, n) for o, n in zip(old_lines, new_lines, strict=True) if o != n]
+    if bool(before) == value:
+        assert changed == []
+    else:
+        assert changed == [(f"safe_to_bootstrap: {before}", f"safe_to_bootstrap: {int(value)}")]
+    assert text.endswith("\n")
+
+
+def test_set_safe_to_bootstrap_does_not_touch_similar_lines(tmp_path: Path) -> None:
+    original = f"# safe_to_bootstrap: 0 is explained here\nuuid: {UUID}\nseqno: 5\nsafe_to_bootstrap: 0\n"
+    data = datadir(tmp_path, original)
+    set_safe_to_bootstrap(data, True)
+    text = (data / "grastate.dat").read_text()
+    assert text == original.replace("\nsafe_to_bootstrap: 0\n", "\nsafe_to_bootstrap: 1\n")
+    assert datadir_position(data) == Position(UUID, 5, True)

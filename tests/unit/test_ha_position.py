@@ -1,0 +1,90 @@
+"""ha.py's position gathering: a crashed datadir (grastate seqno -1) must be recovered with --wsrep-recover.
+
+mariadbd itself is replaced by a stub returning what `--wsrep-recover` would print; everything else is real.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from unit_helpers import make_config
+
+from galera_pilot.cluster import Position
+from galera_pilot.credentials import Credentials
+from galera_pilot.dcs.sqlite import SQLiteDCS
+from galera_pilot.ha import Ha
+
+UUID = "8f1e1d9a-7c2b-11ee-9b1f-0242ac120002"
+
+
+@pytest.fixture
+def ha(tmp_path: Path, dcs: SQLiteDCS) -> Ha:
+    config = make_config(base_dir=str(tmp_path / "node1"), mariadbd_user="nobody")
+    agent = Ha(config, dcs, Credentials.generate())
+    config.data_dir.mkdir(parents=True)
+    (config.data_dir / "mysql").mkdir()
+    agent.recover_calls = []  # type: ignore[attr-defined]
+
+    def fake_recover() -> Position:
+        agent.recover_calls.append(1)  # type: ignore[attr-defined]
+        return Position(UUID, 42, False, "wsrep-recover")
+
+    agent.process.wsrep_recover = fake_recover  # type: ignore[method-assign]
+    return agent
+
+
+def write_grastate(ha: Ha, seqno: int, safe: int = 0) -> None:
+    (ha.config.data_dir / "grastate.dat").write_text(
+        f"# GALERA saved state\nversion: 2.1\nuuid:    {UUID}\nseqno:   {seqno}\nsafe_to_bootstrap: {safe}\n")
+
+
+def test_clean_position_needs_no_recovery(ha: Ha) -> None:
+    write_grastate(ha, 17, safe=1)
+    assert ha._position() == Position(UUID, 17, True, "grastate")
+    assert ha.recover_calls == []  # type: ignore[attr-defined]
+
+
+def test_damaged_datadir_is_not_recovered(ha: Ha) -> None:
+    write_grastate(ha, 17)
+    (ha.config.data_dir / "sst_in_progress").write_text("")
+    position = ha._position()
+    assert position is not None and not position.usable
+    assert ha.recover_calls == []  # type: ignore[attr-defined]
+
+
+def test_crashed_datadir_is_recovered(ha: Ha) -> None:
+    # Regression: _position used to return early on `not position.usable`, always true for seqno -1.
+    write_grastate(ha, -1)
+    position = ha._position()
+    assert ha.recover_calls == [1]  # type: ignore[attr-defined]
+    assert position == Position(UUID, 42, False, "wsrep-recover")
+    assert ha._position() == position  # cached while grastate.dat and the redo log are unchanged
+    assert ha.recover_calls == [1]  # type: ignore[attr-defined]
+
+
+def test_crashed_datadir_keeps_safe_to_bootstrap(ha: Ha) -> None:
+    write_grastate(ha, -1, safe=1)
+    assert ha._position() == Position(UUID, 42, True, "wsrep-recover")
+
+
+def test_recovery_of_another_cluster_is_unusable(ha: Ha) -> None:
+    write_grastate(ha, -1)
+    other = "00000000-1111-2222-3333-444444444444"
+    ha.process.wsrep_recover = lambda: Position(other, 99, False, "wsrep-recover")  # type: ignore[method-assign]
+    position = ha._position()
+    assert position is not None and not position.usable
+    assert position.uuid == other and other in position.unusable and UUID in position.unusable
+
+
+def test_failed_recovery_is_unusable(ha: Ha) -> None:
+    from galera_pilot.errors import PilotError
+
+    def broken() -> Position:
+        raise PilotError("mariadbd --wsrep-recover found no position: boom")
+
+    write_grastate(ha, -1)
+    ha.process.wsrep_recover = broken  # type: ignore[method-assign]
+    position = ha._position()
+    assert position is not None and not position.usable and not position.needs_recovery
+    assert "boom" in position.unusable
