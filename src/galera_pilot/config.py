@@ -19,20 +19,32 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from galera_pilot.errors import ConfigError
 
 SstMethod = Literal["mariabackup", "rsync", "mysqldump"]
+# my.cnf settings that galera-pilot renders itself (see mariadb/mycnf.py); `mariadb.extra` may not
+# override them, since a later line in my.cnf silently wins.
+MANAGED_MYCNF_KEYS = frozenset({
+    "user", "datadir", "socket", "pid_file", "log_error", "bind_address", "port", "wsrep_on", "wsrep_provider",
+    "wsrep_cluster_name", "wsrep_cluster_address", "wsrep_node_name", "wsrep_node_address",
+    "wsrep_provider_options", "wsrep_sst_method", "wsrep_sst_receive_address", "wsrep_sst_auth",
+    "wsrep_start_position", "binlog_format", "innodb_autoinc_lock_mode", "default_storage_engine",
+    "innodb_buffer_pool_size", "innodb_log_file_size", "innodb_flush_log_at_trx_commit",
+})
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
 
 
 def _check_address(value: str) -> str:
     try:
-        ipaddress.ip_address(value)
+        parsed = ipaddress.ip_address(value)
     except ValueError:
         if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})", value):
             raise ValueError(f"{value!r} is neither an IP address nor a host name") from None
+        return value
+    if parsed.version == 6:
+        raise ValueError("IPv6 addresses are not supported yet; use an IPv4 address or a host name")
     return value
 
 
 class Ports(BaseModel):
-    """TCP ports of one node. All four are per address, so nodes on 127.0.0.2/.3/.4 reuse them."""
+    """TCP ports of one node. All five are per address, so nodes on 127.0.0.2/.3/.4 reuse them."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -91,9 +103,7 @@ class MariadbSettings(BaseModel):
     @field_validator("extra")
     @classmethod
     def _no_managed_keys(cls, value: dict[str, str]) -> dict[str, str]:
-        managed = {"datadir", "socket", "port", "bind-address", "bind_address", "user", "wsrep_on",
-                   "wsrep_cluster_address", "wsrep_node_address", "wsrep_provider", "wsrep_sst_auth"}
-        clash = sorted(k for k in value if k.replace("-", "_") in {m.replace("-", "_") for m in managed})
+        clash = sorted(k for k in value if k.replace("-", "_").lower() in MANAGED_MYCNF_KEYS)
         if clash:
             raise ValueError(f"{', '.join(clash)} is managed by galera-pilot and cannot be set in extra")
         return value

@@ -59,7 +59,7 @@ def load_credentials(path: Path) -> Credentials:
     if path.stat().st_mode & 0o077:
         raise ConfigError(f"credentials file {path} must not be readable by group or others (chmod 600 it)")
     fields = ("admin_user", "admin_password", "sst_user", "sst_password")
-    if not isinstance(data, dict) or any(not isinstance(data.get(f), str) or not data.get(f) for f in fields):
-        missing = [f for f in fields if not isinstance(data, dict) or not data.get(f)]
-        raise ConfigError(f"credentials file {path}: field '{missing[0]}' is missing or empty")
+    bad = [f for f in fields if not isinstance(data, dict) or not isinstance(data.get(f), str) or not data.get(f)]
+    if bad:
+        raise ConfigError(f"credentials file {path}: field '{bad[0]}' is missing, empty or not a string")
     return Credentials(**{f: data[f] for f in fields})

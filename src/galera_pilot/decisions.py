@@ -97,11 +97,13 @@ def choose_bootstrap_node(cluster: Cluster, local: LocalState, policy: RecoveryP
     described = {n: {"uuid": p.uuid, "seqno": p.seqno, "safe_to_bootstrap": p.safe_to_bootstrap,
                      "unusable": p.unusable} for n, p in positions.items()}
     roster = set(cluster.roster) | {local.name}
-    missing = sorted(roster - set(positions))
+    # A crashed member whose position is not recovered yet (seqno -1) may be the most advanced: not reported.
+    known = {n for n, p in positions.items() if not p.needs_recovery}
+    missing = sorted(roster - known)
     if missing:
         majority = len(roster) // 2 + 1
         waited = 0.0 if local.no_primary_since is None else now - local.no_primary_since
-        reported = len(roster & set(positions))
+        reported = len(roster & known)
         if policy.mode == "all":
             return BootstrapChoice(None, f"waiting for the positions of {', '.join(missing)} "
                                    f"(policy 'all': every last-known member must report)", described)
@@ -159,6 +161,16 @@ def decide(local: LocalState, cluster: Cluster, policy: RecoveryPolicy, now: flo
     if local.backoff_remaining > 0:
         return Decision(Action.WAIT, f"mariadbd exited unexpectedly; restarting in {local.backoff_remaining:.1f} s")
 
+    # A live Primary Component always wins: join it, whatever else the DCS says (even with no
+    # initialize record, e.g. a recreated DCS file, a second cluster must never be started beside it).
+    peers = join_peers(cluster, local.name)
+    if peers:
+        if seed_usable(cluster, local):
+            return Decision(Action.JOIN, f"joining the Primary Component at {', '.join(peers)} from the local "
+                                         "seed datadir (IST, no full SST)", peers, copy_seed=True)
+        how = "with a full SST" if not local.has_data else "(IST if the donor's gcache allows, else SST)"
+        return Decision(Action.JOIN, f"joining the Primary Component at {', '.join(peers)} {how}", peers)
+
     init = cluster.initialize
     if init is None:
         if local.has_data:
@@ -169,14 +181,6 @@ def decide(local: LocalState, cluster: Cluster, policy: RecoveryPolicy, now: flo
         if init.by == local.name:
             return Decision(Action.INITIALIZE, "this node's own initialization was interrupted; resuming it")
         return Decision(Action.WAIT, f"{init.by} is initializing the cluster")
-
-    peers = join_peers(cluster, local.name)
-    if peers:
-        if seed_usable(cluster, local):
-            return Decision(Action.JOIN, f"joining the Primary Component at {', '.join(peers)} from the local "
-                                         "seed datadir (IST, no full SST)", peers, copy_seed=True)
-        how = "with a full SST" if not local.has_data else "(IST if the donor's gcache allows, else SST)"
-        return Decision(Action.JOIN, f"joining the Primary Component at {', '.join(peers)} {how}", peers)
 
     # No Primary anywhere: a full outage (or the very first start after initialization).
     if not local.has_data:

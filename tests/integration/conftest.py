@@ -6,6 +6,7 @@ integration test would count as passing and hide a broken setup.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -95,14 +96,10 @@ def destroy(directory: Path) -> None:
     if (directory / "cluster.yaml").exists():
         cli("down", "--dir", str(directory), check=False, timeout=400)
     for proc in processes_under(directory):
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-        except psutil.NoSuchProcess:
-            pass
     shutil.rmtree(directory, ignore_errors=True)
 
 

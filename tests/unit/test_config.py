@@ -80,7 +80,7 @@ def test_nested_sections_are_read(tmp_path: Path) -> None:
     assert config.effective_mariadbd_user == "mysql"
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "::1", "db-1.example.org", "node7"])
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "db-1.example.org", "node7"])
 def test_valid_addresses(address: str) -> None:
     assert make_config(address=address).address == address
 
@@ -223,14 +223,6 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_directory_instead_of_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read configuration"):
         load_config(tmp_path)
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files regardless of their mode")
-def test_unreadable_file(tmp_path: Path) -> None:
-    path = write_yaml(tmp_path / "node.yaml", BASE_CONFIG)
-    path.chmod(0)
-    with pytest.raises(ConfigError, match="cannot read configuration"):
-        load_config(path)
 
 
 def test_config_error_is_a_pilot_error() -> None:

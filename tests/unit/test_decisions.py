@@ -95,10 +95,6 @@ def test_no_cluster_data_without_position_refuses() -> None:
     assert decide_for(me, snapshot(me, no_init=True), has_data=True).action == Action.WAIT
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: decisions.py decide() reaches the INITIALIZE rung before looking for a Primary "
-                          "Component, so a node bootstraps a second cluster next to live Primary members when the "
-                          "initialize key is absent or unfinished (e.g. the DCS file was recreated)")
 @pytest.mark.parametrize("initialize", [None, InitializeRecord(by="n3", started_at=1.0)])
 def test_never_initialize_next_to_a_primary_component(initialize: InitializeRecord | None) -> None:
     me = stopped("n3")
@@ -255,9 +251,6 @@ def test_full_outage_own_seqno_minus_one_asks_for_recovery() -> None:
     assert "wsrep-recover" in decision.reason
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug (latent): decisions.py choose_bootstrap_node() counts a position that "
-                          "needs_recovery (seqno -1) as reported, so a less advanced node may bootstrap before it")
 def test_unrecovered_peer_blocks_bootstrap() -> None:
     a = stopped("n1", position(10))
     b = stopped("n2", position(-1))  # crashed: its real seqno (maybe > 10) is still unknown

@@ -147,9 +147,6 @@ def test_provider_options_plain(node3: NodeConfig) -> None:
                        "gcache.size": "128M", "pc.recovery": "TRUE"}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: config.py MariadbSettings._no_managed_keys lets mariadb.extra set keys that "
-                          "render_mycnf already writes; the extra line comes last and silently overrides them")
 @pytest.mark.parametrize("key", ["wsrep_provider_options", "wsrep_node_name", "wsrep_cluster_name",
                                  "wsrep_sst_receive_address"])
 def test_extra_cannot_override_rendered_wsrep_settings(key: str) -> None:
@@ -162,11 +159,7 @@ def test_extra_cannot_override_rendered_wsrep_settings(key: str) -> None:
     assert render(config)["mariadbd"][key] != "overridden"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: config.py accepts IPv6 addresses but api_url / gcomm and IST addresses are "
-                          "rendered without [brackets], e.g. http://::1:8008")
-def test_ipv6_address_is_bracketed_where_a_port_follows() -> None:
-    config = make_config(address="::1")
-    assert config.api_url == "http://[::1]:8008"
-    options = provider_dict(render(config)["mariadbd"]["wsrep_provider_options"])
-    assert options["ist.recv_addr"] == "[::1]:4568"
+def test_ipv6_address_is_rejected_with_a_clear_error() -> None:
+    # IPv6 would need [brackets] wherever a port follows (gcomm, IST, REST); refused until supported.
+    with pytest.raises(ConfigError, match=r"field 'address'.*IPv6"):
+        make_config(address="::1")
