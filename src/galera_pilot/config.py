@@ -126,6 +126,11 @@ class NodeConfig(BaseModel):
         description="a joiner with an empty datadir copies the initializer's seed datadir when it is on "
         "this host, and joins by IST instead of a full SST",
     )
+    fast_eviction: bool = Field(
+        True,
+        description="when this node's mariadbd dies, have a live peer evict its old instance (evs.evict) so the "
+        "survivors do not stall writes for evs.suspect_timeout",
+    )
     mariadbd_user: str | None = Field(
         None, description="OS user that runs mariadbd; default 'mysql' when the agent runs as root"
     )

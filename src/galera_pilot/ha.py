@@ -62,6 +62,7 @@ class Ha:
         self._exits: deque[float] = deque(maxlen=CRASH_LOOP_COUNT)
         self._consecutive_failures = 0
         self._crash_loop: str | None = None
+        self._evicted: str | None = None
         self._retry_at = 0.0
         self._no_primary_since: float | None = None
         self._synced_once = False
@@ -153,6 +154,9 @@ class Ha:
         )
 
     def _on_unexpected_exit(self, now: float) -> None:
+        dead_instance = self.member().gcomm_uuid
+        if self.config.fast_eviction and dead_instance:
+            self._evict(dead_instance)
         self._expect_running = False
         self._exits.append(now)
         self._consecutive_failures += 1
@@ -161,6 +165,52 @@ class Ha:
         self.dcs.release_lease("join", self.config.name)
         log.error("mariadbd exited unexpectedly; last lines of %s:\n%s", self.config.error_log,
                   tail(self.config.error_log, 8))
+
+    def _peer_sql(self, statement: str, args: tuple = (), only_first: bool = True) -> list[str]:
+        """Run a statement on live Primary peers over TCP as the admin user; names of those that took it."""
+        done: list[str] = []
+        for peer in self.dcs.snapshot().primary_members:
+            if peer.name == self.config.name:
+                continue
+            try:
+                connection = sql.connect_tcp(peer.address, peer.client_port, self.credentials, timeout=1.0)
+                try:
+                    with connection.cursor() as cursor:
+                        cursor.execute(statement, args)
+                finally:
+                    connection.close()
+            except Exception as error:
+                log.warning("%s on %s failed: %s", statement.split("=")[0], peer.name, error)
+                continue
+            done.append(peer.name)
+            if only_first:
+                break
+        return done
+
+    def _evict(self, gcomm_uuid: str) -> None:
+        """Fast eviction: without it the survivors keep the dead instance in the view and stall writes for
+        evs.suspect_timeout (5.9 s measured); evs.evict on one survivor shrinks the view in ~0.03 s."""
+        done = self._peer_sql("SET GLOBAL wsrep_provider_options = %s", (f"evs.evict={gcomm_uuid}",))
+        if done:
+            self._evicted = gcomm_uuid
+            self._history("evict", f"mariadbd died; {done[0]} evicted its old instance {gcomm_uuid} from the view",
+                          {"gcomm_uuid": gcomm_uuid})
+            log.info("asked %s to evict this node's dead instance %s", done[0], gcomm_uuid)
+
+    def _clear_evictions(self) -> None:
+        """The restarted node has a new gcomm UUID; clear the old one from every member's evict list."""
+        self._peer_sql("SET GLOBAL wsrep_provider_options = %s", ("evs.evict=",), only_first=False)
+        connection = None
+        try:
+            connection = sql.connect_socket(self.config, self.credentials, timeout=1.0)
+            with connection.cursor() as cursor:
+                cursor.execute("SET GLOBAL wsrep_provider_options = %s", ("evs.evict=",))
+        except Exception as error:
+            log.warning("clearing the local evict list failed: %s", error)
+        finally:
+            if connection is not None:
+                connection.close()
+        self._evicted = None
 
     def publish(self) -> None:
         member = replace(self.member(), activity=self.activity)
@@ -196,6 +246,8 @@ class Ha:
         if local.running and local.cluster_status == "Primary" and local.state == "Synced":
             if cluster.bootstrap_lock_holder == self.config.name:
                 self.dcs.release_bootstrap_lock(self.config.name)
+            if self._evicted is not None:
+                self._clear_evictions()
             if not self._synced_once:
                 self._synced_once = True
                 self.dcs.update_roster(self._roster_entry(stopped_gracefully=False))
@@ -226,16 +278,19 @@ class Ha:
             if user and os.geteuid() == 0:
                 shutil.chown(path, user, user)
 
-    def _write_mycnf(self, peers: tuple[str, ...]) -> None:
-        text = render_mycnf(self.config, self.credentials, peers)
+    def _write_mycnf(self, peers: tuple[str, ...], start_position: str | None = None) -> None:
+        text = render_mycnf(self.config, self.credentials, peers, start_position)
         write_private(self.config.mycnf, text, 0o640)
         user = self.config.effective_mariadbd_user
         if user and os.geteuid() == 0:
             shutil.chown(self.config.mycnf, "root", user)
 
-    def _start(self, bootstrap: bool, peers: tuple[str, ...]) -> None:
+    def _start(self, bootstrap: bool, peers: tuple[str, ...], position: Position | None = None) -> None:
         self._prepare_dirs()
-        self._write_mycnf(peers)
+        start = None
+        if position is not None and position.source == "wsrep-recover" and position.unusable is None:
+            start = f"{position.uuid}:{position.seqno}"
+        self._write_mycnf(peers, start)
         self.process.start(bootstrap)
         self._expect_running = True
 
@@ -356,7 +411,7 @@ class Ha:
             return f"not bootstrapping: {primary} answers as Primary although its DCS key is gone"
         self._history("bootstrap", again.reason, again.inputs)
         set_safe_to_bootstrap(self.config.data_dir, True)
-        self._start(bootstrap=True, peers=())
+        self._start(bootstrap=True, peers=(), position=local.position)
         return again.reason
 
     def _copy_seed(self) -> None:
@@ -384,7 +439,7 @@ class Ha:
         elif not local.has_data and self.config.sst_method == "mysqldump":
             self._prepare_for_mysqldump_sst()
         self._history("join", decision.reason, {"peers": list(decision.peers)})
-        self._start(bootstrap=False, peers=decision.peers)
+        self._start(bootstrap=False, peers=decision.peers, position=local.position)
         return decision.reason
 
     def _prepare_for_mysqldump_sst(self) -> None:
