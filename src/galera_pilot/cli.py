@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -125,6 +126,27 @@ def list_members(directory: Path, fmt: str) -> None:
         _print_members(cluster, dcs.snapshot(), fmt)
     finally:
         dcs.close()
+
+
+@main.command()
+@dir_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def history(directory: Path, fmt: str) -> None:
+    """Every recorded initialize / bootstrap / join / evict / halt decision, oldest first, with its reason."""
+    cluster = find_cluster_config(directory)
+    dcs = cluster.dcs()
+    try:
+        events = dcs.snapshot().history
+    finally:
+        dcs.close()
+    if fmt == "json":
+        click.echo(json.dumps([e.to_dict() for e in events], indent=2))
+        return
+    table = Table("time", "member", "action", "reason", box=None, pad_edge=False)
+    for event in events:
+        stamp = datetime.fromtimestamp(event.at).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        table.add_row(stamp, event.member, event.action, event.reason)
+    Console(width=200).print(table)
 
 
 @main.command()

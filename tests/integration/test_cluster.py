@@ -108,8 +108,12 @@ def test_killed_mariadbd_is_restarted_and_rejoins(cluster: Path) -> None:
 
     wait_for(back, 120, "node3 to be restarted by its agent and Synced again")
     assert query(cluster, "SELECT v FROM app.t WHERE id = 3", "node3") == [["while node3 was down"]]
-    history = json.dumps([e for e in cli("list", "--dir", str(cluster), "--format", "json").stdout])
-    assert "node3" in history
+    events = json.loads(cli("history", "--dir", str(cluster), "--format", "json").stdout)
+    node3 = [e["action"] for e in events if e["member"] == "node3"]
+    assert "evict" in node3, f"fast eviction was not recorded: {events}"
+    assert node3[-1] == "join", f"node3's last decision should be its rejoin: {events}"
+    log = (cluster / "node3" / "log" / "mariadbd.err").read_text(errors="replace")
+    assert "IST received" in log.rsplit("Starting MariaDB", 1)[-1], "the restart should rejoin by IST, not SST"
 
 
 def test_fourth_node_joins_running_cluster(cluster: Path) -> None:

@@ -1,0 +1,46 @@
+"""Three agents started at the same instant on a fresh folder bootstrap exactly one node, every time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from galera_pilot.embedded import EmbeddedCluster
+
+from .conftest import destroy, new_cluster_path
+
+RUNS = 20
+BOOTSTRAP_LINE = "Bootstrapping a new cluster"
+
+
+def test_simultaneous_agents_bootstrap_exactly_one_node() -> None:
+    for run in range(RUNS):
+        directory = new_cluster_path()
+        try:
+            cluster = EmbeddedCluster.layout(directory, 3, "127.0.0.20", "mariabackup")
+            nodes = cluster.nodes()
+            for node in nodes:
+                node.config.log_dir.mkdir(parents=True, exist_ok=True)
+                node.config.run_dir.mkdir(parents=True, exist_ok=True)
+            # Spawn all three back to back (microseconds apart; each agent needs ~0.5 s just to import).
+            commands = [[sys.executable, "-m", "galera_pilot", "agent", str(n.config_path)] for n in nodes]
+            logs = [open(n.config.agent_log, "ab") for n in nodes]  # noqa: SIM115 - closed below
+            procs = [subprocess.Popen(c, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                     for c, log in zip(commands, logs, strict=True)]
+            for node, proc in zip(nodes, procs, strict=True):
+                node.agent_pid_file.write_text(f"{proc.pid}\n")
+            for log in logs:
+                log.close()
+            snapshot = cluster.wait_synced(timeout=300)
+            uuids = {m.cluster_uuid for m in snapshot.members.values()}
+            assert len(uuids) == 1, f"run {run}: members disagree on the cluster: {uuids}"
+            actions = [e.action for e in snapshot.history]
+            assert actions.count("initialize") == 1, f"run {run}: {actions}"
+            assert actions.count("bootstrap") == 1, f"run {run}: {actions}"
+            bootstrapped = [n.name for n in nodes
+                            if BOOTSTRAP_LINE in n.config.error_log.read_text(errors="replace")]
+            initializer = next(e.member for e in snapshot.history if e.action == "initialize")
+            assert bootstrapped == [initializer], f"run {run}: bootstrapped {bootstrapped}, initializer {initializer}"
+        finally:
+            destroy(directory)
+            directory.parent.rmdir()
