@@ -83,7 +83,7 @@ def test_cluster_address_joins_peers(node3: NodeConfig) -> None:
     assert render(node3, ["10.0.0.1:4567"])["mariadbd"]["wsrep_cluster_address"] == "gcomm://10.0.0.1:4567"
 
 
-@pytest.mark.parametrize(("method", "port"), [("mysqldump", "3310"), ("rsync", "4450"), ("mariabackup", "4450")])
+@pytest.mark.parametrize(("method", "port"), [("mysqldump", "4450"), ("rsync", "4450"), ("mariabackup", "4450")])
 def test_sst_receive_address(method: str, port: str) -> None:
     config = make_config(address="127.0.0.4", sst_method=method,
                          ports={"client": 3310, "galera": 4570, "ist": 4571, "sst": 4450, "api": 8010})
@@ -163,3 +163,13 @@ def test_ipv6_address_is_rejected_with_a_clear_error() -> None:
     # IPv6 would need [brackets] wherever a port follows (gcomm, IST, REST); refused until supported.
     with pytest.raises(ConfigError, match=r"field 'address'.*IPv6"):
         make_config(address="::1")
+
+
+def test_mysqldump_receives_on_the_extra_port() -> None:
+    # wsrep_sst_mysqldump refuses a local destination with the donor's own port; the joiner listens on
+    # its extra port (the SST port) for the dump instead.
+    config = make_config(address="127.0.0.4", sst_method="mysqldump",
+                         ports={"client": 3310, "galera": 4570, "ist": 4571, "sst": 4450, "api": 8010})
+    server = render(config)["mariadbd"]
+    assert server["extra_port"] == "4450"
+    assert "extra_port" not in render(make_config(address="127.0.0.4", sst_method="rsync"))["mariadbd"]

@@ -25,9 +25,9 @@ def provider_options(config: NodeConfig) -> str:
 
 
 def sst_receive_address(config: NodeConfig) -> str:
-    # mysqldump SST is pushed into the joiner's running server; the others use the SST port.
-    port = config.ports.client if config.sst_method == "mysqldump" else config.ports.sst
-    return f"{config.address}:{port}"
+    # mysqldump SST is pushed into the joiner's running server, through its extra port (see below);
+    # the other methods listen on the SST port.
+    return f"{config.address}:{config.ports.sst}"
 
 
 def render_mycnf(config: NodeConfig, credentials: Credentials, peers: Sequence[str],
@@ -70,6 +70,11 @@ def render_mycnf(config: NodeConfig, credentials: Credentials, peers: Sequence[s
         ("wsrep_sst_receive_address", sst_receive_address(config)),
         ("wsrep_sst_auth", f"{credentials.sst_user}:{credentials.sst_password}"),
     ]
+    if config.sst_method == "mysqldump":
+        # wsrep_sst_mysqldump refuses a destination that is a local address with the donor's own port
+        # ("matches source address"), which is every peer when nodes share a host on 127.0.0.x with the
+        # standard port. The joiner therefore takes the dump on its extra port (= the SST port).
+        settings += [("extra_port", str(config.ports.sst)), ("extra_max_connections", "8")]
     if start_position:
         settings.append(("wsrep_start_position", start_position))
     settings += sorted(config.mariadb.extra.items())
