@@ -101,6 +101,8 @@ def destroy(directory: Path) -> None:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
     shutil.rmtree(directory, ignore_errors=True)
+    if directory.parent.name.startswith("gp-test-"):
+        shutil.rmtree(directory.parent, ignore_errors=True)
 
 
 def new_cluster_path() -> Path:
@@ -115,4 +117,3 @@ def cluster_dir() -> Iterator[Path]:
     directory = new_cluster_path()
     yield directory
     destroy(directory)
-    shutil.rmtree(directory.parent, ignore_errors=True)

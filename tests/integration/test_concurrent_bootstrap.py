@@ -43,4 +43,3 @@ def test_simultaneous_agents_bootstrap_exactly_one_node() -> None:
             assert bootstrapped == [initializer], f"run {run}: bootstrapped {bootstrapped}, initializer {initializer}"
         finally:
             destroy(directory)
-            directory.parent.rmdir()
