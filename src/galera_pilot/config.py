@@ -26,7 +26,8 @@ MANAGED_MYCNF_KEYS = frozenset({
     "wsrep_cluster_name", "wsrep_cluster_address", "wsrep_node_name", "wsrep_node_address",
     "wsrep_provider_options", "wsrep_sst_method", "wsrep_sst_receive_address", "wsrep_sst_auth",
     "wsrep_start_position", "binlog_format", "innodb_autoinc_lock_mode", "default_storage_engine",
-    "innodb_buffer_pool_size", "innodb_log_file_size", "innodb_flush_log_at_trx_commit",
+    "innodb_buffer_pool_size", "innodb_log_file_size", "innodb_flush_log_at_trx_commit", "extra_port",
+    "extra_max_connections", "skip_name_resolve", "performance_schema",
 })
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
 

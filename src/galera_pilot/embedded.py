@@ -8,6 +8,7 @@ every node is Synced; `down` stops them gracefully.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import shutil
@@ -16,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,34 +221,31 @@ class EmbeddedCluster:
             dcs.close()
 
     def stop(self, timeout: float = 300.0) -> list[str]:
-        """Stop every agent (each stops its mariadbd gracefully). The first node goes last, so it keeps
-        the highest seqno and safe_to_bootstrap: 1 and the next `up` has an obvious bootstrap source."""
-        nodes = self.nodes()
+        """Stop every agent (each stops its mariadbd gracefully), one node at a time, node1 last.
+
+        One at a time keeps a Primary Component until the end (two of three leaving at the same instant
+        left the third non-Primary), so node1 shuts down as the last Primary member with the highest
+        seqno and safe_to_bootstrap: 1, an obvious bootstrap source for the next `up`.
+        """
         stopped: list[str] = []
-        if not nodes:
-            return stopped
-        last, others = nodes[0], nodes[1:]
-        with ThreadPoolExecutor(max_workers=max(1, len(others))) as pool:
-            for name in pool.map(lambda n: self._stop_node(n, timeout), others):
-                if name:
-                    stopped.append(name)
-        name = self._stop_node(last, timeout)
-        if name:
-            stopped.append(name)
+        for node in reversed(self.nodes()):
+            if self._stop_node(node, timeout):
+                stopped.append(node.name)
         return stopped
 
     def _stop_node(self, node: Node, timeout: float) -> str | None:
         pid = node.agent_pid()
         if pid is not None:
-            try:
-                proc = psutil.Process(pid)
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout)
-            except psutil.NoSuchProcess:
-                pass
-            except psutil.TimeoutExpired:
-                raise PilotError(f"{node.name}: agent (pid {pid}) did not stop within {timeout:.0f} s; "
-                                 f"see {node.config.agent_log}") from None
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).send_signal(signal.SIGTERM)
+            # Poll instead of Process.wait(): an agent whose parent never reaps it stays a zombie, which
+            # wait() on a non-child would count as alive until the timeout.
+            deadline = time.monotonic() + timeout
+            while node.agent_pid() is not None:
+                if time.monotonic() > deadline:
+                    raise PilotError(f"{node.name}: agent (pid {pid}) did not stop within {timeout:.0f} s; "
+                                     f"see {node.config.agent_log}")
+                time.sleep(0.05)
             node.agent_pid_file.unlink(missing_ok=True)
             return node.name
         process = MariadbProcess(node.config)

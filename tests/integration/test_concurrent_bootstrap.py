@@ -16,6 +16,7 @@ BOOTSTRAP_LINE = "Bootstrapping a new cluster"
 def test_simultaneous_agents_bootstrap_exactly_one_node() -> None:
     for run in range(RUNS):
         directory = new_cluster_path()
+        procs: list[subprocess.Popen[bytes]] = []
         try:
             cluster = EmbeddedCluster.layout(directory, 3, "127.0.0.20", "mariabackup")
             nodes = cluster.nodes()
@@ -43,3 +44,5 @@ def test_simultaneous_agents_bootstrap_exactly_one_node() -> None:
             assert bootstrapped == [initializer], f"run {run}: bootstrapped {bootstrapped}, initializer {initializer}"
         finally:
             destroy(directory)
+            for proc in procs:
+                proc.wait(10)
