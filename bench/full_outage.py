@@ -1,0 +1,88 @@
+"""Full outage: a 3-node cluster with writes, kill -9 of every agent and every mariadbd (power loss),
+then start the agents again: time until all nodes are Synced and writable, and from which node the
+cluster was bootstrapped (it must be the most advanced one).
+
+    sudo .venv/bin/python bench/full_outage.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+CLI = [sys.executable, "-m", "galera_pilot"]
+NODES = ("node1", "node2", "node3")
+
+
+def run(*args: str) -> str:
+    result = subprocess.run([*CLI, *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"galera-pilot {' '.join(args)}: {result.stderr}")
+    return result.stdout
+
+
+def kill(pid_file: Path) -> None:
+    pid = int(pid_file.read_text())
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def one_run(directory: Path, first: bool) -> tuple[float, str]:
+    if first:
+        run("up", "--dir", str(directory), "--base-address", "127.0.0.60")
+        run("query", "--dir", str(directory), "--member", "node1", "CREATE DATABASE IF NOT EXISTS b")
+        run("query", "--dir", str(directory), "--member", "node1",
+            "CREATE TABLE IF NOT EXISTS b.t (id INT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(8))")
+    for node in NODES:
+        kill(directory / node / "run" / "agent.pid")
+    for victim in ("node3", "node2", "node1"):  # writes between the kills, so seqnos differ
+        for node in NODES:
+            subprocess.run([*CLI, "query", "--dir", str(directory), "--member", node,
+                            f"INSERT INTO b.t (node) VALUES ('{node}')"], capture_output=True, check=False)
+        kill(directory / victim / "run" / "mariadbd.pid")
+    started = time.monotonic()
+    run("up", "--dir", str(directory), "--timeout", "300")
+    run("query", "--dir", str(directory), "--member", "node3", "INSERT INTO b.t (node) VALUES ('after')")
+    elapsed = time.monotonic() - started
+    events = json.loads(run("history", "--dir", str(directory), "--format", "json"))
+    boot = [e for e in events if e["action"] == "bootstrap"][-1]
+    seqnos = {n: p["seqno"] for n, p in boot["inputs"]["positions"].items()}
+    verdict = "most advanced" if seqnos[boot["member"]] == max(seqnos.values()) else "BEHIND ANOTHER NODE"
+    return elapsed, f"bootstrapped from {boot['member']} ({verdict}; positions {seqnos})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="gp-bench-"))
+    os.chmod(root, 0o755)
+    directory = root / "cluster"
+    times = []
+    try:
+        for i in range(args.runs):
+            seconds, how = one_run(directory, first=i == 0)
+            times.append(seconds)
+            print(f"run {i + 1}: all Synced and writable {seconds:.2f} s after the agents restarted; {how}", flush=True)
+    finally:
+        subprocess.run([*CLI, "down", "--dir", str(directory)], capture_output=True, check=False)
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"\nfull-outage recovery median: {statistics.median(times):.2f} s "
+          f"(runs: {', '.join(f'{t:.2f}' for t in times)})")
+
+
+if __name__ == "__main__":
+    main()
