@@ -91,10 +91,12 @@ def baseline_run(root: Path) -> float:
         subprocess.run(["mariadb-install-db", f"--defaults-file={bases[0] / 'my.cnf'}", "--user=mysql",
                         "--skip-test-db", "--auth-root-authentication-method=socket"],
                        check=True, capture_output=True)
-        procs.append(subprocess.Popen(["mariadbd", f"--defaults-file={bases[0] / 'my.cnf'}", "--wsrep-new-cluster"]))
+        procs.append(subprocess.Popen(["mariadbd", f"--defaults-file={bases[0] / 'my.cnf'}", "--wsrep-new-cluster"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_synced([bases[0] / "mariadbd.sock"], procs)
         for base in bases[1:]:
-            procs.append(subprocess.Popen(["mariadbd", f"--defaults-file={base / 'my.cnf'}"]))
+            procs.append(subprocess.Popen(["mariadbd", f"--defaults-file={base / 'my.cnf'}"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_synced([b / "mariadbd.sock" for b in bases], procs)
         return time.monotonic() - started
     finally:

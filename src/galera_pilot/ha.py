@@ -63,6 +63,7 @@ class Ha:
         self._consecutive_failures = 0
         self._crash_loop: str | None = None
         self._evicted: str | None = None
+        self._join_watch: tuple[str, int, int] | None = None
         self._retry_at = 0.0
         self._no_primary_since: float | None = None
         self._synced_once = False
@@ -243,6 +244,12 @@ class Ha:
     def _after_cycle(self, local: LocalState, cluster: Cluster) -> None:
         if local.running and local.cluster_status == "Primary":
             self.dcs.release_lease("join", self.config.name)
+            self._join_watch = None
+        elif local.running and self._join_watch is not None and self._entered_group(*self._join_watch):
+            # Our gcomm join is done (the peer's view grew) even though the state transfer is still
+            # running; the next node may start its own join now.
+            self.dcs.release_lease("join", self.config.name)
+            self._join_watch = None
         if local.running and local.cluster_status == "Primary" and local.state == "Synced":
             if cluster.bootstrap_lock_holder == self.config.name:
                 self.dcs.release_bootstrap_lock(self.config.name)
@@ -251,6 +258,18 @@ class Ha:
             if not self._synced_once:
                 self._synced_once = True
                 self.dcs.update_roster(self._roster_entry(stopped_gracefully=False))
+
+    def _entered_group(self, address: str, port: int, size_before: int) -> bool:
+        try:
+            connection = sql.connect_tcp(address, port, self.credentials, timeout=0.5)
+        except Exception:
+            return False
+        try:
+            return int(sql.wsrep_status(connection).get("wsrep_cluster_size", 0)) > size_before
+        except Exception:
+            return False
+        finally:
+            connection.close()
 
     def _roster_entry(self, stopped_gracefully: bool) -> RosterEntry:
         return RosterEntry(self.config.name, self.config.address, self.config.api_url,
@@ -439,6 +458,9 @@ class Ha:
         elif not local.has_data and self.config.sst_method == "mysqldump":
             self._prepare_for_mysqldump_sst()
         self._history("join", decision.reason, {"peers": list(decision.peers)})
+        primaries = sorted(self.dcs.snapshot().primary_members, key=lambda m: m.name)
+        if primaries:
+            self._join_watch = (primaries[0].address, primaries[0].client_port, primaries[0].cluster_size)
         self._start(bootstrap=False, peers=decision.peers, position=local.position)
         return decision.reason
 
