@@ -14,7 +14,7 @@ import pymysql
 from rich.console import Console
 from rich.table import Table
 
-from galera_pilot.cluster import Cluster
+from galera_pilot.cluster import Cluster, HistoryEvent
 from galera_pilot.embedded import EmbeddedCluster, find_cluster_config
 from galera_pilot.errors import PilotError
 from galera_pilot.mariadb import sql
@@ -147,6 +147,49 @@ def history(directory: Path, fmt: str) -> None:
         stamp = datetime.fromtimestamp(event.at).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
         table.add_row(stamp, event.member, event.action, event.reason)
     Console(width=200).print(table)
+
+
+@main.command()
+@dir_option
+@click.option("--member", required=True, help="the member whose datadir becomes the cluster's state")
+@click.option("--force", is_flag=True, help="really order it (without: only show what it would discard)")
+def bootstrap(directory: Path, member: str, force: bool) -> None:
+    """Order MEMBER to bootstrap after a full outage without waiting for the missing members.
+
+    The agents never do this alone with less than what the recovery policy requires; a person may, and
+    this command first shows which reported positions are ahead of MEMBER (their transactions are lost).
+    """
+    cluster = find_cluster_config(directory)
+    dcs = cluster.dcs()
+    try:
+        snapshot = dcs.snapshot()
+        primary = [m.name for m in snapshot.primary_members]
+        if primary:
+            raise PilotError(f"a Primary Component exists ({', '.join(sorted(primary))}); nothing to bootstrap")
+        target = snapshot.members.get(member)
+        if target is None or target.position is None:
+            raise PilotError(f"{member} has not reported a position (is its agent running?)")
+        if target.position.unusable:
+            raise PilotError(f"{member}'s datadir cannot be a bootstrap source: {target.position.unusable}")
+        ahead = [f"{n} (seqno {m.position.seqno})" for n, m in sorted(snapshot.members.items())
+                 if m.position is not None and m.position.seqno > target.position.seqno]
+        missing = sorted(set(snapshot.roster) - {n for n, m in snapshot.members.items() if m.position})
+        click.echo(f"{member} is at seqno {target.position.seqno} of cluster {target.position.uuid}.")
+        if ahead:
+            click.echo(f"WARNING: ahead of it: {', '.join(ahead)}; their extra transactions will be discarded.")
+        if missing:
+            click.echo(f"WARNING: no position from {', '.join(missing)}; they may hold transactions that will be "
+                       "discarded when they rejoin.")
+        if not force:
+            raise PilotError("not ordered; run again with --force to bootstrap from " + member)
+        if not dcs.order_bootstrap(member, ttl=120.0):
+            raise PilotError("a bootstrap order is already pending")
+        dcs.record_history(HistoryEvent(time.time(), member, "force",
+                                        f"a person ordered {member} to bootstrap (galera-pilot bootstrap --force)",
+                                        {"ahead": ahead, "missing": missing}))
+        click.echo(f"ordered: {member}'s agent bootstraps the cluster within seconds; the others then join it.")
+    finally:
+        dcs.close()
 
 
 @main.command()

@@ -168,6 +168,7 @@ class Cluster:
     roster: dict[str, RosterEntry] = field(default_factory=dict)
     seed: SeedRecord | None = None
     bootstrap_lock_holder: str | None = None
+    forced_bootstrap: str | None = None  # member a person ordered to bootstrap (`bootstrap --force`)
     history: tuple[HistoryEvent, ...] = ()
     read_at: float = 0.0
 

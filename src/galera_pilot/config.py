@@ -73,6 +73,18 @@ class Binaries(BaseModel):
     galera_provider: str = "/usr/lib/galera/libgalera_smm.so"
 
 
+class Recovery(BaseModel):
+    """How a full outage is resolved when not every last-known member comes back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: Literal["all", "majority"] = Field(
+        "all", description="all: wait for every last-known member's position; majority: after majority_timeout "
+        "a strict majority is enough (its most advanced node bootstraps); a minority never bootstraps",
+    )
+    majority_timeout: float = Field(30.0, ge=0, le=86400)
+
+
 class Timing(BaseModel):
     """How often the agent looks, and how long its DCS records live."""
 
@@ -138,6 +150,7 @@ class NodeConfig(BaseModel):
     ports: Ports = Field(default_factory=Ports)
     binaries: Binaries = Field(default_factory=Binaries)
     timing: Timing = Field(default_factory=Timing)
+    recovery: Recovery = Field(default_factory=Recovery)
     mariadb: MariadbSettings = Field(default_factory=MariadbSettings)
 
     @field_validator("address")

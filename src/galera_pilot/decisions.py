@@ -193,6 +193,18 @@ def decide(local: LocalState, cluster: Cluster, policy: RecoveryPolicy, now: flo
     holder = cluster.bootstrap_lock_holder
     if holder is not None and holder != local.name:
         return Decision(Action.WAIT, f"{holder} holds the bootstrap lock; waiting for its Primary Component")
+    if cluster.forced_bootstrap is not None:
+        if cluster.forced_bootstrap != local.name:
+            return Decision(Action.WAIT, f"a person ordered {cluster.forced_bootstrap} to bootstrap; waiting for it")
+        if local.position is None or local.position.unusable:
+            why = local.position.unusable if local.position else "no position"
+            return Decision(Action.WAIT, f"a person ordered this node to bootstrap, but its datadir is unusable "
+                                         f"({why}); refusing")
+        described = {n: {"uuid": p.uuid, "seqno": p.seqno, "unusable": p.unusable}
+                     for n, p in reported_positions(cluster, local).items()}
+        return Decision(Action.BOOTSTRAP, "bootstrapping the cluster because a person ordered it "
+                        "(galera-pilot bootstrap --force); transactions only other nodes had are discarded",
+                        inputs={"positions": described, "policy": "forced"})
     choice = choose_bootstrap_node(cluster, local, policy, now)
     inputs = {"positions": choice.positions, "policy": policy.mode}
     if choice.chosen is None:

@@ -50,7 +50,7 @@ class Ha:
         self.config = config
         self.dcs = dcs
         self.credentials = credentials
-        self.policy = policy or RecoveryPolicy()
+        self.policy = policy or RecoveryPolicy(config.recovery.policy, config.recovery.majority_timeout)
         self.process = MariadbProcess(config)
         self.host = socket.gethostname()
         self.activity = "starting agent"
@@ -253,6 +253,8 @@ class Ha:
         if local.running and local.cluster_status == "Primary" and local.state == "Synced":
             if cluster.bootstrap_lock_holder == self.config.name:
                 self.dcs.release_bootstrap_lock(self.config.name)
+            if cluster.forced_bootstrap == self.config.name:
+                self.dcs.clear_bootstrap_order()
             if self._evicted is not None:
                 self._clear_evictions()
             if not self._synced_once:

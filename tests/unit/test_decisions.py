@@ -426,3 +426,42 @@ def test_member_for_list() -> None:
 def test_initialize_record_done() -> None:
     assert done().done
     assert not InitializeRecord(by="n1").done
+
+
+# ---- a person's override: galera-pilot bootstrap --force ---------------------------------------------------
+
+
+def test_forced_member_bootstraps_without_waiting_for_missing_members() -> None:
+    from dataclasses import replace
+
+    me = stopped("n2", position(5))
+    cluster = replace(snapshot(me, roster=["n1", "n2", "n3"]), forced_bootstrap="n2")
+    decision = decide_for(me, cluster)
+    assert decision.action == Action.BOOTSTRAP
+    assert "a person ordered it" in decision.reason and decision.inputs["policy"] == "forced"
+
+
+def test_others_wait_for_the_forced_member_even_when_more_advanced() -> None:
+    from dataclasses import replace
+
+    me, other = stopped("n1", position(50)), stopped("n2", position(5))
+    cluster = replace(snapshot(me, other), forced_bootstrap="n2")
+    decision = decide_for(me, cluster)
+    assert decision.action == Action.WAIT and "ordered n2" in decision.reason
+
+
+def test_forced_order_never_overrides_a_live_primary_or_an_unusable_datadir() -> None:
+    from dataclasses import replace
+
+    me = stopped("n2", position(5))
+    with_primary = replace(snapshot(me, running("n1")), forced_bootstrap="n2")
+    assert decide_for(me, with_primary).action == Action.JOIN
+    broken = stopped("n2", position(5, unusable="an SST was aborted here"))
+    assert decide_for(broken, replace(snapshot(broken), forced_bootstrap="n2")).action == Action.WAIT
+
+
+def test_recovery_policy_comes_from_the_config() -> None:
+    from unit_helpers import make_config
+
+    config = make_config(recovery={"policy": "majority", "majority_timeout": 5})
+    assert (config.recovery.policy, config.recovery.majority_timeout) == ("majority", 5.0)

@@ -12,6 +12,7 @@ Keys live under `/galera-pilot/<cluster_name>/`:
   bootstrap           the bootstrap lock (TTL lease): only its holder may bootstrap
   join                the join lease: nodes enter the group one at a time (simultaneous gcomm joins
                       were measured to take ~7 s to merge, one after the other ~2 s each)
+  force_bootstrap     a person's order that one member bootstrap without waiting (TTL lease)
   seed                where the initializer's clean seed datadir is, for joiners on the same host
   history/<id>        every bootstrap / recovery decision with its inputs and reason
 """
@@ -77,6 +78,7 @@ class DCS(ABC):
         history: list[HistoryEvent] = []
         initialize = seed = None
         bootstrap_holder: str | None = None
+        forced: str | None = None
         for kv in self.list(""):
             data = json.loads(kv.value)
             if kv.key == "initialize":
@@ -85,6 +87,8 @@ class DCS(ABC):
                 seed = SeedRecord.from_dict(data)
             elif kv.key == "bootstrap":
                 bootstrap_holder = data.get("holder")
+            elif kv.key == "force_bootstrap":
+                forced = data.get("member")
             elif kv.key.startswith("members/"):
                 members[kv.key[8:]] = Member.from_dict(data)
             elif kv.key.startswith("roster/"):
@@ -92,7 +96,8 @@ class DCS(ABC):
             elif kv.key.startswith("history/"):
                 history.append(HistoryEvent.from_dict(data))
         return Cluster(initialize=initialize, members=members, roster=roster, seed=seed,
-                       bootstrap_lock_holder=bootstrap_holder, history=tuple(history), read_at=time.time())
+                       bootstrap_lock_holder=bootstrap_holder, forced_bootstrap=forced, history=tuple(history),
+                       read_at=time.time())
 
     def try_initialize(self, name: str, ttl: float) -> bool:
         """Patroni's /initialize: the one agent whose create succeeds initializes a brand-new cluster.
@@ -151,6 +156,15 @@ class DCS(ABC):
 
     def release_bootstrap_lock(self, name: str) -> None:
         self.release_lease("bootstrap", name)
+
+    def order_bootstrap(self, member: str, ttl: float) -> bool:
+        """A person's override (`galera-pilot bootstrap --force`): `member` bootstraps even without the
+        positions the policy waits for. Leased, so a forgotten order cannot fire much later."""
+        value = json.dumps({"member": member, "at": time.time()})
+        return self.create("force_bootstrap", value, ttl)
+
+    def clear_bootstrap_order(self) -> None:
+        self.delete("force_bootstrap")
 
     def record_history(self, event: HistoryEvent) -> None:
         key = f"history/{event.at:017.6f}-{event.member}"
