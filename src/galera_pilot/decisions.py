@@ -60,6 +60,9 @@ class Decision:
     reason: str
     peers: tuple[str, ...] = ()
     copy_seed: bool = False
+    # Set when the datadir must not be joined as it is (aborted SST, corrupt grastate, another cluster's
+    # UUID): it is moved aside, never deleted, and the node takes a full SST.
+    quarantine: str | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -143,6 +146,19 @@ def seed_usable(cluster: Cluster, local: LocalState) -> bool:
     )
 
 
+def datadir_problem(cluster: Cluster, local: LocalState) -> str | None:
+    """Why this node's data must not be used as it is when joining, or None."""
+    position = local.position
+    if not local.has_data or position is None:
+        return None
+    if position.unusable:
+        return position.unusable
+    expected = cluster.initialize.cluster_uuid if cluster.initialize else None
+    if expected and position.uuid != expected:
+        return f"the datadir belongs to another cluster ({position.uuid}, not {expected})"
+    return None
+
+
 def decide_running(local: LocalState) -> Decision:
     if local.cluster_status == "Primary":
         return Decision(Action.NONE, f"mariadbd is running, Primary and {local.state}")
@@ -168,6 +184,10 @@ def decide(local: LocalState, cluster: Cluster, policy: RecoveryPolicy, now: flo
         if seed_usable(cluster, local):
             return Decision(Action.JOIN, f"joining the Primary Component at {', '.join(peers)} from the local "
                                          "seed datadir (IST, no full SST)", peers, copy_seed=True)
+        quarantine = datadir_problem(cluster, local)
+        if quarantine:
+            return Decision(Action.JOIN, f"joining the Primary Component at {', '.join(peers)} with a full SST: "
+                                         f"{quarantine}; the datadir is moved aside", peers, quarantine=quarantine)
         how = "with a full SST" if not local.has_data else "(IST if the donor's gcache allows, else SST)"
         return Decision(Action.JOIN, f"joining the Primary Component at {', '.join(peers)} {how}", peers)
 

@@ -450,11 +450,23 @@ class Ha:
             self.config.data_dir.rmdir()
         partial.rename(self.config.data_dir)
 
+    def _quarantine(self, reason: str) -> Path:
+        """Move the datadir aside (never delete it): the node then takes a full SST into an empty one."""
+        target = self.config.base_dir / f"data.refused-{time.strftime('%Y%m%d-%H%M%S')}"
+        self.config.data_dir.rename(target)
+        self._recovered = None
+        self._history("quarantine", f"datadir moved to {target}: {reason}", {"path": str(target)})
+        log.warning("moved the datadir aside to %s: %s", target, reason)
+        return target
+
     def _join(self, decision: Decision, local: LocalState) -> str:
         if not self.dcs.acquire_lease("join", self.config.name, JOIN_LEASE_TTL, decision.reason):
             holder = self.dcs.get("join")
             who = json.loads(holder.value).get("holder") if holder else "another node"
             return f"waiting for {who} to enter the group first (one join at a time is faster)"
+        if decision.quarantine:
+            self._quarantine(decision.quarantine)
+            local = replace(local, has_data=False, position=None)
         if decision.copy_seed:
             self._copy_seed()
         elif not local.has_data and self.config.sst_method == "mysqldump":

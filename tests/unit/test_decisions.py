@@ -465,3 +465,25 @@ def test_recovery_policy_comes_from_the_config() -> None:
 
     config = make_config(recovery={"policy": "majority", "majority_timeout": 5})
     assert (config.recovery.policy, config.recovery.majority_timeout) == ("majority", 5.0)
+
+
+# ---- datadirs that must not be joined as they are -------------------------------------------------------
+
+
+@pytest.mark.parametrize(("pos", "why"), [
+    (position(7, uuid=UNKNOWN_UUID, unusable="an SST was aborted here (sst_in_progress marker)"), "aborted"),
+    (position(-1, uuid=UNKNOWN_UUID, unusable="grastate.dat is corrupt: seqno 'x' is not a number"), "corrupt"),
+    (position(900, uuid=FOREIGN_UUID), "another cluster"),
+])
+def test_unusable_or_foreign_datadir_joins_with_a_full_sst_after_quarantine(pos, why: str) -> None:
+    me = stopped("n3", pos)
+    decision = decide_for(me, snapshot(me, running("n1")))
+    assert decision.action == Action.JOIN
+    assert decision.quarantine is not None and why in decision.quarantine
+    assert "moved aside" in decision.reason
+
+
+def test_healthy_datadir_joins_without_quarantine() -> None:
+    me = stopped("n3", position(12))
+    decision = decide_for(me, snapshot(me, running("n1")))
+    assert decision.action == Action.JOIN and decision.quarantine is None

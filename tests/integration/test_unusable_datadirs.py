@@ -1,0 +1,52 @@
+"""Datadirs that must never seed a bootstrap (aborted SST, corrupt grastate.dat, another cluster's UUID)
+are refused with a clear reason, and healed by a full SST once a usable node has bootstrapped."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import cli, destroy, members, new_cluster_path, query
+
+FOREIGN = "99999999-8888-7777-6666-555555555555"
+
+
+@pytest.fixture
+def cluster() -> Iterator[Path]:
+    directory = new_cluster_path()
+    cli("up", "--dir", str(directory), "--nodes", "4", "--base-address", "127.0.0.34")
+    query(directory, "CREATE DATABASE app", "node1")
+    query(directory, "CREATE TABLE app.t (id INT PRIMARY KEY)", "node1")
+    query(directory, "INSERT INTO app.t VALUES (1), (2), (3)", "node1")
+    cli("down", "--dir", str(directory))
+    yield directory
+    destroy(directory)
+
+
+def test_unusable_datadirs_are_refused_then_healed_by_sst(cluster: Path) -> None:
+    # node4 stopped first (lowest seqno otherwise equal), node1 last: make the others look *ahead* of it,
+    # so that only the usability rules can keep them from being chosen.
+    data = {n: cluster / n / "data" for n in ("node1", "node2", "node3", "node4")}
+    (data["node2"] / "sst_in_progress").write_text("")
+    (data["node3"] / "grastate.dat").write_text("# GALERA saved state\nversion: 2.1\nuuid: garbage\nseqno: x\n")
+    grastate = (data["node4"] / "grastate.dat").read_text()
+    uuid = next(line.split()[1] for line in grastate.splitlines() if line.startswith("uuid:"))
+    (data["node4"] / "grastate.dat").write_text(grastate.replace(uuid, FOREIGN).replace("seqno:   ", "seqno:   9"))
+
+    cli("up", "--dir", str(cluster), "--timeout", "300")
+    rows = members(cluster)
+    assert all(r["state"] == "Synced" and r["cluster_size"] == 4 for r in rows.values()), rows
+    events = json.loads(cli("history", "--dir", str(cluster), "--format", "json").stdout)
+    boot = [e for e in events if e["action"] == "bootstrap"][-1]
+    assert boot["member"] == "node1", boot
+    positions = boot["inputs"]["positions"]
+    assert "aborted" in positions["node2"]["unusable"]
+    assert "corrupt" in positions["node3"]["unusable"]
+    assert positions["node4"]["uuid"] == FOREIGN
+    for node in ("node2", "node3", "node4"):
+        log = (cluster / node / "log" / "mariadbd.err").read_text(errors="replace").rsplit("Starting MariaDB", 1)[-1]
+        assert "mariabackup SST completed on joiner" in log, f"{node} was not healed by a full SST"
+        assert query(cluster, "SELECT COUNT(*) FROM app.t", node) == [["3"]]
