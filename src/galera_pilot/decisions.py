@@ -28,6 +28,7 @@ class Action(StrEnum):
     JOIN = "join"  # start mariadbd joining the given peers
     COPY_SEED = "copy_seed"  # copy the seed datadir now, so that joining later is only an IST
     HALT = "halt"  # stop trying (crash loop); a person must look
+    RESTART = "restart"  # stop a mariadbd that left the group for good, so that it rejoins
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class LocalState:
     crash_loop: str | None = None
     backoff_remaining: float = 0.0
     no_primary_since: float | None = None
+    disconnected_for: float = 0.0  # how long a running mariadbd has reported wsrep_cluster_status Disconnected
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,17 @@ def datadir_problem(cluster: Cluster, local: LocalState) -> str | None:
     return None
 
 
-def decide_running(local: LocalState) -> Decision:
+# A running mariadbd whose group channel is closed ("Disconnected", e.g. after "Receiving IST failed, node
+# restart required") never rejoins by itself; a partitioned one is "non-Primary" and does.
+DISCONNECTED_RESTART_AFTER = 10.0
+
+
+def decide_running(local: LocalState, cluster: Cluster) -> Decision:
+    if (local.cluster_status == "Disconnected" and local.disconnected_for >= DISCONNECTED_RESTART_AFTER
+            and join_peers(cluster, local.name)):
+        return Decision(Action.RESTART, f"mariadbd has been Disconnected from the group for "
+                                        f"{local.disconnected_for:.0f} s while a Primary Component exists; "
+                                        "restarting it to rejoin")
     if local.cluster_status == "Primary":
         return Decision(Action.NONE, f"mariadbd is running, Primary and {local.state}")
     if local.state == "starting":
@@ -171,7 +183,7 @@ def decide_running(local: LocalState) -> Decision:
 def decide(local: LocalState, cluster: Cluster, policy: RecoveryPolicy, now: float) -> Decision:
     """One step of the ladder. Returns exactly one action and the sentence the agent logs."""
     if local.running:
-        return decide_running(local)
+        return decide_running(local, cluster)
     if local.crash_loop:
         return Decision(Action.HALT, f"not restarting mariadbd: {local.crash_loop}")
     if local.backoff_remaining > 0:

@@ -64,6 +64,7 @@ class Ha:
         self._crash_loop: str | None = None
         self._evicted: str | None = None
         self._join_watch: tuple[str, int, int] | None = None
+        self._disconnected_since: float | None = None
         self._retry_at = 0.0
         self._no_primary_since: float | None = None
         self._synced_once = False
@@ -151,8 +152,16 @@ class Ha:
             name=self.config.name, host=self.host, running=running, cluster_status=cluster_status,
             state=state, has_data=data, position=position, use_seed=self.config.use_seed,
             crash_loop=self._crash_loop, backoff_remaining=max(0.0, self._retry_at - now),
-            no_primary_since=self._no_primary_since,
+            no_primary_since=self._no_primary_since, disconnected_for=self._disconnected_for(cluster_status, now),
         )
+
+    def _disconnected_for(self, cluster_status: str, now: float) -> float:
+        if cluster_status != "Disconnected":
+            self._disconnected_since = None
+            return 0.0
+        if self._disconnected_since is None:
+            self._disconnected_since = now
+        return now - self._disconnected_since
 
     def _on_unexpected_exit(self, now: float) -> None:
         dead_instance = self.member().gcomm_uuid
@@ -286,6 +295,13 @@ class Ha:
             return self._join(decision, local)
         if decision.action == Action.COPY_SEED:
             self._copy_seed()
+        if decision.action == Action.RESTART:
+            self._history("restart", decision.reason)
+            self._expect_running = False  # a deliberate stop, not a crash
+            if not self.process.stop(120):
+                self.process.kill()
+                self.process.wait_exit(30)
+            self._disconnected_since = None
         return decision.reason
 
     def _history(self, action: str, reason: str, inputs: dict | None = None) -> None:

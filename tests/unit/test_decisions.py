@@ -487,3 +487,16 @@ def test_healthy_datadir_joins_without_quarantine() -> None:
     me = stopped("n3", position(12))
     decision = decide_for(me, snapshot(me, running("n1")))
     assert decision.action == Action.JOIN and decision.quarantine is None
+
+
+def test_disconnected_mariadbd_is_restarted_only_after_a_while_and_only_beside_a_primary() -> None:
+    from dataclasses import replace
+
+    me = replace(running("n3", status="Disconnected", state="Initialized"))
+    beside_primary = snapshot(me, running("n1"))
+    assert decide_for(me, beside_primary, disconnected_for=2.0).action == Action.NONE
+    assert decide_for(me, beside_primary, disconnected_for=11.0).action == Action.RESTART
+    alone = snapshot(me)
+    assert decide_for(me, alone, disconnected_for=60.0).action == Action.NONE
+    partitioned = replace(running("n3", status="non-Primary", state="Initialized"))
+    assert decide_for(partitioned, snapshot(partitioned, running("n1")), disconnected_for=60.0).action == Action.NONE
