@@ -46,7 +46,11 @@ def test_unusable_datadirs_are_refused_then_healed_by_sst(cluster: Path) -> None
     assert "aborted" in positions["node2"]["unusable"]
     assert "corrupt" in positions["node3"]["unusable"]
     assert positions["node4"]["uuid"] == FOREIGN
+    quarantined = {e["member"] for e in events if e["action"] == "quarantine"}
+    assert quarantined == {"node2", "node3", "node4"}
     for node in ("node2", "node3", "node4"):
-        log = (cluster / node / "log" / "mariadbd.err").read_text(errors="replace").rsplit("Starting MariaDB", 1)[-1]
+        assert list((cluster / node).glob("data.refused-*")), f"{node}'s refused datadir was not kept"
+        # The cluster was created from the seed (IST only), so any full SST in the log is the healing one.
+        log = (cluster / node / "log" / "mariadbd.err").read_text(errors="replace")
         assert "mariabackup SST completed on joiner" in log, f"{node} was not healed by a full SST"
         assert query(cluster, "SELECT COUNT(*) FROM app.t", node) == [["3"]]
