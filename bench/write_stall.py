@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+import pymysql
 import yaml
 
 from galera_pilot.credentials import load_credentials
@@ -57,12 +58,22 @@ def measure(directory: Path) -> float:
     stop = threading.Event()
 
     def writer() -> None:
-        connection = sql.connect_tcp("127.0.0.70", 3306, credentials, timeout=30)
-        with connection.cursor() as cursor:
-            while not stop.is_set():
-                cursor.execute("INSERT INTO b.t (at) VALUES (NOW(6))")
+        # Reconnects on error: an error is part of the stall, not the end of the measurement.
+        connection = None
+        while not stop.is_set():
+            try:
+                if connection is None:
+                    connection = sql.connect_tcp("127.0.0.70", 3306, credentials, timeout=30)
+                with connection.cursor() as cursor:
+                    cursor.execute("INSERT INTO b.t (at) VALUES (NOW(6))")
                 commits.append(time.monotonic())
-        connection.close()
+            except pymysql.MySQLError:
+                if connection is not None:
+                    connection.close()
+                connection = None
+                time.sleep(0.01)
+        if connection is not None:
+            connection.close()
 
     thread = threading.Thread(target=writer)
     thread.start()

@@ -65,6 +65,7 @@ class Ha:
         self._evicted: str | None = None
         self._join_watch: tuple[str, int, int] | None = None
         self._disconnected_since: float | None = None
+        self._gcomm_uuid = ""
         self._retry_at = 0.0
         self._no_primary_since: float | None = None
         self._synced_once = False
@@ -78,7 +79,7 @@ class Ha:
     # ---- observation -----------------------------------------------------------------------------------
     def _query_status(self, as_root: bool = False) -> dict[str, str] | None:
         try:
-            connection = sql.connect_socket(self.config, None if as_root else self.credentials, timeout=1.0)
+            connection = sql.connect_socket(self.config, None if as_root else self.credentials, timeout=2.0)
         except Exception:
             return None
         try:
@@ -119,6 +120,11 @@ class Ha:
         if self._expect_running and not running:
             self._on_unexpected_exit(now)
         status = self._query_status() if running else None
+        if status and status.get("wsrep_gcomm_uuid"):
+            # Kept across observations that time out (a busy server): fast eviction needs it at the crash.
+            self._gcomm_uuid = status["wsrep_gcomm_uuid"]
+        elif not running:
+            self._gcomm_uuid = ""
         data = has_data(self.config.data_dir)
         position: Position | None = None
         if running:
@@ -143,7 +149,7 @@ class Ha:
             cluster_size=int((status or {}).get("wsrep_cluster_size", 0) or 0),
             cluster_uuid=(status or {}).get("wsrep_cluster_state_uuid", ""),
             seqno=int((status or {}).get("wsrep_last_committed", -1) or -1),
-            gcomm_uuid=(status or {}).get("wsrep_gcomm_uuid", ""),
+            gcomm_uuid=self._gcomm_uuid,
             position=position, updated_at=now, activity=self.activity,
         )
         with self._lock:
@@ -164,9 +170,11 @@ class Ha:
         return now - self._disconnected_since
 
     def _on_unexpected_exit(self, now: float) -> None:
-        dead_instance = self.member().gcomm_uuid
+        dead_instance = self._gcomm_uuid
         if self.config.fast_eviction and dead_instance:
             self._evict(dead_instance)
+        elif self.config.fast_eviction:
+            log.warning("mariadbd died before its gcomm UUID was known; the survivors evict it by timeout")
         self._expect_running = False
         self._exits.append(now)
         self._consecutive_failures += 1
