@@ -121,11 +121,7 @@ def _print_members(cluster: EmbeddedCluster, snapshot: Cluster, fmt: str) -> Non
 def list_members(directory: Path, fmt: str) -> None:
     """One row per member: state, cluster status and size, UUID, seqno, and what its agent is doing."""
     cluster = find_cluster_config(directory)
-    dcs = cluster.dcs()
-    try:
-        _print_members(cluster, dcs.snapshot(), fmt)
-    finally:
-        dcs.close()
+    _print_members(cluster, cluster.snapshot(), fmt)
 
 
 @main.command()
@@ -134,11 +130,7 @@ def list_members(directory: Path, fmt: str) -> None:
 def history(directory: Path, fmt: str) -> None:
     """Every recorded initialize / bootstrap / join / evict / halt decision, oldest first, with its reason."""
     cluster = find_cluster_config(directory)
-    dcs = cluster.dcs()
-    try:
-        events = dcs.snapshot().history
-    finally:
-        dcs.close()
+    events = cluster.snapshot().history
     if fmt == "json":
         click.echo(json.dumps([e.to_dict() for e in events], indent=2))
         return
@@ -199,11 +191,7 @@ def bootstrap(directory: Path, member: str, force: bool) -> None:
 def query(directory: Path, member: str | None, statement: str) -> None:
     """Run SQL as the cluster's admin user; rows are printed as tab-separated values."""
     cluster = find_cluster_config(directory)
-    dcs = cluster.dcs()
-    try:
-        snapshot = dcs.snapshot()
-    finally:
-        dcs.close()
+    snapshot = cluster.snapshot()
     if member is None:
         synced = [m for n, m in sorted(snapshot.members.items()) if m.is_synced]
         if not synced:

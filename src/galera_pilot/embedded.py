@@ -143,6 +143,14 @@ class EmbeddedCluster:
     def dcs(self) -> DCS:
         return get_dcs(self.meta["dcs"], self.meta.get("cluster_name", "galera"))
 
+    def snapshot(self) -> Cluster:
+        """One read of the DCS, connection closed again (what the read-only commands need)."""
+        dcs = self.dcs()
+        try:
+            return dcs.snapshot()
+        finally:
+            dcs.close()
+
     # ---- checks before starting --------------------------------------------------------------------------
     @staticmethod
     def check_binaries(config: NodeConfig) -> None:
