@@ -60,7 +60,8 @@ def up(directory: Path, nodes: int, base_address: str, sst_method: str, use_seed
     snapshot = cluster.wait_synced(timeout)
     elapsed = time.monotonic() - started_at
     names = ", ".join(started) if started else "none (all were running)"
-    click.echo(f"{len(cluster.nodes())} nodes Synced in {elapsed:.1f} s (agents started: {names})")
+    count = len(cluster.nodes())
+    click.echo(f"{count} node{'s' if count != 1 else ''} Synced in {elapsed:.1f} s (agents started: {names})")
     _print_members(cluster, snapshot, "table")
     first = cluster.nodes()[0].config
     click.echo(
