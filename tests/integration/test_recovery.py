@@ -90,3 +90,45 @@ def test_killed_agent_leaves_mariadbd_running_and_is_adopted(cluster: Path) -> N
     assert members(cluster)["node2"]["state"] == "Synced"
     for node in NODES:
         assert query(cluster, "SELECT COUNT(*) FROM app.acked", node) == [["20"]]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_graceful_stop_then_starts_in_random_order_with_random_delays(seed: int) -> None:
+    import random
+    import subprocess
+    import sys
+
+    rng = random.Random(seed)
+    directory = new_cluster_path()
+    try:
+        cli("up", "--dir", str(directory), "--base-address", "127.0.0.84")
+        query(directory, "CREATE DATABASE app", "node2")
+        query(directory, "CREATE TABLE app.t (id INT PRIMARY KEY)", "node2")
+        query(directory, "INSERT INTO app.t VALUES (1), (2), (3)", "node3")
+        cli("down", "--dir", str(directory))
+        order = list(NODES)
+        rng.shuffle(order)
+        procs = []
+        for node in order:
+            time.sleep(rng.uniform(0.0, 3.0))
+            log = open(directory / node / "log" / "agent.log", "ab")  # noqa: SIM115 - handed to the child
+            proc = subprocess.Popen([sys.executable, "-m", "galera_pilot", "agent",
+                                     str(directory / node / "agent.yaml")],
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            log.close()
+            (directory / node / "run" / "agent.pid").write_text(f"{proc.pid}\n")
+            procs.append(proc)
+        wait_for(lambda: all(r["state"] == "Synced" and r["cluster_size"] == 3 for r in members(directory).values()),
+                 180, f"the cluster to come back after starts in the order {order}")
+        events = json.loads(cli("history", "--dir", str(directory), "--format", "json").stdout)
+        boots = [e for e in events if e["action"] == "bootstrap"]
+        assert len(boots) == 2, f"one bootstrap at creation and exactly one after the restart: {boots}"
+        # node1 stopped last (down stops one node at a time), so it holds safe_to_bootstrap: 1
+        assert boots[-1]["member"] == "node1", boots[-1]
+        for node in NODES:
+            assert query(directory, "SELECT COUNT(*) FROM app.t", node) == [["3"]]
+        cli("down", "--dir", str(directory))
+        for proc in procs:
+            proc.wait(30)
+    finally:
+        destroy(directory)
