@@ -192,11 +192,12 @@ class EmbeddedCluster:
                 self.check_ports(node.config)
         for node in self.nodes():
             if node.agent_pid() is None:
-                self._spawn(node)
+                self.spawn_agent(node)
                 started.append(node.name)
         return started
 
-    def _spawn(self, node: Node) -> None:
+    def spawn_agent(self, node: Node) -> subprocess.Popen[bytes]:
+        """Start one node's agent in its own session, logging to log/agent.log, and record its pid."""
         node.config.log_dir.mkdir(parents=True, exist_ok=True)
         node.config.run_dir.mkdir(parents=True, exist_ok=True)
         with open(node.config.agent_log, "ab") as out:
@@ -206,6 +207,7 @@ class EmbeddedCluster:
                 close_fds=True,
             )
         node.agent_pid_file.write_text(f"{proc.pid}\n")
+        return proc
 
     def wait_synced(self, timeout: float = 600.0, poll: float = 0.1) -> Cluster:
         nodes = self.nodes()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 from galera_pilot.embedded import EmbeddedCluster
 
@@ -19,26 +18,15 @@ def test_simultaneous_agents_bootstrap_exactly_one_node() -> None:
         procs: list[subprocess.Popen[bytes]] = []
         try:
             cluster = EmbeddedCluster.layout(directory, 3, "127.0.0.20", "mariabackup")
-            nodes = cluster.nodes()
-            for node in nodes:
-                node.config.log_dir.mkdir(parents=True, exist_ok=True)
-                node.config.run_dir.mkdir(parents=True, exist_ok=True)
-            # Spawn all three back to back (microseconds apart; each agent needs ~0.5 s just to import).
-            commands = [[sys.executable, "-m", "galera_pilot", "agent", str(n.config_path)] for n in nodes]
-            logs = [open(n.config.agent_log, "ab") for n in nodes]  # noqa: SIM115 - closed below
-            procs = [subprocess.Popen(c, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-                     for c, log in zip(commands, logs, strict=True)]
-            for node, proc in zip(nodes, procs, strict=True):
-                node.agent_pid_file.write_text(f"{proc.pid}\n")
-            for log in logs:
-                log.close()
+            # Spawned back to back (microseconds apart; each agent needs ~0.5 s just to import).
+            procs = [cluster.spawn_agent(node) for node in cluster.nodes()]
             snapshot = cluster.wait_synced(timeout=300)
             uuids = {m.cluster_uuid for m in snapshot.members.values()}
             assert len(uuids) == 1, f"run {run}: members disagree on the cluster: {uuids}"
             actions = [e.action for e in snapshot.history]
             assert actions.count("initialize") == 1, f"run {run}: {actions}"
             assert actions.count("bootstrap") == 1, f"run {run}: {actions}"
-            bootstrapped = [n.name for n in nodes
+            bootstrapped = [n.name for n in cluster.nodes()
                             if BOOTSTRAP_LINE in n.config.error_log.read_text(errors="replace")]
             initializer = next(e.member for e in snapshot.history if e.action == "initialize")
             assert bootstrapped == [initializer], f"run {run}: bootstrapped {bootstrapped}, initializer {initializer}"

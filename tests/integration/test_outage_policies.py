@@ -4,13 +4,14 @@ minority never bootstraps, and a person can force it with `galera-pilot bootstra
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+
+from galera_pilot.embedded import EmbeddedCluster
 
 from .conftest import cli, destroy, members, new_cluster_path, query, wait_for
 
@@ -39,15 +40,8 @@ def set_policy(directory: Path, policy: str, timeout: float) -> None:
 
 
 def start_agents(directory: Path, *nodes: str) -> list[subprocess.Popen[bytes]]:
-    procs = []
-    for node in nodes:
-        log = open(directory / node / "log" / "agent.log", "ab")  # noqa: SIM115 - handed to the child
-        proc = subprocess.Popen([sys.executable, "-m", "galera_pilot", "agent", str(directory / node / "agent.yaml")],
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        (directory / node / "run" / "agent.pid").write_text(f"{proc.pid}\n")
-        procs.append(proc)
-    return procs
+    cluster = EmbeddedCluster(directory)
+    return [cluster.spawn_agent(cluster.node(node)) for node in nodes]
 
 
 def activity(directory: Path, node: str) -> str:

@@ -13,6 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from galera_pilot.embedded import EmbeddedCluster
+
 from .conftest import cli, destroy, mariadbd_pid, members, new_cluster_path, query, wait_for
 
 NODES = ("node1", "node2", "node3")
@@ -95,8 +97,6 @@ def test_killed_agent_leaves_mariadbd_running_and_is_adopted(cluster: Path) -> N
 @pytest.mark.parametrize("seed", [1, 2])
 def test_graceful_stop_then_starts_in_random_order_with_random_delays(seed: int) -> None:
     import random
-    import subprocess
-    import sys
 
     rng = random.Random(seed)
     directory = new_cluster_path()
@@ -106,18 +106,13 @@ def test_graceful_stop_then_starts_in_random_order_with_random_delays(seed: int)
         query(directory, "CREATE TABLE app.t (id INT PRIMARY KEY)", "node2")
         query(directory, "INSERT INTO app.t VALUES (1), (2), (3)", "node3")
         cli("down", "--dir", str(directory))
+        embedded = EmbeddedCluster(directory)
         order = list(NODES)
         rng.shuffle(order)
         procs = []
         for node in order:
             time.sleep(rng.uniform(0.0, 3.0))
-            log = open(directory / node / "log" / "agent.log", "ab")  # noqa: SIM115 - handed to the child
-            proc = subprocess.Popen([sys.executable, "-m", "galera_pilot", "agent",
-                                     str(directory / node / "agent.yaml")],
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            log.close()
-            (directory / node / "run" / "agent.pid").write_text(f"{proc.pid}\n")
-            procs.append(proc)
+            procs.append(embedded.spawn_agent(embedded.node(node)))
         wait_for(lambda: all(r["state"] == "Synced" and r["cluster_size"] == 3 for r in members(directory).values()),
                  180, f"the cluster to come back after starts in the order {order}")
         events = json.loads(cli("history", "--dir", str(directory), "--format", "json").stdout)
