@@ -1,19 +1,23 @@
-"""Worker functions for the multi-process DCS races (a module of its own so `spawn` children import little)."""
+"""Worker functions for the multi-process DCS races (a module of its own so `spawn` children import little).
+
+Each worker opens the store by URL through get_dcs, exactly as an agent does, so the same races run
+against SQLite (`sqlite:///...`) and etcd (`etcd://...`). `tag` is the test's prefix for cluster names
+(see conftest.Backend).
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-from galera_pilot.dcs.sqlite import SQLiteDCS
+from galera_pilot.dcs import get_dcs
 
 
-def race_initialize(path: str, name: str, rounds: int, barrier: Any, results: Any) -> None:
+def race_initialize(url: str, tag: str, name: str, rounds: int, barrier: Any, results: Any) -> None:
     """Each round, every worker tries to create `initialize` in that round's cluster namespace at once."""
     won: list[int] = []
     for round_no in range(rounds):
-        store = SQLiteDCS(Path(path), f"race{round_no}")
+        store = get_dcs(url, f"{tag}race{round_no}")
         barrier.wait()
         if store.try_initialize(name, 60.0):
             won.append(round_no)
@@ -21,10 +25,10 @@ def race_initialize(path: str, name: str, rounds: int, barrier: Any, results: An
     results.put((name, won))
 
 
-def race_bootstrap_lock(path: str, name: str, rounds: int, barrier: Any, results: Any) -> None:
+def race_bootstrap_lock(url: str, tag: str, name: str, rounds: int, barrier: Any, results: Any) -> None:
     won: list[int] = []
     for round_no in range(rounds):
-        store = SQLiteDCS(Path(path), f"lock{round_no}")
+        store = get_dcs(url, f"{tag}lock{round_no}")
         barrier.wait()
         if store.acquire_bootstrap_lock(name, 60.0, "race"):
             won.append(round_no)
@@ -32,9 +36,9 @@ def race_bootstrap_lock(path: str, name: str, rounds: int, barrier: Any, results
     results.put((name, won))
 
 
-def increment_counter(path: str, name: str, increments: int, barrier: Any, results: Any) -> None:
+def increment_counter(url: str, tag: str, name: str, increments: int, barrier: Any, results: Any) -> None:
     """Read-modify-CAS loop: every successful CAS writes the next counter value exactly once."""
-    store = SQLiteDCS(Path(path), "counter")
+    store = get_dcs(url, f"{tag}counter")
     barrier.wait()
     written: list[int] = []
     failures = 0

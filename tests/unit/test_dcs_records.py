@@ -1,11 +1,14 @@
-"""dcs/base.py: galera-pilot's records (initialize, members, roster, seed, bootstrap lock, history) on SQLite."""
+"""dcs/base.py: galera-pilot's records (initialize, members, roster, seed, bootstrap lock, history).
+
+Run unchanged against every backend (SQLite, and a real etcd): see DCS_BACKENDS and conftest.py.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 
-import pytest
+from dcs_backends import Backend, TTLs
 
 from galera_pilot.cluster import (
     Cluster,
@@ -16,17 +19,16 @@ from galera_pilot.cluster import (
     RosterEntry,
     SeedRecord,
 )
-from galera_pilot.dcs.sqlite import SQLiteDCS
+from galera_pilot.dcs import DCS
 
+DCS_BACKENDS = ("sqlite", "etcd")
 UUID = "6b1c6d2e-86c4-11ee-a1a2-0242ac120002"
-SHORT_TTL = 0.2
-PAST_SHORT_TTL = 0.35
 
 
 # ---- initialize ------------------------------------------------------------------------------------------
 
 
-def test_empty_snapshot(dcs: SQLiteDCS) -> None:
+def test_empty_snapshot(dcs: DCS) -> None:
     cluster = dcs.snapshot()
     assert cluster.initialize is None
     assert cluster.members == {} and cluster.roster == {}
@@ -35,7 +37,7 @@ def test_empty_snapshot(dcs: SQLiteDCS) -> None:
     assert not cluster.has_primary
 
 
-def test_try_initialize_only_once(dcs: SQLiteDCS) -> None:
+def test_try_initialize_only_once(dcs: DCS) -> None:
     assert dcs.try_initialize("a", 60) is True
     assert dcs.try_initialize("b", 60) is False
     assert dcs.try_initialize("a", 60) is False
@@ -46,7 +48,7 @@ def test_try_initialize_only_once(dcs: SQLiteDCS) -> None:
     assert record.version == dcs.get("initialize").version
 
 
-def test_finish_initialize_only_by_the_initializer(dcs: SQLiteDCS) -> None:
+def test_finish_initialize_only_by_the_initializer(dcs: DCS) -> None:
     assert dcs.finish_initialize("a", UUID) is False  # nothing to finish
     dcs.try_initialize("a", 60)
     assert dcs.finish_initialize("b", UUID) is False
@@ -57,9 +59,9 @@ def test_finish_initialize_only_by_the_initializer(dcs: SQLiteDCS) -> None:
     assert record.finished_at is not None and record.finished_at >= record.started_at
 
 
-def test_initialize_lease_expires_and_frees_the_key(dcs: SQLiteDCS) -> None:
-    dcs.try_initialize("a", SHORT_TTL)
-    time.sleep(PAST_SHORT_TTL)
+def test_initialize_lease_expires_and_frees_the_key(dcs: DCS, ttls: TTLs) -> None:
+    dcs.try_initialize("a", ttls.short)
+    time.sleep(ttls.past_short)
     assert dcs.snapshot().initialize is None
     assert dcs.finish_initialize("a", UUID) is False  # a dead initializer's lease is gone
     assert dcs.keep_initialize_lease("a", 60) is False
@@ -67,15 +69,15 @@ def test_initialize_lease_expires_and_frees_the_key(dcs: SQLiteDCS) -> None:
     assert dcs.snapshot().initialize.by == "b"
 
 
-def test_keep_initialize_lease_sets_the_new_ttl(dcs: SQLiteDCS) -> None:
+def test_keep_initialize_lease_sets_the_new_ttl(dcs: DCS, ttls: TTLs) -> None:
     dcs.try_initialize("a", 600)
-    assert dcs.keep_initialize_lease("b", SHORT_TTL) is False  # not b's lease to touch
-    assert dcs.keep_initialize_lease("a", SHORT_TTL) is True  # shortened: observable by waiting
-    time.sleep(PAST_SHORT_TTL)
+    assert dcs.keep_initialize_lease("b", ttls.short) is False  # not b's lease to touch
+    assert dcs.keep_initialize_lease("a", ttls.short) is True  # shortened: observable by waiting
+    time.sleep(ttls.past_short)
     assert dcs.get("initialize") is None
 
 
-def test_keep_initialize_lease_keeps_the_record(dcs: SQLiteDCS) -> None:
+def test_keep_initialize_lease_keeps_the_record(dcs: DCS) -> None:
     dcs.try_initialize("a", 600)
     before = dcs.get("initialize")
     assert dcs.keep_initialize_lease("a", 600) is True
@@ -84,28 +86,20 @@ def test_keep_initialize_lease_keeps_the_record(dcs: SQLiteDCS) -> None:
     assert after.version != before.version
 
 
-def test_finished_initialize_is_permanent(dcs: SQLiteDCS, monkeypatch: pytest.MonkeyPatch) -> None:
-    import galera_pilot.dcs.sqlite as sqlite_module
-
-    now = [5_000.0]
-
-    class Clock:
-        @staticmethod
-        def time() -> float:
-            return now[0]
-
-    monkeypatch.setattr(sqlite_module, "time", Clock)
-    dcs.try_initialize("a", 30)
+def test_finished_initialize_outlives_its_lease(dcs: DCS, ttls: TTLs) -> None:
+    """finish_initialize writes without a TTL: the key no longer expires (on etcd: detached from its lease).
+    The same on a fake clock, to the millisecond, is in test_dcs_sqlite.py."""
+    dcs.try_initialize("a", ttls.short)
     assert dcs.finish_initialize("a", UUID) is True
-    now[0] += 1_000_000
+    time.sleep(ttls.past_short)
     record = dcs.snapshot().initialize
     assert record is not None and record.cluster_uuid == UUID
     assert dcs.try_initialize("b", 30) is False
 
 
-def test_finish_after_a_takeover_fails(dcs: SQLiteDCS) -> None:
-    dcs.try_initialize("a", SHORT_TTL)
-    time.sleep(PAST_SHORT_TTL)
+def test_finish_after_a_takeover_fails(dcs: DCS, ttls: TTLs) -> None:
+    dcs.try_initialize("a", ttls.short)
+    time.sleep(ttls.past_short)
     dcs.try_initialize("b", 60)
     assert dcs.finish_initialize("a", UUID) is False
     assert dcs.keep_initialize_lease("a", 60) is False
@@ -125,13 +119,13 @@ def full_member(name: str = "n1") -> Member:
     )
 
 
-def test_publish_member_round_trips(dcs: SQLiteDCS) -> None:
+def test_publish_member_round_trips(dcs: DCS) -> None:
     member = full_member()
     dcs.publish_member(member, 60)
     assert dcs.snapshot().members == {"n1": member}
 
 
-def test_member_with_unusable_or_no_position_round_trips(dcs: SQLiteDCS) -> None:
+def test_member_with_unusable_or_no_position_round_trips(dcs: DCS) -> None:
     unusable = Member("n2", "127.0.0.3", position=Position(UUID, -1, unusable="grastate.dat is corrupt: x"))
     running = Member("n3", "127.0.0.4", running=True, state="Synced", cluster_status="Primary", cluster_size=3)
     dcs.publish_member(unusable, 60)
@@ -142,23 +136,23 @@ def test_member_with_unusable_or_no_position_round_trips(dcs: SQLiteDCS) -> None
     assert not members["n2"].position.usable
 
 
-def test_member_heartbeat_expires_and_remove_member(dcs: SQLiteDCS) -> None:
-    dcs.publish_member(full_member("short"), SHORT_TTL)
+def test_member_heartbeat_expires_and_remove_member(dcs: DCS, ttls: TTLs) -> None:
+    dcs.publish_member(full_member("short"), ttls.short)
     dcs.publish_member(full_member("long"), 600)
     dcs.publish_member(full_member("gone"), 600)
     dcs.remove_member("gone")
-    time.sleep(PAST_SHORT_TTL)
+    time.sleep(ttls.past_short)
     assert set(dcs.snapshot().members) == {"long"}
 
 
-def test_member_from_newer_agent_with_unknown_fields(dcs: SQLiteDCS) -> None:
+def test_member_from_newer_agent_with_unknown_fields(dcs: DCS) -> None:
     data = full_member("n9").to_dict() | {"future_field": 1}
     data["position"] |= {"future": "x"}
     dcs.put("members/n9", json.dumps(data), 60)
     assert dcs.snapshot().members["n9"] == full_member("n9")
 
 
-def test_update_roster(dcs: SQLiteDCS) -> None:
+def test_update_roster(dcs: DCS) -> None:
     dcs.update_roster(RosterEntry("a", "127.0.0.2", "http://127.0.0.2:8008", 3306))
     dcs.update_roster(RosterEntry("b", "127.0.0.3"))
     dcs.update_roster(RosterEntry("a", "127.0.0.2", "http://127.0.0.2:8008", 3306, stopped_gracefully=True))
@@ -169,16 +163,16 @@ def test_update_roster(dcs: SQLiteDCS) -> None:
     }
 
 
-def test_roster_survives_member_expiry(dcs: SQLiteDCS) -> None:
-    dcs.publish_member(full_member("a"), SHORT_TTL)
+def test_roster_survives_member_expiry(dcs: DCS, ttls: TTLs) -> None:
+    dcs.publish_member(full_member("a"), ttls.short)
     dcs.update_roster(RosterEntry("a", "127.0.0.2"))
-    time.sleep(PAST_SHORT_TTL)
+    time.sleep(ttls.past_short)
     cluster = dcs.snapshot()
     assert cluster.members == {}
     assert set(cluster.roster) == {"a"}
 
 
-def test_publish_seed(dcs: SQLiteDCS) -> None:
+def test_publish_seed(dcs: DCS) -> None:
     dcs.publish_seed(SeedRecord("box", "/srv/n1/seed", UUID, 3))
     assert dcs.snapshot().seed == SeedRecord("box", "/srv/n1/seed", UUID, 3)
     dcs.publish_seed(SeedRecord("box", "/srv/n1/seed", UUID, 7))
@@ -188,7 +182,7 @@ def test_publish_seed(dcs: SQLiteDCS) -> None:
 # ---- bootstrap lock ---------------------------------------------------------------------------------------
 
 
-def test_bootstrap_lock_second_holder_refused(dcs: SQLiteDCS) -> None:
+def test_bootstrap_lock_second_holder_refused(dcs: DCS) -> None:
     assert dcs.acquire_bootstrap_lock("a", 600, "most advanced") is True
     assert dcs.acquire_bootstrap_lock("b", 600, "me too") is False
     assert dcs.snapshot().bootstrap_lock_holder == "a"
@@ -196,7 +190,7 @@ def test_bootstrap_lock_second_holder_refused(dcs: SQLiteDCS) -> None:
     assert value["holder"] == "a" and value["reason"] == "most advanced"
 
 
-def test_bootstrap_lock_renew_by_holder(dcs: SQLiteDCS) -> None:
+def test_bootstrap_lock_renew_by_holder(dcs: DCS) -> None:
     assert dcs.acquire_bootstrap_lock("a", 600, "first")
     before = dcs.get("bootstrap").version
     assert dcs.acquire_bootstrap_lock("a", 600, "renewed") is True
@@ -206,15 +200,15 @@ def test_bootstrap_lock_renew_by_holder(dcs: SQLiteDCS) -> None:
     assert dcs.acquire_bootstrap_lock("b", 600, "x") is False
 
 
-def test_bootstrap_lock_renewal_extends_the_lease(dcs: SQLiteDCS) -> None:
-    dcs.acquire_bootstrap_lock("a", SHORT_TTL, "short")
+def test_bootstrap_lock_renewal_extends_the_lease(dcs: DCS, ttls: TTLs) -> None:
+    dcs.acquire_bootstrap_lock("a", ttls.short, "short")
     assert dcs.acquire_bootstrap_lock("a", 600, "long") is True  # renewed (or re-taken if it had lapsed)
-    time.sleep(PAST_SHORT_TTL)
+    time.sleep(ttls.past_short)
     assert dcs.snapshot().bootstrap_lock_holder == "a"
     assert dcs.acquire_bootstrap_lock("b", 600, "x") is False
 
 
-def test_bootstrap_lock_release_only_by_holder(dcs: SQLiteDCS) -> None:
+def test_bootstrap_lock_release_only_by_holder(dcs: DCS) -> None:
     dcs.acquire_bootstrap_lock("a", 600, "r")
     dcs.release_bootstrap_lock("b")
     assert dcs.snapshot().bootstrap_lock_holder == "a"
@@ -226,23 +220,23 @@ def test_bootstrap_lock_release_only_by_holder(dcs: SQLiteDCS) -> None:
     assert dcs.snapshot().bootstrap_lock_holder == "b"
 
 
-def test_release_when_nobody_holds_is_harmless(dcs: SQLiteDCS) -> None:
+def test_release_when_nobody_holds_is_harmless(dcs: DCS) -> None:
     dcs.release_bootstrap_lock("a")
     assert dcs.acquire_bootstrap_lock("a", 600, "r") is True
 
 
-def test_bootstrap_lock_expires_after_ttl(dcs: SQLiteDCS) -> None:
-    dcs.acquire_bootstrap_lock("a", SHORT_TTL, "r")
-    time.sleep(PAST_SHORT_TTL)
+def test_bootstrap_lock_expires_after_ttl(dcs: DCS, ttls: TTLs) -> None:
+    dcs.acquire_bootstrap_lock("a", ttls.short, "r")
+    time.sleep(ttls.past_short)
     assert dcs.snapshot().bootstrap_lock_holder is None
     assert dcs.acquire_bootstrap_lock("b", 600, "r") is True
     assert dcs.snapshot().bootstrap_lock_holder == "b"
     assert dcs.acquire_bootstrap_lock("a", 600, "r") is False
 
 
-def test_bootstrap_lock_is_per_cluster(dcs_path) -> None:
-    one = SQLiteDCS(dcs_path, "one")
-    two = SQLiteDCS(dcs_path, "two")
+def test_bootstrap_lock_is_per_cluster(backend: Backend) -> None:
+    one = backend.open("one")
+    two = backend.open("two")
     assert one.acquire_bootstrap_lock("a", 600, "r")
     assert two.acquire_bootstrap_lock("b", 600, "r")
     assert one.snapshot().bootstrap_lock_holder == "a"
@@ -254,7 +248,7 @@ def test_bootstrap_lock_is_per_cluster(dcs_path) -> None:
 # ---- history ----------------------------------------------------------------------------------------------
 
 
-def test_record_history_is_ordered_by_time(dcs: SQLiteDCS) -> None:
+def test_record_history_is_ordered_by_time(dcs: DCS) -> None:
     times = [1_700_000_100.5, 1_700_000_000.25, 1_700_000_050.0, 9.5, 10.25, 1_700_000_000.250001]
     for i, at in enumerate(times):
         dcs.record_history(HistoryEvent(at, f"n{i}", "bootstrap", f"reason {i}", {"i": i, "nested": {"x": [1]}}))
@@ -264,13 +258,13 @@ def test_record_history_is_ordered_by_time(dcs: SQLiteDCS) -> None:
     assert first == HistoryEvent(9.5, "n3", "bootstrap", "reason 3", {"i": 3, "nested": {"x": [1]}})
 
 
-def test_history_events_at_the_same_time_from_two_members_are_both_kept(dcs: SQLiteDCS) -> None:
+def test_history_events_at_the_same_time_from_two_members_are_both_kept(dcs: DCS) -> None:
     dcs.record_history(HistoryEvent(100.0, "b", "wait", "x"))
     dcs.record_history(HistoryEvent(100.0, "a", "join", "y"))
     assert [(e.member, e.action) for e in dcs.snapshot().history] == [("a", "join"), ("b", "wait")]
 
 
-def test_snapshot_gathers_everything(dcs: SQLiteDCS) -> None:
+def test_snapshot_gathers_everything(dcs: DCS) -> None:
     dcs.try_initialize("a", 60)
     dcs.finish_initialize("a", UUID)
     dcs.publish_member(full_member("a"), 60)

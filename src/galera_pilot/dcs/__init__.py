@@ -12,14 +12,27 @@ __all__ = ["DCS", "KV", "get_dcs"]
 
 
 def get_dcs(url: str, cluster_name: str) -> DCS:
-    """Open the DCS named by url: `sqlite:///absolute/path.sqlite` (embedded, one machine)."""
-    parsed = urlparse(url)
+    """Open the DCS named by url.
+
+    `sqlite:///absolute/path.sqlite`: embedded, every agent on one machine shares the file.
+    `etcd://host:port[,host:port...]` (`etcds://` for TLS): an etcd v3 cluster, for agents on several
+    machines. Backends are imported lazily so the SQLite path does not load urllib3.
+    """
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme in ("etcd", "etcds"):
+        from galera_pilot.dcs.etcd import EtcdDCS, parse_etcd_url
+
+        return EtcdDCS(parse_etcd_url(url), cluster_name)
+    if scheme in ("etcd3", "etcd3s", "etcdv3"):
+        raise ConfigError(f"field 'dcs': {url!r}: the etcd scheme is spelled etcd:// (or etcds:// for TLS)")
+    try:
+        parsed = urlparse(url)
+    except ValueError as error:
+        raise ConfigError(f"field 'dcs': {url!r} is not a valid URL: {error}") from None
     if parsed.scheme == "sqlite":
         if not parsed.path.startswith("/") or parsed.netloc:
             raise ConfigError(f"field 'dcs': {url!r} must look like sqlite:///absolute/path/dcs.sqlite")
         from galera_pilot.dcs.sqlite import SQLiteDCS
 
         return SQLiteDCS(Path(parsed.path), cluster_name)
-    if parsed.scheme in ("etcd", "etcd3", "etcds"):
-        raise ConfigError(f"field 'dcs': the etcd backend is not available in this version ({url!r})")
-    raise ConfigError(f"field 'dcs': unknown scheme in {url!r}; expected sqlite:///path")
+    raise ConfigError(f"field 'dcs': unknown scheme in {url!r}; expected sqlite:///path or etcd://host:port")
