@@ -1,0 +1,275 @@
+"""`ProxyManager`: keep HAProxy's member list in step with the DCS; `run_proxy`: its foreground loop.
+
+Every cycle reads one DCS snapshot, renders the configuration for every member the cluster knows (the
+roster, i.e. every node that ever joined, plus every live member), and reloads HAProxy only when that
+text differs from the one running. Health is not part of the text: HAProxy asks each node's agent
+itself, several times a second, so a writer change needs no reload at all and reaches clients within
+a few hundred milliseconds, while the manager's one-second cycle only matters when nodes are added or
+removed. Like the agent, each cycle yields one sentence saying what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from galera_pilot.cluster import Cluster
+from galera_pilot.config import NAME_PATTERN, _describe
+from galera_pilot.dcs import get_dcs
+from galera_pilot.dcs.base import DCS
+from galera_pilot.errors import ConfigError, DCSError, PilotError
+from galera_pilot.proxy.haproxy_config import (
+    ProxyBackend,
+    ProxySettings,
+    check_run_dir,
+    parse_bind,
+    render_haproxy_config,
+)
+from galera_pilot.proxy.haproxy_process import HaproxyProcess
+
+log = logging.getLogger("galera_pilot.proxy")
+CONFIG_FILE = "haproxy.cfg"
+DEFAULT_API_PORT = 8008
+LOOP_WAIT = 1.0
+OLD_WORKER_WAIT = 0.2
+REPEAT_LOG_EVERY = 30.0
+
+
+def api_port_of(api_url: str, default: int = DEFAULT_API_PORT) -> int:
+    """The port of a member's REST API URL ("http://127.0.0.2:8008" -> 8008); default when it has none."""
+    try:
+        port = urlparse(api_url).port
+    except ValueError:
+        return default
+    return port or default
+
+
+def backends_from(cluster: Cluster) -> tuple[list[ProxyBackend], list[str]]:
+    """Every member the cluster knows, as HAProxy servers, sorted by name; plus why any were left out.
+
+    The roster keeps a node that is down (its member key has expired) in the list, so HAProxy keeps a
+    server for it and takes it back the moment its agent answers again, with no reload; a live member's
+    own record wins over its roster entry because it is the fresher one (an address may have changed).
+    A record that cannot become a server line (a bad name or address) is skipped with a reason rather
+    than breaking the whole configuration.
+    """
+    known: dict[str, tuple[str, int, str]] = {}
+    for entry in cluster.roster.values():
+        known[entry.name] = (entry.address, entry.client_port, entry.api_url)
+    for member in cluster.members.values():
+        known[member.name] = (member.address, member.client_port, member.api_url)
+    backends: list[ProxyBackend] = []
+    skipped: list[str] = []
+    for name in sorted(known):
+        address, client_port, api_url = known[name]
+        try:
+            backends.append(ProxyBackend(name, address, client_port, api_port_of(api_url)))
+        except ValueError as error:
+            skipped.append(f"{name} ({error})")
+    return backends, skipped
+
+
+class ProxyManager:
+    """Renders the configuration from the DCS and starts or reloads HAProxy when it changes."""
+
+    def __init__(self, dcs: DCS, settings: ProxySettings, run_dir: Path, process: HaproxyProcess | None = None,
+                 binary: str = "haproxy") -> None:
+        self.dcs = dcs
+        self.settings = settings
+        self.run_dir = Path(run_dir).absolute()
+        self.process = process or HaproxyProcess(self.run_dir / CONFIG_FILE, self.run_dir, binary)
+        self._applied: str | None = None  # the text the running HAProxy serves
+        self._refused: str | None = None  # the last text HAProxy refused: not retried until it changes
+        self._old_workers = False  # did the last cycle see workers replaced by a reload still running?
+
+    def _running_text(self) -> str | None:
+        """What the running HAProxy serves: ours, or, for an adopted one, its configuration file."""
+        if self._applied is None:
+            try:
+                self._applied = self.process.config_path.read_text()
+            except OSError:
+                return None
+        return self._applied
+
+    def run_cycle(self) -> str:
+        """One look at the DCS, at most one start or reload of HAProxy; returns what happened.
+
+        Then sessions that workers replaced by a reload still hold to servers now DOWN are closed
+        (see `HaproxyProcess.cut_stale_sessions`), and said so in the sentence.
+        """
+        sentence = self._apply()
+        if not self.process.is_running():
+            self._old_workers = False
+            return sentence
+        try:
+            closed = self.process.cut_stale_sessions()
+            state = self.process.show_proc()
+        except PilotError as error:
+            return f"{sentence}; could not check sessions of old haproxy workers: {error}"
+        self._old_workers = bool(state and state.old_workers)
+        if closed:
+            counts = {name: closed.count(name) for name in sorted(set(closed))}
+            listed = ", ".join(f"{name} ({n})" for name, n in counts.items())
+            sentence += f"; closed sessions that old workers held to servers now DOWN: {listed}"
+        return sentence
+
+    def next_wait(self) -> float:
+        """Seconds until the next cycle: short while old workers may hold sessions that must be cut,
+        so a writer change reaches them within a fraction of a second too."""
+        return OLD_WORKER_WAIT if self._old_workers else LOOP_WAIT
+
+    def _apply(self) -> str:
+        try:
+            cluster = self.dcs.snapshot()
+        except DCSError as error:
+            return self._without_dcs(error)
+        backends, skipped = backends_from(cluster)
+        text = render_haproxy_config(self.settings, backends, self.run_dir)
+        members = ",".join(b.name for b in backends) or "none"
+        note = f"; skipped {'; '.join(skipped)}" if skipped else ""
+        if not self.process.is_running():
+            # We had it running (started or adopted) and it is gone: say so, it should not happen.
+            lost = "haproxy was no longer running; " if self._applied is not None else ""
+            self._applied = None
+            try:
+                pid = self.process.start(text)
+            except PilotError as error:
+                return f"{lost}haproxy could not start: {error}"
+            self._applied, self._refused = text, None
+            return f"{lost}haproxy started (pid {pid}): members {members}{note}"
+        if text == self._running_text():
+            return f"haproxy config unchanged: members {members}{note}"
+        if text == self._refused:
+            return f"haproxy keeps its previous config; the one for members {members} was refused{note}"
+        try:
+            self.process.reload(text)
+        except PilotError as error:
+            self._refused = text
+            # After a failed reload the running configuration is unknown to us only if the adapter
+            # could not put the previous file back; reading it again next cycle covers both cases.
+            self._applied = None
+            return f"haproxy reload refused, still serving the previous config: {error}"
+        self._applied, self._refused = text, None
+        return f"haproxy reloaded: members {members}{note}"
+
+    def _without_dcs(self, error: DCSError) -> str:
+        """No snapshot: keep whatever runs; if nothing runs, serve the last rendered configuration."""
+        if self.process.is_running():
+            return f"DCS unavailable, keeping haproxy's current config: {error}"
+        try:
+            text = self.process.config_path.read_text()
+        except OSError:
+            return f"DCS unavailable and no earlier haproxy config to start from: {error}"
+        try:
+            pid = self.process.start(text)
+        except PilotError as start_error:
+            return f"DCS unavailable, and haproxy could not start with its last config: {start_error}"
+        self._applied = text
+        return f"DCS unavailable; started haproxy (pid {pid}) with its last config: {error}"
+
+    def stop(self) -> None:
+        self.process.stop()
+        self._applied = None
+
+
+class ProxyConfig(BaseModel):
+    """`galera-pilot proxy -c CONFIG`: where the endpoints listen and which cluster they front."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cluster_name: str = Field("galera", pattern=NAME_PATTERN)
+    dcs: str = Field(description="coordination store URL, e.g. sqlite:///var/lib/galera-pilot/dcs.sqlite")
+    writer_bind: str = Field("127.0.0.1:3306", description="ADDRESS:PORT of the writer endpoint")
+    reader_bind: str = Field("127.0.0.1:3307", description="ADDRESS:PORT of the reader endpoint")
+    run_dir: Path = Field(Path("/run/galera-pilot/proxy"),
+                          description="haproxy.cfg, pid file, admin and master sockets, haproxy.log")
+    check_interval_ms: int = Field(200, ge=50, le=60000, description="health check interval (HAProxy `inter`)")
+
+    @field_validator("writer_bind", "reader_bind")
+    @classmethod
+    def _bind(cls, value: str) -> str:
+        parse_bind(value)
+        return value
+
+    @field_validator("run_dir")
+    @classmethod
+    def _run_dir(cls, value: Path) -> Path:
+        check_run_dir(value)
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_binds(self) -> ProxyConfig:
+        if parse_bind(self.writer_bind) == parse_bind(self.reader_bind):
+            raise ValueError("writer_bind and reader_bind must differ")
+        return self
+
+    def settings(self) -> ProxySettings:
+        return ProxySettings(writer_bind=self.writer_bind, reader_bind=self.reader_bind,
+                             check_interval_ms=self.check_interval_ms)
+
+
+def parse_proxy_config(data: object, source: str = "<config>") -> ProxyConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid configuration in {source}: expected a mapping of fields at the top level")
+    try:
+        return ProxyConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, source)) from None
+
+
+def load_proxy_config(path: Path) -> ProxyConfig:
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise ConfigError(f"cannot read configuration {path}: {error.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"configuration {path} is not valid YAML: {error}") from None
+    return parse_proxy_config(data, str(path))
+
+
+def run_proxy(config_path: Path) -> None:
+    """Run the proxy manager in the foreground until SIGTERM or SIGINT, then stop HAProxy.
+
+    A manager killed without that (kill -9, a crash) leaves HAProxy serving; the next one adopts it.
+    """
+    config = load_proxy_config(Path(config_path))
+    dcs = get_dcs(config.dcs, config.cluster_name)
+    manager = ProxyManager(dcs, config.settings(), config.run_dir)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    log.info("proxy for cluster %s started: writer %s, reader %s, run dir %s", config.cluster_name,
+             config.writer_bind, config.reader_bind, config.run_dir)
+    last_sentence, last_logged = "", 0.0
+    try:
+        while not stop.is_set():
+            try:
+                sentence = manager.run_cycle()
+            except PilotError as error:
+                sentence = f"error: {error}"
+            except Exception as error:  # a bug: keep the proxy serving, but leave the traceback in the log
+                log.exception("unexpected error in the proxy cycle")
+                sentence = f"unexpected error: {error!r}"
+            now = time.monotonic()
+            if sentence != last_sentence or now - last_logged >= REPEAT_LOG_EVERY:
+                log.info("%s", sentence)
+                last_sentence, last_logged = sentence, now
+            stop.wait(manager.next_wait())
+    finally:
+        manager.stop()
+        dcs.close()
+        log.info("proxy for cluster %s stopped", config.cluster_name)
