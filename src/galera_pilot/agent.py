@@ -31,6 +31,7 @@ def run_agent(config_path: Path) -> None:
     def _on_signal(signum: int, _frame: object) -> None:
         log.info("received %s; stopping", signal.Signals(signum).name)
         stop.set()
+        ha.wake.set()
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
@@ -38,6 +39,7 @@ def run_agent(config_path: Path) -> None:
     last_sentence, last_logged = "", 0.0
     try:
         while not stop.is_set():
+            ha.wake.clear()
             try:
                 sentence = ha.run_cycle()
             except DCSError as error:
@@ -52,7 +54,7 @@ def run_agent(config_path: Path) -> None:
             if sentence != last_sentence or now - last_logged >= REPEAT_LOG_EVERY:
                 log.info("%s", sentence)
                 last_sentence, last_logged = sentence, now
-            stop.wait(ha.next_wait())
+            ha.wake.wait(ha.next_wait())
     finally:
         ha.shutdown()
         api.shutdown()

@@ -111,6 +111,11 @@ def test_killed_mariadbd_is_restarted_and_rejoins(cluster: Path) -> None:
     events = json.loads(cli("history", "--dir", str(cluster), "--format", "json").stdout)
     node3 = [e["action"] for e in events if e["member"] == "node3"]
     assert "evict" in node3, f"fast eviction was not recorded: {events}"
+    evict = next(e for e in events if e["member"] == "node3" and e["action"] == "evict")
+    assert sorted(evict["inputs"]["evicted_by"]) == ["node1", "node2"], "every survivor should evict at once"
+    for node in ("node1", "node2", "node3"):
+        rows = query(cluster, "SHOW STATUS LIKE 'wsrep_evs_evict_list'", node)
+        assert rows in ([], [["wsrep_evs_evict_list", ""]]), f"{node} still has an evict list: {rows}"
     assert node3[-1] == "join", f"node3's last decision should be its rejoin: {events}"
     log = (cluster / "node3" / "log" / "mariadbd.err").read_text(errors="replace")
     assert "IST received" in log.rsplit("Starting MariaDB", 1)[-1], "the restart should rejoin by IST, not SST"

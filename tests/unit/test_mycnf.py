@@ -144,7 +144,12 @@ def test_header_names_the_node(node3: NodeConfig) -> None:
 def test_provider_options_plain(node3: NodeConfig) -> None:
     options = dict(item.split("=", 1) for item in provider_options(node3).split(";"))
     assert options == {"gmcast.listen_addr": "tcp://127.0.0.4:4570", "ist.recv_addr": "127.0.0.4:4571",
-                       "gcache.size": "128M", "pc.recovery": "TRUE"}
+                       "gcache.size": "128M", "pc.recovery": "TRUE", "evs.join_retrans_period": "PT0.2S"}
+
+
+def test_join_retrans_period_is_rendered_in_iso_seconds() -> None:
+    options = provider_options(make_config(mariadb={"join_retrans_period": 0.5}))
+    assert dict(item.split("=", 1) for item in options.split(";"))["evs.join_retrans_period"] == "PT0.5S"
 
 
 @pytest.mark.parametrize("key", ["wsrep_provider_options", "wsrep_node_name", "wsrep_cluster_name",

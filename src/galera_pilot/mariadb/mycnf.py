@@ -20,6 +20,9 @@ def provider_options(config: NodeConfig) -> str:
         "gcache.size": config.mariadb.gcache_size,
         # pc.recovery lets the last Primary Component re-form by itself after all nodes crashed.
         "pc.recovery": "TRUE",
+        # How often membership (join) messages are resent: it paces every view change, and writes stall
+        # during a view change (see MariadbSettings.join_retrans_period).
+        "evs.join_retrans_period": f"PT{config.mariadb.join_retrans_period:g}S",
     }
     return ";".join(f"{k}={v}" for k, v in options.items())
 
