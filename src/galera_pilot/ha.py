@@ -30,7 +30,7 @@ from galera_pilot.mariadb import sql
 from galera_pilot.mariadb.exit_watch import ExitWatcher
 from galera_pilot.mariadb.grastate import datadir_position, has_data, set_safe_to_bootstrap
 from galera_pilot.mariadb.mycnf import render_mycnf
-from galera_pilot.mariadb.process import MariadbProcess, chown_tree, tail
+from galera_pilot.mariadb.process import MariadbProcess, chown_tree, gave_up_reaching_peers, tail
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,10 @@ START_WAIT = 300.0
 JOIN_LEASE_TTL = 2.0
 # Not worth copying into the seed: the gcache is preallocated (gcache.size) and rebuilt on start, and a
 # saved Primary Component view belongs to the initializer alone.
+# Backoff cap after mariadbd gave up reaching its peers (a network problem, not a crash).
+UNREACHABLE_BACKOFF_MAX = 5.0
+# A joiner first checks that some peer's Galera port answers, within this many seconds per peer.
+PEER_PROBE_TIMEOUT = 1.0
 SEED_IGNORE = shutil.ignore_patterns("galera.cache", "gvwstate.dat", "*.pid", "*.sock")
 
 
@@ -65,6 +69,7 @@ class Ha:
         self._crash_loop: str | None = None
         self._evicted: str | None = None
         self._evict_lock = threading.Lock()
+        self._exit_handled = False  # the current mariadbd's exit was seen (and its eviction tried)
         # Set when the agent should run its next cycle now rather than after next_wait() (mariadbd exited).
         self.wake = threading.Event()
         self._exit_watch = ExitWatcher(self._on_exit_seen)
@@ -186,10 +191,13 @@ class Ha:
         self.wake.set()
 
     def _evict_dead_instance(self) -> None:
-        """Once per dead instance, from whichever thread notices the exit first."""
+        """Once per exit, from whichever thread notices it first."""
         if not self.config.fast_eviction:
             return
         with self._evict_lock:
+            if self._exit_handled:
+                return
+            self._exit_handled = True
             dead_instance = self._gcomm_uuid
             if not dead_instance:
                 log.warning("mariadbd died before its gcomm UUID was known; the survivors evict it by timeout")
@@ -199,13 +207,18 @@ class Ha:
     def _on_unexpected_exit(self, now: float) -> None:
         self._evict_dead_instance()
         self._expect_running = False
-        self._exits.append(now)
+        last_lines = tail(self.config.error_log, 8)
         self._consecutive_failures += 1
-        delay = min(0.5 * 2 ** (self._consecutive_failures - 1), 30.0)
+        if gave_up_reaching_peers(last_lines):
+            # Not a crash: the peers could not be reached (a partition, a peer that just died). Retry
+            # soon, and never let a network problem add up to a crash-loop halt that outlives the problem.
+            delay = min(0.5 * 2 ** (self._consecutive_failures - 1), UNREACHABLE_BACKOFF_MAX)
+        else:
+            self._exits.append(now)
+            delay = min(0.5 * 2 ** (self._consecutive_failures - 1), 30.0)
         self._retry_at = now + delay
         self.dcs.release_lease("join", self.config.name)
-        log.error("mariadbd exited unexpectedly; last lines of %s:\n%s", self.config.error_log,
-                  tail(self.config.error_log, 8))
+        log.error("mariadbd exited unexpectedly; last lines of %s:\n%s", self.config.error_log, last_lines)
 
     def _peer_sql(self, statement: str, args: tuple = (), only_first: bool = True) -> list[str]:
         """Run a statement on live Primary peers over TCP as the admin user; names of those that took it."""
@@ -387,6 +400,7 @@ class Ha:
             start = f"{position.uuid}:{position.seqno}"
         self._write_mycnf(peers, start)
         self._expect_running = True
+        self._exit_handled = False
         self._exit_watch.watch(self.process.start(bootstrap))
 
     def _wait_ready(self, as_root: bool, timeout: float = START_WAIT) -> dict[str, str]:
@@ -534,6 +548,11 @@ class Ha:
         return target
 
     def _join(self, decision: Decision, local: LocalState) -> str:
+        if decision.peers and not any(self._galera_port_answers(peer) for peer in decision.peers):
+            # Starting mariadbd now would only make it wait ~30 s for gcomm and exit; a partition or a
+            # stale DCS record is the likely reason, and the next cycle looks again.
+            return (f"a Primary Component is reported at {', '.join(decision.peers)} but no Galera port there "
+                    "answers from here (network partition?); not starting mariadbd until one does")
         if not self.dcs.acquire_lease("join", self.config.name, JOIN_LEASE_TTL, decision.reason):
             holder = self.dcs.get("join")
             who = json.loads(holder.value).get("holder") if holder else "another node"
@@ -552,6 +571,17 @@ class Ha:
             self._join_watch = (primaries[0].address, primaries[0].client_port, primaries[0].cluster_size)
         self._start(bootstrap=False, peers=decision.peers, position=local.position)
         return decision.reason
+
+    def _galera_port_answers(self, peer: str) -> bool:
+        """From this node's own address, as Galera would connect: on a host with several addresses (all of
+        127.0.0.0/8 here) the kernel would otherwise pick a source that a partition does not cut."""
+        host, _, port = peer.rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=PEER_PROBE_TIMEOUT,
+                                          source_address=(self.config.address, 0)):
+                return True
+        except (OSError, ValueError):
+            return False
 
     def _forget_saved_view(self) -> None:
         """A node that joins a live Primary must not restore its old Primary Component from gvwstate.dat

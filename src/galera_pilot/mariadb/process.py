@@ -38,6 +38,16 @@ def tail(path: Path, lines: int = 15) -> str:
     return "\n".join(data.splitlines()[-lines:])
 
 
+# What mariadbd logs when it gives up reaching every peer of its gcomm address (after ~30 s).
+GCOMM_UNREACHABLE = ("failed to reach primary view", "failed to open gcomm backend connection")
+
+
+def gave_up_reaching_peers(error_log_tail: str) -> bool:
+    """Did mariadbd exit because no peer answered? That is a network problem (a partition, a peer that
+    just died), not a crash, and must not add up to a crash-loop halt that outlives the problem."""
+    return any(marker in error_log_tail for marker in GCOMM_UNREACHABLE)
+
+
 def chown_tree(path: Path, user: str | None) -> None:
     if user is None or os.geteuid() != 0:
         return
