@@ -19,6 +19,25 @@ def _pick(cls: type, data: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class SavedView:
+    """The Primary Component a node last belonged to, as Galera saved it in gvwstate.dat (pc.recovery).
+
+    When every member of that view comes back, Galera re-forms the component by itself: no bootstrap,
+    no state transfer between nodes that were in step."""
+
+    my_uuid: str
+    view_id: str
+    members: tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> SavedView | None:
+        if not data:
+            return None
+        return cls(str(data.get("my_uuid", "")), str(data.get("view_id", "")),
+                   tuple(str(m) for m in data.get("members", ())))
+
+
+@dataclass(frozen=True)
 class Position:
     """Where a node's data stands in the cluster's history (from grastate.dat or --wsrep-recover)."""
 
@@ -28,6 +47,7 @@ class Position:
     source: str = "grastate"  # grastate | wsrep-recover | live
     # Why this datadir may not be a bootstrap source (aborted SST, corrupt grastate, ...); None if it may.
     unusable: str | None = None
+    saved_view: SavedView | None = None
 
     @property
     def usable(self) -> bool:
@@ -43,7 +63,11 @@ class Position:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Position | None:
-        return None if data is None else cls(**_pick(cls, data))
+        if data is None:
+            return None
+        picked = _pick(cls, data)
+        picked["saved_view"] = SavedView.from_dict(data.get("saved_view"))
+        return cls(**picked)
 
 
 @dataclass(frozen=True)

@@ -210,13 +210,16 @@ class EmbeddedCluster:
         return proc
 
     def wait_synced(self, timeout: float = 600.0, poll: float = 0.1) -> Cluster:
+        """Until every node reports Synced in a full-size component, in a report made after this call began:
+        an agent killed with its server leaves a 'Synced' record behind until the record's TTL runs out."""
         nodes = self.nodes()
         dcs = self.dcs()
+        since = time.time()
         deadline = time.monotonic() + timeout
         try:
             while True:
                 cluster = dcs.snapshot()
-                pending = [n for n in nodes if not _synced(cluster.members.get(n.name), len(nodes))]
+                pending = [n for n in nodes if not _synced(cluster.members.get(n.name), len(nodes), since)]
                 if not pending:
                     return cluster
                 for node in pending:
@@ -266,8 +269,8 @@ class EmbeddedCluster:
         return None
 
 
-def _synced(member: Member | None, size: int) -> bool:
-    return member is not None and member.is_synced and member.cluster_size >= size
+def _synced(member: Member | None, size: int, since: float) -> bool:
+    return member is not None and member.is_synced and member.cluster_size >= size and member.updated_at >= since
 
 
 def _doing(member: Member | None) -> str:

@@ -29,6 +29,7 @@ from galera_pilot.errors import PilotError
 from galera_pilot.mariadb import sql
 from galera_pilot.mariadb.exit_watch import ExitWatcher
 from galera_pilot.mariadb.grastate import datadir_position, has_data, set_safe_to_bootstrap
+from galera_pilot.mariadb.gvwstate import read_saved_view
 from galera_pilot.mariadb.mycnf import render_mycnf
 from galera_pilot.mariadb.process import MariadbProcess, chown_tree, gave_up_reaching_peers, tail
 
@@ -79,6 +80,9 @@ class Ha:
         self._retry_at = 0.0
         self._no_primary_since: float | None = None
         self._synced_once = False
+        self._pc_recovery_started: float | None = None  # when mariadbd was started for pc.recovery
+        self._pc_recovery_failed = False  # until the next Synced: do not try pc.recovery again
+        self._pc_recovery_position: Position | None = None  # published while waiting for pc.recovery
         self._transitional = True
 
     # ---- what the REST API reads ---------------------------------------------------------------------
@@ -100,6 +104,12 @@ class Ha:
             connection.close()
 
     def _position(self) -> Position | None:
+        position = self._grastate_or_recovered_position()
+        if position is None:
+            return None
+        return replace(position, saved_view=read_saved_view(self.config.data_dir))
+
+    def _grastate_or_recovered_position(self) -> Position | None:
         position = datadir_position(self.config.data_dir)
         if position is None or not position.needs_recovery:
             return position
@@ -149,6 +159,8 @@ class Ha:
         else:
             state, cluster_status = "stopped", ""
             position = self._position() if data else None
+        if running and self._pc_recovery_started is not None and cluster_status != "Primary":
+            position = self._pc_recovery_position
         if status and cluster_status == "Primary" and state == "Synced":
             self._consecutive_failures = 0
         if (self._crash_loop is None and len(self._exits) == CRASH_LOOP_COUNT
@@ -172,7 +184,17 @@ class Ha:
             state=state, has_data=data, position=position, use_seed=self.config.use_seed,
             crash_loop=self._crash_loop, backoff_remaining=max(0.0, self._retry_at - now),
             no_primary_since=self._no_primary_since, disconnected_for=self._disconnected_for(cluster_status, now),
+            pc_recovery_allowed=not self._pc_recovery_failed,
+            pc_recovering_for=self._pc_recovering_for(running, cluster_status, now),
         )
+
+    def _pc_recovering_for(self, running: bool, cluster_status: str, now: float) -> float:
+        if self._pc_recovery_started is None:
+            return 0.0
+        if cluster_status == "Primary" or not running:
+            self._pc_recovery_started = None
+            return 0.0
+        return now - self._pc_recovery_started
 
     def _disconnected_for(self, cluster_status: str, now: float) -> float:
         if cluster_status != "Disconnected":
@@ -207,6 +229,9 @@ class Ha:
     def _on_unexpected_exit(self, now: float) -> None:
         self._evict_dead_instance()
         self._expect_running = False
+        if self._pc_recovery_started is not None:  # pc.recovery did not work out: bootstrap instead
+            self._pc_recovery_failed = True
+            self._pc_recovery_started = None
         last_lines = tail(self.config.error_log, 8)
         self._consecutive_failures += 1
         if gave_up_reaching_peers(last_lines):
@@ -337,6 +362,7 @@ class Ha:
                 self.dcs.clear_bootstrap_order()
             if self._evicted is not None:
                 self._clear_evictions()
+            self._pc_recovery_failed = False
             if not self._synced_once:
                 self._synced_once = True
                 self.dcs.update_roster(self._roster_entry(stopped_gracefully=False))
@@ -366,7 +392,12 @@ class Ha:
             return self._join(decision, local)
         if decision.action == Action.COPY_SEED:
             self._copy_seed()
+        if decision.action == Action.PC_RECOVER:
+            return self._pc_recover(decision, local)
         if decision.action == Action.RESTART:
+            if self._pc_recovery_started is not None:
+                self._pc_recovery_failed = True
+                self._pc_recovery_started = None
             self._history("restart", decision.reason)
             self._expect_running = False  # a deliberate stop, not a crash
             if not self.process.stop(120):
@@ -522,6 +553,15 @@ class Ha:
         set_safe_to_bootstrap(self.config.data_dir, True)
         self._start(bootstrap=True, peers=(), position=local.position)
         return again.reason
+
+    def _pc_recover(self, decision: Decision, local: LocalState) -> str:
+        """Start towards every other member of the saved view, keeping gvwstate.dat: Galera re-forms the
+        component once all of them meet (measured 3.3 s), and nodes behind catch up by IST from it."""
+        self._history("pc-recovery", decision.reason, decision.inputs)
+        self._pc_recovery_started = time.time()
+        self._pc_recovery_position = local.position
+        self._start(bootstrap=False, peers=decision.peers, position=local.position)
+        return decision.reason
 
     def _copy_seed(self) -> None:
         seed = self.dcs.snapshot().seed

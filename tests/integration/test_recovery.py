@@ -82,6 +82,27 @@ def test_power_loss_in_any_order_recovers_from_the_most_advanced(cluster: Path, 
         assert set(acked) <= set(got), f"{node} lost acknowledged writes: acked {acked}, has {got}"
 
 
+def test_all_killed_at_once_re_form_by_pc_recovery_without_bootstrap(cluster: Path) -> None:
+    """Every server dies at the same moment, so every gvwstate.dat names the same component: the agents
+    let Galera's pc.recovery re-form it, record why, and nobody bootstraps."""
+    query(cluster, "INSERT INTO app.acked VALUES (1, 'node1'), (2, 'node1')", "node1")
+    kill_agents(cluster)
+    pids = [mariadbd_pid(cluster, node) for node in NODES]
+    for pid in pids:
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not any(psutil.pid_exists(pid) for pid in pids if pid), 10, "every mariadbd to die")
+    restarted_at = time.time()
+    cli("up", "--dir", str(cluster), "--timeout", "300")
+    assert all(r["state"] == "Synced" and r["cluster_size"] == 3 for r in members(cluster).values())
+    events = [e for e in json.loads(cli("history", "--dir", str(cluster), "--format", "json").stdout)
+              if e["at"] >= restarted_at]
+    assert sorted(e["member"] for e in events if e["action"] == "pc-recovery") == list(NODES), events
+    assert not [e for e in events if e["action"] == "bootstrap"], f"no bootstrap with pc.recovery: {events}"
+    for node in NODES:
+        assert query(cluster, "SELECT COUNT(*) FROM app.acked", node) == [["2"]]
+
+
 def test_agent_killed_and_restarted_under_load_keeps_mariadbd_and_every_write(cluster: Path) -> None:
     """A client writes through node2 all along while node2's agent is killed -9 and started again: the
     server is adopted, not restarted, the client sees no error, and every acknowledged write is there."""
