@@ -87,6 +87,7 @@ class Member:
     cluster_uuid: str = ""
     seqno: int = -1  # wsrep_last_committed
     gcomm_uuid: str = ""
+    use_seed: bool = True  # may start from the seed datadir (the formation of a new cluster counts on it)
     activity: str = ""
     position: Position | None = None
     updated_at: float = 0.0
@@ -152,12 +153,20 @@ class InitializeRecord:
 
 @dataclass(frozen=True)
 class SeedRecord:
-    """A clean datadir at a known position that joiners on the same host may copy instead of an SST."""
+    """A clean datadir at a known position that joiners on the same host may copy instead of an SST.
+
+    `formation` names the nodes that start together from it (name -> the gcomm UUID each will use) and
+    `addresses` their gcomm addresses: each writes the same Primary view (`view_id`) into its
+    gvwstate.dat, and Galera's pc.recovery forms the first component of all of them at once, with no
+    bootstrap and no state transfer, since every copy is at the seed's position."""
 
     host: str
     path: str
     uuid: str
     seqno: int
+    view_id: str = ""
+    formation: dict[str, str] = field(default_factory=dict)
+    addresses: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -30,6 +30,7 @@ class Action(StrEnum):
     HALT = "halt"  # stop trying (crash loop); a person must look
     RESTART = "restart"  # stop a mariadbd that left the group for good, so that it rejoins
     PC_RECOVER = "pc_recover"  # start mariadbd towards the other members and let pc.recovery re-form the PC
+    FORM = "form"  # a new cluster's nodes start together from the seed and form the first PC via pc.recovery
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,19 @@ def pc_recovery_peers(cluster: Cluster, local: LocalState) -> tuple[str, ...] | 
     return tuple(sorted(cluster.members[n].gcomm_address for n in roster if n != local.name))
 
 
+def formation_peers(cluster: Cluster, local: LocalState) -> tuple[str, ...] | None:
+    """The other formation members' gcomm addresses when this node may form a new cluster's first
+    component together with them: it is named in the seed's formation, its datadir is still exactly the
+    seed (same UUID and seqno: nothing ran on it since) and no formation attempt of its own failed."""
+    seed = cluster.seed
+    position = local.position
+    if (seed is None or local.name not in seed.formation or not seed.view_id or not local.pc_recovery_allowed
+            or position is None or position.unusable or position.uuid != seed.uuid or position.seqno != seed.seqno):
+        return None
+    peers = tuple(sorted(address for name, address in seed.addresses.items() if name != local.name))
+    return peers or None
+
+
 def join_peers(cluster: Cluster, me: str) -> tuple[str, ...]:
     """The cartridge's 'find the hosts that are online': live Primary members, never a static list."""
     return tuple(sorted(m.gcomm_address for m in cluster.primary_members if m.name != me))
@@ -260,6 +274,11 @@ def decide(local: LocalState, cluster: Cluster, policy: RecoveryPolicy, now: flo
             return Decision(Action.COPY_SEED, "copying the seed datadir while the Primary Component forms",
                             copy_seed=True)
         return Decision(Action.WAIT, "no Primary Component to join, and an empty datadir cannot bootstrap")
+    form_peers = formation_peers(cluster, local)
+    if form_peers:
+        return Decision(Action.FORM, f"forming the new cluster's first Primary Component together with "
+                        f"{', '.join(form_peers)} from the seed (pc.recovery of a shared view, no state transfer)",
+                        form_peers)
     if local.position is not None and local.position.needs_recovery:
         return Decision(Action.WAIT, "position unknown (seqno -1); recovering it with --wsrep-recover")
     holder = cluster.bootstrap_lock_holder

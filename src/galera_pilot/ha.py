@@ -16,11 +16,12 @@ import socket
 import threading
 import time
 import urllib.request
+import uuid as uuid_module
 from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
-from galera_pilot.cluster import Cluster, HistoryEvent, Member, Position, RosterEntry, SeedRecord
+from galera_pilot.cluster import Cluster, HistoryEvent, Member, Position, RosterEntry, SavedView, SeedRecord
 from galera_pilot.config import NodeConfig
 from galera_pilot.credentials import Credentials, write_private
 from galera_pilot.dcs.base import DCS
@@ -29,7 +30,7 @@ from galera_pilot.errors import PilotError
 from galera_pilot.mariadb import sql
 from galera_pilot.mariadb.exit_watch import ExitWatcher
 from galera_pilot.mariadb.grastate import datadir_position, has_data, set_safe_to_bootstrap
-from galera_pilot.mariadb.gvwstate import read_saved_view
+from galera_pilot.mariadb.gvwstate import read_saved_view, render_gvwstate
 from galera_pilot.mariadb.mycnf import render_mycnf
 from galera_pilot.mariadb.process import MariadbProcess, chown_tree, gave_up_reaching_peers, tail
 
@@ -62,7 +63,8 @@ class Ha:
         self.activity = "starting agent"
         self._lock = threading.Lock()
         self._member = Member(name=config.name, address=config.address, api_url=config.api_url,
-                              client_port=config.ports.client, galera_port=config.ports.galera, host=self.host)
+                              client_port=config.ports.client, galera_port=config.ports.galera, host=self.host,
+                              use_seed=config.use_seed)
         self._recovered: tuple[tuple[int, int], Position] | None = None
         self._expect_running = self.process.is_running()  # adopt a mariadbd left by an earlier agent
         self._exits: deque[float] = deque(maxlen=CRASH_LOOP_COUNT)
@@ -394,6 +396,8 @@ class Ha:
             self._copy_seed()
         if decision.action == Action.PC_RECOVER:
             return self._pc_recover(decision, local)
+        if decision.action == Action.FORM:
+            return self._form(decision)
         if decision.action == Action.RESTART:
             if self._pc_recovery_started is not None:
                 self._pc_recovery_failed = True
@@ -461,7 +465,13 @@ class Ha:
             self._expect_running = False
             self.process.stop(30)
             raise PilotError(f"initializing the cluster failed: {error}") from None
-        reason = f"initializer bootstraps the new cluster {uuid} from its seed (seqno {seqno})"
+        seed = self.dcs.snapshot().seed
+        forming = seed is not None and len(seed.formation) > 1
+        if forming:
+            reason = (f"initializer: the new cluster {uuid} forms its first Primary Component from the seed "
+                      f"(seqno {seqno}) with {', '.join(sorted(seed.formation))} together")
+        else:
+            reason = f"initializer bootstraps the new cluster {uuid} from its seed (seqno {seqno})"
         # Lock first, then mark the cluster initialized: no joiner holding a seed copy can ever see an
         # initialized cluster without Primary and without a bootstrap lock holder.
         if not self.dcs.acquire_bootstrap_lock(self.config.name, self.config.timing.bootstrap_lock_ttl, reason):
@@ -469,6 +479,8 @@ class Ha:
         if not self.dcs.finish_initialize(self.config.name, uuid):
             self.dcs.release_bootstrap_lock(self.config.name)
             return "lost the initialize lease while initializing; another agent may have taken over"
+        if forming:
+            return f"initialized cluster {uuid}; forming it from the seed with the other nodes"
         self._history("bootstrap", reason, {"cluster_uuid": uuid, "seqno": seqno})
         self._start(bootstrap=True, peers=())
         return f"initialized cluster {uuid}; bootstrapping it"
@@ -514,12 +526,45 @@ class Ha:
         shutil.copytree(self.config.data_dir, seed, symlinks=True, ignore=SEED_IGNORE)
         set_safe_to_bootstrap(seed, False)
         chown_tree(seed, self.config.effective_mariadbd_user)
-        self.dcs.publish_seed(SeedRecord(self.host, str(seed), uuid, position.seqno))
+        self.dcs.publish_seed(self._seed_record(seed, uuid, position.seqno))
         t_seed = time.monotonic()
         log.info("seed datadir ready in %.2f s (install-db %.2f, first start and accounts %.2f, shutdown %.2f, "
                  "copy %.2f)", t_seed - t0, t_install - t0, t_accounts - t_install, t_stop - t_accounts,
                  t_seed - t_stop)
         return uuid, position.seqno
+
+    def _seed_record(self, seed: Path, uuid: str, seqno: int) -> SeedRecord:
+        """The seed, and who forms the first component from it: this node and every live agent on this
+        host with an empty datadir that may use the seed. Each gets its own gcomm UUID in one shared view.
+        Nodes that come later join the formed component as usual."""
+        members = [m for m in self.dcs.snapshot().members.values()
+                   if m.name != self.config.name and m.host == self.host and not m.running and m.use_seed
+                   and m.position is None]
+        if not members:
+            return SeedRecord(self.host, str(seed), uuid, seqno)
+        formation = {m.name: str(uuid_module.uuid1()) for m in members}
+        formation[self.config.name] = str(uuid_module.uuid1())
+        addresses = {m.name: m.gcomm_address for m in members}
+        addresses[self.config.name] = f"{self.config.address}:{self.config.ports.galera}"
+        view_id = f"3 {min(formation.values())} 1"
+        return SeedRecord(self.host, str(seed), uuid, seqno, view_id, formation, addresses)
+
+    def _form(self, decision: Decision) -> str:
+        """Start from the seed with the shared saved view: pc.recovery forms the component once every
+        formation member is up (each at the seed's position, so nobody needs a state transfer)."""
+        seed = self.dcs.snapshot().seed
+        if seed is None or self.config.name not in seed.formation:
+            raise PilotError("the seed's formation record is gone")
+        view = SavedView(seed.formation[self.config.name], seed.view_id, tuple(sorted(seed.formation.values())))
+        path = self.config.data_dir / "gvwstate.dat"
+        write_private(path, render_gvwstate(view), 0o640)
+        user = self.config.effective_mariadbd_user
+        if user and os.geteuid() == 0:
+            shutil.chown(path, user, user)
+        self._history("form", decision.reason, {"members": sorted(seed.formation), "view": seed.view_id})
+        self._pc_recovery_started = time.time()
+        self._start(bootstrap=False, peers=decision.peers)
+        return decision.reason
 
     def _probe_primary(self, cluster: Cluster) -> str | None:
         """Ask every other roster member's REST API whether it is Primary (its DCS key may have expired)."""

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from decision_builders import CLUSTER_UUID, FOREIGN_UUID, NOW, local_of, position, running, snapshot, stopped
 
-from galera_pilot.cluster import Position, SavedView
+from galera_pilot.cluster import Member, Position, SavedView, SeedRecord
 from galera_pilot.decisions import PC_RECOVERY_TIMEOUT, Action, RecoveryPolicy, decide
 
 GCOMM = {"n1": "aaaaaaaa-0000-0000-0000-000000000001", "n2": "aaaaaaaa-0000-0000-0000-000000000002",
@@ -99,3 +99,58 @@ def test_stuck_pc_recovery_is_stopped_after_its_timeout() -> None:
     assert waiting.action == Action.NONE
     stuck = decide(local_of(me, pc_recovering_for=PC_RECOVERY_TIMEOUT), cluster, POLICY, NOW)
     assert stuck.action == Action.RESTART and "pc.recovery" in stuck.reason
+
+
+# ---- forming a new cluster's first component from the seed -------------------------------------------
+
+def formed_seed(seqno: int = 7) -> SeedRecord:
+    return SeedRecord("box1", "/seed", CLUSTER_UUID, seqno, VIEW_ID,
+                      {n: GCOMM[n] for n in ("n1", "n2", "n3")},
+                      {"n1": "127.0.0.2:4567", "n2": "127.0.0.3:4567", "n3": "127.0.0.4:4567"})
+
+
+def seed_copy(name: str, seqno: int = 7) -> Member:
+    return stopped(name, position(seqno))
+
+
+def formation_cluster(*members: Member, seed: SeedRecord | None = None, lock: str | None = "n1"):
+    return snapshot(*members, roster=[], seed=seed or formed_seed(), lock=lock)
+
+
+def test_formation_members_with_the_pristine_seed_form_together() -> None:
+    members = [seed_copy(n) for n in ("n1", "n2", "n3")]
+    cluster = formation_cluster(*members)
+    for member in members:
+        decision = decide(local_of(member), cluster, POLICY, NOW)
+        assert decision.action == Action.FORM, decision
+        assert member.address + ":4567" not in decision.peers and len(decision.peers) == 2
+
+
+def test_an_empty_formation_member_copies_the_seed_first() -> None:
+    empty = stopped("n2")
+    decision = decide(local_of(empty, has_data=False), formation_cluster(empty), POLICY, NOW)
+    assert decision.action == Action.COPY_SEED
+
+
+@pytest.mark.parametrize("why", ["not_named", "moved_on", "failed_before", "unusable", "no_view"])
+def test_no_formation_outside_its_conditions(why: str) -> None:
+    member = seed_copy("n4") if why == "not_named" else seed_copy("n2", 9 if why == "moved_on" else 7)
+    if why == "unusable":
+        member = stopped("n2", position(7, unusable="grastate.dat is corrupt"))
+    seed = replace(formed_seed(), view_id="") if why == "no_view" else formed_seed()
+    local = local_of(member, pc_recovery_allowed=why != "failed_before")
+    decision = decide(local, formation_cluster(member, seed=seed), POLICY, NOW)
+    assert decision.action != Action.FORM, decision
+
+
+def test_a_live_primary_is_joined_not_formed() -> None:
+    member = seed_copy("n2")
+    decision = decide(local_of(member), formation_cluster(member, running("n1")), POLICY, NOW)
+    assert decision.action == Action.JOIN
+
+
+def test_a_formation_of_one_is_a_bootstrap_not_a_formation() -> None:
+    member = seed_copy("n1")
+    alone = replace(formed_seed(), formation={"n1": GCOMM["n1"]}, addresses={"n1": "127.0.0.2:4567"})
+    decision = decide(local_of(member), formation_cluster(member, seed=alone, lock=None), POLICY, NOW)
+    assert decision.action == Action.BOOTSTRAP

@@ -37,6 +37,12 @@ def parse_gvwstate(text: str) -> SavedView | None:
     return SavedView(my_uuid, view_id, tuple(sorted(members)))
 
 
+def render_gvwstate(view: SavedView) -> str:
+    """A gvwstate.dat naming `view`, as Galera writes it (the number after each member is its segment)."""
+    members = "".join(f"member: {member} 0\n" for member in view.members)
+    return f"my_uuid: {view.my_uuid}\n#vwbeg\nview_id: {view.view_id}\nbootstrap: 0\n{members}#vwend\n"
+
+
 def read_saved_view(data_dir: Path) -> SavedView | None:
     try:
         text = (data_dir / "gvwstate.dat").read_text(errors="replace")
