@@ -47,12 +47,17 @@ def sysbench(host: str, port: int, password: str, command: str, seconds: int, th
             f"--mysql-user={BENCH_USER}", f"--mysql-password={password}", "--mysql-db=sbtest", "--tables=4",
             "--table-size=10000", f"--threads={threads}", f"--time={seconds}", "--report-interval=0", command]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    if command != "run":
+        return 0.0
     match = re.search(r"transactions:\s+\d+\s+\(([\d.]+) per sec", out)
-    return float(match.group(1)) if match else 0.0
+    errors = re.search(r"ignored errors:\s+(\d+)", out)
+    if match is None or (errors and int(errors.group(1))):
+        raise RuntimeError(f"sysbench {command} against {host}:{port} did not run cleanly:\n{out[-1500:]}")
+    return float(match.group(1))
 
 
 def point_selects(connect, seconds: float) -> float:
-    """Queries per second of `SELECT 1` on one connection (latency-bound: the hop shows fully)."""
+    """Primary-key selects per second on one connection (latency-bound: the hop shows fully)."""
     connection = connect()
     done = 0
     deadline = time.monotonic() + seconds
@@ -88,37 +93,32 @@ def main() -> None:
         admin = pymysql.connect(host=BASE, port=3306, user=user, password=secret, autocommit=True)
         with admin.cursor() as cursor:  # not through `galera-pilot query`: no password on a command line
             cursor.execute("CREATE DATABASE IF NOT EXISTS sbtest")
-            cursor.execute(f"CREATE USER IF NOT EXISTS '{BENCH_USER}'@'%' IDENTIFIED BY %s", (password,))
+            cursor.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (BENCH_USER, password))
             cursor.execute(f"GRANT ALL ON sbtest.* TO '{BENCH_USER}'@'%'")
         admin.close()
         sysbench(BASE, 3306, password, "prepare", 1, 4)
-        direct: list[float] = []
-        proxied: list[float] = []
-        for _ in range(args.rounds):
-            direct.append(sysbench(BASE, 3306, password, "run", args.seconds, args.threads))
-            proxied.append(sysbench(PROXY, 3307, password, "run", args.seconds, args.threads))
-            print(f"sysbench oltp_read_only tps: direct {direct[-1]:.1f}, through the reader endpoint "
-                  f"{proxied[-1]:.1f}", flush=True)
-        one_thread: list[float] = []
-        if args.nbthread:
-            cluster = EmbeddedCluster(directory)
-            config = yaml.safe_load(cluster.proxy_config_path.read_text())
-            config["nbthread"] = args.nbthread
-            cluster.proxy_config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-            cluster.stop_proxy()
-            cluster.spawn_proxy()
-            cluster.wait_routed(60)
-            for _ in range(args.rounds):
-                one_thread.append(sysbench(PROXY, 3307, password, "run", args.seconds, args.threads))
-                print(f"sysbench tps through the reader endpoint, nbthread {args.nbthread}: {one_thread[-1]:.1f}",
-                      flush=True)
-        ratio = statistics.median(proxied) / statistics.median(direct)
-        print(f"sysbench oltp_read_only, {args.threads} threads, {args.seconds} s x {args.rounds}: direct median "
-              f"{statistics.median(direct):.1f} tps, reader endpoint median {statistics.median(proxied):.1f} tps, "
-              f"ratio {ratio:.2f}")
-        if one_thread:
-            print(f"  with nbthread {args.nbthread}: median {statistics.median(one_thread):.1f} tps, ratio "
-                  f"{statistics.median(one_thread) / statistics.median(direct):.2f}")
+        cluster = EmbeddedCluster(directory)
+        results: dict[str, tuple[float, float]] = {}
+        for threads in ("default", args.nbthread) if args.nbthread else ("default",):
+            if threads != "default":
+                config = yaml.safe_load(cluster.proxy_config_path.read_text())
+                config["nbthread"] = threads
+                cluster.proxy_config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+                cluster.stop_proxy()
+                cluster.spawn_proxy()
+                cluster.wait_routed(60)
+            direct: list[float] = []
+            proxied: list[float] = []
+            for _ in range(args.rounds):  # alternating, so both see the same background load
+                direct.append(sysbench(BASE, 3306, password, "run", args.seconds, args.threads))
+                proxied.append(sysbench(PROXY, 3307, password, "run", args.seconds, args.threads))
+                print(f"haproxy nbthread {threads}: sysbench oltp_read_only tps direct {direct[-1]:.1f}, "
+                      f"through the reader endpoint {proxied[-1]:.1f}", flush=True)
+            results[str(threads)] = (statistics.median(direct), statistics.median(proxied))
+        for threads, (d, p) in results.items():
+            print(f"sysbench oltp_read_only, {args.threads} threads, {args.seconds} s x {args.rounds}, "
+                  f"haproxy nbthread {threads}: direct median {d:.1f} tps, reader endpoint median {p:.1f} tps, "
+                  f"ratio {p / d:.2f}")
         api = [f"http://127.0.0.13{i}:8008" for i in (1, 2, 3)]
         via_proxy = point_selects(lambda: pymysql.connect(host=PROXY, port=3306, user=user, password=secret),
                                   args.seconds / 2)
