@@ -12,6 +12,7 @@ import shutil
 import signal
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -289,7 +290,7 @@ def test_added_member_reaches_haproxy_without_dropping_open_connections(cluster:
 
     held = [hold(WRITER_PORT), *(hold(READER_PORT) for _ in range(3))]
     assert held[0][1] == writer
-    left_reads: set[str] = set()
+    left_reads: dict[str, set[str]] = {}
     stop = threading.Event()
     poller = threading.Thread(target=_watch_reads, args=(left_reads, stop), daemon=True)
     poller.start()
@@ -303,10 +304,14 @@ def test_added_member_reaches_haproxy_without_dropping_open_connections(cluster:
         wait_for(lambda: endpoint_code("127.0.0.104", "/read") == 200, 60, "node4 to serve reads")
         stop.set()
         poller.join(5)
-        print(f"nodes whose /read failed while node4 joined: {sorted(left_reads) or 'none'}")
+        print(f"/read 503 while node4 joined: {left_reads}")
+        assert any("not Synced" in r or "does not answer" in r for r in left_reads.get("node4", ())), \
+            "the joiner answers /read 503 until it is Synced"
+        donors = [n for n, reasons in left_reads.items() if any("Donor" in r for r in reasons)]
+        print(f"donors seen: {donors or 'none (the state transfer was too quick to sample)'}")
         checked = 0
         for connection, node in held:  # opened before the reload, still served by the old worker
-            if node in left_reads and connection is not held[0][0]:
+            if node in left_reads and connection is not held[0][0]:  # a donor's reader sessions are cut
                 continue
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
@@ -322,9 +327,22 @@ def test_added_member_reaches_haproxy_without_dropping_open_connections(cluster:
             connection.close()
 
 
-def _watch_reads(left: set[str], stop: threading.Event) -> None:
+def _read_reason(address: str) -> tuple[int, str]:
+    """/read's status and the agent's reason (0 and "" when the agent does not answer yet)."""
+    try:
+        with urllib.request.urlopen(f"http://{address}:8008/read", timeout=2) as response:
+            return response.status, json.loads(response.read())["reason"]
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}").get("reason", "")
+    except OSError:
+        return 0, ""
+
+
+def _watch_reads(left: dict[str, set[str]], stop: threading.Event) -> None:
+    """Record, per node (node4 too, from its first answer), every reason /read gave for a 503."""
     while not stop.is_set():
-        for name, address in ADDRESSES.items():
-            if endpoint_code(address, "/read") != 200:
-                left.add(name)
+        for name, address in (*ADDRESSES.items(), ("node4", "127.0.0.104")):
+            code, reason = _read_reason(address)
+            if code == 503:
+                left.setdefault(name, set()).add(reason)
         stop.wait(0.05)
