@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import threading
@@ -346,3 +347,47 @@ def _watch_reads(left: dict[str, set[str]], stop: threading.Event) -> None:
             if code == 503:
                 left.setdefault(name, set()).add(reason)
         stop.wait(0.05)
+
+
+def test_removed_member_leaves_haproxy_without_dropping_open_connections(cluster: Path) -> None:
+    """There is no `remove` command yet (roster removal is planned); the test stops node4's agent and
+    deletes its roster entry through the DCS, which is what such a command will do, and checks that the
+    proxy follows with a reload that keeps the sessions it has."""
+    from galera_pilot.embedded import EmbeddedCluster
+
+    user, password = credentials(cluster)
+    held = [pymysql.connect(host=PROXY_HOST, port=port, user=user, password=password, connect_timeout=2,
+                            autocommit=True) for port in (WRITER_PORT, READER_PORT, READER_PORT, READER_PORT)]
+    try:
+        on: list[str] = []
+        for connection in held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT @@wsrep_node_name")
+                on.append(str(cursor.fetchone()[0]))
+        assert on[0] != "node4"
+        embedded = EmbeddedCluster(cluster)
+        node4 = embedded.node("node4")
+        pid = node4.agent_pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: node4.agent_pid() is None and mariadbd_pid(cluster, "node4") is None, 120,
+                 "node4's agent and mariadbd to stop")
+        dcs = embedded.dcs()
+        try:
+            dcs.delete("roster/node4")
+            dcs.delete("members/node4")
+        finally:
+            dcs.close()
+        config = cluster / "proxy" / "haproxy.cfg"
+        wait_for(lambda: "node4" not in config.read_text(), 30, "node4 gone from haproxy.cfg")
+        wait_for(lambda: re.search(r"haproxy reloaded: members node1,node2,node3(;|$)",
+                                   (cluster / "proxy" / "proxy.log").read_text(), re.MULTILINE),
+                 10, "the reload to be logged")
+        kept = [(c, n) for c, n in zip(held, on, strict=True) if n != "node4"]  # node4's were cut when it stopped
+        for connection, node in kept:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT @@wsrep_node_name")
+                assert cursor.fetchone()[0] == node
+    finally:
+        for connection in held:
+            connection.close()
