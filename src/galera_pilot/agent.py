@@ -25,6 +25,7 @@ def run_agent(config_path: Path) -> None:
     dcs = get_dcs(config.dcs, config.cluster_name)
     ha = Ha(config, dcs, credentials)
     api = ApiServer(config.address, config.ports.api, ha)
+    ha.start_background()
     api.start()
     stop = threading.Event()
 

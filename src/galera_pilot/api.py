@@ -1,7 +1,17 @@
-"""The agent's REST API: health checks and status, answered from the agent's last observation.
+"""The agent's REST API: health checks, routing checks, status and metrics.
 
-It runs in its own threads and never queries mariadbd itself, so a busy agent loop or a hung server
-cannot make a health check hang (HAProxy and the CLI rely on fast answers).
+It runs in its own threads and never queries mariadbd itself: every answer comes from the status
+observer's last look (at most ~0.25 s old) and the writer keeper's lease, so a busy agent loop or a
+hung server cannot make a check hang, and HAProxy's checks cost microseconds of judgement.
+
+| path                | 200 when                                                                 |
+| /health             | mariadbd answers, Primary and Synced, observation fresh                   |
+| /read, /replica     | may serve reads (routing.may_read; `?max_queue=N`)                       |
+| /writer             | this node holds the writer lease and is healthy                           |
+| /status, /          | always (JSON)                                                             |
+| /metrics            | always (Prometheus text format)                                           |
+
+HEAD and OPTIONS return the status code without a body (HAProxy checks with OPTIONS).
 """
 
 from __future__ import annotations
@@ -9,16 +19,47 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from galera_pilot.errors import PilotError
+from galera_pilot.metrics import agent_registry, render_metrics
+from galera_pilot.routing import Verdict, health, is_writer, may_read, parse_max_queue
 
 if TYPE_CHECKING:
     from galera_pilot.ha import Ha
 
 log = logging.getLogger(__name__)
+
+
+def verdicts(ha: Ha, max_queue: int | None = None) -> dict[str, Verdict]:
+    """The three judgements for this node, right now, from the last observation."""
+    live = ha.observer.latest()
+    now = time.monotonic()
+    maintenance = ha.writer.maintenance
+    return {
+        "health": health(live, now),
+        "read": may_read(live, now, maintenance, ha.config.donor_reads, max_queue),
+        "writer": is_writer(live, now, maintenance, ha.writer.claim_until()),
+    }
+
+
+def status_document(ha: Ha) -> dict[str, Any]:
+    member = ha.member().to_dict()
+    judged = verdicts(ha)
+    live = ha.observer.latest()
+    member["routing"] = {
+        "healthy": judged["health"].ok, "health": judged["health"].reason,
+        "read": judged["read"].ok, "read_reason": judged["read"].reason,
+        "writer": judged["writer"].ok, "writer_reason": judged["writer"].reason,
+        "writer_holder": ha.writer.holder, "maintenance": ha.writer.maintenance,
+        "priority": ha.config.priority,
+        "observed_ago": round(live.age(time.monotonic()), 3) if live.at else None,
+        "recv_queue": int(live.number("wsrep_local_recv_queue")),
+    }
+    return member
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -28,28 +69,45 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         log.debug("api: " + format, *args)
 
-    def _answer(self, body_wanted: bool) -> None:
-        member = self.server.ha.member()
-        path = self.path.split("?", 1)[0].rstrip("/") or "/"
-        if path == "/health":
-            healthy = member.running and member.cluster_status == "Primary" and member.state == "Synced"
-            code = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
-        elif path in ("/status", "/"):
-            code = HTTPStatus.OK
-        else:
-            code = HTTPStatus.NOT_FOUND
-        body = json.dumps(member.to_dict() if code != HTTPStatus.NOT_FOUND else {"error": "not found"}).encode()
+    def _send(self, code: int, body: bytes, content_type: str, body_wanted: bool) -> None:
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Type", content_type)
+        # HEAD announces the length of the body it leaves out; OPTIONS has no body at all.
+        self.send_header("Content-Length", "0" if self.command == "OPTIONS" else str(len(body)))
         self.end_headers()
         if body_wanted:
             self.wfile.write(body)
+
+    def _answer(self, body_wanted: bool) -> None:
+        ha = self.server.ha
+        path, _, query = self.path.partition("?")
+        path = path.rstrip("/") or "/"
+        if path == "/metrics":
+            body, content_type = render_metrics(self.server.registry)
+            self._send(HTTPStatus.OK, body, content_type, body_wanted)
+            return
+        checks = {"/health": "health", "/read": "read", "/replica": "read", "/writer": "writer"}
+        if path in checks:
+            verdict = verdicts(ha, parse_max_queue(query))[checks[path]]
+            code = HTTPStatus.OK if verdict.ok else HTTPStatus.SERVICE_UNAVAILABLE
+            if not body_wanted:  # HEAD / OPTIONS: what an HAProxy check costs, nothing more
+                self._send(code, b"", "application/json", False)
+                return
+            document = status_document(ha)
+            document["reason"] = verdict.reason
+        elif path in ("/status", "/"):
+            code, document = HTTPStatus.OK, status_document(ha)
+        else:
+            code, document = HTTPStatus.NOT_FOUND, {"error": "not found"}
+        self._send(code, json.dumps(document).encode(), "application/json", body_wanted)
 
     def do_GET(self) -> None:
         self._answer(True)
 
     def do_HEAD(self) -> None:
+        self._answer(False)
+
+    def do_OPTIONS(self) -> None:
         self._answer(False)
 
 
@@ -59,6 +117,7 @@ class ApiServer(ThreadingHTTPServer):
 
     def __init__(self, address: str, port: int, ha: Ha) -> None:
         self.ha = ha
+        self.registry = agent_registry(ha)
         try:
             super().__init__((address, port), _Handler)
         except OSError as error:

@@ -15,11 +15,13 @@ from rich.console import Console
 from rich.table import Table
 
 from galera_pilot.cluster import Cluster, HistoryEvent
-from galera_pilot.embedded import EmbeddedCluster, find_cluster_config
-from galera_pilot.errors import PilotError
+from galera_pilot.embedded import DEFAULT_READER_BIND, DEFAULT_WRITER_BIND, EmbeddedCluster, find_cluster_config
+from galera_pilot.errors import ConfigError, PilotError
 from galera_pilot.mariadb import sql
+from galera_pilot.proxy.haproxy_config import parse_bind
 
-LIST_KEYS = ("name", "address", "state", "cluster_status", "cluster_size", "cluster_uuid", "seqno", "activity")
+LIST_KEYS = ("name", "address", "role", "state", "cluster_status", "cluster_size", "cluster_uuid", "seqno",
+             "activity")
 
 
 class PilotGroup(click.Group):
@@ -51,24 +53,60 @@ def main() -> None:
 @click.option("--seed/--no-seed", "use_seed", default=True, show_default=True,
               help="new nodes copy the initializer's seed datadir and join by IST (--no-seed: full SST)")
 @click.option("--timeout", default=600.0, show_default=True, help="seconds to wait for every node to be Synced")
-def up(directory: Path, nodes: int, base_address: str, sst_method: str, use_seed: bool, timeout: float) -> None:
-    """Lay out DIR (or extend it), start an agent per node and wait until every node is Synced."""
+@click.option("--proxy/--no-proxy", "with_proxy", default=True, show_default=True,
+              help="also run the managed HAProxy (writer and reader endpoints)")
+@click.option("--writer-bind", default=None,
+              help=f"ADDRESS:PORT of the writer endpoint [default: as configured, else {DEFAULT_WRITER_BIND}]")
+@click.option("--reader-bind", default=None,
+              help=f"ADDRESS:PORT of the reader endpoint [default: as configured, else {DEFAULT_READER_BIND}]")
+def up(directory: Path, nodes: int, base_address: str, sst_method: str, use_seed: bool, timeout: float,
+       with_proxy: bool, writer_bind: str | None, reader_bind: str | None) -> None:
+    """Lay out DIR (or extend it), start an agent per node and wait until every node is Synced; then start
+    the managed HAProxy and wait until clients reach the writer through it."""
     started_at = time.monotonic()
     cluster = EmbeddedCluster.layout(directory, nodes, base_address, sst_method,  # type: ignore[arg-type]
                                      use_seed=use_seed)
     started = cluster.start_agents()
     snapshot = cluster.wait_synced(timeout)
+    if with_proxy:
+        try:
+            proxy_config = cluster.configure_proxy(writer_bind, reader_bind)
+        except ConfigError as error:
+            raise PilotError(f"{error} (the nodes run; fix the binds or use --no-proxy)") from None
+        if cluster.proxy_pid() is None:
+            cluster.check_proxy_binds(proxy_config)
+            cluster.spawn_proxy()
+            started.append("proxy")
+        cluster.wait_routed(min(timeout, 60.0))
+        snapshot = cluster.snapshot()
     elapsed = time.monotonic() - started_at
     names = ", ".join(started) if started else "none (all were running)"
     count = len(cluster.nodes())
     click.echo(f"{count} node{'s' if count != 1 else ''} Synced in {elapsed:.1f} s (agents started: {names})")
     _print_members(cluster, snapshot, "table")
-    first = cluster.nodes()[0].config
+    admin = cluster.credentials().admin_user
+    proxy = cluster.proxy_config() if with_proxy else None
+    if proxy is not None:
+        writer_host, writer_port = _client_address(proxy.writer_bind)
+        reader_host, reader_port = _client_address(proxy.reader_bind)
+        click.echo(
+            f"\nWrites:  mariadb -h {writer_host} -P {writer_port} -u {admin} -p   (the writer, {snapshot.writer})"
+            f"\nReads:   mariadb -h {reader_host} -P {reader_port} -u {admin} -p   (any node that may serve reads)"
+        )
+    else:
+        first = cluster.nodes()[0].config
+        click.echo(f"\nConnect: mariadb -h {first.address} -P {first.ports.client} -u {admin} -p")
     click.echo(
-        f"\nConnect: mariadb -h {first.address} -P {first.ports.client} -u {cluster.credentials().admin_user} -p"
-        f"\n  (the password is in {cluster.credentials_file}, readable by root only)"
+        f"  (the password is in {cluster.credentials_file}, readable by root only; "
+        f"galera-pilot dsn --dir {cluster.dir} prints URLs)"
         f"\nOr:      galera-pilot query --dir {cluster.dir} \"SELECT 1\""
     )
+
+
+def _client_address(bind: str) -> tuple[str, int]:
+    """Where a client connects for a bind address (every address: connect to 127.0.0.1)."""
+    host, port = parse_bind(bind)
+    return host or "127.0.0.1", port
 
 
 @main.command()
@@ -85,9 +123,10 @@ def _rows(cluster: EmbeddedCluster, snapshot: Cluster) -> list[dict[str, object]
     names = list(dict.fromkeys([*cluster.meta["nodes"], *snapshot.roster, *snapshot.members]))
     for name in names:
         member = snapshot.members.get(name)
+        role = "writer" if snapshot.writer == name else ("maintenance" if name in snapshot.maintenance else "")
         if member is not None:
             seqno = member.seqno if member.running else (member.position.seqno if member.position else -1)
-            rows.append({"name": name, "address": member.address, "state": member.state,
+            rows.append({"name": name, "address": member.address, "role": role, "state": member.state,
                          "cluster_status": member.cluster_status, "cluster_size": member.cluster_size,
                          "cluster_uuid": member.cluster_uuid, "seqno": seqno, "activity": member.activity})
             continue
@@ -99,7 +138,7 @@ def _rows(cluster: EmbeddedCluster, snapshot: Cluster) -> list[dict[str, object]
             state = "stopped" if node.agent_pid() is None else "unreachable"
         except PilotError:
             state = "stopped" if roster and roster.stopped_gracefully else "unreachable"
-        rows.append({"name": name, "address": address, "state": state, "cluster_status": "",
+        rows.append({"name": name, "address": address, "role": role, "state": state, "cluster_status": "",
                      "cluster_size": 0, "cluster_uuid": "", "seqno": -1,
                      "activity": "agent not running" if state == "stopped" else "no heartbeat in the DCS"})
     return rows
@@ -235,3 +274,128 @@ def agent(config: Path, log_level: str) -> None:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     run_agent(config)
+
+
+@main.command()
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), required=True,
+              help="the proxy configuration (docs/proxy.md)")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+def proxy(config_path: Path, log_level: str) -> None:
+    """Run the managed HAProxy in the foreground: writer and reader endpoints, membership from the DCS."""
+    from galera_pilot.proxy.manager import run_proxy
+
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    run_proxy(config_path)
+
+
+@main.command()
+@dir_option
+@click.option("--role", type=click.Choice(["writer", "reader"]), default=None,
+              help="print only this endpoint's URL (default: both, labelled)")
+@click.option("--show-password", is_flag=True, help="put the password into the URL (it is printed on stdout)")
+def dsn(directory: Path, role: str | None, show_password: bool) -> None:
+    """Connection URLs of the writer and reader endpoints (the managed proxy)."""
+    from urllib.parse import quote
+
+    cluster = find_cluster_config(directory)
+    proxy_config = cluster.proxy_config()
+    if proxy_config is None:
+        raise PilotError(f"{cluster.dir} has no managed proxy; run galera-pilot up --dir {cluster.dir} --proxy")
+    credentials = cluster.credentials()
+    user = quote(credentials.admin_user, safe="")
+    secret = f":{quote(credentials.admin_password, safe='')}" if show_password else ""
+    urls = {}
+    for name, bind in (("writer", proxy_config.writer_bind), ("reader", proxy_config.reader_bind)):
+        host, port = _client_address(bind)
+        urls[name] = f"mysql://{user}{secret}@{host}:{port}/"
+    if role is not None:
+        click.echo(urls[role])
+        return
+    for name, url in urls.items():
+        click.echo(f"{name}: {url}")
+    if not show_password:
+        click.echo(f"(password: in {cluster.credentials_file}; --show-password puts it into the URLs)")
+
+
+@main.command()
+@dir_option
+@click.option("--to", "target", default=None, help="the member that becomes the writer (default: the best other)")
+@click.option("--timeout", default=30.0, show_default=True, help="seconds to wait for the new writer")
+def switchover(directory: Path, target: str | None, timeout: float) -> None:
+    """Move the writer role gracefully: the writer stops answering /writer (HAProxy drains it), gives the
+    lease up, and the chosen member takes it."""
+    cluster = find_cluster_config(directory)
+    dcs = cluster.dcs()
+    try:
+        snapshot = dcs.snapshot()
+        holder = snapshot.writer
+        if holder is None:
+            raise PilotError("no member holds the writer role now; nothing to switch over")
+        eligible = sorted(n for n, m in snapshot.members.items()
+                          if m.is_synced and n != holder and n not in snapshot.maintenance)
+        if target is not None:
+            if target == holder:
+                raise PilotError(f"{target} already is the writer")
+            if target not in eligible:
+                raise PilotError(f"{target} cannot take the writer role: it is not a Synced member out of "
+                                 f"maintenance (candidates: {', '.join(eligible) or 'none'})")
+        elif not eligible:
+            raise PilotError(f"no other Synced member can take the writer role from {holder}")
+        if not dcs.request_switchover(holder, target, ttl=max(timeout, 5.0)):
+            raise PilotError("another switchover is pending")
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            now = dcs.snapshot().writer
+            if now is not None and now != holder and (target is None or now == target):
+                click.echo(f"writer moved from {holder} to {now} in {time.monotonic() - started:.2f} s")
+                return
+            time.sleep(0.05)
+        dcs.clear_switchover()
+        raise PilotError(f"the writer did not move from {holder} within {timeout:.0f} s")
+    finally:
+        dcs.close()
+
+
+@main.command()
+@dir_option
+@click.argument("mode", type=click.Choice(["on", "off"]))
+@click.argument("member")
+@click.option("--timeout", default=30.0, show_default=True, help="seconds to wait for the node to be drained")
+def maintenance(directory: Path, mode: str, member: str, timeout: float) -> None:
+    """Drain MEMBER (on): its /read and /writer answer 503, so HAProxy routes around it and it may be
+    restarted; off: it serves again once healthy."""
+    import urllib.error
+    import urllib.request
+
+    cluster = find_cluster_config(directory)
+    node = cluster.node(member)
+    dcs = cluster.dcs()
+    try:
+        dcs.set_maintenance(member, mode == "on")
+    finally:
+        dcs.close()
+    if mode == "off":
+        click.echo(f"{member}: maintenance off; it serves reads (and may be elected writer) once healthy")
+        return
+
+    def code(path: str) -> int:
+        request = urllib.request.Request(node.config.api_url + path, method="OPTIONS")
+        try:
+            with urllib.request.urlopen(request, timeout=1.0) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except OSError:
+            return 0  # the agent is not answering: HAProxy's check fails too
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if code("/read") != 200 and code("/writer") != 200:
+            writer = cluster.snapshot().writer
+            click.echo(f"{member}: drained in {time.monotonic() - started:.2f} s (/read and /writer answer 503); "
+                       f"the writer is {writer or 'nobody yet'}. It may be restarted now.")
+            return
+        time.sleep(0.05)
+    raise PilotError(f"{member} still answers 200 on /read or /writer after {timeout:.0f} s")

@@ -91,6 +91,7 @@ class Member:
     activity: str = ""
     position: Position | None = None
     updated_at: float = 0.0
+    priority: int = 0  # writer preference (config `priority`): highest Synced member wins a writer election
 
     @property
     def is_primary(self) -> bool:
@@ -195,6 +196,23 @@ class HistoryEvent:
 
 
 @dataclass(frozen=True)
+class Switchover:
+    """A person's request (`galera-pilot switchover`) that the writer move away from `from_member`,
+    to `to_member` when given; leased, so a request nobody can carry out does not linger."""
+
+    from_member: str
+    to_member: str | None = None
+    at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"from": self.from_member, "to": self.to_member, "at": self.at}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Switchover:
+        return cls(str(data.get("from", "")), data.get("to"), float(data.get("at", 0.0)))
+
+
+@dataclass(frozen=True)
 class Cluster:
     initialize: InitializeRecord | None = None
     members: dict[str, Member] = field(default_factory=dict)
@@ -204,6 +222,9 @@ class Cluster:
     forced_bootstrap: str | None = None  # member a person ordered to bootstrap (`bootstrap --force`)
     history: tuple[HistoryEvent, ...] = ()
     read_at: float = 0.0
+    writer: str | None = None  # holder of the leased `writer` key: the one node clients write to
+    maintenance: frozenset[str] = frozenset()  # members drained by `galera-pilot maintenance on`
+    switchover: Switchover | None = None
 
     @property
     def primary_members(self) -> list[Member]:

@@ -93,6 +93,9 @@ class Timing(BaseModel):
     loop_wait: float = Field(1.0, gt=0, le=60, description="seconds between two agent cycles")
     member_ttl: float = Field(10.0, gt=0, le=600, description="seconds a member key lives without heartbeat")
     bootstrap_lock_ttl: float = Field(30.0, gt=0, le=3600)
+    # The writer lease: short, because a writer that can neither renew nor release it (a hung agent, a
+    # lost DCS) keeps the cluster without a writer for up to this long. Renewed every WRITER_TICK.
+    writer_lease_ttl: float = Field(3.0, ge=1.5, le=60, description="seconds the writer key lives unrenewed")
 
     @model_validator(mode="after")
     def _ttl_longer_than_loop(self) -> Timing:
@@ -149,6 +152,15 @@ class NodeConfig(BaseModel):
     )
     mariadbd_user: str | None = Field(
         None, description="OS user that runs mariadbd; default 'mysql' when the agent runs as root"
+    )
+    priority: int = Field(
+        0, ge=0, le=1000,
+        description="writer preference: when the writer must be chosen anew, the Synced member with the highest "
+        "priority takes it (ties by name); 0 never stops a member from becoming the writer",
+    )
+    donor_reads: bool = Field(
+        False,
+        description="let /read answer 200 while this node is a Donor/Desynced (it serves an SST and may lag)",
     )
     ports: Ports = Field(default_factory=Ports)
     binaries: Binaries = Field(default_factory=Binaries)

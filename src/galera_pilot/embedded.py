@@ -28,9 +28,17 @@ from galera_pilot.config import NodeConfig, SstMethod, dump_config, load_config,
 from galera_pilot.credentials import Credentials, load_credentials, save_credentials
 from galera_pilot.dcs import DCS, get_dcs
 from galera_pilot.errors import ConfigError, PilotError
+from galera_pilot.mariadb import sql
 from galera_pilot.mariadb.process import MariadbProcess, tail
+from galera_pilot.proxy.haproxy_config import parse_bind
+from galera_pilot.proxy.haproxy_process import HaproxyProcess
+from galera_pilot.proxy.manager import ProxyConfig, load_proxy_config, parse_proxy_config
 
 MARKER = "cluster.yaml"
+PROXY_CONFIG = "proxy.yaml"
+PROXY_DIR = "proxy"
+DEFAULT_WRITER_BIND = "127.0.0.1:3306"
+DEFAULT_READER_BIND = "127.0.0.1:3307"
 SST_TOOLS: dict[str, tuple[str, ...]] = {
     "mariabackup": ("mariabackup", "socat"),
     "rsync": ("rsync",),
@@ -151,6 +159,122 @@ class EmbeddedCluster:
         finally:
             dcs.close()
 
+    # ---- the managed HAProxy ---------------------------------------------------------------------------
+    @property
+    def proxy_config_path(self) -> Path:
+        return self.dir / PROXY_CONFIG
+
+    @property
+    def proxy_dir(self) -> Path:
+        return self.dir / PROXY_DIR
+
+    def proxy_config(self) -> ProxyConfig | None:
+        """The proxy's configuration, or None when this cluster has no managed proxy."""
+        if not self.proxy_config_path.exists():
+            return None
+        return load_proxy_config(self.proxy_config_path)
+
+    def configure_proxy(self, writer_bind: str | None, reader_bind: str | None) -> ProxyConfig:
+        """Write DIR/proxy.yaml: given binds win, else those already configured, else the defaults."""
+        current = self.proxy_config()
+        data = {
+            **(current.model_dump(mode="json") if current else {}),  # keeps fields set by hand (nbthread, ...)
+            "cluster_name": self.meta.get("cluster_name", "galera"),
+            "dcs": self.meta["dcs"],
+            "writer_bind": writer_bind or (current.writer_bind if current else DEFAULT_WRITER_BIND),
+            "reader_bind": reader_bind or (current.reader_bind if current else DEFAULT_READER_BIND),
+            "run_dir": str(self.proxy_dir),
+        }
+        config = parse_proxy_config(data, str(self.proxy_config_path))
+        if current != config:
+            tmp = self.proxy_config_path.with_name(PROXY_CONFIG + ".tmp")
+            tmp.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+            os.replace(tmp, self.proxy_config_path)
+        return config
+
+    @property
+    def proxy_pid_file(self) -> Path:
+        return self.proxy_dir / "manager.pid"
+
+    def proxy_pid(self) -> int | None:
+        """The running proxy manager of this cluster (its command line names DIR/proxy.yaml)."""
+        try:
+            pid = int(self.proxy_pid_file.read_text().strip())
+            proc = psutil.Process(pid)
+            if proc.status() != psutil.STATUS_ZOMBIE and str(self.proxy_config_path) in proc.cmdline():
+                return pid
+        except (OSError, ValueError, psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+        return None
+
+    def check_proxy_binds(self, config: ProxyConfig) -> None:
+        """Fail now, with the owner named, if something else listens on an endpoint's address (an
+        HAProxy of this cluster left running by a dead manager is adopted, not refused)."""
+        if HaproxyProcess(self.proxy_dir / "haproxy.cfg", self.proxy_dir).is_running():
+            return
+        taken = HaproxyProcess._taken([parse_bind(config.writer_bind), parse_bind(config.reader_bind)])
+        if taken:
+            raise PilotError(f"cannot start the proxy: {'; '.join(taken)} (choose --writer-bind/--reader-bind, "
+                             "or --no-proxy)")
+
+    def spawn_proxy(self) -> subprocess.Popen[bytes]:
+        """Start `galera-pilot proxy -c DIR/proxy.yaml` in its own session, like an agent."""
+        self.proxy_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.proxy_dir / "proxy.log", "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "galera_pilot", "proxy", "-c", str(self.proxy_config_path)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                close_fds=True,
+            )
+        self.proxy_pid_file.write_text(f"{proc.pid}\n")
+        return proc
+
+    def wait_routed(self, timeout: float = 60.0) -> str:
+        """Wait until a query through the writer endpoint reaches the DCS's writer; return its name."""
+        config = self.proxy_config()
+        if config is None:
+            raise PilotError("this cluster has no managed proxy")
+        host, port = parse_bind(config.writer_bind)
+        credentials = self.credentials()
+        deadline = time.monotonic() + timeout
+        last = "no writer elected yet"
+        while time.monotonic() < deadline:
+            if self.proxy_pid() is None:
+                raise PilotError(f"the proxy exited; last lines of {self.proxy_dir / 'proxy.log'}:\n"
+                                 f"{tail(self.proxy_dir / 'proxy.log', 8)}")
+            writer = self.snapshot().writer
+            if writer is not None:
+                try:
+                    connection = sql.connect_tcp(host or "127.0.0.1", port, credentials, timeout=1.0)
+                    try:
+                        with connection.cursor() as cursor:
+                            cursor.execute("SELECT @@wsrep_node_name")
+                            reached = str(cursor.fetchone()[0])
+                    finally:
+                        connection.close()
+                    if reached == writer:
+                        return writer
+                    last = f"the writer endpoint reached {reached}, the writer is {writer}"
+                except Exception as error:
+                    last = f"the writer endpoint {config.writer_bind} does not answer yet: {error}"
+            time.sleep(0.1)
+        raise PilotError(f"clients cannot reach the writer through the proxy after {timeout:.0f} s: {last}")
+
+    def stop_proxy(self, timeout: float = 30.0) -> bool:
+        """SIGTERM the proxy manager (it stops HAProxy) and wait for it to exit."""
+        pid = self.proxy_pid()
+        if pid is None:
+            return False
+        with contextlib.suppress(psutil.NoSuchProcess):
+            psutil.Process(pid).send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.proxy_pid() is not None:
+            if time.monotonic() > deadline:
+                raise PilotError(f"the proxy manager (pid {pid}) did not stop within {timeout:.0f} s")
+            time.sleep(0.05)
+        self.proxy_pid_file.unlink(missing_ok=True)
+        return True
+
     # ---- checks before starting --------------------------------------------------------------------------
     @staticmethod
     def check_binaries(config: NodeConfig) -> None:
@@ -241,6 +365,9 @@ class EmbeddedCluster:
         seqno and safe_to_bootstrap: 1, an obvious bootstrap source for the next `up`.
         """
         stopped: list[str] = []
+        # Clients first: the proxy stops routing before the nodes go away one by one.
+        if self.stop_proxy():
+            stopped.append("proxy")
         for node in reversed(self.nodes()):
             if self._stop_node(node, timeout):
                 stopped.append(node.name)

@@ -33,6 +33,8 @@ from galera_pilot.mariadb.grastate import datadir_position, has_data, set_safe_t
 from galera_pilot.mariadb.gvwstate import read_saved_view, render_gvwstate
 from galera_pilot.mariadb.mycnf import render_mycnf
 from galera_pilot.mariadb.process import MariadbProcess, chown_tree, gave_up_reaching_peers, tail
+from galera_pilot.routing import QUERY_TIMEOUT
+from galera_pilot.watchers import StatusObserver, WriterKeeper
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ class Ha:
         self._lock = threading.Lock()
         self._member = Member(name=config.name, address=config.address, api_url=config.api_url,
                               client_port=config.ports.client, galera_port=config.ports.galera, host=self.host,
-                              use_seed=config.use_seed)
+                              use_seed=config.use_seed, priority=config.priority)
         self._recovered: tuple[tuple[int, int], Position] | None = None
         self._expect_running = self.process.is_running()  # adopt a mariadbd left by an earlier agent
         self._exits: deque[float] = deque(maxlen=CRASH_LOOP_COUNT)
@@ -86,6 +88,27 @@ class Ha:
         self._pc_recovery_failed = False  # until the next Synced: do not try pc.recovery again
         self._pc_recovery_position: Position | None = None  # published while waiting for pc.recovery
         self._transitional = True
+        self.last_cycle_seconds = 0.0
+        # Routing (issue 4): a fast look at mariadbd for the health endpoints, and the writer lease.
+        self.observer = StatusObserver(self._observer_query)
+        self.writer = WriterKeeper(config.name, dcs, self.observer.latest, config.priority,
+                                   config.timing.writer_lease_ttl, fresh_within=max(3.0, 3 * config.timing.loop_wait),
+                                   on_change=self._writer_changed)
+
+    def start_background(self) -> None:
+        """Start the status observer and the writer keeper (the REST API reads both)."""
+        self.observer.start()
+        self.writer.start()
+
+    def _observer_query(self) -> dict[str, str] | None:
+        connection = sql.connect_socket(self.config, self.credentials, timeout=QUERY_TIMEOUT)
+        try:
+            return sql.wsrep_status(connection)
+        finally:
+            connection.close()
+
+    def _writer_changed(self, sentence: str) -> None:
+        self._history("writer", sentence)
 
     # ---- what the REST API reads ---------------------------------------------------------------------
     def member(self) -> Member:
@@ -211,8 +234,22 @@ class Ha:
         millisecond here stalls the survivors' writes), and wake the cycle to do the rest."""
         if self._expect_running:
             log.warning("mariadbd (pid %d) exited unexpectedly", pid)
+            self.observer.mark_stopped()
+            self._publish_stopped()
+            self.writer.drop("mariadbd exited")
             self._evict_dead_instance()
         self.wake.set()
+
+    def _publish_stopped(self) -> None:
+        """Tell the other agents at once that this node is down, so the writer election does not wait
+        for a member whose record still says Synced."""
+        member = replace(self.member(), running=False, state="stopped", cluster_status="", updated_at=time.time())
+        with self._lock:
+            self._member = member
+        try:
+            self.dcs.publish_member(member, self.config.timing.member_ttl)
+        except PilotError as error:
+            log.warning("could not publish the exit of mariadbd: %s", error)
 
     def _evict_dead_instance(self) -> None:
         """Once per exit, from whichever thread notices it first."""
@@ -328,6 +365,13 @@ class Ha:
 
     # ---- one cycle --------------------------------------------------------------------------------------
     def run_cycle(self) -> str:
+        started = time.monotonic()
+        try:
+            return self._run_cycle()
+        finally:
+            self.last_cycle_seconds = time.monotonic() - started
+
+    def _run_cycle(self) -> str:
         now = time.time()
         local = self.observe(now)
         self.publish()
@@ -688,6 +732,9 @@ class Ha:
     def shutdown(self) -> None:
         """Graceful stop: mariadbd flushes and records its seqno; the roster remembers a clean stop."""
         self.activity = "stopping mariadbd"
+        # Drain first: give the writer role up so clients move to another node before mariadbd stops.
+        self.writer.stop()
+        self.writer.drop("the agent is stopping")
         with contextlib.suppress(PilotError):
             self.publish()
         self._expect_running = False
@@ -701,3 +748,4 @@ class Ha:
             self.dcs.remove_member(self.config.name)
         except PilotError as error:
             log.warning("could not record the stop in the DCS: %s", error)
+        self.observer.stop()

@@ -17,7 +17,7 @@ import yaml
 
 from .conftest import cli, destroy, http_status, mariadbd_pid, members, new_cluster_path, query, wait_for
 
-LIST_KEYS = {"name", "address", "state", "cluster_status", "cluster_size", "cluster_uuid", "seqno", "activity"}
+LIST_KEYS = {"name", "address", "role", "state", "cluster_status", "cluster_size", "cluster_uuid", "seqno", "activity"}
 
 
 @pytest.fixture(scope="module")

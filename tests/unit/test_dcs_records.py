@@ -281,3 +281,41 @@ def test_snapshot_gathers_everything(dcs: DCS) -> None:
     assert cluster.bootstrap_lock_holder == "a"
     assert len(cluster.history) == 1
     assert cluster.read_at >= before
+
+
+# ---- routing: writer lease, switchover, maintenance -------------------------------------------------------
+
+
+def test_writer_lease_has_one_holder_and_is_released_only_by_it(dcs: DCS) -> None:
+    assert dcs.acquire_writer("a", 60, "elected") is True
+    assert dcs.acquire_writer("b", 60, "elected") is False
+    assert dcs.acquire_writer("a", 60, "renewed") is True
+    dcs.release_writer("b")  # not b's to release
+    assert dcs.snapshot().writer == "a" and dcs.routing_view().writer == "a"
+    dcs.release_writer("a")
+    assert dcs.snapshot().writer is None
+    assert dcs.acquire_writer("b", 60, "elected") is True
+
+
+def test_writer_lease_expires(dcs: DCS, ttls: TTLs) -> None:
+    dcs.acquire_writer("a", ttls.short, "elected")
+    time.sleep(ttls.past_short)
+    assert dcs.routing_view().writer is None
+    assert dcs.acquire_writer("b", 60, "elected") is True
+
+
+def test_routing_view_has_members_maintenance_and_switchover(dcs: DCS) -> None:
+    dcs.publish_member(Member("n1", "127.0.0.2", running=True, state="Synced", cluster_status="Primary",
+                              priority=7), 60)
+    dcs.set_maintenance("n2", True)
+    dcs.set_maintenance("n3", True)
+    dcs.set_maintenance("n3", False)
+    assert dcs.request_switchover("n1", "n2", 60) is True
+    assert dcs.request_switchover("n1", None, 60) is False, "one request at a time"
+    for view in (dcs.routing_view(), dcs.snapshot()):
+        assert view.members["n1"].priority == 7 and view.members["n1"].is_synced
+        assert view.maintenance == frozenset({"n2"})
+        assert view.switchover is not None
+        assert (view.switchover.from_member, view.switchover.to_member) == ("n1", "n2")
+    dcs.clear_switchover()
+    assert dcs.routing_view().switchover is None

@@ -103,6 +103,8 @@ def test_global_section_is_made_for_master_worker_reloads() -> None:
     assert not any(line.startswith("hard-stop-after") for line in lines)
     limited = render_haproxy_config(ProxySettings(hard_stop_after_s=3600), THREE, RUN)
     assert "hard-stop-after 3600s" in section(limited, "global")
+    assert not any(line.startswith("nbthread") for line in lines)
+    assert "nbthread 1" in section(render_haproxy_config(ProxySettings(nbthread=1), THREE, RUN), "global")
 
 
 def test_binds_are_configurable() -> None:
@@ -148,7 +150,7 @@ def test_check_timings_derive_from_the_interval() -> None:
     (ProxySettings(), THREE),
     (ProxySettings(writer_bind="*:13306", reader_bind="0.0.0.0:13307", check_interval_ms=1000),
      [ProxyBackend(f"node{i}", f"127.0.0.{i + 1}", 3306 + i, 8008 + i) for i in range(1, 8)]),
-    (ProxySettings(writer_bind="localhost:23306", reader_bind="127.0.0.1:23307", hard_stop_after_s=60),
+    (ProxySettings(writer_bind="localhost:23306", reader_bind="127.0.0.1:23307", hard_stop_after_s=60, nbthread=1),
      [ProxyBackend("db_1", "localhost", 3306, 8008), ProxyBackend("db-2", "127.0.0.3")]),
 ], ids=["no-members", "one", "three", "seven-wildcard-binds", "host-names"])
 def test_every_rendered_config_passes_haproxy_check(settings: ProxySettings, backends: list[ProxyBackend],

@@ -14,6 +14,9 @@ Keys live under `/galera-pilot/<cluster_name>/`:
                       were measured to take ~7 s to merge, one after the other ~2 s each)
   force_bootstrap     a person's order that one member bootstrap without waiting (TTL lease)
   seed                where the initializer's clean seed datadir is, for joiners on the same host
+  writer              the writer lease (short TTL): the one member whose /writer answers 200
+  switchover          a person's request that the writer move (TTL lease)
+  maintenance/<name>  a member drained by a person: its /read and /writer answer 503 (no TTL)
   history/<id>        every bootstrap / recovery decision with its inputs and reason
 """
 
@@ -25,7 +28,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from galera_pilot.cluster import Cluster, HistoryEvent, InitializeRecord, Member, RosterEntry, SeedRecord
+from galera_pilot.cluster import (
+    Cluster,
+    HistoryEvent,
+    InitializeRecord,
+    Member,
+    RosterEntry,
+    SeedRecord,
+    Switchover,
+)
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,9 @@ class DCS(ABC):
         initialize = seed = None
         bootstrap_holder: str | None = None
         forced: str | None = None
+        writer: str | None = None
+        switchover: Switchover | None = None
+        maintenance: set[str] = set()
         for kv in self.list(""):
             data = json.loads(kv.value)
             if kv.key == "initialize":
@@ -89,6 +103,12 @@ class DCS(ABC):
                 bootstrap_holder = data.get("holder")
             elif kv.key == "force_bootstrap":
                 forced = data.get("member")
+            elif kv.key == "writer":
+                writer = data.get("holder")
+            elif kv.key == "switchover":
+                switchover = Switchover.from_dict(data)
+            elif kv.key.startswith("maintenance/"):
+                maintenance.add(kv.key[12:])
             elif kv.key.startswith("members/"):
                 members[kv.key[8:]] = Member.from_dict(data)
             elif kv.key.startswith("roster/"):
@@ -97,7 +117,21 @@ class DCS(ABC):
                 history.append(HistoryEvent.from_dict(data))
         return Cluster(initialize=initialize, members=members, roster=roster, seed=seed,
                        bootstrap_lock_holder=bootstrap_holder, forced_bootstrap=forced, history=tuple(history),
-                       read_at=time.time())
+                       read_at=time.time(), writer=writer, maintenance=frozenset(maintenance),
+                       switchover=switchover)
+
+    def routing_view(self) -> Cluster:
+        """The part of a snapshot the writer election needs (members, writer, maintenance, switchover),
+        without the history: read several times a second by every agent, so it must stay small."""
+        members: dict[str, Member] = {}
+        for kv in self.list("members/"):
+            members[kv.key[8:]] = Member.from_dict(json.loads(kv.value))
+        maintenance = frozenset(kv.key[12:] for kv in self.list("maintenance/"))
+        writer = self.get("writer")
+        switchover = self.get("switchover")
+        return Cluster(members=members, read_at=time.time(), maintenance=maintenance,
+                       writer=json.loads(writer.value).get("holder") if writer else None,
+                       switchover=Switchover.from_dict(json.loads(switchover.value)) if switchover else None)
 
     def try_initialize(self, name: str, ttl: float) -> bool:
         """Patroni's /initialize: the one agent whose create succeeds initializes a brand-new cluster.
@@ -165,6 +199,31 @@ class DCS(ABC):
 
     def clear_bootstrap_order(self) -> None:
         self.delete("force_bootstrap")
+
+    # ---- routing: the writer lease, switchover requests, maintenance --------------------------------------
+    def acquire_writer(self, name: str, ttl: float, reason: str) -> bool:
+        """Take or renew the writer lease (create-if-absent, or compare-and-set when it is already ours).
+        The holder must renew well within `ttl`, and stop claiming the role before it can expire."""
+        return self.acquire_lease("writer", name, ttl, reason)
+
+    def release_writer(self, name: str) -> None:
+        """Give the writer role up at once (only if we hold it), so another member need not wait for
+        the lease to expire."""
+        self.release_lease("writer", name)
+
+    def request_switchover(self, from_member: str, to_member: str | None, ttl: float) -> bool:
+        """Ask the writer to hand over; False if another request is pending."""
+        value = json.dumps(Switchover(from_member, to_member, time.time()).to_dict())
+        return self.create("switchover", value, ttl)
+
+    def clear_switchover(self) -> None:
+        self.delete("switchover")
+
+    def set_maintenance(self, name: str, on: bool) -> None:
+        if on:
+            self.put(f"maintenance/{name}", json.dumps({"member": name, "at": time.time()}))
+        else:
+            self.delete(f"maintenance/{name}")
 
     def record_history(self, event: HistoryEvent) -> None:
         key = f"history/{event.at:017.6f}-{event.member}"

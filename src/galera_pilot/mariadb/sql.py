@@ -22,6 +22,12 @@ WSREP_STATUS_KEYS = (
     "wsrep_gcomm_uuid",
     "wsrep_local_index",
     "wsrep_incoming_addresses",
+    # for /read?max_queue=N and /metrics
+    "wsrep_local_state",
+    "wsrep_local_recv_queue",
+    "wsrep_local_send_queue",
+    "wsrep_flow_control_paused",
+    "wsrep_desync_count",
 )
 
 

@@ -123,6 +123,9 @@ class ProxySettings:
     # How long an old worker may keep serving its established connections after a reload; None keeps
     # them until they end by themselves (or the session timeout), which is what a database client wants.
     hard_stop_after_s: int | None = None
+    # Worker threads; None: HAProxy's default, one per CPU. On a machine shared with the database and
+    # its clients, fewer threads can mean less contention (docs/benchmarks.md).
+    nbthread: int | None = None
 
     def __post_init__(self) -> None:
         writer = parse_bind(self.writer_bind, "writer_bind")
@@ -132,7 +135,8 @@ class ProxySettings:
         for label in ("check_interval_ms", "rise", "fall", "connect_timeout_ms", "session_timeout_s"):
             if getattr(self, label) < 1:
                 raise ValueError(f"{label} must be at least 1")
-        for label in ("check_fastinter_ms", "check_downinter_ms", "check_timeout_ms", "hard_stop_after_s"):
+        for label in ("check_fastinter_ms", "check_downinter_ms", "check_timeout_ms", "hard_stop_after_s",
+                      "nbthread"):
             value = getattr(self, label)
             if value is not None and value < 1:
                 raise ValueError(f"{label} must be at least 1")
@@ -206,6 +210,8 @@ def render_haproxy_config(settings: ProxySettings, backends: Iterable[ProxyBacke
     ]
     if s.hard_stop_after_s is not None:
         global_lines.append(f"    hard-stop-after {s.hard_stop_after_s}s")
+    if s.nbthread is not None:
+        global_lines.append(f"    nbthread {s.nbthread}")
     lines = [
         "# Rendered by galera-pilot (galera_pilot/proxy/haproxy_config.py). It is rewritten, and HAProxy",
         "# reloaded, whenever the cluster's membership changes: edits made here are lost.",

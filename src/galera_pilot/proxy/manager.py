@@ -191,6 +191,7 @@ class ProxyConfig(BaseModel):
     run_dir: Path = Field(Path("/run/galera-pilot/proxy"),
                           description="haproxy.cfg, pid file, admin and master sockets, haproxy.log")
     check_interval_ms: int = Field(200, ge=50, le=60000, description="health check interval (HAProxy `inter`)")
+    nbthread: int | None = Field(None, ge=1, le=64, description="HAProxy worker threads (default: one per CPU)")
 
     @field_validator("writer_bind", "reader_bind")
     @classmethod
@@ -212,7 +213,7 @@ class ProxyConfig(BaseModel):
 
     def settings(self) -> ProxySettings:
         return ProxySettings(writer_bind=self.writer_bind, reader_bind=self.reader_bind,
-                             check_interval_ms=self.check_interval_ms)
+                             check_interval_ms=self.check_interval_ms, nbthread=self.nbthread)
 
 
 def parse_proxy_config(data: object, source: str = "<config>") -> ProxyConfig:

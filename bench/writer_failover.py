@@ -1,0 +1,142 @@
+"""Writer failover as a client sees it, through the managed HAProxy's writer endpoint.
+
+A client inserts ids in a loop through the writer endpoint, reconnecting on any error and recording
+every acknowledged id. Then, per run:
+
+- failover: kill -9 the writer's mariadbd; the figure is the time from the kill to the next
+  acknowledged write (the writer's agent sees the exit at once through its pidfd, gives the writer
+  lease up, has the survivors evict the dead instance; the next member by priority takes the lease;
+  HAProxy's next check of it marks it UP);
+- switchover: `galera-pilot switchover`; the figure is the longest gap between two acknowledged writes
+  around it (how long the client saw errors).
+
+After each run every acknowledged id must be on every node. Nodes on 127.0.0.121-123, the proxy on
+127.0.0.120:3306/3307.
+
+    sudo .venv/bin/python bench/writer_failover.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.integration.routing_helpers import AckWriter, endpoint_code
+
+CLI = [sys.executable, "-m", "galera_pilot"]
+PROXY = "127.0.0.120"
+BASE = "127.0.0.121"
+
+
+def run(*args: str) -> str:
+    result = subprocess.run([*CLI, *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"galera-pilot {' '.join(args)}: {result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def rows(directory: Path) -> dict[str, dict]:
+    return {r["name"]: r for r in json.loads(run("list", "--dir", str(directory), "--format", "json"))}
+
+
+def wait(predicate, timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def writer_of(directory: Path) -> str:
+    return str(wait(lambda: next((n for n, r in rows(directory).items() if r["role"] == "writer"), None), 60,
+                    "a writer"))
+
+
+def all_synced(directory: Path) -> bool:
+    found = rows(directory)
+    return all(r["state"] == "Synced" and r["cluster_size"] == len(found) for r in found.values())
+
+
+def check_acked(directory: Path, client: AckWriter) -> None:
+    for name in rows(directory):
+        out = run("query", "--dir", str(directory), "--member", name, "SELECT id FROM app.acks")
+        present = {int(x) for x in out.split()}
+        missing = set(client.acked) - present
+        if missing:
+            raise RuntimeError(f"{len(missing)} acknowledged ids missing on {name}")
+
+
+def one_run(directory: Path, kind: str, credentials: tuple[str, str]) -> float:
+    wait(lambda: all_synced(directory), 180, "all Synced")
+    writer = writer_of(directory)
+    address = rows(directory)[writer]["address"]
+    wait(lambda: endpoint_code(address, "/writer") == 200, 30, "the writer's /writer 200")
+    client = AckWriter(PROXY, 3306, *credentials).start()
+    try:
+        wait(lambda: len(client.acked) > 100, 30, "the client to write")
+        started = time.monotonic()
+        if kind == "failover":
+            pid = int((directory / writer / "run" / "mariadbd.pid").read_text())
+            os.kill(pid, signal.SIGKILL)
+            first = wait(lambda: client.first_ack_after(started), 60, "the next acknowledged write")
+            figure = float(first) - started  # type: ignore[arg-type]
+        else:
+            run("switchover", "--dir", str(directory))
+            wait(lambda: client.first_ack_after(started + 1.0), 60, "writes after the switchover")
+            figure = client.longest_gap_after(started)
+        count = len(client.acked)
+        wait(lambda: len(client.acked) > count + 100, 60, "writes to go on")
+    finally:
+        client.stop()
+    wait(lambda: all_synced(directory), 180, "all Synced again")
+    check_acked(directory, client)
+    return figure
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="gp-bench-failover-"))
+    base.chmod(0o755)
+    directory = base / "c"
+    try:
+        run("up", "--dir", str(directory), "--base-address", BASE, "--writer-bind", f"{PROXY}:3306",
+            "--reader-bind", f"{PROXY}:3307")
+        data = yaml.safe_load((directory / "credentials.yaml").read_text())
+        credentials = (data["admin_user"], data["admin_password"])
+        run("query", "--dir", str(directory), "CREATE DATABASE IF NOT EXISTS app")
+        run("query", "--dir", str(directory), "CREATE TABLE IF NOT EXISTS app.acks (id INT PRIMARY KEY)")
+        results: dict[str, list[float]] = {"failover": [], "switchover": []}
+        for kind in ("failover", "switchover"):
+            for index in range(args.runs):
+                run("query", "--dir", str(directory), "DELETE FROM app.acks")
+                figure = one_run(directory, kind, credentials)
+                results[kind].append(figure)
+                print(f"{kind} run {index + 1}: {figure:.3f} s", flush=True)
+        for kind, figures in results.items():
+            print(f"{kind}: median {statistics.median(figures):.3f} s, max {max(figures):.3f} s "
+                  f"({', '.join(f'{f:.2f}' for f in figures)}); every acknowledged id present")
+    finally:
+        subprocess.run([*CLI, "down", "--dir", str(directory)], capture_output=True, check=False)
+        subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,393 @@
+"""Clients always reach a healthy node: the agents' routing endpoints and the managed HAProxy in front of
+a real 3-node cluster (nodes on 127.0.0.101-103, the proxy on 127.0.0.100:3306/3307).
+
+The tests share one cluster and run in file order; each leaves it with three Synced nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+import yaml
+
+from .conftest import cli, destroy, mariadbd_pid, members, new_cluster_path, query, wait_for
+from .routing_helpers import (
+    BASE_ADDRESS,
+    PROXY_HOST,
+    READER_PORT,
+    WRITER_PORT,
+    AckWriter,
+    WriterPoller,
+    endpoint_code,
+    isolate,
+    our_iptables_rules,
+    remove_isolation,
+)
+
+ADDRESSES = {"node1": "127.0.0.101", "node2": "127.0.0.102", "node3": "127.0.0.103"}
+LEASE_TTL = 3.0  # timing.writer_lease_ttl's default
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Path]:
+    assert shutil.which("haproxy"), "haproxy missing: run scripts/setup.sh"
+    assert shutil.which("iptables"), "iptables missing: run scripts/setup.sh"
+    directory = new_cluster_path()
+    try:
+        result = cli("up", "--dir", str(directory), "--base-address", BASE_ADDRESS,
+                     "--writer-bind", f"{PROXY_HOST}:{WRITER_PORT}", "--reader-bind", f"{PROXY_HOST}:{READER_PORT}")
+        assert "3 nodes Synced" in result.stdout, result.stdout
+        query(directory, "CREATE DATABASE IF NOT EXISTS app")
+        query(directory, "CREATE TABLE IF NOT EXISTS app.acks (id INT PRIMARY KEY)")
+        yield directory
+    finally:
+        for address in ADDRESSES.values():
+            remove_isolation(address)
+        destroy(directory)
+    assert not our_iptables_rules()
+
+
+def credentials(directory: Path) -> tuple[str, str]:
+    data = yaml.safe_load((directory / "credentials.yaml").read_text())
+    return data["admin_user"], data["admin_password"]
+
+
+def writers() -> list[str]:
+    return sorted(name for name, address in ADDRESSES.items() if endpoint_code(address, "/writer") == 200)
+
+
+def the_writer(directory: Path) -> str:
+    """The one member whose /writer answers 200, agreeing with `list`."""
+    def one() -> str | None:
+        found = writers()
+        if len(found) != 1:
+            return None
+        roles = {name: row["role"] for name, row in members(directory).items()}
+        return found[0] if roles.get(found[0]) == "writer" else None
+
+    return str(wait_for(one, 60, "exactly one writer"))
+
+
+def all_synced(directory: Path) -> bool:
+    rows = members(directory)
+    return len(rows) >= 3 and all(r["state"] == "Synced" and r["cluster_size"] == len(rows) for r in rows.values())
+
+
+def routed_to(directory: Path, port: int) -> str:
+    user, password = credentials(directory)
+    connection = pymysql.connect(host=PROXY_HOST, port=port, user=user, password=password, connect_timeout=2)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@wsrep_node_name")
+            return str(cursor.fetchone()[0])
+    finally:
+        connection.close()
+
+
+def next_id(directory: Path) -> int:
+    return int(query(directory, "SELECT COALESCE(MAX(id), 0) + 1 FROM app.acks")[0][0])
+
+
+def acked_ids_present(directory: Path, writer: AckWriter) -> None:
+    """Every acknowledged id is on every node (Galera replicates synchronously; the reads go to each)."""
+    assert writer.acked, "the client never got a write acknowledged"
+    for name in ADDRESSES:
+        present = {int(row[0]) for row in query(directory, "SELECT id FROM app.acks", name)}
+        missing = sorted(set(writer.acked) - present)
+        assert not missing, f"{len(missing)} acknowledged ids missing on {name}: {missing[:20]}"
+
+
+def test_endpoints_of_a_synced_cluster(cluster: Path) -> None:
+    for address in ADDRESSES.values():
+        for path in ("/health", "/read", "/replica", "/status", "/metrics"):
+            assert endpoint_code(address, path, "GET") == 200, (address, path)
+            assert endpoint_code(address, path, "HEAD") == 200, (address, path)
+            assert endpoint_code(address, path, "OPTIONS") == 200, (address, path)
+        assert endpoint_code(address, "/nope", "GET") == 404
+        assert endpoint_code(address, "/read?max_queue=0") == 200
+    writer = the_writer(cluster)
+    assert endpoint_code(ADDRESSES[writer], "/writer", "GET") == 200
+    with urllib.request.urlopen(f"http://{ADDRESSES[writer]}:8008/status", timeout=2) as response:
+        status = json.loads(response.read())
+    assert status["routing"]["writer"] is True and status["routing"]["healthy"] is True
+    assert status["routing"]["observed_ago"] < 2
+    with urllib.request.urlopen(f"http://{ADDRESSES[writer]}:8008/metrics", timeout=2) as response:
+        metrics = response.read().decode()
+    for name in ("galera_pilot_wsrep_local_state", "galera_pilot_wsrep_cluster_size",
+                 "galera_pilot_wsrep_flow_control_paused", "galera_pilot_wsrep_local_recv_queue",
+                 "galera_pilot_wsrep_last_committed", "galera_pilot_agent_cycle_seconds"):
+        assert f'{name}{{member="{writer}"}}' in metrics, name
+    assert f'galera_pilot_writer{{member="{writer}"}} 1.0' in metrics
+    request = urllib.request.Request(f"http://{ADDRESSES[writer]}:8008/writer", method="OPTIONS")
+    with urllib.request.urlopen(request, timeout=2) as response:
+        assert response.read() == b"", "OPTIONS answers with the status code only"
+
+
+def test_writer_endpoint_reaches_the_writer_and_reader_endpoint_a_node(cluster: Path) -> None:
+    writer = the_writer(cluster)
+    assert routed_to(cluster, WRITER_PORT) == writer
+    assert routed_to(cluster, READER_PORT) in ADDRESSES
+    urls = cli("dsn", "--dir", str(cluster)).stdout
+    assert f"@{PROXY_HOST}:{WRITER_PORT}/" in urls and f"@{PROXY_HOST}:{READER_PORT}/" in urls
+    user, password = credentials(cluster)
+    assert password not in urls
+    assert cli("dsn", "--dir", str(cluster), "--role", "reader").stdout.strip() == \
+        f"mysql://{user}@{PROXY_HOST}:{READER_PORT}/"
+
+
+def test_sigstopped_mariadbd_is_taken_out_within_about_a_second(cluster: Path) -> None:
+    writer = the_writer(cluster)
+    victim = next(n for n in ADDRESSES if n != writer)
+    pid = mariadbd_pid(cluster, victim)
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        stopped_at = time.monotonic()
+        wait_for(lambda: endpoint_code(ADDRESSES[victim], "/health") == 503
+                 and endpoint_code(ADDRESSES[victim], "/read") == 503, 10, f"{victim}'s endpoints to turn 503")
+        took = time.monotonic() - stopped_at
+        print(f"SIGSTOP -> /health and /read 503 after {took:.2f} s")
+        assert endpoint_code(ADDRESSES[victim], "/writer") == 503
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: endpoint_code(ADDRESSES[victim], "/read") == 200, 60, f"{victim} to serve reads again")
+
+
+def test_sigstopped_writer_hands_the_role_over(cluster: Path) -> None:
+    writer = the_writer(cluster)
+    pid = mariadbd_pid(cluster, writer)
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        new = wait_for(lambda: next(iter(w for w in writers() if w != writer), None), 15, "another writer")
+        assert endpoint_code(ADDRESSES[writer], "/writer") == 503
+        print(f"SIGSTOPped writer {writer} replaced by {new}")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: all_synced(cluster), 120, "all Synced again")
+    the_writer(cluster)
+
+
+def test_maintenance_drains_a_node(cluster: Path) -> None:
+    writer = the_writer(cluster)
+    result = cli("maintenance", "--dir", str(cluster), "on", writer)
+    assert "drained" in result.stdout
+    assert endpoint_code(ADDRESSES[writer], "/read") == 503
+    assert endpoint_code(ADDRESSES[writer], "/writer") == 503
+    assert endpoint_code(ADDRESSES[writer], "/health") == 200, "maintenance drains; the node stays healthy"
+    new = the_writer(cluster)
+    assert new != writer
+    assert members(cluster)[writer]["role"] == "maintenance"
+    wait_for(lambda: routed_to(cluster, WRITER_PORT) == new, 10, "the writer endpoint to reach the new writer")
+    for _ in range(6):
+        assert routed_to(cluster, READER_PORT) != writer, "a drained node gets no reads"
+    cli("maintenance", "--dir", str(cluster), "off", writer)
+    wait_for(lambda: endpoint_code(ADDRESSES[writer], "/read") == 200, 10, f"{writer} to serve reads again")
+    assert the_writer(cluster) == new, "the writer does not move back by itself"
+
+
+def test_stopped_mariadbd_and_writer_failover_lose_no_acknowledged_write(cluster: Path) -> None:
+    writer = the_writer(cluster)
+    user, password = credentials(cluster)
+    client = AckWriter(PROXY_HOST, WRITER_PORT, user, password, first_id=next_id(cluster)).start()
+    poller = WriterPoller(list(ADDRESSES.values())).start()
+    try:
+        wait_for(lambda: len(client.acked) > 50, 30, "the client to write")
+        pid = mariadbd_pid(cluster, writer)
+        assert pid is not None
+        killed_at = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: endpoint_code(ADDRESSES[writer], "/health") == 503, 5, "the dead node's /health 503")
+        assert endpoint_code(ADDRESSES[writer], "/read") == 503
+        new = str(wait_for(lambda: next(iter(w for w in writers() if w != writer), None), 15, "a new writer"))
+        wait_for(lambda: client.first_ack_after(killed_at) is not None, 30, "writes to go on")
+        first = client.first_ack_after(killed_at)
+        assert first is not None
+        print(f"kill -9 of {writer}'s mariadbd -> next acknowledged write after {first - killed_at:.2f} s ({new})")
+        acked_before = len(client.acked)
+        wait_for(lambda: len(client.acked) > acked_before + 50, 30, "writes to go on on the new writer")
+    finally:
+        client.stop()
+        poller.stop()
+    assert client.reached[-1] == new
+    wait_for(lambda: all_synced(cluster), 120, "the killed node back and all Synced")
+    acked_ids_present(cluster, client)
+    assert poller.longest_double_writer() < LEASE_TTL
+
+
+def test_switchover_with_a_client_running(cluster: Path) -> None:
+    writer = the_writer(cluster)
+    target = next(n for n in sorted(ADDRESSES) if n != writer)
+    user, password = credentials(cluster)
+    client = AckWriter(PROXY_HOST, WRITER_PORT, user, password, first_id=next_id(cluster)).start()
+    poller = WriterPoller(list(ADDRESSES.values())).start()
+    try:
+        wait_for(lambda: len(client.acked) > 50, 30, "the client to write")
+        started = time.monotonic()
+        result = cli("switchover", "--dir", str(cluster), "--to", target)
+        assert f"writer moved from {writer} to {target}" in result.stdout
+        wait_for(lambda: client.first_ack_after(started + 0.5) is not None, 30, "writes to go on")
+        acked_before = len(client.acked)
+        wait_for(lambda: len(client.acked) > acked_before + 50, 30, "writes on the new writer")
+        print(f"switchover: longest gap between acknowledged writes {client.longest_gap_after(started):.2f} s")
+    finally:
+        client.stop()
+        poller.stop()
+    assert the_writer(cluster) == target
+    assert client.reached[-1] == target
+    acked_ids_present(cluster, client)
+    assert poller.longest_double_writer() < LEASE_TTL
+    failed = cli("switchover", "--dir", str(cluster), "--to", target, check=False)
+    assert failed.returncode == 1 and "already is the writer" in failed.stderr
+
+
+def test_partitioned_node_is_taken_out_of_both_endpoints(cluster: Path) -> None:
+    writer = the_writer(cluster)
+    victim = writer  # the hardest case: the writer itself ends up in a non-Primary component
+    address = ADDRESSES[victim]
+    isolate(address)
+    try:
+        wait_for(lambda: endpoint_code(address, "/read") == 503 and endpoint_code(address, "/writer") == 503,
+                 60, f"{victim} out of both endpoints")
+        with urllib.request.urlopen(f"http://{address}:8008/status", timeout=2) as response:
+            status = json.loads(response.read())
+        print(f"isolated {victim}: {status['routing']['health']}")
+        new = str(wait_for(lambda: next(iter(w for w in writers() if w != victim), None), 60, "a new writer"))
+        wait_for(lambda: routed_to(cluster, WRITER_PORT) == new, 10, "the writer endpoint to reach the new writer")
+        for _ in range(6):
+            assert routed_to(cluster, READER_PORT) != victim
+    finally:
+        remove_isolation(address)
+    assert not our_iptables_rules()
+    wait_for(lambda: all_synced(cluster), 180, "the isolated node back in the Primary Component")
+
+
+def test_added_member_reaches_haproxy_without_dropping_open_connections(cluster: Path) -> None:
+    """The reload keeps established sessions. A session may still be closed on purpose: the node that
+    donates the state to node4 is a Donor for a moment, out of the reader endpoint (no `donor_reads`),
+    and HAProxy closes sessions to a server it marks DOWN; so the reader sessions checked are those on
+    nodes whose /read never failed meanwhile. The writer keeps its role as a donor: its session stays."""
+    user, password = credentials(cluster)
+    writer = the_writer(cluster)
+
+    def hold(port: int) -> tuple[pymysql.connections.Connection, str]:
+        connection = pymysql.connect(host=PROXY_HOST, port=port, user=user, password=password, connect_timeout=2,
+                                     autocommit=True)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@wsrep_node_name")
+            return connection, str(cursor.fetchone()[0])
+
+    held = [hold(WRITER_PORT), *(hold(READER_PORT) for _ in range(3))]
+    assert held[0][1] == writer
+    left_reads: dict[str, set[str]] = {}
+    stop = threading.Event()
+    poller = threading.Thread(target=_watch_reads, args=(left_reads, stop), daemon=True)
+    poller.start()
+    try:
+        result = cli("up", "--dir", str(cluster), "--base-address", BASE_ADDRESS, "--nodes", "4")
+        assert "agents started: node4" in result.stdout
+        config = cluster / "proxy" / "haproxy.cfg"
+        wait_for(lambda: "server node4 127.0.0.104:3306" in config.read_text(), 30, "node4 in haproxy.cfg")
+        log = (cluster / "proxy" / "proxy.log").read_text()
+        assert "haproxy reloaded: members node1,node2,node3,node4" in log
+        wait_for(lambda: endpoint_code("127.0.0.104", "/read") == 200, 60, "node4 to serve reads")
+        stop.set()
+        poller.join(5)
+        print(f"/read 503 while node4 joined: {left_reads}")
+        assert any("not Synced" in r or "does not answer" in r for r in left_reads.get("node4", ())), \
+            "the joiner answers /read 503 until it is Synced"
+        donors = [n for n, reasons in left_reads.items() if any("Donor" in r for r in reasons)]
+        print(f"donors seen: {donors or 'none (the state transfer was too quick to sample)'}")
+        checked = 0
+        for connection, node in held:  # opened before the reload, still served by the old worker
+            if node in left_reads and connection is not held[0][0]:  # a donor's reader sessions are cut
+                continue
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                assert cursor.fetchone() == (1,), node
+            checked += 1
+        assert checked >= 1
+        seen = {routed_to(cluster, READER_PORT) for _ in range(12)}
+        assert "node4" in seen, f"the reader endpoint never reached node4: {seen}"
+        assert the_writer(cluster) == writer, "a join does not move the writer"
+    finally:
+        stop.set()
+        for connection, _node in held:
+            connection.close()
+
+
+def _read_reason(address: str) -> tuple[int, str]:
+    """/read's status and the agent's reason (0 and "" when the agent does not answer yet)."""
+    try:
+        with urllib.request.urlopen(f"http://{address}:8008/read", timeout=2) as response:
+            return response.status, json.loads(response.read())["reason"]
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}").get("reason", "")
+    except OSError:
+        return 0, ""
+
+
+def _watch_reads(left: dict[str, set[str]], stop: threading.Event) -> None:
+    """Record, per node (node4 too, from its first answer), every reason /read gave for a 503."""
+    while not stop.is_set():
+        for name, address in (*ADDRESSES.items(), ("node4", "127.0.0.104")):
+            code, reason = _read_reason(address)
+            if code == 503:
+                left.setdefault(name, set()).add(reason)
+        stop.wait(0.05)
+
+
+def test_removed_member_leaves_haproxy_without_dropping_open_connections(cluster: Path) -> None:
+    """There is no `remove` command yet (roster removal is planned); the test stops node4's agent and
+    deletes its roster entry through the DCS, which is what such a command will do, and checks that the
+    proxy follows with a reload that keeps the sessions it has."""
+    from galera_pilot.embedded import EmbeddedCluster
+
+    user, password = credentials(cluster)
+    held = [pymysql.connect(host=PROXY_HOST, port=port, user=user, password=password, connect_timeout=2,
+                            autocommit=True) for port in (WRITER_PORT, READER_PORT, READER_PORT, READER_PORT)]
+    try:
+        on: list[str] = []
+        for connection in held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT @@wsrep_node_name")
+                on.append(str(cursor.fetchone()[0]))
+        assert on[0] != "node4"
+        embedded = EmbeddedCluster(cluster)
+        node4 = embedded.node("node4")
+        pid = node4.agent_pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: node4.agent_pid() is None and mariadbd_pid(cluster, "node4") is None, 120,
+                 "node4's agent and mariadbd to stop")
+        dcs = embedded.dcs()
+        try:
+            dcs.delete("roster/node4")
+            dcs.delete("members/node4")
+        finally:
+            dcs.close()
+        config = cluster / "proxy" / "haproxy.cfg"
+        wait_for(lambda: "node4" not in config.read_text(), 30, "node4 gone from haproxy.cfg")
+        wait_for(lambda: re.search(r"haproxy reloaded: members node1,node2,node3(;|$)",
+                                   (cluster / "proxy" / "proxy.log").read_text(), re.MULTILINE),
+                 10, "the reload to be logged")
+        kept = [(c, n) for c, n in zip(held, on, strict=True) if n != "node4"]  # node4's were cut when it stopped
+        for connection, node in kept:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT @@wsrep_node_name")
+                assert cursor.fetchone()[0] == node
+    finally:
+        for connection in held:
+            connection.close()
