@@ -23,6 +23,7 @@ from pathlib import Path
 import pymysql
 
 ADDRESSES = ("127.0.0.50", "127.0.0.51", "127.0.0.52")
+PROXY_ADDRESS = "127.0.0.53"
 MYCNF = """[mariadbd]
 user = mysql
 datadir = {base}/data
@@ -109,11 +110,14 @@ def baseline_run(root: Path) -> float:
                 proc.kill()
 
 
-def managed_run(root: Path) -> float:
+def managed_run(root: Path, proxy: bool = False) -> float:
+    """`galera-pilot up` until it returns; without the proxy, the same work as the baseline."""
     cli = [sys.executable, "-m", "galera_pilot"]
     directory = root / "cluster"
+    extra = ["--writer-bind", f"{PROXY_ADDRESS}:3306", "--reader-bind", f"{PROXY_ADDRESS}:3307"] if proxy else [
+        "--no-proxy"]
     started = time.monotonic()
-    result = subprocess.run([*cli, "up", "--dir", str(directory), "--base-address", ADDRESSES[0]],
+    result = subprocess.run([*cli, "up", "--dir", str(directory), "--base-address", ADDRESSES[0], *extra],
                             capture_output=True, text=True)
     elapsed = time.monotonic() - started
     subprocess.run([*cli, "down", "--dir", str(directory)], capture_output=True, check=False)
@@ -134,19 +138,24 @@ def main() -> None:
     args = parser.parse_args()
     managed: list[float] = []
     baseline: list[float] = []
+    proxied: list[float] = []
+    series = (("baseline", baseline_run, baseline), ("managed", managed_run, managed),
+              ("managed+proxy", lambda root: managed_run(root, proxy=True), proxied))
     for run in range(args.runs):
-        for label, fn, results in (("baseline", baseline_run, baseline), ("managed", managed_run, managed)):
+        for label, fn, results in series:
             root = scratch()
             try:
                 seconds = fn(root)
             finally:
                 shutil.rmtree(root, ignore_errors=True)
             results.append(seconds)
-            print(f"run {run + 1}: {label:8s} {seconds:6.2f} s", flush=True)
+            print(f"run {run + 1}: {label:13s} {seconds:6.2f} s", flush=True)
     m, b = statistics.median(managed), statistics.median(baseline)
     print(f"\nbaseline (bare mariadbd, rsync SST) median: {b:.2f} s  (runs: {', '.join(f'{x:.2f}' for x in baseline)})")
     print(f"managed (galera-pilot up)        median: {m:.2f} s  (runs: {', '.join(f'{x:.2f}' for x in managed)})")
     print(f"ratio managed/baseline: {m / b:.2f}")
+    print(f"with the managed HAProxy (up's default) median: {statistics.median(proxied):.2f} s  "
+          f"(runs: {', '.join(f'{x:.2f}' for x in proxied)})")
 
 
 if __name__ == "__main__":
