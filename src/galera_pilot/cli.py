@@ -51,11 +51,17 @@ def main() -> None:
 @click.option("--seed/--no-seed", "use_seed", default=True, show_default=True,
               help="new nodes copy the initializer's seed datadir and join by IST (--no-seed: full SST)")
 @click.option("--timeout", default=600.0, show_default=True, help="seconds to wait for every node to be Synced")
-def up(directory: Path, nodes: int, base_address: str, sst_method: str, use_seed: bool, timeout: float) -> None:
+@click.option("--dcs", default=None, metavar="URL",
+              help="coordination store for a new DIR, e.g. etcd://HOST:PORT[,HOST:PORT...] "
+              "(default: a SQLite file in DIR); DIR remembers it")
+@click.option("--cluster-name", default=None, metavar="NAME",
+              help="cluster name for a new DIR (default: galera); clusters sharing one etcd need distinct names")
+def up(directory: Path, nodes: int, base_address: str, sst_method: str, use_seed: bool, timeout: float,
+       dcs: str | None, cluster_name: str | None) -> None:
     """Lay out DIR (or extend it), start an agent per node and wait until every node is Synced."""
     started_at = time.monotonic()
     cluster = EmbeddedCluster.layout(directory, nodes, base_address, sst_method,  # type: ignore[arg-type]
-                                     use_seed=use_seed)
+                                     cluster_name=cluster_name, use_seed=use_seed, dcs=dcs)
     started = cluster.start_agents()
     snapshot = cluster.wait_synced(timeout)
     elapsed = time.monotonic() - started_at
@@ -201,7 +207,7 @@ def query(directory: Path, member: str | None, statement: str) -> None:
         host, port = target.address, target.client_port
     else:
         config = cluster.node(member).config
-        host, port = config.address, config.ports.client
+        host, port = config.advertised_address, config.advertised_port("client")
     try:
         connection = sql.connect_tcp(host, port, cluster.credentials())
     except pymysql.MySQLError as error:
