@@ -194,12 +194,16 @@ class NodeConfig(BaseModel):
         if self.address == "0.0.0.0" and self.advertise_address is None:
             raise ValueError("address 0.0.0.0 (listen on every interface) needs advertise_address: peers cannot "
                              "dial 0.0.0.0")
-        sst = self.advertise_ports.sst
-        if sst is not None and sst != self.ports.sst:
-            # MariaDB's SST scripts (mariabackup, rsync, mysqldump) listen on the port of
-            # wsrep_sst_receive_address itself; there is no separate bind port to map from.
-            raise ValueError(f"advertise_ports.sst ({sst}) must equal ports.sst ({self.ports.sst}): the SST scripts "
-                             "listen on the advertised port itself; publish the same port number")
+        # MariaDB's SST scripts (mariabackup, rsync, mysqldump) listen on the port of
+        # wsrep_sst_receive_address itself, and Galera (26.4.23, seen in the NAT test) puts the port its IST
+        # receiver is bound to into the IST request, whatever ist.recv_addr says: the donor dials that.
+        # Neither port can therefore be mapped to another number; only the address can differ.
+        for label, listen in (("sst", self.ports.sst), ("ist", self.ports.ist)):
+            advertised = getattr(self.advertise_ports, label)
+            if advertised is not None and advertised != listen:
+                raise ValueError(f"advertise_ports.{label} ({advertised}) must equal ports.{label} ({listen}): "
+                                 f"the donor dials the {label.upper()} port the joiner listens on; publish the "
+                                 "same port number")
         return self
 
     @field_validator("base_dir", "credentials_file")

@@ -168,6 +168,18 @@ class MultiHost:
                 run(*host.exec_args("iptables", "-A", "INPUT", "-s", other.address, "-j", "DROP"))
                 run(*host.exec_args("iptables", "-A", "OUTPUT", "-d", other.address, "-j", "DROP"))
 
+    def publish_ports(self, host: Host, published: dict[int, int]) -> None:
+        """NAT inside `host`: connections to its address on a published port land on the listen port, as
+        with a container's published ports (docker -p 14567:4567). Also for the host's own traffic."""
+        for outside, inside in published.items():
+            for chain in ("PREROUTING", "OUTPUT"):
+                run(*host.exec_args("iptables", "-t", "nat", "-A", chain, "-d", host.address, "-p", "tcp",
+                                    "--dport", str(outside), "-j", "REDIRECT", "--to-ports", str(inside)))
+            # Like a container's private ports: dialling the listen port directly does not work, so
+            # anything that reaches the node went through what it advertises.
+            run(*host.exec_args("iptables", "-A", "INPUT", "!", "-i", "lo", "-p", "tcp", "-m", "conntrack",
+                                "--ctstate", "NEW", "--ctorigdstport", str(inside), "-j", "DROP"))
+
     def heal(self, host: Host) -> None:
         run(*host.exec_args("iptables", "-F", "INPUT"))
         run(*host.exec_args("iptables", "-F", "OUTPUT"))
@@ -196,9 +208,9 @@ class MultiHost:
                      f"etcd member e{host.index} to answer")
 
     # ---- agents -------------------------------------------------------------------------------------------
-    def write_configs(self, **overrides: object) -> None:
+    def write_configs(self, per_host: dict[str, dict[str, object]] | None = None, **overrides: object) -> None:
         """One agent.yaml per host, and a copy of the credentials file per host, 0600 from creation on
-        (as an operator would install it on each machine)."""
+        (as an operator would install it on each machine). `per_host` adds fields for one node."""
         master = self.root / "credentials.yaml"
         save_credentials(master, Credentials.generate())
         for host in self.hosts:
@@ -209,7 +221,7 @@ class MultiHost:
                 "name": host.node, "cluster_name": self.cluster_name, "address": host.address, "dcs": self.dcs_url,
                 "base_dir": str(host.dir / "node"), "credentials_file": str(credentials),
                 "sst_method": self.sst_method, "use_seed": False,
-            } | overrides
+            } | overrides | (per_host or {}).get(host.node, {})
             host.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def credentials(self) -> Credentials:
@@ -279,6 +291,13 @@ class MultiHost:
                 proc.wait(10)
         self.etcds.clear()
         cleanup_leftovers()
+        keep = os.environ.get("GP5_KEEP_LOGS")  # a folder: copy every host's logs there before removal
+        if keep:
+            for host in self.hosts:
+                for log in (host.dir / "node" / "log").glob("*"):
+                    target = Path(keep) / host.node / log.name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(log, target)
         shutil.rmtree(self.root, ignore_errors=True)
         with contextlib.suppress(AttributeError):
             shutil.rmtree(self._etcd_data, ignore_errors=True)

@@ -38,7 +38,7 @@ def provider(config: NodeConfig) -> dict[str, str]:
 def natted() -> NodeConfig:
     """Listens on every interface of a container; reached as 203.0.113.7 with published ports."""
     return make_config(address="0.0.0.0", advertise_address="203.0.113.7", ports=PORTS,
-                       advertise_ports={"client": 13306, "galera": 14567, "ist": 14568, "api": 18008})
+                       advertise_ports={"client": 13306, "galera": 14567, "api": 18008})
 
 
 def test_without_advertise_nothing_changes() -> None:
@@ -60,7 +60,7 @@ def test_binds_listen_addresses_and_advertises_published_ones(natted: NodeConfig
     assert server["wsrep_sst_receive_address"] == "203.0.113.7:4444"
     options = provider(natted)
     assert options["gmcast.listen_addr"] == "tcp://0.0.0.0:4567"
-    assert options["ist.recv_addr"] == "203.0.113.7:14568"
+    assert options["ist.recv_addr"] == "203.0.113.7:4568"
     assert options["ist.recv_bind"] == "0.0.0.0:4568"
 
 
@@ -101,10 +101,11 @@ def test_wildcard_cannot_be_advertised() -> None:
         make_config(address="10.0.0.1", advertise_address="0.0.0.0")
 
 
-def test_sst_port_cannot_be_remapped() -> None:
-    with pytest.raises(ConfigError, match=r"advertise_ports\.sst"):
-        make_config(address="10.0.0.1", advertise_ports={"sst": 14444})
-    assert make_config(address="10.0.0.1", advertise_ports={"sst": 4444}).advertised_port("sst") == 4444
+@pytest.mark.parametrize(("label", "listen"), [("sst", 4444), ("ist", 4568)])
+def test_state_transfer_ports_cannot_be_remapped(label: str, listen: int) -> None:
+    with pytest.raises(ConfigError, match=rf"advertise_ports\.{label}"):
+        make_config(address="10.0.0.1", advertise_ports={label: listen + 10000})
+    assert make_config(address="10.0.0.1", advertise_ports={label: listen}).advertised_port(label) == listen
 
 
 def test_unknown_advertised_port_is_refused() -> None:

@@ -18,15 +18,16 @@ def provider_options(config: NodeConfig) -> str:
     gmcast.listen_addr is what Galera binds; peers dial what wsrep_cluster_address names (the advertised
     galera address from the member records) and learn this node as wsrep_node_address. IST: the joiner
     sends ist.recv_addr to its donor, which dials it, so that is the advertised address; ist.recv_bind is
-    what the joiner binds when the two differ.
+    what the joiner binds when the two differ. The IST port itself cannot be remapped (config validation):
+    Galera puts the bound port into the IST request.
     """
     advertised = config.advertised_address
     options = {
         # Each node binds its own address: several nodes share one host on 127.0.0.x.
         "gmcast.listen_addr": f"tcp://{config.address}:{config.ports.galera}",
-        "ist.recv_addr": f"{advertised}:{config.advertised_port('ist')}",
+        "ist.recv_addr": f"{advertised}:{config.ports.ist}",
     }
-    if (advertised, config.advertised_port("ist")) != (config.address, config.ports.ist):
+    if advertised != config.address:
         options["ist.recv_bind"] = f"{config.address}:{config.ports.ist}"
     options |= {
         "gcache.size": config.mariadb.gcache_size,
