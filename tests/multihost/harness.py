@@ -126,6 +126,7 @@ class MultiHost:
     hosts: list[Host] = field(default_factory=list)
     agents: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     etcds: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _etcd_args: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.root.chmod(0o755)  # mariadbd runs as mysql and must traverse to its datadir
@@ -194,18 +195,22 @@ class MultiHost:
         for host in self.etcd_hosts:
             client, peer = f"http://{host.address}:{ETCD_CLIENT_PORT}", f"http://{host.address}:{ETCD_PEER_PORT}"
             host.dir.mkdir(parents=True, exist_ok=True)
-            with open(host.dir / "etcd.log", "ab") as log:
-                self.etcds[host.node] = subprocess.Popen(
-                    host.exec_args(ETCD_BINARY, "--name", f"e{host.index}", "--data-dir",
-                                   str(data_root / f"e{host.index}"), "--listen-client-urls", client,
-                                   "--advertise-client-urls", client, "--listen-peer-urls", peer,
-                                   "--initial-advertise-peer-urls", peer, "--initial-cluster", initial,
-                                   "--initial-cluster-token", f"gp5-{os.getpid()}",
-                                   "--initial-cluster-state", "new"),
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            self._etcd_args[host.node] = host.exec_args(
+                ETCD_BINARY, "--name", f"e{host.index}", "--data-dir", str(data_root / f"e{host.index}"),
+                "--listen-client-urls", client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
+                "--initial-advertise-peer-urls", peer, "--initial-cluster", initial,
+                "--initial-cluster-token", f"gp5-{os.getpid()}", "--initial-cluster-state", "new")
+            self.restart_etcd(host)
         for host in self.etcd_hosts:
             wait_for(lambda h=host: etcd_answers(f"http://{h.address}:{ETCD_CLIENT_PORT}"), timeout,
                      f"etcd member e{host.index} to answer")
+
+    def restart_etcd(self, host: Host) -> None:
+        """(Re)start host's etcd member with its data: after a kill it rejoins its cluster as it was."""
+        with open(host.dir / "etcd.log", "ab") as log:
+            self.etcds[host.node] = subprocess.Popen(
+                self._etcd_args[host.node], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
 
     # ---- agents -------------------------------------------------------------------------------------------
     def write_configs(self, per_host: dict[str, dict[str, object]] | None = None, **overrides: object) -> None:

@@ -6,6 +6,7 @@ heals."""
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 import urllib.error
@@ -112,3 +113,59 @@ def test_partition_majority_serves_minority_refuses_and_rejoins(hosts: MultiHost
     got = {row[0] for row in run_sql(hosts, "node3", "SELECT id FROM part.t")}
     missing = sorted(set(acked) - got)
     assert not missing, f"node3 lacks acknowledged writes after rejoining: {missing[:10]}"
+
+
+def test_etcd_quorum_loss_under_load_takes_no_decision_and_galera_serves(hosts: MultiHost) -> None:
+    """One etcd member paused: etcd keeps its quorum and the agents carry on. A second one killed: no
+    quorum, every agent says "DCS unavailable, taking no decision", Galera keeps serving and /health stays
+    200. Both back (SIGCONT, restart on the same data): everything continues."""
+    wait_for(hosts.all_synced, 120, "a healthy cluster")
+    run_sql(hosts, "node1", "CREATE DATABASE IF NOT EXISTS quorum")
+    run_sql(hosts, "node1", "CREATE TABLE IF NOT EXISTS quorum.t (id INT PRIMARY KEY)")
+    acked: list[int] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        next_id = 1
+        while not stop.is_set():
+            try:
+                run_sql(hosts, "node2", f"INSERT INTO quorum.t VALUES ({next_id})")
+                acked.append(next_id)
+            except Exception:
+                time.sleep(0.2)
+            next_id += 1
+            time.sleep(0.05)
+
+    def more_writes(count: int, what: str) -> None:
+        target = len(acked) + count
+        wait_for(lambda: len(acked) >= target, 120, f"{count} more writes {what}")
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    paused, killed = hosts.etcds["node1"], hosts.etcds["node2"]
+    try:
+        more_writes(10, "before touching etcd")
+        paused.send_signal(signal.SIGSTOP)
+        more_writes(10, "with one etcd member paused")
+        wait_for(hosts.all_synced, 60, "the DCS to answer through the two other members")
+        killed.kill()
+        killed.wait(10)
+        wait_for(lambda: all("DCS unavailable, taking no decision" in api(h.api_url + "/status")[1]["activity"]
+                             for h in hosts.hosts), 120, "every agent to find the DCS unavailable")
+        more_writes(20, "without an etcd quorum")
+        for host in hosts.hosts:
+            assert api(host.api_url + "/health")[0] == 200, f"{host.node} failed its health check"
+        paused.send_signal(signal.SIGCONT)
+        hosts.restart_etcd(hosts.host("node2"))
+        wait_for(lambda: hosts.all_synced() and not any(
+            "DCS unavailable" in api(h.api_url + "/status")[1]["activity"] for h in hosts.hosts), 120,
+            "the agents to use the DCS again")
+        more_writes(10, "after etcd came back")
+    finally:
+        paused.send_signal(signal.SIGCONT)
+        stop.set()
+        writer.join(30)
+    got = {row[0] for row in run_sql(hosts, "node3", "SELECT id FROM quorum.t")}
+    assert not set(acked) - got, "node3 lacks acknowledged writes"
+    bootstraps = [e for e in hosts.snapshot().history if e.action == "bootstrap"]
+    assert len(bootstraps) == 1, f"only the initial bootstrap: {bootstraps}"
