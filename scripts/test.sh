@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing (scripts/setup.sh), lints, and runs the whole test suite.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k decisions -x`.
-# Without arguments (what CI runs), the recovery modules then run a second time on a real etcd
+# Without arguments (what CI runs), the recovery and routing modules then run a second time on a real etcd
 # (DCS=etcd; see tests/integration/conftest.py), so both DCS backends carry full-outage recovery.
 # The exit code is ruff's if linting fails, else the first failing pytest run's; pytest's 5 ("no tests
 # collected") is a failure.
@@ -14,7 +14,8 @@ bash scripts/setup.sh
 
 .venv/bin/ruff check src tests bench
 
-ETCD_MODULES=(tests/integration/test_recovery.py tests/integration/test_outage_policies.py)
+ETCD_MODULES=(tests/integration/test_recovery.py tests/integration/test_outage_policies.py
+              tests/integration/test_haproxy_process.py)
 
 status=0
 .venv/bin/pytest -q tests "$@" || status=$?

@@ -74,6 +74,18 @@ def test_address(default: str) -> str:
 test_address.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
+def test_dcs(sqlite_dir: Path) -> tuple[str, str]:
+    """(DCS URL, cluster name) for a test that talks to a store directly: a SQLite file in sqlite_dir, or
+    the session's etcd with a cluster name no other test uses."""
+    if DCS == "sqlite":
+        return f"sqlite://{sqlite_dir}/dcs.sqlite", "proxytest"
+    assert _etcd_url is not None, "DCS=etcd but no etcd is running"
+    return _etcd_url, f"gp{os.getpid()}x{next(_cluster_numbers)}"
+
+
+test_dcs.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 def _up_arguments(args: list[str]) -> list[str]:
     """`up` as the test wrote it, plus what the environment asks for: the etcd DCS and a unique cluster
     name for a new folder, and the moved base address."""
