@@ -44,7 +44,10 @@ def run_agent(config_path: Path) -> None:
             try:
                 sentence = ha.run_cycle()
             except DCSError as error:
+                # Nothing irreversible happens without the DCS: mariadbd keeps running as it is (Galera needs
+                # no DCS to replicate), and /status tells why the agent is idle.
                 sentence = f"DCS unavailable, taking no decision: {error}"
+                ha.activity = sentence
             except PilotError as error:
                 sentence = f"error: {error}"
             except Exception as error:  # a bug: keep supervising, but leave the traceback in the log

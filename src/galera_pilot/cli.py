@@ -59,13 +59,19 @@ def main() -> None:
               help=f"ADDRESS:PORT of the writer endpoint [default: as configured, else {DEFAULT_WRITER_BIND}]")
 @click.option("--reader-bind", default=None,
               help=f"ADDRESS:PORT of the reader endpoint [default: as configured, else {DEFAULT_READER_BIND}]")
+@click.option("--dcs", default=None, metavar="URL",
+              help="coordination store for a new DIR, e.g. etcd://HOST:PORT[,HOST:PORT...] "
+              "(default: a SQLite file in DIR); DIR remembers it")
+@click.option("--cluster-name", default=None, metavar="NAME",
+              help="cluster name for a new DIR (default: galera); clusters sharing one etcd need distinct names")
 def up(directory: Path, nodes: int, base_address: str, sst_method: str, use_seed: bool, timeout: float,
-       with_proxy: bool, writer_bind: str | None, reader_bind: str | None) -> None:
+       with_proxy: bool, writer_bind: str | None, reader_bind: str | None, dcs: str | None,
+       cluster_name: str | None) -> None:
     """Lay out DIR (or extend it), start an agent per node and wait until every node is Synced; then start
     the managed HAProxy and wait until clients reach the writer through it."""
     started_at = time.monotonic()
     cluster = EmbeddedCluster.layout(directory, nodes, base_address, sst_method,  # type: ignore[arg-type]
-                                     use_seed=use_seed)
+                                     cluster_name=cluster_name, use_seed=use_seed, dcs=dcs)
     started = cluster.start_agents()
     snapshot = cluster.wait_synced(timeout)
     if with_proxy:
@@ -240,7 +246,7 @@ def query(directory: Path, member: str | None, statement: str) -> None:
         host, port = target.address, target.client_port
     else:
         config = cluster.node(member).config
-        host, port = config.address, config.ports.client
+        host, port = config.advertised_address, config.advertised_port("client")
     try:
         connection = sql.connect_tcp(host, port, cluster.credentials())
     except pymysql.MySQLError as error:

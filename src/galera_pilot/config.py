@@ -27,8 +27,9 @@ MANAGED_MYCNF_KEYS = frozenset({
     "wsrep_provider_options", "wsrep_sst_method", "wsrep_sst_receive_address", "wsrep_sst_auth",
     "wsrep_start_position", "binlog_format", "innodb_autoinc_lock_mode", "default_storage_engine",
     "innodb_buffer_pool_size", "innodb_log_file_size", "innodb_flush_log_at_trx_commit", "extra_port",
-    "extra_max_connections", "skip_name_resolve", "performance_schema",
+    "extra_max_connections", "skip_name_resolve", "performance_schema", "wsrep_node_incoming_address",
 })
+PORT_LABELS = ("client", "galera", "ist", "sst", "api")
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
 
 
@@ -61,6 +62,19 @@ class Ports(BaseModel):
         if len(set(values)) != len(values):
             raise ValueError("client, galera, ist, sst and api ports must all differ")
         return self
+
+
+class AdvertisedPorts(BaseModel):
+    """Ports peers and clients dial when they differ from the ports this node listens on (NAT, published
+    container ports). Each one left out is the listen port of the same name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client: int | None = Field(None, ge=1, le=65535)
+    galera: int | None = Field(None, ge=1, le=65535)
+    ist: int | None = Field(None, ge=1, le=65535)
+    sst: int | None = Field(None, ge=1, le=65535)
+    api: int | None = Field(None, ge=1, le=65535)
 
 
 class Binaries(BaseModel):
@@ -135,7 +149,12 @@ class NodeConfig(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN)
     cluster_name: str = Field("galera", pattern=NAME_PATTERN)
-    address: str = Field(description="address this node listens on and advertises to its peers")
+    address: str = Field(description="address this node listens on (and advertises, unless advertise_address)")
+    advertise_address: str | None = Field(
+        None, description="address peers, proxies and clients dial when it is not `address` (NAT, containers); "
+        "what the member record publishes and peers put in wsrep_cluster_address",
+    )
+    advertise_ports: AdvertisedPorts = Field(default_factory=AdvertisedPorts)
     dcs: str = Field(description="coordination store URL, e.g. sqlite:///var/lib/galera-pilot/dcs.sqlite")
     base_dir: Path = Field(description="the node's folder: datadir, sockets and logs live below it")
     credentials_file: Path = Field(description="YAML with the admin and SST passwords, mode 0600")
@@ -172,6 +191,32 @@ class NodeConfig(BaseModel):
     @classmethod
     def _address(cls, value: str) -> str:
         return _check_address(value)
+
+    @field_validator("advertise_address")
+    @classmethod
+    def _advertise_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value in ("0.0.0.0", "::"):
+            raise ValueError("must be an address peers can dial, not the wildcard address")
+        return _check_address(value)
+
+    @model_validator(mode="after")
+    def _dialable(self) -> NodeConfig:
+        if self.address == "0.0.0.0" and self.advertise_address is None:
+            raise ValueError("address 0.0.0.0 (listen on every interface) needs advertise_address: peers cannot "
+                             "dial 0.0.0.0")
+        # MariaDB's SST scripts (mariabackup, rsync, mysqldump) listen on the port of
+        # wsrep_sst_receive_address itself, and Galera (26.4.23, seen in the NAT test) puts the port its IST
+        # receiver is bound to into the IST request, whatever ist.recv_addr says: the donor dials that.
+        # Neither port can therefore be mapped to another number; only the address can differ.
+        for label, listen in (("sst", self.ports.sst), ("ist", self.ports.ist)):
+            advertised = getattr(self.advertise_ports, label)
+            if advertised is not None and advertised != listen:
+                raise ValueError(f"advertise_ports.{label} ({advertised}) must equal ports.{label} ({listen}): "
+                                 f"the donor dials the {label.upper()} port the joiner listens on; publish the "
+                                 "same port number")
+        return self
 
     @field_validator("base_dir", "credentials_file")
     @classmethod
@@ -225,8 +270,26 @@ class NodeConfig(BaseModel):
         return "mysql" if os.geteuid() == 0 else None
 
     @property
+    def advertised_address(self) -> str:
+        """The address others dial: advertise_address, else the listen address."""
+        return self.advertise_address or self.address
+
+    def advertised_port(self, label: str) -> int:
+        """The port others dial for `label` (client, galera, ist, sst, api): advertised, else the listen port."""
+        assert label in PORT_LABELS, label
+        advertised: int | None = getattr(self.advertise_ports, label)
+        return advertised if advertised is not None else int(getattr(self.ports, label))
+
+    @property
+    def advertises_elsewhere(self) -> bool:
+        """True when some address or port others dial differs from what this node listens on."""
+        return (self.advertised_address != self.address
+                or any(self.advertised_port(label) != getattr(self.ports, label) for label in PORT_LABELS))
+
+    @property
     def api_url(self) -> str:
-        return f"http://{self.address}:{self.ports.api}"
+        """The REST API as peers, proxies and the CLI reach it (advertised address and port)."""
+        return f"http://{self.advertised_address}:{self.advertised_port('api')}"
 
 
 def _describe(error: ValidationError, source: str) -> str:

@@ -1,4 +1,7 @@
-"""The embedded cluster: N nodes on loopback addresses of one machine, sharing a SQLite DCS.
+"""The embedded cluster: N nodes on loopback addresses of one machine, sharing one DCS.
+
+The DCS is a SQLite file in the folder by default, or an etcd cluster (`up --dcs etcd://...`); the
+folder's `cluster.yaml` records the URL, so `list`, `history`, `bootstrap` and `down` find the same store.
 
 A cluster folder (DIR) holds `cluster.yaml` (the marker that says the folder is ours), the generated
 `credentials.yaml` (0600), the DCS file and one folder per node (`node1` … `nodeN`) with that node's
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,8 +28,8 @@ import psutil
 import yaml
 
 from galera_pilot.cluster import Cluster, Member
-from galera_pilot.config import NodeConfig, SstMethod, dump_config, load_config, parse_config
-from galera_pilot.credentials import Credentials, load_credentials, save_credentials
+from galera_pilot.config import NAME_PATTERN, NodeConfig, SstMethod, dump_config, load_config, parse_config
+from galera_pilot.credentials import Credentials, load_credentials, save_credentials, write_private
 from galera_pilot.dcs import DCS, get_dcs
 from galera_pilot.errors import ConfigError, PilotError
 from galera_pilot.mariadb import sql
@@ -88,8 +92,13 @@ class EmbeddedCluster:
     # ---- layout --------------------------------------------------------------------------------------
     @classmethod
     def layout(cls, directory: Path, nodes: int, base_address: str, sst_method: SstMethod,
-               cluster_name: str = "galera", use_seed: bool = True) -> EmbeddedCluster:
-        """Create DIR, or extend an existing cluster folder to `nodes` nodes; existing nodes are kept."""
+               cluster_name: str | None = None, use_seed: bool = True, dcs: str | None = None) -> EmbeddedCluster:
+        """Create DIR, or extend an existing cluster folder to `nodes` nodes; existing nodes are kept.
+
+        `dcs` (default: a SQLite file in DIR) and `cluster_name` (default `galera`) are fixed when DIR is
+        created: an existing folder keeps its own, and asking for different ones is an error rather than a
+        silent switch to another store (its agents would no longer see each other).
+        """
         directory = directory.resolve()
         marker = directory / MARKER
         if directory.exists() and not directory.is_dir():
@@ -103,16 +112,34 @@ class EmbeddedCluster:
             raise PilotError(f"--base-address {base_address!r} is not an IP address") from None
         if nodes < 1:
             raise PilotError("--nodes must be at least 1")
+        if cluster_name is not None and not re.fullmatch(NAME_PATTERN, cluster_name):
+            raise PilotError(f"--cluster-name {cluster_name!r} must start with a letter and hold only letters, "
+                             "digits, '-' and '_' (at most 63)")
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o755)
         if marker.exists():
             existing = cls(directory)
             names = list(existing.meta["nodes"])
-            cluster_name = existing.meta.get("cluster_name", cluster_name)
+            known_name = existing.meta.get("cluster_name", "galera")
             dcs_url = existing.meta["dcs"]
+            if dcs is not None and dcs != dcs_url:
+                raise PilotError(f"{directory} uses the DCS {_redact(dcs_url)}, not {_redact(dcs)}; "
+                                 "drop --dcs (the folder remembers its DCS)")
+            if cluster_name is not None and cluster_name != known_name:
+                raise PilotError(f"{directory} holds the cluster {known_name!r}, not {cluster_name!r}")
+            cluster_name = known_name
         else:
             names = []
-            dcs_url = f"sqlite://{directory / 'dcs.sqlite'}"
+            cluster_name = cluster_name or "galera"
+            dcs_url = dcs or f"sqlite://{directory / 'dcs.sqlite'}"
+            store = get_dcs(dcs_url, cluster_name)  # validates the URL before anything is written
+            try:
+                if not dcs_url.startswith("sqlite://") and store.list(""):
+                    raise PilotError(f"the DCS {_redact(dcs_url)} already holds a cluster named {cluster_name!r}; "
+                                     "choose another --cluster-name (a new folder must not join a cluster it "
+                                     "has no credentials or data for)")
+            finally:
+                store.close()
             save_credentials(directory / "credentials.yaml", Credentials.generate())
         for index in range(len(names), nodes):
             name = f"node{index + 1}"
@@ -124,12 +151,10 @@ class EmbeddedCluster:
                 "base_dir": str(base), "credentials_file": str(directory / "credentials.yaml"),
                 "sst_method": sst_method, "use_seed": use_seed,
             }, f"node {name}")
-            (base / "agent.yaml").write_text(dump_config(config))
+            _write_config(base / "agent.yaml", dump_config(config), dcs_url)
             names.append(name)
         meta = {"galera_pilot": 1, "cluster_name": cluster_name, "dcs": dcs_url, "nodes": names}
-        tmp = marker.with_name(MARKER + ".tmp")
-        tmp.write_text(yaml.safe_dump(meta, sort_keys=False))
-        os.replace(tmp, marker)
+        _write_config(marker, yaml.safe_dump(meta, sort_keys=False), dcs_url)
         return cls(directory)
 
     def nodes(self) -> list[Node]:
@@ -187,9 +212,8 @@ class EmbeddedCluster:
         }
         config = parse_proxy_config(data, str(self.proxy_config_path))
         if current != config:
-            tmp = self.proxy_config_path.with_name(PROXY_CONFIG + ".tmp")
-            tmp.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-            os.replace(tmp, self.proxy_config_path)
+            # 0600: the dcs URL may carry an etcd password.
+            write_private(self.proxy_config_path, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
         return config
 
     @property
@@ -426,6 +450,21 @@ def _owner(address: str, port: int) -> str:
     except (psutil.Error, OSError):
         pass
     return ""
+
+
+def _write_config(path: Path, text: str, dcs_url: str) -> None:
+    """Atomically; 0600 when the DCS URL carries a password (etcd user:password@), else 0644."""
+    write_private(path, text, 0o600 if _redact(dcs_url) != dcs_url else 0o644)
+
+
+def _redact(url: str) -> str:
+    """A DCS URL fit for messages: an etcd password given as user:password@ is replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{hosts}{slash}{tail}"
 
 
 def find_cluster_config(directory: Path) -> EmbeddedCluster:

@@ -26,7 +26,7 @@ from galera_pilot.config import NodeConfig
 from galera_pilot.credentials import Credentials, write_private
 from galera_pilot.dcs.base import DCS
 from galera_pilot.decisions import Action, Decision, LocalState, RecoveryPolicy, decide
-from galera_pilot.errors import PilotError
+from galera_pilot.errors import DCSError, PilotError
 from galera_pilot.mariadb import sql
 from galera_pilot.mariadb.exit_watch import ExitWatcher
 from galera_pilot.mariadb.grastate import datadir_position, has_data, set_safe_to_bootstrap
@@ -64,8 +64,11 @@ class Ha:
         self.host = socket.gethostname()
         self.activity = "starting agent"
         self._lock = threading.Lock()
-        self._member = Member(name=config.name, address=config.address, api_url=config.api_url,
-                              client_port=config.ports.client, galera_port=config.ports.galera, host=self.host,
+        # The member record carries what others dial (advertised address and ports), not what we bind:
+        # peers build wsrep_cluster_address, eviction and proxies connect from it.
+        self._member = Member(name=config.name, address=config.advertised_address, api_url=config.api_url,
+                              client_port=config.advertised_port("client"),
+                              galera_port=config.advertised_port("galera"), host=self.host,
                               use_seed=config.use_seed, priority=config.priority)
         self._recovered: tuple[tuple[int, int], Position] | None = None
         self._expect_running = self.process.is_running()  # adopt a mariadbd left by an earlier agent
@@ -263,7 +266,11 @@ class Ha:
             if not dead_instance:
                 log.warning("mariadbd died before its gcomm UUID was known; the survivors evict it by timeout")
             elif self._evicted != dead_instance:
-                self._evict(dead_instance)
+                try:
+                    self._evict(dead_instance)
+                except DCSError as error:
+                    # The peers' addresses come from the DCS: without it the survivors evict by timeout.
+                    log.warning("cannot ask the peers to evict %s, the DCS is unavailable: %s", dead_instance, error)
 
     def _on_unexpected_exit(self, now: float) -> None:
         self._evict_dead_instance()
@@ -426,8 +433,8 @@ class Ha:
             connection.close()
 
     def _roster_entry(self, stopped_gracefully: bool) -> RosterEntry:
-        return RosterEntry(self.config.name, self.config.address, self.config.api_url,
-                           self.config.ports.client, stopped_gracefully)
+        return RosterEntry(self.config.name, self.config.advertised_address, self.config.api_url,
+                           self.config.advertised_port("client"), stopped_gracefully)
 
     def _act(self, decision: Decision, local: LocalState, cluster: Cluster) -> str:
         if decision.action == Action.INITIALIZE:
@@ -589,7 +596,7 @@ class Ha:
         formation = {m.name: str(uuid_module.uuid1()) for m in members}
         formation[self.config.name] = str(uuid_module.uuid1())
         addresses = {m.name: m.gcomm_address for m in members}
-        addresses[self.config.name] = f"{self.config.address}:{self.config.ports.galera}"
+        addresses[self.config.name] = f"{self.config.advertised_address}:{self.config.advertised_port('galera')}"
         view_id = f"3 {min(formation.values())} 1"
         return SeedRecord(self.host, str(seed), uuid, seqno, view_id, formation, addresses)
 

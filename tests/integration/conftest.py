@@ -2,11 +2,21 @@
 
 Prerequisites (root, Debian's mariadb-server and galera-4) are asserted, not skipped: a skipped
 integration test would count as passing and hide a broken setup.
+
+Environment:
+  DCS=sqlite|etcd           the store `up` gives new clusters (default sqlite). With etcd, one real
+                            single-member etcd serves the whole session, and every new cluster gets a
+                            unique --cluster-name, so no test sees another's keys.
+  GP_TEST_ETCD_HOST         address etcd listens on (random free ports), default 127.0.0.1.
+  GP_TEST_ADDRESS_BASE      moves every `up --base-address` into 36 addresses from this one (e.g.
+                            127.0.0.140), so a second checkout's tests can run beside the first's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import itertools
 import json
 import os
 import shutil
@@ -22,7 +32,73 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.unit.dcs_backends import EtcdProcess
+
 CLI = [sys.executable, "-m", "galera_pilot"]
+DCS = os.environ.get("DCS", "sqlite")
+ADDRESS_BASE = os.environ.get("GP_TEST_ADDRESS_BASE")
+ADDRESS_SPAN = 36
+_etcd_url: str | None = None
+_cluster_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dcs_backend() -> Iterator[None]:
+    """With DCS=etcd: one real etcd for the session, torn down even when tests fail."""
+    global _etcd_url
+    assert DCS in ("sqlite", "etcd"), f"DCS={DCS!r}: expected sqlite or etcd"
+    if DCS == "sqlite":
+        yield
+        return
+    etcd = EtcdProcess(os.environ.get("GP_TEST_ETCD_HOST", "127.0.0.1"))
+    try:
+        _etcd_url = etcd.start().url
+        yield
+    finally:
+        _etcd_url = None
+        etcd.stop()
+
+
+def test_address(default: str) -> str:
+    """The address a test asked for, moved into GP_TEST_ADDRESS_BASE's range when that is set."""
+    try:
+        last_octet = ipaddress.IPv4Address(default).packed[3]
+    except ValueError:
+        return default  # a test of bad input: pass it on untouched
+    if not ADDRESS_BASE:
+        return default
+    offset = (last_octet - 2) % ADDRESS_SPAN
+    return str(ipaddress.ip_address(ADDRESS_BASE) + offset)
+
+
+test_address.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+def test_dcs(sqlite_dir: Path) -> tuple[str, str]:
+    """(DCS URL, cluster name) for a test that talks to a store directly: a SQLite file in sqlite_dir, or
+    the session's etcd with a cluster name no other test uses."""
+    if DCS == "sqlite":
+        return f"sqlite://{sqlite_dir}/dcs.sqlite", "proxytest"
+    assert _etcd_url is not None, "DCS=etcd but no etcd is running"
+    return _etcd_url, f"gp{os.getpid()}x{next(_cluster_numbers)}"
+
+
+test_dcs.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+def _up_arguments(args: list[str]) -> list[str]:
+    """`up` as the test wrote it, plus what the environment asks for: the etcd DCS and a unique cluster
+    name for a new folder, and the moved base address."""
+    if "--base-address" in args:
+        index = args.index("--base-address") + 1
+        args[index] = test_address(args[index])
+    elif ADDRESS_BASE:
+        args += ["--base-address", test_address("127.0.0.2")]
+    directory = Path(args[args.index("--dir") + 1])
+    if DCS == "etcd" and "--dcs" not in args and not (directory / "cluster.yaml").exists():
+        assert _etcd_url is not None, "DCS=etcd but no etcd is running"
+        args += ["--dcs", _etcd_url, "--cluster-name", f"gp{os.getpid()}x{next(_cluster_numbers)}"]
+    return args
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -33,6 +109,8 @@ def _prerequisites() -> None:
 
 
 def cli(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    if args and args[0] == "up":
+        args = tuple(_up_arguments(list(args)))
     result = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"galera-pilot {' '.join(args)} exited {result.returncode}:\n"

@@ -9,7 +9,7 @@ import yaml
 
 from galera_pilot.embedded import EmbeddedCluster
 
-from .conftest import cli
+from .conftest import cli, test_address
 
 
 def assert_clean_failure(result, *fragments: str) -> None:
@@ -56,12 +56,13 @@ def test_corrupt_cluster_description_is_reported(tmp_path: Path) -> None:
 
 
 def test_port_in_use_is_named(tmp_path: Path) -> None:
+    address = test_address("127.0.0.41")  # where `up` will really try (GP_TEST_ADDRESS_BASE may move it)
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.41", 3306))
+        squatter.bind((address, 3306))
         squatter.listen()
         result = cli("up", "--dir", str(tmp_path / "c"), "--nodes", "1", "--base-address", "127.0.0.41", check=False)
-    assert_clean_failure(result, "node1: 127.0.0.41:3306 (client port) cannot be used")
+    assert_clean_failure(result, f"node1: {address}:3306 (client port) cannot be used")
 
 
 def test_missing_mariadbd_is_named(tmp_path: Path) -> None:

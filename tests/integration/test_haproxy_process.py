@@ -35,11 +35,12 @@ from galera_pilot.proxy.haproxy_config import ProxyBackend, ProxySettings, rende
 from galera_pilot.proxy.haproxy_process import HaproxyProcess
 from galera_pilot.proxy.manager import ProxyManager
 
-from .conftest import wait_for
+from .conftest import test_address, test_dcs, wait_for
 
 pytestmark = pytest.mark.integration
 
-PROXY_ADDRESS = "127.0.0.90"
+PROXY_ADDRESS = test_address("127.0.0.90")
+NODE3, NODE4 = test_address("127.0.0.93"), test_address("127.0.0.94")
 WRITER_PORT = 47306
 READER_PORT = 47307
 CLIENT_PORT = 47406
@@ -217,7 +218,7 @@ def nodes() -> Iterator[dict[str, StandInNode]]:
     started: dict[str, StandInNode] = {}
     try:
         for i in (1, 2, 3):
-            started[f"node{i}"] = StandInNode(f"node{i}", f"127.0.0.{90 + i}", writer=i == 1)
+            started[f"node{i}"] = StandInNode(f"node{i}", test_address(f"127.0.0.{90 + i}"), writer=i == 1)
         yield started
     finally:
         for node in started.values():
@@ -279,13 +280,13 @@ def test_reload_with_an_added_member_keeps_established_sessions(
     writer_session, reader_session = Session(WRITER), Session(READER)
     assert writer_session.echo("one") == "one" and reader_session.echo("one") == "one"
     before = haproxy.show_proc()
-    node4 = StandInNode("node4", "127.0.0.94")
+    node4 = StandInNode("node4", NODE4)
     try:
         haproxy.reload(render(run_dir, [*nodes.values(), node4]))
         after = haproxy.show_proc()
         assert before and after and set(after.workers).isdisjoint(before.workers), (before, after)
         assert haproxy.pid == master
-        assert "server node4 127.0.0.94" in haproxy.config_path.read_text()
+        assert f"server node4 {NODE4}" in haproxy.config_path.read_text()
         # The sessions opened before the reload live on in the old worker and still work.
         assert writer_session.echo("two") == "two" and reader_session.echo("two") == "two"
         # The new worker knows node4: sessions held open spread onto it too.
@@ -459,20 +460,20 @@ def test_a_stale_pid_file_is_not_adopted(run_dir: Path) -> None:
 
 
 def test_manager_follows_the_dcs_membership(nodes: dict[str, StandInNode], run_dir: Path) -> None:
-    dcs = get_dcs(f"sqlite://{run_dir}/dcs.sqlite", "proxytest")
+    dcs = get_dcs(*test_dcs(run_dir))
     manager = ProxyManager(dcs, SETTINGS, run_dir / "proxy")
-    node4 = StandInNode("node4", "127.0.0.94")
+    node4 = StandInNode("node4", NODE4)
     try:
         for node in list(nodes.values())[:2]:
             dcs.publish_member(Member(node.name, node.address, api_url=f"http://{node.address}:{API_PORT}",
                                       client_port=CLIENT_PORT), ttl=60)
         # node3 is down: only its roster entry remains, and it must stay a server.
-        dcs.update_roster(RosterEntry("node3", "127.0.0.93", f"http://127.0.0.93:{API_PORT}", CLIENT_PORT))
+        dcs.update_roster(RosterEntry("node3", NODE3, f"http://{NODE3}:{API_PORT}", CLIENT_PORT))
         assert manager.run_cycle().startswith("haproxy started (pid ")
         assert manager.run_cycle() == "haproxy config unchanged: members node1,node2,node3"
         wait_for(lambda: node_behind(WRITER) == "node1", 5, "the writer endpoint to reach node1", interval=0.05)
         session = Session(WRITER)
-        dcs.publish_member(Member("node4", "127.0.0.94", api_url=f"http://127.0.0.94:{API_PORT}",
+        dcs.publish_member(Member("node4", NODE4, api_url=f"http://{NODE4}:{API_PORT}",
                                   client_port=CLIENT_PORT), ttl=60)
         assert manager.run_cycle() == "haproxy reloaded: members node1,node2,node3,node4"
         assert manager.run_cycle() == "haproxy config unchanged: members node1,node2,node3,node4"
@@ -498,15 +499,15 @@ def test_manager_follows_the_dcs_membership(nodes: dict[str, StandInNode], run_d
 
 
 def test_run_proxy_serves_until_sigterm_then_stops_haproxy(nodes: dict[str, StandInNode], run_dir: Path) -> None:
-    dcs_url = f"sqlite://{run_dir}/dcs.sqlite"
-    dcs = get_dcs(dcs_url, "proxytest")
+    dcs_url, cluster_name = test_dcs(run_dir)
+    dcs = get_dcs(dcs_url, cluster_name)
     for node in nodes.values():
         dcs.publish_member(Member(node.name, node.address, api_url=f"http://{node.address}:{API_PORT}",
                                   client_port=CLIENT_PORT), ttl=120)
     dcs.close()
     config = run_dir / "proxy.yaml"
     config.write_text(yaml.safe_dump({
-        "cluster_name": "proxytest", "dcs": dcs_url, "writer_bind": f"{PROXY_ADDRESS}:{WRITER_PORT}",
+        "cluster_name": cluster_name, "dcs": dcs_url, "writer_bind": f"{PROXY_ADDRESS}:{WRITER_PORT}",
         "reader_bind": f"{PROXY_ADDRESS}:{READER_PORT}", "run_dir": str(run_dir / "proxy"), "check_interval_ms": 200,
     }))
     code = f"from galera_pilot.proxy.manager import run_proxy; run_proxy({str(config)!r})"

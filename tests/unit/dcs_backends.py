@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -64,9 +65,9 @@ class Backend:
         return get_dcs(self.url, self.cluster(cluster))
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
@@ -84,39 +85,81 @@ def etcd_answers(client_url: str) -> bool:
         return False
 
 
-@contextmanager
-def running_etcd() -> Iterator[EtcdServer]:
-    """A single-member etcd on free local ports; terminated (then killed) on exit, whatever happened.
+class EtcdProcess:
+    """One single-member etcd that a test can pause (SIGSTOP), resume, kill and start again on the same
+    ports and data: what the DCS-failure tests need, and what running_etcd() wraps for everyone else.
 
-    The data directory goes to /dev/shm when it exists: etcd fsyncs every write, and the race tests make
-    a few thousand of them.
+    The data directory goes to /dev/shm when it exists: etcd fsyncs every write, and the race tests (and
+    agents publishing several times a second) make thousands of them.
     """
-    assert os.access(ETCD_BINARY, os.X_OK), f"{ETCD_BINARY} is missing: apt-get install etcd-server"
-    shm = Path("/dev/shm")
-    data_root = Path(tempfile.mkdtemp(prefix="galera-pilot-etcd-", dir=shm if shm.is_dir() else None))
-    client_port, peer_port = free_port(), free_port()
-    client_url, peer_url = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
-    log_path = data_root / "etcd.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [ETCD_BINARY, "--name", "t", "--data-dir", str(data_root / "data"),
-             "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
-             "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
-             "--initial-cluster", f"t={peer_url}"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not etcd_answers(client_url):
-            log_tail = log_path.read_text(errors="replace")[-2000:]
-            assert process.poll() is None, f"etcd exited with {process.returncode}:\n{log_tail}"
-            assert time.monotonic() < deadline, f"etcd did not answer within 30 s:\n{log_tail}"
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        assert os.access(ETCD_BINARY, os.X_OK), f"{ETCD_BINARY} is missing: apt-get install etcd-server"
+        shm = Path("/dev/shm")
+        self.data_root = Path(tempfile.mkdtemp(prefix="galera-pilot-etcd-", dir=shm if shm.is_dir() else None))
+        self.host = host
+        self.client_port, self.peer_port = free_port(host), free_port(host)
+        self.client_url = f"http://{host}:{self.client_port}"
+        self.peer_url = f"http://{host}:{self.peer_port}"
+        self.log_path = self.data_root / "etcd.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def server(self) -> EtcdServer:
+        assert self.process is not None
+        return EtcdServer(self.client_url, f"etcd://{self.host}:{self.client_port}", self.client_port, self.process)
+
+    def start(self, timeout: float = 30.0) -> EtcdServer:
+        """Start (or start again, on the same data) and wait until it answers."""
+        assert self.process is None or self.process.poll() is not None, "etcd is already running"
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [ETCD_BINARY, "--name", "t", "--data-dir", str(self.data_root / "data"),
+                 "--listen-client-urls", self.client_url, "--advertise-client-urls", self.client_url,
+                 "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
+                 "--initial-cluster", f"t={self.peer_url}"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while not etcd_answers(self.client_url):
+            log_tail = self.log_path.read_text(errors="replace")[-2000:]
+            assert self.process.poll() is None, f"etcd exited with {self.process.returncode}:\n{log_tail}"
+            assert time.monotonic() < deadline, f"etcd did not answer within {timeout:.0f} s:\n{log_tail}"
             time.sleep(0.1)
-        yield EtcdServer(client_url, f"etcd://127.0.0.1:{client_port}", client_port, process)
+        return self.server
+
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL (a crash: no clean shutdown), after a SIGCONT so a paused etcd dies too."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        """Terminate (then kill), whatever state it is in; the data directory is removed."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.data_root, ignore_errors=True)
+
+
+@contextmanager
+def running_etcd(host: str = "127.0.0.1") -> Iterator[EtcdServer]:
+    """A single-member etcd on free ports of `host`; terminated (then killed) on exit, whatever happened."""
+    etcd = EtcdProcess(host)
+    try:
+        yield etcd.start()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(data_root, ignore_errors=True)
+        etcd.stop()

@@ -13,10 +13,23 @@ from galera_pilot.credentials import Credentials
 
 
 def provider_options(config: NodeConfig) -> str:
+    """Listen on `address` and the listen ports; tell peers the advertised address and ports.
+
+    gmcast.listen_addr is what Galera binds; peers dial what wsrep_cluster_address names (the advertised
+    galera address from the member records) and learn this node as wsrep_node_address. IST: the joiner
+    sends ist.recv_addr to its donor, which dials it, so that is the advertised address; ist.recv_bind is
+    what the joiner binds when the two differ. The IST port itself cannot be remapped (config validation):
+    Galera puts the bound port into the IST request.
+    """
+    advertised = config.advertised_address
     options = {
         # Each node binds its own address: several nodes share one host on 127.0.0.x.
         "gmcast.listen_addr": f"tcp://{config.address}:{config.ports.galera}",
-        "ist.recv_addr": f"{config.address}:{config.ports.ist}",
+        "ist.recv_addr": f"{advertised}:{config.ports.ist}",
+    }
+    if advertised != config.address:
+        options["ist.recv_bind"] = f"{config.address}:{config.ports.ist}"
+    options |= {
         "gcache.size": config.mariadb.gcache_size,
         # pc.recovery lets the last Primary Component re-form by itself after all nodes crashed.
         "pc.recovery": "TRUE",
@@ -30,7 +43,16 @@ def provider_options(config: NodeConfig) -> str:
 def sst_receive_address(config: NodeConfig) -> str:
     # mysqldump SST is pushed into the joiner's running server, through its extra port (see below);
     # the other methods listen on the SST port.
-    return f"{config.address}:{config.ports.sst}"
+    # The donor dials this, so it is the advertised address; the port is always the listen port
+    # (config validation: the SST scripts listen on this very port).
+    return f"{config.advertised_address}:{config.ports.sst}"
+
+
+def node_address(config: NodeConfig) -> str:
+    """wsrep_node_address: the advertised address, with the galera port only when it is not the listen port
+    (Galera takes the port as base_port; gmcast.listen_addr still says what is bound)."""
+    port = config.advertised_port("galera")
+    return config.advertised_address if port == config.ports.galera else f"{config.advertised_address}:{port}"
 
 
 def render_mycnf(config: NodeConfig, credentials: Credentials, peers: Sequence[str],
@@ -67,7 +89,7 @@ def render_mycnf(config: NodeConfig, credentials: Credentials, peers: Sequence[s
         ("wsrep_cluster_name", config.cluster_name),
         ("wsrep_cluster_address", "gcomm://" + ",".join(peers)),
         ("wsrep_node_name", config.name),
-        ("wsrep_node_address", config.address),
+        ("wsrep_node_address", node_address(config)),
         ("wsrep_provider_options", '"' + provider_options(config) + '"'),
         ("wsrep_sst_method", config.sst_method),
         ("wsrep_sst_receive_address", sst_receive_address(config)),
@@ -78,6 +100,10 @@ def render_mycnf(config: NodeConfig, credentials: Credentials, peers: Sequence[s
         # ("matches source address"), which is every peer when nodes share a host on 127.0.0.x with the
         # standard port. The joiner therefore takes the dump on its extra port (= the SST port).
         settings += [("extra_port", str(config.ports.sst)), ("extra_max_connections", "8")]
+    if config.advertises_elsewhere:
+        # What wsrep_incoming_addresses shows other nodes and clients as this node's client address.
+        settings.append(("wsrep_node_incoming_address",
+                         f"{config.advertised_address}:{config.advertised_port('client')}"))
     if start_position:
         settings.append(("wsrep_start_position", start_position))
     settings += sorted(config.mariadb.extra.items())

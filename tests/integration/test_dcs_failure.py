@@ -1,0 +1,165 @@
+"""The DCS goes away under load (etcd paused with SIGSTOP, then killed): Galera needs no DCS to replicate,
+so the cluster keeps serving and passing health checks, while every agent says "DCS unavailable, taking no
+decision" and decides nothing (not even restarting a crashed mariadbd) until etcd is back.
+
+This module always runs on etcd (its own single-member etcd, which it pauses, kills and restarts on the
+same ports and data), whatever DCS the rest of the suite uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from galera_pilot.credentials import load_credentials
+from galera_pilot.embedded import EmbeddedCluster
+from galera_pilot.mariadb import sql
+from tests.unit.dcs_backends import EtcdProcess
+
+from .conftest import cli, destroy, http_status, mariadbd_pid, members, new_cluster_path, query, wait_for
+
+BASE = "127.0.0.70"
+NODES = ("node1", "node2", "node3")
+
+
+class Writer(threading.Thread):
+    """One row at a time into app.load on one node, reconnecting after errors; remembers acknowledged ids."""
+
+    def __init__(self, directory: Path, node: str) -> None:
+        super().__init__(name=f"writer-{node}", daemon=True)
+        config = EmbeddedCluster(directory).node(node).config
+        self.address, self.port = config.address, config.ports.client
+        self.credentials = load_credentials(directory / "credentials.yaml")
+        self.acked: list[int] = []
+        self.errors: list[str] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        connection = None
+        next_id = 1
+        while not self.stop.is_set():
+            try:
+                if connection is None:
+                    connection = sql.connect_tcp(self.address, self.port, self.credentials, timeout=2.0)
+                with connection.cursor() as cursor:
+                    cursor.execute("INSERT INTO app.load VALUES (%s)", (next_id,))
+                self.acked.append(next_id)
+            except Exception as error:  # a stall or a view change: note it and reconnect
+                self.errors.append(repr(error))
+                if connection is not None:
+                    connection.close()
+                connection = None
+                time.sleep(0.2)
+            next_id += 1
+            time.sleep(0.02)
+        if connection is not None:
+            connection.close()
+
+    def wait_for_more(self, count: int, timeout: float, what: str) -> None:
+        target = len(self.acked) + count
+        wait_for(lambda: len(self.acked) >= target, timeout, f"{count} more acknowledged writes {what}")
+
+
+def status(directory: Path, node: str) -> dict:
+    """The agent's /status, straight from its REST API (the CLI needs the DCS, this does not)."""
+    url = EmbeddedCluster(directory).node(node).config.api_url
+    with urllib.request.urlopen(url + "/status", timeout=2) as response:
+        return json.loads(response.read())
+
+
+def health(directory: Path, node: str) -> int:
+    """/health; urllib's 2 s timeout raising here would mean the API stalled behind the hung DCS."""
+    return http_status(EmbeddedCluster(directory).node(node).config.api_url + "/health")
+
+
+def agent_log(directory: Path, node: str) -> str:
+    return (directory / node / "log" / "agent.log").read_text(errors="replace")
+
+
+@pytest.fixture
+def etcd() -> Iterator[EtcdProcess]:
+    process = EtcdProcess(os.environ.get("GP_TEST_ETCD_HOST", "127.0.0.1"))
+    try:
+        process.start()
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def cluster(etcd: EtcdProcess) -> Iterator[Path]:
+    directory = new_cluster_path()
+    try:
+        cli("up", "--dir", str(directory), "--base-address", BASE, "--dcs", etcd.server.url,
+            "--cluster-name", f"dcsfail{os.getpid()}")
+        query(directory, "CREATE DATABASE app", "node1")
+        query(directory, "CREATE TABLE app.load (id INT PRIMARY KEY)", "node1")
+        yield directory
+    finally:
+        destroy(directory)  # before the etcd fixture's teardown: the agents record their stop if they can
+
+
+def test_etcd_paused_then_killed_galera_serves_and_agents_take_no_decision(etcd: EtcdProcess,
+                                                                           cluster: Path) -> None:
+    writer = Writer(cluster, "node1")
+    writer.start()
+    try:
+        writer.wait_for_more(20, 60, "before the DCS outage")
+        outage_started = time.time()
+
+        # 1. etcd hangs (SIGSTOP): requests connect, then time out.
+        etcd.pause()
+        wait_for(lambda: all("DCS unavailable, taking no decision" in status(cluster, n)["activity"] for n in NODES),
+                 60, "every agent to report the DCS as unavailable")
+        writer.wait_for_more(20, 60, "while etcd is paused")
+        for node in NODES:
+            assert health(cluster, node) == 200, f"{node} failed its health check while etcd was paused"
+        failed = cli("list", "--dir", str(cluster), check=False)
+        assert failed.returncode == 1 and "no etcd endpoint answered" in failed.stderr, failed
+        etcd.resume()
+        wait_for(lambda: all(r["state"] == "Synced" and r["cluster_size"] == 3 for r in members(cluster).values()),
+                 60, "every member to be back in the DCS after SIGCONT")
+
+        # 2. etcd dies (SIGKILL) and, while it is gone, node3's mariadbd crashes: no restart without the DCS.
+        etcd.kill()
+        victim = mariadbd_pid(cluster, "node3")
+        assert victim is not None
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: not psutil.pid_exists(victim), 10, "node3's mariadbd to die")
+        wait_for(lambda: "DCS unavailable, taking no decision" in status(cluster, "node3")["activity"], 60,
+                 "node3's agent to find the DCS unavailable")
+        writer.wait_for_more(20, 120, "from the survivors while etcd is down")
+        time.sleep(3)  # several more agent cycles without the DCS
+        assert mariadbd_pid(cluster, "node3") is None, "node3's agent restarted mariadbd without the DCS"
+        assert health(cluster, "node1") == 200 and health(cluster, "node2") == 200
+        assert health(cluster, "node3") == 503
+        for node in NODES:
+            assert "DCS unavailable, taking no decision" in agent_log(cluster, node), node
+        dcs_back_at = time.time()
+        etcd.start()
+        wait_for(lambda: all(r["state"] == "Synced" and r["cluster_size"] == 3 for r in members(cluster).values()),
+                 180, "node3 to rejoin once etcd is back")
+        writer.wait_for_more(10, 60, "after etcd came back")
+    finally:
+        writer.stop.set()
+        writer.join(60)
+
+    events = json.loads(cli("history", "--dir", str(cluster), "--format", "json").stdout)
+    during = [e for e in events if outage_started <= e["at"] < dcs_back_at]
+    assert not during, f"decisions were recorded while the DCS was unavailable: {during}"
+    after = [e for e in events if e["at"] >= dcs_back_at]
+    assert not any(e["action"] == "bootstrap" for e in after), after
+    assert any(e["action"] == "join" and e["member"] == "node3" for e in after), after
+    for node in NODES:
+        got = {int(r[0]) for r in query(cluster, "SELECT id FROM app.load", node)}
+        missing = sorted(set(writer.acked) - got)
+        assert not missing, f"{node} lacks acknowledged writes {missing[:10]}"
