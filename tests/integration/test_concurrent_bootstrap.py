@@ -10,7 +10,7 @@ from galera_pilot.embedded import EmbeddedCluster
 
 from .conftest import destroy, new_cluster_path
 
-RUNS = 20
+RUNS = 10
 BOOTSTRAP_LINE = "Bootstrapping a new cluster"
 
 
