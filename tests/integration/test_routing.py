@@ -198,6 +198,26 @@ def test_maintenance_drains_a_node(cluster: Path) -> None:
     assert the_writer(cluster) == new, "the writer does not move back by itself"
 
 
+def test_a_donor_leaves_the_reader_endpoint_and_returns_when_synced(cluster: Path) -> None:
+    """`wsrep_desync = ON` puts a node in Donor/Desynced, the state a donor is in while it serves a state
+    transfer (too brief to catch reliably during a real one): without `donor_reads` it serves no reads."""
+    writer = the_writer(cluster)
+    donor = next(name for name in sorted(ADDRESSES) if name != writer)
+    address = ADDRESSES[donor]
+    query(cluster, "SET GLOBAL wsrep_desync = ON", donor)
+    try:
+        wait_for(lambda: _read_reason(address)[0] == 503 and "Donor" in _read_reason(address)[1], 10,
+                 f"{donor}'s /read to answer 503 as a Donor")
+        assert endpoint_code(address, "/health") == 503, "/health needs Synced"
+        assert endpoint_code(address, "/writer") == 503
+        assert endpoint_code(ADDRESSES[writer], "/writer") == 200, "a donor elsewhere does not move the writer"
+        for _ in range(6):
+            assert routed_to(cluster, READER_PORT) != donor, "a donor gets no reads"
+    finally:
+        query(cluster, "SET GLOBAL wsrep_desync = OFF", donor)
+    wait_for(lambda: endpoint_code(address, "/read") == 200, 30, f"{donor} to serve reads again once Synced")
+
+
 def test_stopped_mariadbd_and_writer_failover_lose_no_acknowledged_write(cluster: Path) -> None:
     writer = the_writer(cluster)
     user, password = credentials(cluster)
