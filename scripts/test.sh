@@ -14,8 +14,7 @@ bash scripts/setup.sh
 
 .venv/bin/ruff check src tests bench
 
-ETCD_MODULES=(tests/integration/test_recovery.py tests/integration/test_outage_policies.py
-              tests/integration/test_routing.py tests/integration/test_haproxy_process.py)
+ETCD_MODULES=(tests/integration/test_recovery.py tests/integration/test_routing.py)
 
 status=0
 .venv/bin/pytest -q tests "$@" || status=$?
