@@ -233,10 +233,10 @@ def test_writer_endpoint_reaches_only_the_writer_and_reader_spreads(
     haproxy: HaproxyProcess, nodes: dict[str, StandInNode], run_dir: Path
 ) -> None:
     haproxy.start(render(run_dir, list(nodes.values())))
-    wait_for(lambda: node_behind(WRITER) == "node1", 5, "the writer endpoint to reach node1", interval=0.05)
+    wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
     assert {node_behind(WRITER) for _ in range(20)} == {"node1"}
     # leastconn: sessions held open spread over every readable node.
-    wait_for(lambda: all(n.checks >= 2 for n in nodes.values()), 5, "checks of every node")
+    wait_for(lambda: all(n.checks >= 2 for n in nodes.values()), 30, "checks of every node")
     held = [Session(READER) for _ in range(6)]
     try:
         assert sorted(s.node or "" for s in held) == ["node1", "node1", "node2", "node2", "node3", "node3"]
@@ -249,7 +249,7 @@ def test_writer_flip_moves_new_connections_and_cuts_sessions_to_the_old_writer(
     haproxy: HaproxyProcess, nodes: dict[str, StandInNode], run_dir: Path
 ) -> None:
     haproxy.start(render(run_dir, list(nodes.values())))
-    wait_for(lambda: node_behind(WRITER) == "node1", 5, "the writer endpoint to reach node1", interval=0.05)
+    wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
     arrived, cut = [], []
     old, new = nodes["node1"], nodes["node2"]
     for flip in range(6):
@@ -276,7 +276,7 @@ def test_reload_with_an_added_member_keeps_established_sessions(
     haproxy: HaproxyProcess, nodes: dict[str, StandInNode], run_dir: Path
 ) -> None:
     master = haproxy.start(render(run_dir, list(nodes.values())))
-    wait_for(lambda: node_behind(WRITER) == "node1", 5, "the writer endpoint to reach node1", interval=0.05)
+    wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
     writer_session, reader_session = Session(WRITER), Session(READER)
     assert writer_session.echo("one") == "one" and reader_session.echo("one") == "one"
     before = haproxy.show_proc()
@@ -296,7 +296,7 @@ def test_reload_with_an_added_member_keeps_established_sessions(
                 held.append(Session(READER))
                 return held[-1].node == "node4"
 
-            wait_for(node4_reached, 5, "a reader session on node4", interval=0.05)
+            wait_for(node4_reached, 30, "a reader session on node4", interval=0.05)
         finally:
             for session in held:
                 session.close()
@@ -312,7 +312,7 @@ def test_sessions_kept_by_an_old_worker_are_cut_when_their_server_goes_down(
 ) -> None:
     """An old worker runs no health checks, so cut_stale_sessions applies the new worker's DOWN to it."""
     haproxy.start(render(run_dir, list(nodes.values())))
-    wait_for(lambda: node_behind(WRITER) == "node1", 5, "the writer endpoint to reach node1", interval=0.05)
+    wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
     writer_session, reader_session = Session(WRITER), Session(READER)
     haproxy.reload(render(run_dir, list(nodes.values())))
     state = haproxy.show_proc()
@@ -320,12 +320,12 @@ def test_sessions_kept_by_an_old_worker_are_cut_when_their_server_goes_down(
     assert haproxy.cut_stale_sessions() == []  # node1 is still the writer: nothing to cut
     nodes["node1"].set_writer(False)
     nodes["node2"].set_writer(True)
-    wait_for(lambda: node_behind(WRITER) == "node2", 3, "new connections to reach node2", interval=0.02)
+    wait_for(lambda: node_behind(WRITER) == "node2", 30, "new connections to reach node2", interval=0.02)
     time.sleep(0.5)
     assert not writer_session.closed_by_peer(), "the old worker cut it by itself: then this machinery is moot"
-    closed = wait_for(haproxy.cut_stale_sessions, 3, "the old worker's writer session to be cut")
+    closed = wait_for(haproxy.cut_stale_sessions, 30, "the old worker's writer session to be cut")
     assert closed == ["writer/node1"]
-    wait_for(writer_session.closed_by_peer, 3, "the client to see its session closed", interval=0.02)
+    wait_for(writer_session.closed_by_peer, 30, "the client to see its session closed", interval=0.02)
     assert reader_session.echo("still readable") == "still readable"  # reader/<node> is still UP
     writer_session.close()
     reader_session.close()
@@ -336,7 +336,7 @@ def test_invalid_config_is_refused_and_the_old_one_keeps_serving(
 ) -> None:
     good = render(run_dir, list(nodes.values()))
     haproxy.start(good)
-    wait_for(lambda: node_behind(WRITER) == "node1", 5, "the writer endpoint to reach node1", interval=0.05)
+    wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
     before = haproxy.show_proc()
     bad = good.replace("    mode tcp\n", "    mode tcp\n    frobnicate yes\n")
     with pytest.raises(PilotError, match="unknown keyword 'frobnicate'"):
@@ -353,7 +353,7 @@ def test_a_reload_haproxy_cannot_load_keeps_the_old_worker_and_file(
     """Valid for `haproxy -c`, yet the re-executed master cannot bind: the running worker must stay."""
     good = render(run_dir, list(nodes.values()))
     haproxy.start(good)
-    wait_for(lambda: node_behind(WRITER) == "node1", 5, "the writer endpoint to reach node1", interval=0.05)
+    wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
     session = Session(WRITER)
     before = haproxy.show_proc()
     extra = f"\nfrontend extra\n    bind {PROXY_ADDRESS}:47309\n    default_backend reader\n"
@@ -420,7 +420,7 @@ def test_a_second_haproxy_on_the_same_endpoints_is_refused(
 
 def test_stop_leaves_no_haproxy_process(haproxy: HaproxyProcess, nodes: dict[str, StandInNode], run_dir: Path) -> None:
     haproxy.start(render(run_dir, list(nodes.values())))
-    wait_for(lambda: node_behind(WRITER) == "node1", 5, "the writer endpoint to reach node1", interval=0.05)
+    wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
     session = Session(WRITER)  # keeps the old worker alive after the reload
     try:
         haproxy.reload(render(run_dir, list(nodes.values())[:2]))
@@ -438,7 +438,7 @@ def test_a_new_adapter_adopts_the_running_haproxy(
     haproxy: HaproxyProcess, nodes: dict[str, StandInNode], run_dir: Path
 ) -> None:
     master = haproxy.start(render(run_dir, list(nodes.values())))
-    wait_for(lambda: node_behind(WRITER) == "node1", 5, "the writer endpoint to reach node1", interval=0.05)
+    wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
     session = Session(WRITER)
     adopted = HaproxyProcess(run_dir / "haproxy.cfg", run_dir)
     try:
@@ -471,7 +471,7 @@ def test_manager_follows_the_dcs_membership(nodes: dict[str, StandInNode], run_d
         dcs.update_roster(RosterEntry("node3", NODE3, f"http://{NODE3}:{API_PORT}", CLIENT_PORT))
         assert manager.run_cycle().startswith("haproxy started (pid ")
         assert manager.run_cycle() == "haproxy config unchanged: members node1,node2,node3"
-        wait_for(lambda: node_behind(WRITER) == "node1", 5, "the writer endpoint to reach node1", interval=0.05)
+        wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
         session = Session(WRITER)
         dcs.publish_member(Member("node4", NODE4, api_url=f"http://{NODE4}:{API_PORT}",
                                   client_port=CLIENT_PORT), ttl=60)
@@ -485,7 +485,7 @@ def test_manager_follows_the_dcs_membership(nodes: dict[str, StandInNode], run_d
                             "the manager to close the old worker's session to node1")
         assert sentence == ("haproxy config unchanged: members node1,node2,node3,node4; closed sessions that old "
                             "workers held to servers now DOWN: writer/node1 (1)")
-        wait_for(session.closed_by_peer, 3, "the client to see its session closed", interval=0.02)
+        wait_for(session.closed_by_peer, 30, "the client to see its session closed", interval=0.02)
         session.close()
         # A new manager (a restarted proxy) adopts the running haproxy: nothing to reload.
         again = ProxyManager(dcs, SETTINGS, run_dir / "proxy")
@@ -513,7 +513,7 @@ def test_run_proxy_serves_until_sigterm_then_stops_haproxy(nodes: dict[str, Stan
     code = f"from galera_pilot.proxy.manager import run_proxy; run_proxy({str(config)!r})"
     proxy = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: node_behind(WRITER) == "node1", 10, "the writer endpoint to reach node1", interval=0.05)
+        wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
         proxy.send_signal(signal.SIGTERM)
         output = proxy.communicate(timeout=20)[0].decode()
         assert proxy.returncode == 0, output
