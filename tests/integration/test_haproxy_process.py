@@ -279,12 +279,14 @@ def test_reload_with_an_added_member_keeps_established_sessions(
     wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
     writer_session, reader_session = Session(WRITER), Session(READER)
     assert writer_session.echo("one") == "one" and reader_session.echo("one") == "one"
-    before = haproxy.show_proc()
+    before = wait_for(haproxy.show_proc, 30, "the master CLI to answer")
     node4 = StandInNode("node4", NODE4)
     try:
         haproxy.reload(render(run_dir, [*nodes.values(), node4]))
-        after = haproxy.show_proc()
-        assert before and after and set(after.workers).isdisjoint(before.workers), (before, after)
+        # The master CLI may be slow to answer on a loaded machine: ask until it lists the new worker.
+        wait_for(lambda: (state := haproxy.show_proc()) is not None
+                         and set(state.workers).isdisjoint(before.workers) and state, 30,
+                         "the master to list the new worker instead of the old one")
         assert haproxy.pid == master
         assert f"server node4 {NODE4}" in haproxy.config_path.read_text()
         # The sessions opened before the reload live on in the old worker and still work.
@@ -424,9 +426,10 @@ def test_stop_leaves_no_haproxy_process(haproxy: HaproxyProcess, nodes: dict[str
     session = Session(WRITER)  # keeps the old worker alive after the reload
     try:
         haproxy.reload(render(run_dir, list(nodes.values())[:2]))
-        assert len(haproxy_pids(run_dir)) == 3, "master, new worker and the old one serving the session"
+        wait_for(lambda: len(haproxy_pids(run_dir)) == 3, 30,
+                 "master, new worker and the old one serving the session")
         haproxy.stop()
-        assert haproxy_pids(run_dir) == []
+        wait_for(lambda: haproxy_pids(run_dir) == [], 30, "every haproxy process of this run dir to be gone")
         assert not haproxy.is_running()
         assert session.closed_by_peer() or session.closed_by_peer()
     finally:
