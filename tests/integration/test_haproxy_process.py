@@ -317,7 +317,7 @@ def test_sessions_kept_by_an_old_worker_are_cut_when_their_server_goes_down(
     wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
     writer_session, reader_session = Session(WRITER), Session(READER)
     haproxy.reload(render(run_dir, list(nodes.values())))
-    state = haproxy.show_proc()
+    state = wait_for(haproxy.show_proc, 30, "the master CLI to answer")
     assert state is not None and len(state.old_workers) == 1
     assert haproxy.cut_stale_sessions() == []  # node1 is still the writer: nothing to cut
     nodes["node1"].set_writer(False)
@@ -339,12 +339,12 @@ def test_invalid_config_is_refused_and_the_old_one_keeps_serving(
     good = render(run_dir, list(nodes.values()))
     haproxy.start(good)
     wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
-    before = haproxy.show_proc()
+    before = wait_for(haproxy.show_proc, 30, "the master CLI to answer")
     bad = good.replace("    mode tcp\n", "    mode tcp\n    frobnicate yes\n")
     with pytest.raises(PilotError, match="unknown keyword 'frobnicate'"):
         haproxy.reload(bad)
     assert haproxy.config_path.read_text() == good
-    assert haproxy.show_proc() == before
+    assert wait_for(haproxy.show_proc, 30, "the master CLI to answer") == before
     assert {node_behind(WRITER) for _ in range(5)} == {"node1"}
     assert not list(run_dir.glob(".candidate-*")), "the candidate file was left behind"
 
@@ -357,7 +357,7 @@ def test_a_reload_haproxy_cannot_load_keeps_the_old_worker_and_file(
     haproxy.start(good)
     wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
     session = Session(WRITER)
-    before = haproxy.show_proc()
+    before = wait_for(haproxy.show_proc, 30, "the master CLI to answer")
     extra = f"\nfrontend extra\n    bind {PROXY_ADDRESS}:47309\n    default_backend reader\n"
     try:
         with socket.socket() as squatter:
@@ -368,8 +368,9 @@ def test_a_reload_haproxy_cannot_load_keeps_the_old_worker_and_file(
         assert "could not load the new configuration and keeps serving with the old one" in message, message
         assert f"cannot bind socket (Address already in use) for [{PROXY_ADDRESS}:47309]" in message, message
         assert haproxy.config_path.read_text() == good
-        after = haproxy.show_proc()
-        assert before and after and after.workers == before.workers and after.failed == before.failed + 1
+        after = wait_for(lambda: (state := haproxy.show_proc()) is not None
+                         and state.failed == before.failed + 1 and state, 30, "the master to count the failed reload")
+        assert after.workers == before.workers
         assert session.echo("still here") == "still here"
         assert {node_behind(WRITER) for _ in range(5)} == {"node1"}
     finally:
