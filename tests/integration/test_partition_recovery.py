@@ -60,7 +60,9 @@ def partition(cut_off: str) -> Iterator[Callable[[], None]]:
 
 class ComponentSampler(threading.Thread):
     """Samples every node's view over its local socket (never through the partition) every 0.2 s and keeps
-    each moment at which two nodes were Primary in different components."""
+    each moment at which two nodes were Primary in different components: each outside the other's view
+    (`wsrep_incoming_addresses`). Sizes or configuration ids alone differ for a moment during any view
+    change, when one member has installed the new view and another not yet."""
 
     def __init__(self, directory: Path) -> None:
         super().__init__(daemon=True)
@@ -68,23 +70,27 @@ class ComponentSampler(threading.Thread):
         self.configs = {name: embedded.node(name).config for name in NODES}
         self.credentials = load_credentials(directory / "credentials.yaml")
         self.stop = threading.Event()
-        self.splits: list[dict[str, tuple[str, str]]] = []
+        self.splits: list[dict[str, frozenset[str]]] = []
         self.primary_seen: dict[str, int] = dict.fromkeys(NODES, 0)
 
-    def view(self, name: str) -> tuple[str, str] | None:
+    def view(self, name: str) -> frozenset[str] | None:
+        """The addresses in this node's Primary view, or None when it is not Primary (or not answering)."""
         try:
             connection = sql.connect_socket(self.configs[name], self.credentials, timeout=0.5)
         except Exception:
             return None
         try:
-            status = sql.wsrep_status(connection)
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN "
+                               "('wsrep_cluster_status', 'wsrep_incoming_addresses')")
+                status = {str(k).lower(): str(v) for k, v in cursor.fetchall()}
         except Exception:
             return None
         finally:
             connection.close()
         if status.get("wsrep_cluster_status") != "Primary":
             return None
-        return status.get("wsrep_cluster_conf_id", ""), status.get("wsrep_cluster_size", "")
+        return frozenset(item.rsplit(":", 1)[0] for item in status.get("wsrep_incoming_addresses", "").split(","))
 
     def run(self) -> None:
         while not self.stop.wait(0.2):
@@ -92,7 +98,7 @@ class ComponentSampler(threading.Thread):
             for name in primaries:
                 self.primary_seen[name] += 1
             for (a, va), (b, vb) in itertools.combinations(primaries.items(), 2):
-                if va != vb:
+                if ADDRESSES[a] not in vb and ADDRESSES[b] not in va:
                     self.splits.append({a: va, b: vb})
 
 
