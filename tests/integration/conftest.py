@@ -88,7 +88,11 @@ test_dcs.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 def _up_arguments(args: list[str]) -> list[str]:
     """`up` as the test wrote it, plus what the environment asks for: the etcd DCS and a unique cluster
-    name for a new folder, and the moved base address."""
+    name for a new folder, and the moved base address. Without proxy options of its own a test's cluster
+    runs no proxy: the default endpoints (127.0.0.1:3306/3307) would be shared by every test cluster and
+    by anything else on the machine; the routing tests give their own binds."""
+    if not {"--proxy", "--no-proxy", "--writer-bind", "--reader-bind"} & set(args):
+        args.append("--no-proxy")
     if "--base-address" in args:
         index = args.index("--base-address") + 1
         args[index] = test_address(args[index])

@@ -317,7 +317,7 @@ def test_added_member_reaches_haproxy_without_dropping_open_connections(cluster:
     poller = threading.Thread(target=_watch_reads, args=(left_reads, stop), daemon=True)
     poller.start()
     try:
-        result = cli("up", "--dir", str(cluster), "--base-address", BASE_ADDRESS, "--nodes", "4")
+        result = cli("up", "--dir", str(cluster), "--base-address", BASE_ADDRESS, "--nodes", "4", "--proxy")
         assert "agents started: node4" in result.stdout
         config = cluster / "proxy" / "haproxy.cfg"
         wait_for(lambda: "server node4 127.0.0.104:3306" in config.read_text(), 30, "node4 in haproxy.cfg")
