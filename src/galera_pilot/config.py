@@ -11,7 +11,7 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -305,25 +305,38 @@ def _describe(error: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def parse_config(data: object, source: str = "<config>") -> NodeConfig:
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_model(model: type[M], data: object, source: str = "<config>") -> M:
+    """Validate a configuration mapping into `model`; a bad field becomes a ConfigError naming it."""
     if not isinstance(data, dict):
         raise ConfigError(f"invalid configuration in {source}: expected a mapping of fields at the top level")
     try:
-        return NodeConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as error:
         raise ConfigError(_describe(error, source)) from None
 
 
-def load_config(path: Path) -> NodeConfig:
+def load_model(model: type[M], path: Path) -> M:
+    """Read a YAML configuration file into `model` (node and proxy configurations alike)."""
     try:
-        text = path.read_text()
+        text = Path(path).read_text()
     except OSError as error:
         raise ConfigError(f"cannot read configuration {path}: {error.strerror}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"configuration {path} is not valid YAML: {error}") from None
-    return parse_config(data, str(path))
+    return parse_model(model, data, str(path))
+
+
+def parse_config(data: object, source: str = "<config>") -> NodeConfig:
+    return parse_model(NodeConfig, data, source)
+
+
+def load_config(path: Path) -> NodeConfig:
+    return load_model(NodeConfig, path)
 
 
 def dump_config(config: NodeConfig) -> str:

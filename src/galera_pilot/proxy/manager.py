@@ -17,14 +17,13 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from galera_pilot.cluster import Cluster
-from galera_pilot.config import NAME_PATTERN, _describe
+from galera_pilot.config import NAME_PATTERN, load_model, parse_model
 from galera_pilot.dcs import get_dcs
 from galera_pilot.dcs.base import DCS
-from galera_pilot.errors import ConfigError, DCSError, PilotError
+from galera_pilot.errors import DCSError, PilotError
 from galera_pilot.proxy.haproxy_config import (
     ProxyBackend,
     ProxySettings,
@@ -217,24 +216,11 @@ class ProxyConfig(BaseModel):
 
 
 def parse_proxy_config(data: object, source: str = "<config>") -> ProxyConfig:
-    if not isinstance(data, dict):
-        raise ConfigError(f"invalid configuration in {source}: expected a mapping of fields at the top level")
-    try:
-        return ProxyConfig.model_validate(data)
-    except ValidationError as error:
-        raise ConfigError(_describe(error, source)) from None
+    return parse_model(ProxyConfig, data, source)
 
 
 def load_proxy_config(path: Path) -> ProxyConfig:
-    try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise ConfigError(f"cannot read configuration {path}: {error.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"configuration {path} is not valid YAML: {error}") from None
-    return parse_proxy_config(data, str(path))
+    return load_model(ProxyConfig, path)
 
 
 def run_proxy(config_path: Path) -> None:
