@@ -55,8 +55,9 @@ class Position:
 
     @property
     def needs_recovery(self) -> bool:
-        """A crashed node's grastate.dat says seqno -1; only --wsrep-recover knows the real position."""
-        return self.unusable is None and self.uuid != UNKNOWN_UUID and self.seqno < 0
+        """A crashed node's grastate.dat says seqno -1 (and the all-zero UUID if it died with a transaction in
+        flight); only --wsrep-recover knows the real position."""
+        return self.unusable is None and self.seqno < 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

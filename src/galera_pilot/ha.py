@@ -21,7 +21,16 @@ from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
-from galera_pilot.cluster import Cluster, HistoryEvent, Member, Position, RosterEntry, SavedView, SeedRecord
+from galera_pilot.cluster import (
+    UNKNOWN_UUID,
+    Cluster,
+    HistoryEvent,
+    Member,
+    Position,
+    RosterEntry,
+    SavedView,
+    SeedRecord,
+)
 from galera_pilot.config import NodeConfig
 from galera_pilot.credentials import Credentials, write_private
 from galera_pilot.dcs.base import DCS
@@ -29,7 +38,12 @@ from galera_pilot.decisions import Action, Decision, LocalState, RecoveryPolicy,
 from galera_pilot.errors import DCSError, PilotError
 from galera_pilot.mariadb import sql
 from galera_pilot.mariadb.exit_watch import ExitWatcher
-from galera_pilot.mariadb.grastate import datadir_position, has_data, set_safe_to_bootstrap
+from galera_pilot.mariadb.grastate import (
+    datadir_position,
+    has_data,
+    restore_cluster_uuid,
+    set_safe_to_bootstrap,
+)
 from galera_pilot.mariadb.gvwstate import read_saved_view, render_gvwstate
 from galera_pilot.mariadb.mycnf import render_mycnf
 from galera_pilot.mariadb.process import MariadbProcess, chown_tree, gave_up_reaching_peers, tail
@@ -149,7 +163,10 @@ class Ha:
             recovered = self.process.wsrep_recover()
         except (PilotError, OSError) as error:
             return replace(position, unusable=f"--wsrep-recover failed: {error}")
-        if recovered.uuid != position.uuid:
+        if recovered.uuid == UNKNOWN_UUID:
+            recovered = replace(recovered, unusable="neither grastate.dat nor InnoDB holds a cluster position "
+                                "(never joined)")
+        elif position.uuid not in (UNKNOWN_UUID, recovered.uuid):
             recovered = replace(recovered, unusable=f"InnoDB holds {recovered.uuid}, grastate.dat {position.uuid}")
         self._recovered = (key, recovered)
         return replace(recovered, safe_to_bootstrap=position.safe_to_bootstrap)
@@ -484,6 +501,10 @@ class Ha:
         start = None
         if position is not None and position.source == "wsrep-recover" and position.unusable is None:
             start = f"{position.uuid}:{position.seqno}"
+            # Else Galera ignores the start position: a join would take a full SST, a bootstrap a new UUID.
+            if restore_cluster_uuid(self.config.data_dir, position.uuid):
+                log.info("grastate.dat had lost the cluster UUID in the crash; restored %s from InnoDB",
+                         position.uuid)
         self._write_mycnf(peers, start)
         self._expect_running = True
         self._exit_handled = False

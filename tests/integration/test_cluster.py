@@ -121,6 +121,48 @@ def test_killed_mariadbd_is_restarted_and_rejoins(cluster: Path) -> None:
     assert "IST received" in log.rsplit("Starting MariaDB", 1)[-1], "the restart should rejoin by IST, not SST"
 
 
+def is_dead(pid: int) -> bool:
+    """Gone, or a zombie its paused parent (the agent) cannot reap yet."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_crash_with_a_transaction_in_flight_still_rejoins_by_ist(cluster: Path) -> None:
+    """Galera blanks grastate.dat's cluster UUID while a transaction is in flight, so a server killed under
+    load leaves `uuid: 00000000-…`. The agent must ask InnoDB (--wsrep-recover), put the UUID back (Galera
+    ignores a start position whose UUID differs from the file's) and rejoin by IST, keeping its datadir.
+    The agent is paused while the file is blanked by hand: the crash of a loaded server, made deterministic."""
+    agent = int((cluster / "node3" / "run" / "agent.pid").read_text())
+    old = mariadbd_pid(cluster, "node3")
+    assert old is not None
+    grastate = cluster / "node3" / "data" / "grastate.dat"
+    os.kill(agent, signal.SIGSTOP)
+    try:
+        os.kill(old, signal.SIGKILL)
+        wait_for(lambda: is_dead(old), 10, "node3's mariadbd to die")
+        text = grastate.read_text()
+        uuid = next(line.split()[1] for line in text.splitlines() if line.startswith("uuid:"))
+        grastate.write_text(text.replace(uuid, "00000000-0000-0000-0000-000000000000"))
+        query(cluster, "REPLACE INTO app.t VALUES (4, 'while blanked')", "node1")
+    finally:
+        os.kill(agent, signal.SIGCONT)
+
+    def back() -> bool:
+        pid = mariadbd_pid(cluster, "node3")
+        return pid not in (None, old) and all_synced(cluster, 3)
+
+    wait_for(back, 120, "node3 to be restarted and Synced again")
+    assert query(cluster, "SELECT v FROM app.t WHERE id = 4", "node3") == [["while blanked"]]
+    assert not list((cluster / "node3").glob("data.refused-*")), "the datadir was moved aside"
+    log = (cluster / "node3" / "log" / "mariadbd.err").read_text(errors="replace").rsplit("Starting MariaDB", 1)[-1]
+    # A joiner that asks for an IST names its own position; one that needs a full SST names the zero UUID.
+    assert f"IST uuid:{uuid} f:" in log and "IST received" in log, "the restart took a full SST"
+    agent_log = (cluster / "node3" / "log" / "agent.log").read_text(errors="replace")
+    assert f"restored {uuid} from InnoDB" in agent_log
+
+
 def test_fourth_node_joins_running_cluster(cluster: Path) -> None:
     result = cli("up", "--dir", str(cluster), "--nodes", "4")
     assert "agents started: node4" in result.stdout

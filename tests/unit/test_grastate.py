@@ -15,6 +15,7 @@ from galera_pilot.mariadb.grastate import (
     datadir_position,
     has_data,
     parse_grastate,
+    restore_cluster_uuid,
     set_safe_to_bootstrap,
 )
 
@@ -179,13 +180,14 @@ def test_unreadable_grastate_is_unusable(tmp_path: Path) -> None:
     assert "cannot be read" in position.unusable
 
 
-def test_all_zero_uuid_is_unusable(tmp_path: Path) -> None:
+def test_all_zero_uuid_asks_innodb(tmp_path: Path) -> None:
+    # Galera writes the zero UUID while a transaction is in flight: a server killed under load leaves it.
     position = datadir_position(datadir(tmp_path, grastate(uuid=UNKNOWN_UUID, seqno=-1)))
-    assert position is not None and not position.usable
-    assert "no cluster UUID" in position.unusable
+    assert position is not None and position.unusable is None
+    assert position.needs_recovery and not position.usable
 
 
-def test_all_zero_uuid_with_a_seqno_is_still_unusable(tmp_path: Path) -> None:
+def test_all_zero_uuid_with_a_seqno_is_never_usable_as_is(tmp_path: Path) -> None:
     position = datadir_position(datadir(tmp_path, grastate(uuid=UNKNOWN_UUID, seqno=10, safe=1)))
     assert position is not None and not position.usable
 
@@ -217,3 +219,28 @@ def test_set_safe_to_bootstrap_does_not_touch_similar_lines(tmp_path: Path) -> N
     text = (data / "grastate.dat").read_text()
     assert text == original.replace("\nsafe_to_bootstrap: 0\n", "\nsafe_to_bootstrap: 1\n")
     assert datadir_position(data) == Position(UUID, 5, True)
+
+
+# ---- restore_cluster_uuid ---------------------------------------------------------------------------------
+
+
+def test_restore_puts_the_recovered_uuid_back(tmp_path: Path) -> None:
+    data = datadir(tmp_path, grastate(uuid=UNKNOWN_UUID, seqno=-1, safe=1))
+    assert restore_cluster_uuid(data, UUID)
+    assert parse_grastate((data / "grastate.dat").read_text()) == GraState(UUID, -1, True)
+
+
+def test_restore_never_overwrites_a_real_uuid(tmp_path: Path) -> None:
+    other = "00000000-1111-2222-3333-444444444444"
+    original = grastate(uuid=other, seqno=-1)
+    data = datadir(tmp_path, original)
+    assert not restore_cluster_uuid(data, UUID)
+    assert (data / "grastate.dat").read_text() == original
+
+
+@pytest.mark.parametrize("recovered", [UNKNOWN_UUID, "not-a-uuid"])
+def test_restore_refuses_what_is_not_a_cluster_uuid(tmp_path: Path, recovered: str) -> None:
+    original = grastate(uuid=UNKNOWN_UUID, seqno=-1)
+    data = datadir(tmp_path, original)
+    assert not restore_cluster_uuid(data, recovered)
+    assert (data / "grastate.dat").read_text() == original

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from unit_helpers import make_config
 
-from galera_pilot.cluster import Position
+from galera_pilot.cluster import UNKNOWN_UUID, Position
 from galera_pilot.credentials import Credentials
 from galera_pilot.dcs.sqlite import SQLiteDCS
 from galera_pilot.ha import Ha
@@ -34,9 +34,9 @@ def ha(tmp_path: Path, dcs: SQLiteDCS) -> Ha:
     return agent
 
 
-def write_grastate(ha: Ha, seqno: int, safe: int = 0) -> None:
+def write_grastate(ha: Ha, seqno: int, safe: int = 0, uuid: str = UUID) -> None:
     (ha.config.data_dir / "grastate.dat").write_text(
-        f"# GALERA saved state\nversion: 2.1\nuuid:    {UUID}\nseqno:   {seqno}\nsafe_to_bootstrap: {safe}\n")
+        f"# GALERA saved state\nversion: 2.1\nuuid:    {uuid}\nseqno:   {seqno}\nsafe_to_bootstrap: {safe}\n")
 
 
 def test_clean_position_needs_no_recovery(ha: Ha) -> None:
@@ -66,6 +66,21 @@ def test_crashed_datadir_is_recovered(ha: Ha) -> None:
 def test_crashed_datadir_keeps_safe_to_bootstrap(ha: Ha) -> None:
     write_grastate(ha, -1, safe=1)
     assert ha._position() == Position(UUID, 42, True, "wsrep-recover")
+
+
+def test_zero_uuid_of_a_kill_under_load_is_recovered(ha: Ha) -> None:
+    # Regression: Galera writes the zero UUID while a transaction is in flight; the agent took such a datadir
+    # for "never joined", moved it aside and paid a full SST (and a full outage could lose its most advanced node).
+    write_grastate(ha, -1, uuid=UNKNOWN_UUID)
+    assert ha._position() == Position(UUID, 42, False, "wsrep-recover")
+    assert ha.recover_calls == [1]  # type: ignore[attr-defined]
+
+
+def test_zero_uuid_and_no_innodb_position_is_never_joined(ha: Ha) -> None:
+    write_grastate(ha, -1, uuid=UNKNOWN_UUID)
+    ha.process.wsrep_recover = lambda: Position(UNKNOWN_UUID, -1, False, "wsrep-recover")  # type: ignore[method-assign]
+    position = ha._position()
+    assert position is not None and not position.usable and "never joined" in position.unusable
 
 
 def test_recovery_of_another_cluster_is_unusable(ha: Ha) -> None:

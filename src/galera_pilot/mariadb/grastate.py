@@ -70,7 +70,10 @@ def datadir_position(data_dir: Path) -> Position | None:
     except CorruptGrastate as error:
         return Position(UNKNOWN_UUID, -1, unusable=f"grastate.dat is corrupt: {error}")
     if state.uuid == UNKNOWN_UUID:
-        return Position(UNKNOWN_UUID, -1, unusable="grastate.dat holds no cluster UUID (never joined)")
+        # Not "never joined": Galera writes the all-zero UUID whenever a transaction is in flight (its
+        # SavedState.mark_unsafe) and the real one back when none is, so a server killed under load leaves
+        # this file. Only InnoDB can tell (--wsrep-recover); an install-db datadir answers with zeros too.
+        return Position(UNKNOWN_UUID, -1, state.safe_to_bootstrap, "grastate")
     return Position(state.uuid, state.seqno, state.safe_to_bootstrap, "grastate")
 
 
@@ -80,3 +83,20 @@ def set_safe_to_bootstrap(data_dir: Path, value: bool) -> None:
     text = path.read_text()
     new = re.sub(r"^safe_to_bootstrap:.*$", f"safe_to_bootstrap: {int(value)}", text, flags=re.M)
     path.write_text(new)
+
+
+def restore_cluster_uuid(data_dir: Path, uuid: str) -> bool:
+    """Put the cluster UUID that --wsrep-recover found back into a grastate.dat that lost it to a crash.
+
+    Galera blanks the UUID while a transaction is in flight and ignores a recovered start position unless
+    its UUID matches the file's: without this, a node killed under load asks for a full SST where an IST
+    would do. The seqno stays -1 (what Galera itself writes while running). True if the file was changed.
+    """
+    path = data_dir / "grastate.dat"
+    text = path.read_text()
+    if not UUID_RE.match(uuid) or uuid == UNKNOWN_UUID or parse_grastate(text).uuid != UNKNOWN_UUID:
+        return False
+    new = re.sub(r"^uuid:.*$", f"uuid:    {uuid}", text, flags=re.M)
+    new = re.sub(r"^seqno:.*$", "seqno:   -1", new, flags=re.M)
+    path.write_text(new)
+    return True
