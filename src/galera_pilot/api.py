@@ -59,6 +59,7 @@ def status_document(ha: Ha) -> dict[str, Any]:
         "observed_ago": round(live.age(time.monotonic()), 3) if live.at else None,
         "recv_queue": int(live.number("wsrep_local_recv_queue")),
     }
+    member["dcs_watch"] = {"changes_seen": ha.dcs_watch.changes_seen}
     return member
 
 

@@ -48,7 +48,7 @@ from galera_pilot.mariadb.gvwstate import read_saved_view, render_gvwstate
 from galera_pilot.mariadb.mycnf import render_mycnf
 from galera_pilot.mariadb.process import MariadbProcess, chown_tree, gave_up_reaching_peers, tail
 from galera_pilot.routing import QUERY_TIMEOUT
-from galera_pilot.watchers import StatusObserver, WriterKeeper
+from galera_pilot.watchers import DcsWatch, StatusObserver, WriterKeeper
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +111,14 @@ class Ha:
         self.writer = WriterKeeper(config.name, dcs, self.observer.latest, config.priority,
                                    config.timing.writer_lease_ttl, fresh_within=max(3.0, 3 * config.timing.loop_wait),
                                    on_change=self._writer_changed)
+        # Watches (issue 5): run the cycle or the writer election at once when the DCS says something changed.
+        self.dcs_watch = DcsWatch(dcs, config.name, self.wake.set, self.writer.wake)
 
     def start_background(self) -> None:
-        """Start the status observer and the writer keeper (the REST API reads both)."""
+        """Start the status observer and the writer keeper (the REST API reads both), and the DCS watch."""
         self.observer.start()
         self.writer.start()
+        self.dcs_watch.start()
 
     def _observer_query(self) -> dict[str, str] | None:
         connection = sql.connect_socket(self.config, self.credentials, timeout=QUERY_TIMEOUT)
@@ -761,6 +764,7 @@ class Ha:
         """Graceful stop: mariadbd flushes and records its seqno; the roster remembers a clean stop."""
         self.activity = "stopping mariadbd"
         # Drain first: give the writer role up so clients move to another node before mariadbd stops.
+        self.dcs_watch.stop()
         self.writer.stop()
         self.writer.drop("the agent is stopping")
         with contextlib.suppress(PilotError):

@@ -4,8 +4,11 @@ and writer.py).
 - `StatusObserver` asks the local mariadbd for its wsrep status every OBSERVE_INTERVAL with a
   QUERY_TIMEOUT, independently of the agent cycle (which may be busy joining, evicting or waiting on a
   slow server for seconds), so `/health`, `/read` and `/writer` follow the server within a second.
-- `WriterKeeper` takes, renews and releases the writer lease every WRITER_TICK. It runs apart from the
-  agent cycle for the same reason: a writer change must not wait for a cycle that is blocked elsewhere.
+- `WriterKeeper` takes, renews and releases the writer lease every WRITER_TICK, or at once when woken. It
+  runs apart from the agent cycle for the same reason: a writer change must not wait for a cycle that is
+  blocked elsewhere.
+- `DcsWatch` runs the DCS watch and wakes the agent cycle and the writer keeper when a change concerns
+  them (wakeups.py decides which).
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import time
 from collections.abc import Callable, Mapping
 
 from galera_pilot.cluster import Cluster
-from galera_pilot.dcs.base import DCS
+from galera_pilot.dcs.base import DCS, Change
 from galera_pilot.errors import PilotError
 from galera_pilot.routing import OBSERVE_INTERVAL, LiveStatus, health, may_keep_writer
+from galera_pilot.wakeups import WakeFilter
 from galera_pilot.writer import WRITER_TICK, Step, candidates_from, choose_writer, claim_until, writer_step
 
 log = logging.getLogger(__name__)
@@ -79,6 +83,7 @@ class WriterKeeper:
         self._claim_until = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self.maintenance = False
         self.holder: str | None = None  # the writer as of our last look at the DCS
         self.last_error: str | None = None
@@ -151,12 +156,52 @@ class WriterKeeper:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Tick now rather than at the next WRITER_TICK (the writer key or a member changed)."""
+        self._wake.set()
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()
             started = time.monotonic()
             try:
                 self.tick()
             except Exception:  # a bug must not kill the thread: the claim then simply runs out
                 log.exception("writer keeper tick failed")
-            self._stop.wait(max(0.0, WRITER_TICK - (time.monotonic() - started)))
+            self._wake.wait(max(0.0, WRITER_TICK - (time.monotonic() - started)))
+
+
+class DcsWatch:
+    """Runs `dcs.watch` in a thread and turns what it reports into wake-ups (see wakeups.py)."""
+
+    def __init__(self, dcs: DCS, me: str, wake_cycle: Callable[[], None], wake_writer: Callable[[], None]) -> None:
+        self.dcs = dcs
+        self._filter = WakeFilter(me)
+        self._wake_cycle = wake_cycle
+        self._wake_writer = wake_writer
+        self._stop = threading.Event()
+        self.changes_seen = 0  # for /status: proof the watch delivers
+
+    def on_change(self, changes: list[Change]) -> None:
+        self.changes_seen += len(changes)
+        wake = self._filter.judge(changes)
+        if wake.writer:
+            self._wake_writer()
+        if wake.cycle:
+            self._wake_cycle()
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="dcs-watch", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.dcs.watch(self.on_change, self._stop)
+            except Exception:  # a bug must not end the watch for good: the agent's polls go on regardless
+                log.exception("DCS watch failed; restarting it")
+                self._stop.wait(1.0)

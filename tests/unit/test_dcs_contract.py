@@ -16,7 +16,7 @@ from collections.abc import Callable
 import dcs_race_workers
 from dcs_backends import Backend, TTLs
 
-from galera_pilot.dcs import DCS
+from galera_pilot.dcs import DCS, Change
 
 DCS_BACKENDS = ("sqlite", "etcd")
 LONG_TTL = 600.0
@@ -322,3 +322,90 @@ def test_processes_cas_counter_loses_no_increment(backend: Backend) -> None:
     written = sorted(value for _, values, _ in results for value in values)
     assert written == list(range(1, 201))  # every value written exactly once: no lost or double update
     store.close()
+
+
+# ---- watch -------------------------------------------------------------------------------------------------
+
+
+class Recorder:
+    """Runs a store's watch in a thread and keeps every change it reports."""
+
+    def __init__(self, store: DCS) -> None:
+        self.store = store
+        self.changes: list[Change] = []
+        self.batches = 0
+        self.stop = threading.Event()
+        self._cond = threading.Condition()
+        threading.Thread(target=store.watch, args=(self._on_change, self.stop), daemon=True).start()
+
+    def _on_change(self, changes: list[Change]) -> None:
+        with self._cond:
+            self.changes.extend(changes)
+            self.batches += 1
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[list[Change]], bool], timeout: float, what: str) -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: predicate(self.changes), timeout):
+                raise AssertionError(f"no {what} within {timeout} s; changes seen: {self.changes}")
+
+    def ready(self, writer: DCS) -> None:
+        """Write a sentinel until the watch reports it: from then on it sees every change."""
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            writer.put("sentinel", str(time.monotonic()))
+            with self._cond:
+                if self._cond.wait_for(lambda: any(c.key == "sentinel" for c in self.changes), 0.3):
+                    self.changes.clear()
+                    return
+        raise AssertionError("the watch never reported the sentinel")
+
+
+def test_watch_reports_puts_deletes_and_expiries(backend: Backend, ttls: TTLs) -> None:
+    watcher, writer = backend.open(), backend.open()
+    recorder = Recorder(watcher)
+    try:
+        recorder.ready(writer)
+        writer.put("members/a", "1")
+        recorder.wait_for(lambda cs: Change("members/a", "1") in cs, 5, "put")
+        writer.delete("members/a")
+        recorder.wait_for(lambda cs: Change("members/a", None) in cs, 5, "delete")
+        writer.create("writer", "w", ttls.short)
+        recorder.wait_for(lambda cs: Change("writer", "w") in cs, 5, "create")
+        recorder.wait_for(lambda cs: Change("writer", None) in cs, ttls.past_short + 5, "expiry")
+    finally:
+        recorder.stop.set()
+        watcher.close()
+        writer.close()
+
+
+def test_watch_skips_history_and_other_clusters(backend: Backend) -> None:
+    watcher, writer, other = backend.open("galera"), backend.open("galera"), backend.open("galera2")
+    recorder = Recorder(watcher)
+    try:
+        recorder.ready(writer)
+        other.put("members/x", "elsewhere")
+        writer.put("history/0001", "{}")
+        writer.put("members/last", "1")
+        recorder.wait_for(lambda cs: Change("members/last", "1") in cs, 5, "put after the ignored ones")
+        time.sleep(0.3)  # the polling watch reports per listing: give a stray change time to show
+        assert [c.key for c in recorder.changes] == ["members/last"], recorder.changes
+    finally:
+        recorder.stop.set()
+        for store in (watcher, writer, other):
+            store.close()
+
+
+def test_watch_stops_when_told(backend: Backend) -> None:
+    watcher, writer = backend.open(), backend.open()
+    recorder = Recorder(watcher)
+    try:
+        recorder.ready(writer)
+        recorder.stop.set()
+        time.sleep(0.5)  # a stop is seen at the next listing or message
+        writer.put("members/late", "1")
+        time.sleep(0.5)
+        assert Change("members/late", "1") not in recorder.changes
+    finally:
+        watcher.close()
+        writer.close()

@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 from dcs_backends import EtcdServer, etcd_request, free_port
 
-from galera_pilot.dcs import get_dcs
+from galera_pilot.dcs import Change, get_dcs
+from galera_pilot.dcs import etcd as etcd_module
+from galera_pilot.dcs.base import RESYNC
 from galera_pilot.dcs.etcd import EtcdDCS, EtcdSettings, lease_ttl, parse_etcd_url
 from galera_pilot.errors import ConfigError, DCSError, PilotError
 
@@ -385,3 +387,63 @@ def test_a_member_without_leader_is_skipped(etcd_server: EtcdServer, cluster: st
     finally:
         server.shutdown()
         server.server_close()
+
+
+# ---- watch --------------------------------------------------------------------------------------------------
+
+
+def start_watch(store: EtcdDCS) -> tuple[list[Change], threading.Event]:
+    seen: list[Change] = []
+    stop = threading.Event()
+    threading.Thread(target=store.watch, args=(seen.extend, stop), daemon=True).start()
+    return seen, stop
+
+
+def wait_seen(seen: list[Change], change: Change, timeout: float, writer: EtcdDCS | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while change not in seen:
+        assert time.monotonic() < deadline, f"{change} not reported within {timeout} s; seen: {seen}"
+        if writer is not None:  # keep writing until the watch is established
+            writer.put(change.key, change.value or "")
+        time.sleep(0.1)
+
+
+def test_a_quiet_watch_is_reopened_without_missing_a_change(etcd_server: EtcdServer, cluster: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(etcd_module, "WATCH_IDLE", 0.3)
+    watcher, writer = open_etcd(etcd_server.url, cluster), open_etcd(etcd_server.url, cluster)
+    seen, stop = start_watch(watcher)
+    try:
+        wait_seen(seen, Change("sentinel", "x"), 10, writer)
+        seen.clear()
+        time.sleep(1.5)  # several silent periods: the stream is reopened from the next revision each time
+        writer.put("members/a", "1")
+        writer.put("members/a", "2")
+        wait_seen(seen, Change("members/a", "2"), 5)
+        assert seen == [Change("members/a", "1"), Change("members/a", "2")]
+    finally:
+        stop.set()
+
+
+def test_watch_moves_on_from_an_endpoint_that_never_answers(etcd_server: EtcdServer, cluster: str,
+                                                           silent_endpoint: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(etcd_module, "WATCH_IDLE", 0.5)
+    watcher = open_etcd(f"etcd://{silent_endpoint},127.0.0.1:{etcd_server.port}", cluster)
+    writer = open_etcd(etcd_server.url, cluster)
+    seen, stop = start_watch(watcher)
+    try:
+        wait_seen(seen, Change("members/b", "1"), 10, writer)
+    finally:
+        stop.set()
+
+
+def test_a_compacted_revision_is_reported_as_a_resync(etcd_server: EtcdServer, cluster: str) -> None:
+    store = open_etcd(etcd_server.url, cluster)
+    store.put("k", "1")
+    old = store.get("k").version
+    store.put("k", "2")
+    etcd_request(etcd_server.client_url, "/kv/compaction", {"revision": str(store.get("k").version)})
+    seen: list[Change] = []
+    revision, _ = store._watch_stream(etcd_server.client_url, old - 1, seen.extend, threading.Event())
+    assert seen == [Change(RESYNC, None)] and revision is None

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlparse
 
-from galera_pilot.dcs.base import DCS, KV
+from galera_pilot.dcs.base import DCS, KV, Change
 from galera_pilot.errors import ConfigError
 
-__all__ = ["DCS", "KV", "get_dcs"]
+__all__ = ["DCS", "KV", "Change", "get_dcs"]
 
 
 def get_dcs(url: str, cluster_name: str) -> DCS:

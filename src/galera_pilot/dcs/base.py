@@ -18,13 +18,19 @@ Keys live under `/galera-pilot/<cluster_name>/`:
   switchover          a person's request that the writer move (TTL lease)
   maintenance/<name>  a member drained by a person: its /read and /writer answer 503 (no TTL)
   history/<id>        every bootstrap / recovery decision with its inputs and reason
+
+Watches: `watch()` reports which keys changed, so an agent runs its cycle (or its writer election) at once
+instead of at its next poll. A watch only shortens waits: every caller still polls, so a change reported
+late, twice or never costs at most one poll interval, never a wrong decision.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +43,10 @@ from galera_pilot.cluster import (
     SeedRecord,
     Switchover,
 )
+from galera_pilot.errors import PilotError
+
+WATCH_POLL = 0.1  # the polling watch's interval (SQLite: one small local query)
+RESYNC = ""  # the key of a Change that means "anything may have changed" (a watch lost track)
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,17 @@ class KV:
     key: str
     value: str
     version: int
+
+
+@dataclass(frozen=True)
+class Change:
+    """One key (relative to the cluster prefix) written (`value`) or deleted or expired (`value` None)."""
+
+    key: str
+    value: str | None
+
+
+ChangeCallback = Callable[[list[Change]], None]
 
 
 class DCS(ABC):
@@ -80,6 +101,30 @@ class DCS(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+    def watch(self, on_change: ChangeCallback, stop: threading.Event) -> None:
+        """Call `on_change` with every batch of changes under the cluster prefix (history excluded) until
+        `stop` is set (never after). Blocks: run it in a thread of its own; it may linger a few seconds
+        after the stop, waiting on the store. While the store is unreachable nothing is
+        reported; what changed meanwhile is reported once it answers again.
+
+        This default compares listings every WATCH_POLL s: right for the embedded SQLite file, where a
+        listing is one local query. Backends with a native watch (etcd) override it."""
+        seen: dict[str, KV] | None = None
+        while not stop.is_set():
+            try:
+                current = {kv.key: kv for kv in self.list("") if not kv.key.startswith("history/")}
+            except PilotError:
+                current = None
+            if current is not None:
+                if seen is not None:
+                    changes = [Change(key, kv.value) for key, kv in current.items()
+                               if key not in seen or seen[key].version != kv.version]
+                    changes += [Change(key, None) for key in sorted(seen.keys() - current.keys())]
+                    if changes and not stop.is_set():
+                        on_change(changes)
+                seen = current
+            stop.wait(WATCH_POLL)
 
     # ---- galera-pilot's records, built on the primitives ----------------------------------------------
     def snapshot(self) -> Cluster:

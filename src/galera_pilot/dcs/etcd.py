@@ -43,7 +43,17 @@ Options: `etcd://user:password@host:port` authenticates with /v3/auth/authentica
 (re-authenticating once when etcd says it expired); `?cacert=/ca.pem&cert=/client.pem&key=/client.key`
 configure TLS (with etcds:// only).
 
-Thread safety: the agent loop and the REST API thread share one instance; urllib3's PoolManager is
+Watches: one streaming `/v3/watch` request on the cluster prefix, from the revision after the last one
+seen, so nothing is missed across reconnections. The gateway answers with one JSON object per line: first
+`created`, then a line per revision with its events (a PUT has no `type`, zero values being omitted; a
+DELETE, lease expiry included, says "DELETE" and carries no value). The stream is (re)opened on the
+endpoint the other requests last reached. A stream quiet for WATCH_IDLE s is reopened, and one that is
+not even `created` within that time (a paused member accepts connections but answers nothing) moves the
+watch to the next endpoint. A member cut off from its leader may accept a watch and stay quiet: agents
+then fall back on their polls until the stream is reopened elsewhere. When etcd has compacted the
+revision the watch wanted, a RESYNC change says "anything may have changed".
+
+Thread safety: the agent loop, the REST API thread and the watch thread share one instance; urllib3's PoolManager is
 thread-safe, and the only other mutable state (preferred endpoint, auth token) is replaced atomically.
 """
 
@@ -63,13 +73,14 @@ from urllib.parse import parse_qsl, unquote
 import urllib3
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
-from galera_pilot.dcs.base import DCS, KV
+from galera_pilot.dcs.base import DCS, KV, RESYNC, Change, ChangeCallback
 from galera_pilot.errors import ConfigError, DCSError
 
 DEFAULT_PORT = 2379
 MIN_TTL = 2
 CONNECT_TIMEOUT = 1.0
 READ_TIMEOUT = 2.0
+WATCH_IDLE = 5.0  # a watch stream silent this long is reopened
 API = "/v3"
 TLS_OPTIONS = ("cacert", "cert", "key")
 GRPC_UNAVAILABLE = 14
@@ -365,3 +376,81 @@ class EtcdDCS(DCS):
     def close(self) -> None:
         """Drop pooled connections; the instance stays usable and reconnects on demand (like SQLiteDCS)."""
         self._pool.clear()
+
+    # ---- watch ----------------------------------------------------------------------------------------------
+    def watch(self, on_change: ChangeCallback, stop: threading.Event) -> None:
+        revision: int | None = None  # the last revision reported; None: start from now
+        offset = 0  # endpoints tried after the preferred one, after failures
+        failures = 0
+        while not stop.is_set():
+            index = (self._preferred + offset) % len(self.endpoints)
+            try:
+                revision, created = self._watch_stream(self.endpoints[index], revision, on_change, stop)
+            except (urllib3.exceptions.HTTPError, OSError, ValueError, _Unavailable, DCSError):
+                created = False
+            if created:
+                offset, failures = 0, 0
+            else:
+                offset, failures = offset + 1, failures + 1
+                stop.wait(min(1.0, 0.1 * failures))
+
+    def _watch_stream(self, endpoint: str, revision: int | None, on_change: ChangeCallback,
+                      stop: threading.Event) -> tuple[int | None, bool]:
+        """One watch stream, read until it goes quiet or fails; (last revision seen, whether it was created)."""
+        request: dict[str, Any] = {"key": _b64(self.prefix), "range_end": _prefix_end(self.prefix)}
+        if revision is not None:
+            request["start_revision"] = str(revision + 1)
+        headers = {"Content-Type": "application/json"}
+        if self.settings.username is not None:
+            with self._auth_lock:
+                self._token = self._token or self._authenticate(endpoint)
+                headers["Authorization"] = self._token
+        response = self._pool.request(
+            "POST", endpoint + API + "/watch", body=json.dumps({"create_request": request}).encode(),
+            headers=headers, retries=False, preload_content=False,
+            timeout=urllib3.Timeout(connect=self._timeout.connect_timeout, read=WATCH_IDLE))
+        created = False
+        try:
+            if response.status != 200:
+                return revision, False
+            pending = b""
+            for chunk in response.stream(8192):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    message = json.loads(line)
+                    if "result" not in message:  # {"error": ...}: e.g. an expired token
+                        with self._auth_lock:
+                            self._token = None
+                        return revision, created
+                    result = message["result"]
+                    header_revision = int(result.get("header", {}).get("revision", 0))
+                    if result.get("created"):
+                        created = True
+                        if revision is None:
+                            revision = header_revision
+                    if result.get("canceled"):
+                        if result.get("compact_revision"):
+                            on_change([Change(RESYNC, None)])
+                            return None, created
+                        return revision, created
+                    if stop.is_set():  # no report after a stop, even if the stream only now speaks
+                        return revision, created
+                    events = result.get("events") or []
+                    if events:
+                        revision = max(revision or 0, header_revision)
+                        changes = [c for c in map(self._change, events) if not c.key.startswith("history/")]
+                        if changes:
+                            on_change(changes)
+        except ReadTimeoutError:
+            pass  # quiet for WATCH_IDLE: reopen (elsewhere if this endpoint never even created the watch)
+        finally:
+            response.release_conn()
+        return revision, created
+
+    def _change(self, event: dict[str, Any]) -> Change:
+        kv = event.get("kv", {})
+        key = _unb64(kv.get("key", ""))[len(self.prefix):]
+        return Change(key, None if event.get("type") == "DELETE" else _unb64(kv.get("value", "")))
