@@ -11,10 +11,12 @@ from pathlib import Path
 
 import click
 import pymysql
+from click.core import ParameterSource
 from rich.console import Console
 from rich.table import Table
 
 from galera_pilot.cluster import Cluster, HistoryEvent
+from galera_pilot.config import redact_dcs_url
 from galera_pilot.embedded import DEFAULT_READER_BIND, DEFAULT_WRITER_BIND, EmbeddedCluster, find_cluster_config
 from galera_pilot.errors import ConfigError, PilotError
 from galera_pilot.mariadb import sql
@@ -43,6 +45,15 @@ def main() -> None:
     """Supervise MariaDB Galera clusters: agents per node, a coordination store, one CLI."""
 
 
+def _no_password_in_argv(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Any user can read another's command line (ps): an etcd password must come from the environment."""
+    if (value is not None and redact_dcs_url(value) != value
+            and ctx.get_parameter_source(param.name or "") == ParameterSource.COMMANDLINE):
+        raise click.BadParameter(f"{redact_dcs_url(value)}: a password on the command line is visible to every "
+                                 "user of this machine (ps); set GALERA_PILOT_DCS to the URL instead", ctx, param)
+    return value
+
+
 @main.command()
 @dir_option
 @click.option("--nodes", default=3, show_default=True, type=click.IntRange(1, 64), help="number of nodes")
@@ -59,9 +70,10 @@ def main() -> None:
               help=f"ADDRESS:PORT of the writer endpoint [default: as configured, else {DEFAULT_WRITER_BIND}]")
 @click.option("--reader-bind", default=None,
               help=f"ADDRESS:PORT of the reader endpoint [default: as configured, else {DEFAULT_READER_BIND}]")
-@click.option("--dcs", default=None, metavar="URL",
+@click.option("--dcs", default=None, metavar="URL", envvar="GALERA_PILOT_DCS", callback=_no_password_in_argv,
               help="coordination store for a new DIR, e.g. etcd://HOST:PORT[,HOST:PORT...] "
-              "(default: a SQLite file in DIR); DIR remembers it")
+              "(default: a SQLite file in DIR); DIR remembers it. A URL with an etcd password "
+              "(user:password@) goes in the environment variable GALERA_PILOT_DCS, never on the command line")
 @click.option("--cluster-name", default=None, metavar="NAME",
               help="cluster name for a new DIR (default: galera); clusters sharing one etcd need distinct names")
 def up(directory: Path, nodes: int, base_address: str, sst_method: str, use_seed: bool, timeout: float,

@@ -336,7 +336,25 @@ def parse_config(data: object, source: str = "<config>") -> NodeConfig:
 
 
 def load_config(path: Path) -> NodeConfig:
-    return load_model(NodeConfig, path)
+    config = load_model(NodeConfig, path)
+    try:
+        exposed = redact_dcs_url(config.dcs) != config.dcs and Path(path).stat().st_mode & 0o077
+    except OSError:
+        exposed = False
+    if exposed:
+        raise ConfigError(f"field 'dcs' carries an etcd password, so {path} must not be readable by group or "
+                          "others (chmod 600 it)")
+    return config
+
+
+def redact_dcs_url(url: str) -> str:
+    """A DCS URL fit for messages: an etcd password given as user:password@ is replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{hosts}{slash}{tail}"
 
 
 def dump_config(config: NodeConfig) -> str:

@@ -28,7 +28,15 @@ import psutil
 import yaml
 
 from galera_pilot.cluster import Cluster, Member
-from galera_pilot.config import NAME_PATTERN, NodeConfig, SstMethod, dump_config, load_config, parse_config
+from galera_pilot.config import (
+    NAME_PATTERN,
+    NodeConfig,
+    SstMethod,
+    dump_config,
+    load_config,
+    parse_config,
+    redact_dcs_url,
+)
 from galera_pilot.credentials import Credentials, load_credentials, save_credentials, write_private
 from galera_pilot.dcs import DCS, get_dcs
 from galera_pilot.errors import ConfigError, PilotError
@@ -123,7 +131,7 @@ class EmbeddedCluster:
             known_name = existing.meta.get("cluster_name", "galera")
             dcs_url = existing.meta["dcs"]
             if dcs is not None and dcs != dcs_url:
-                raise PilotError(f"{directory} uses the DCS {_redact(dcs_url)}, not {_redact(dcs)}; "
+                raise PilotError(f"{directory} uses the DCS {redact_dcs_url(dcs_url)}, not {redact_dcs_url(dcs)}; "
                                  "drop --dcs (the folder remembers its DCS)")
             if cluster_name is not None and cluster_name != known_name:
                 raise PilotError(f"{directory} holds the cluster {known_name!r}, not {cluster_name!r}")
@@ -135,9 +143,9 @@ class EmbeddedCluster:
             store = get_dcs(dcs_url, cluster_name)  # validates the URL before anything is written
             try:
                 if not dcs_url.startswith("sqlite://") and store.list(""):
-                    raise PilotError(f"the DCS {_redact(dcs_url)} already holds a cluster named {cluster_name!r}; "
-                                     "choose another --cluster-name (a new folder must not join a cluster it "
-                                     "has no credentials or data for)")
+                    raise PilotError(f"the DCS {redact_dcs_url(dcs_url)} already holds a cluster named "
+                                     f"{cluster_name!r}; choose another --cluster-name (a new folder must "
+                                     "not join a cluster it has no credentials or data for)")
             finally:
                 store.close()
             save_credentials(directory / "credentials.yaml", Credentials.generate())
@@ -454,17 +462,7 @@ def _owner(address: str, port: int) -> str:
 
 def _write_config(path: Path, text: str, dcs_url: str) -> None:
     """Atomically; 0600 when the DCS URL carries a password (etcd user:password@), else 0644."""
-    write_private(path, text, 0o600 if _redact(dcs_url) != dcs_url else 0o644)
-
-
-def _redact(url: str) -> str:
-    """A DCS URL fit for messages: an etcd password given as user:password@ is replaced by ***."""
-    scheme, sep, rest = url.partition("://")
-    netloc, slash, tail = rest.partition("/")
-    userinfo, at, hosts = netloc.rpartition("@")
-    if not sep or not at or ":" not in userinfo:
-        return url
-    return f"{scheme}://{userinfo.partition(':')[0]}:***@{hosts}{slash}{tail}"
+    write_private(path, text, 0o600 if redact_dcs_url(dcs_url) != dcs_url else 0o644)
 
 
 def find_cluster_config(directory: Path) -> EmbeddedCluster:

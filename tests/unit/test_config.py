@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from unit_helpers import BASE_CONFIG, config_data, make_config
 
+from galera_pilot.cli import main
 from galera_pilot.config import NodeConfig, dump_config, load_config, parse_config
 from galera_pilot.errors import ConfigError, PilotError
 
@@ -283,3 +285,31 @@ def test_dump_parse_round_trip_property(name: str, cluster_name: str, port_value
     assert again == config
     assert isinstance(again, NodeConfig)
     assert dump_config(again) == dumped
+
+
+def test_a_dcs_password_needs_a_private_config_file(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "node.yaml", {**BASE_CONFIG, "dcs": "etcd://pilot:s3cret@192.0.2.1:2379"})
+    os.chmod(path, 0o644)
+    with pytest.raises(ConfigError, match="field 'dcs' carries an etcd password") as refused:
+        load_config(path)
+    assert "s3cret" not in str(refused.value)
+    os.chmod(path, 0o600)
+    assert load_config(path).dcs == "etcd://pilot:s3cret@192.0.2.1:2379"
+
+
+def test_a_dcs_without_password_may_be_world_readable(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "node.yaml", {**BASE_CONFIG, "dcs": "etcd://192.0.2.1:2379"})
+    os.chmod(path, 0o644)
+    assert load_config(path).dcs == "etcd://192.0.2.1:2379"
+
+
+def test_up_refuses_a_dcs_password_on_the_command_line(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["up", "--dir", str(tmp_path / "c"), "--dcs", "etcd://u:s3cret@127.0.0.1:1"])
+    assert result.exit_code == 2 and "GALERA_PILOT_DCS" in result.output and "s3cret" not in result.output
+    assert not (tmp_path / "c").exists()
+    # From the environment the URL is taken (and here fails on the unreachable etcd, after the check).
+    result = runner.invoke(main, ["up", "--dir", str(tmp_path / "c")],
+                           env={"GALERA_PILOT_DCS": "etcd://u:s3cret@127.0.0.1:1"})
+    assert result.exit_code == 1 and "no etcd endpoint answered" in result.output, result.output
+    assert "s3cret" not in result.output

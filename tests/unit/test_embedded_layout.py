@@ -10,8 +10,8 @@ import pytest
 import yaml
 from dcs_backends import EtcdServer
 
-from galera_pilot.config import load_config
-from galera_pilot.embedded import EmbeddedCluster, _redact
+from galera_pilot.config import load_config, redact_dcs_url
+from galera_pilot.embedded import EmbeddedCluster
 from galera_pilot.errors import PilotError
 
 
@@ -68,8 +68,8 @@ def test_unreachable_etcd_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_a_dcs_password_keeps_the_folder_files_private(tmp_path: Path) -> None:
     url = "etcd://pilot:s3cret@127.0.0.1:1"
-    assert _redact(url) == "etcd://pilot:***@127.0.0.1:1"
-    assert _redact("etcd://127.0.0.1:2379,127.0.0.2:2379") == "etcd://127.0.0.1:2379,127.0.0.2:2379"
+    assert redact_dcs_url(url) == "etcd://pilot:***@127.0.0.1:1"
+    assert redact_dcs_url("etcd://127.0.0.1:2379,127.0.0.2:2379") == "etcd://127.0.0.1:2379,127.0.0.2:2379"
     with pytest.raises(PilotError) as failure:
         EmbeddedCluster.layout(tmp_path / "c", 1, "127.0.0.140", "rsync", dcs=url)
     assert "s3cret" not in str(failure.value)
