@@ -11,6 +11,11 @@ Synced in a 3-node Primary Component and a write on node3 succeeded.
 write stall: a client commits single-row INSERTs on node2 in a loop; the mariadbd of node1 or node3 (in
 turn: five kills of one node within 300 s would be a crash loop, which the agent halts on) gets SIGKILL;
 the figure is the longest gap between two acknowledged commits, until the victim is back and Synced.
+writer failover: the managed HAProxy runs on the "proxy host" (the root namespace, 10.77.0.1:3306/3307,
+membership from etcd); a client inserts ids through its writer endpoint; the writer's mariadbd gets
+SIGKILL; the figure is the time from the kill to the next acknowledged write, and every acknowledged id
+must then be on every node. It runs twice: with the agents' DCS watch (the default) and, as the baseline,
+with `timing.watch: false` (polls only), alternately; the ratio is watch / polls.
 """
 
 from __future__ import annotations
@@ -21,17 +26,20 @@ import itertools
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import psutil
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.multihost
 
 from galera_pilot.mariadb import sql
-from tests.multihost.harness import MultiHost, cleanup_leftovers, wait_for
+from tests.integration.routing_helpers import AckWriter
+from tests.multihost.harness import BRIDGE_ADDRESS, MultiHost, cleanup_leftovers, wait_for
 
 
 def execute(multi: MultiHost, node: str, statement: str) -> None:
@@ -97,9 +105,65 @@ def write_stall(multi: MultiHost, victim: str) -> float:
     return max(b - a for a, b in itertools.pairwise(stamps))
 
 
+def start_proxy(multi: MultiHost) -> subprocess.Popen[bytes]:
+    """The managed HAProxy on the proxy host (the root namespace), as docs/deployment.md sets it up."""
+    config = multi.root / "proxy.yaml"
+    config.write_text(yaml.safe_dump({
+        "cluster_name": multi.cluster_name, "dcs": multi.dcs_url, "run_dir": str(multi.root / "proxy"),
+        "writer_bind": f"{BRIDGE_ADDRESS}:3306", "reader_bind": f"{BRIDGE_ADDRESS}:3307"}))
+    log = open(multi.root / "proxy.log", "ab")  # noqa: SIM115 - the proxy keeps it open
+    return subprocess.Popen([sys.executable, "-m", "galera_pilot", "proxy", "-c", str(config)],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def set_watch(multi: MultiHost, on: bool) -> None:
+    """Rewrite every agent's `timing.watch` and restart the agents (kill -9: each adopts its running
+    mariadbd, so the cluster keeps serving)."""
+    for host in multi.hosts:
+        config = yaml.safe_load(host.config_path.read_text())
+        config.setdefault("timing", {})["watch"] = on
+        host.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        proc = multi.agents.pop(host.node)
+        proc.kill()
+        proc.wait()
+        multi.start_agent(host)
+    wait_for(lambda: multi.all_synced() and multi.snapshot().writer is not None, 120, "agents back with a writer")
+
+
+def writer_failover(multi: MultiHost, first_id: int) -> tuple[float, int]:
+    """One failover; (seconds from the kill to the next acknowledged write, next free id)."""
+    wait_for(lambda: multi.all_synced() and multi.snapshot().writer is not None, 180, "all Synced with a writer")
+    writer = str(multi.snapshot().writer)
+    credentials = multi.credentials()
+    client = AckWriter(BRIDGE_ADDRESS, 3306, credentials.admin_user, credentials.admin_password, "b.acks",
+                       first_id=first_id).start()
+    try:
+        wait_for(lambda: len(client.acked) > 100, 60, "the client to write through the proxy")
+        killed = time.monotonic()
+        kill_pid_file(multi.host(writer).dir / "node" / "run" / "mariadbd.pid")
+        first = wait_for(lambda: client.first_ack_after(killed), 60, "the next acknowledged write", interval=0.01)
+        count = len(client.acked)
+        wait_for(lambda: len(client.acked) > count + 100, 60, "writes to go on")
+    finally:
+        client.stop()
+    wait_for(multi.all_synced, 300, f"{writer} to be back", interval=0.1)
+    for host in multi.hosts:
+        connection = sql.connect_tcp(host.address, 3306, credentials, timeout=2.0)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT id FROM b.acks WHERE id >= {first_id}")
+                present = {int(row[0]) for row in cursor.fetchall()}
+        finally:
+            connection.close()
+        missing = set(client.acked) - present
+        assert not missing, f"{len(missing)} acknowledged ids missing on {host.node}"
+    return float(first) - killed, max(client.acked, default=first_id) + 1000  # type: ignore[arg-type]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only-failover", action="store_true", help="skip the full outage and write stall runs")
     args = parser.parse_args()
     assert os.geteuid() == 0, "run as root (network namespaces)"
     cleanup_leftovers()
@@ -115,16 +179,37 @@ def main() -> None:
         print(f"cold start (rsync SST to two joiners): {time.monotonic() - started:.2f} s", flush=True)
         execute(multi, "node1", "CREATE DATABASE b")
         execute(multi, "node1", "CREATE TABLE b.t (id INT AUTO_INCREMENT PRIMARY KEY, node VARCHAR(8))")
-        outages = []
-        for run in range(args.runs):
+        outages: list[float] = []
+        for run in range(0 if args.only_failover else args.runs):
             outages.append(full_outage(multi))
             print(f"full outage run {run + 1}: {outages[-1]:.2f} s", flush=True)
-        stalls = []
-        for run in range(args.runs):
+        stalls: list[float] = []
+        for run in range(0 if args.only_failover else args.runs):
             stalls.append(write_stall(multi, ("node1", "node3")[run % 2]))
             print(f"write stall run {run + 1}: {stalls[-1]:.2f} s", flush=True)
-        print(f"full outage median {statistics.median(outages):.2f} s ({', '.join(f'{t:.2f}' for t in outages)})")
-        print(f"write stall median {statistics.median(stalls):.2f} s ({', '.join(f'{t:.2f}' for t in stalls)})")
+        execute(multi, "node1", "CREATE TABLE b.acks (id INT PRIMARY KEY)")
+        proxy = start_proxy(multi)
+        failovers: dict[str, list[float]] = {"watch": [], "polls": []}
+        next_id = 1
+        try:
+            for run in range(args.runs):  # alternated, so a change in the machine's load hits both alike
+                for label, watch in (("watch", True), ("polls", False)):
+                    set_watch(multi, watch)
+                    figure, next_id = writer_failover(multi, next_id)
+                    failovers[label].append(figure)
+                    print(f"writer failover ({label}) run {run + 1}: {figure:.3f} s", flush=True)
+        finally:
+            proxy.terminate()
+            proxy.wait(30)
+        if outages and stalls:
+            print(f"full outage median {statistics.median(outages):.2f} s "
+                  f"({', '.join(f'{t:.2f}' for t in outages)})")
+            print(f"write stall median {statistics.median(stalls):.2f} s ({', '.join(f'{t:.2f}' for t in stalls)})")
+        for label, figures in failovers.items():
+            print(f"writer failover ({label}) median {statistics.median(figures):.3f} s "
+                  f"({', '.join(f'{t:.3f}' for t in figures)}); every acknowledged id on every node")
+        ratio = statistics.median(failovers["watch"]) / statistics.median(failovers["polls"])
+        print(f"writer failover ratio watch / polls: {ratio:.2f}")
     finally:
         multi.close()
 

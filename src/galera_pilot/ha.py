@@ -118,7 +118,8 @@ class Ha:
         """Start the status observer and the writer keeper (the REST API reads both), and the DCS watch."""
         self.observer.start()
         self.writer.start()
-        self.dcs_watch.start()
+        if self.config.timing.watch:
+            self.dcs_watch.start()
 
     def _observer_query(self) -> dict[str, str] | None:
         connection = sql.connect_socket(self.config, self.credentials, timeout=QUERY_TIMEOUT)

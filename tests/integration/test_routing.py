@@ -123,6 +123,8 @@ def test_endpoints_of_a_synced_cluster(cluster: Path) -> None:
         status = json.loads(response.read())
     assert status["routing"]["writer"] is True and status["routing"]["healthy"] is True
     assert status["routing"]["observed_ago"] < 2
+    # The DCS watch delivers on this backend (SQLite or etcd): the peers' records reached it as changes.
+    assert status["dcs_watch"]["changes_seen"] > 0, status
     with urllib.request.urlopen(f"http://{ADDRESSES[writer]}:8008/metrics", timeout=2) as response:
         metrics = response.read().decode()
     for name in ("galera_pilot_wsrep_local_state", "galera_pilot_wsrep_cluster_size",
