@@ -145,7 +145,8 @@ def test_crash_with_a_transaction_in_flight_still_rejoins_by_ist(cluster: Path) 
         text = grastate.read_text()
         uuid = next(line.split()[1] for line in text.splitlines() if line.startswith("uuid:"))
         grastate.write_text(text.replace(uuid, "00000000-0000-0000-0000-000000000000"))
-        query(cluster, "REPLACE INTO app.t VALUES (4, 'while blanked')", "node1")
+        query(cluster, "CREATE TABLE IF NOT EXISTS app.inflight (id INT PRIMARY KEY, v VARCHAR(20))", "node1")
+        query(cluster, "REPLACE INTO app.inflight VALUES (1, 'while blanked')", "node1")
     finally:
         os.kill(agent, signal.SIGCONT)
 
@@ -154,7 +155,7 @@ def test_crash_with_a_transaction_in_flight_still_rejoins_by_ist(cluster: Path) 
         return pid not in (None, old) and all_synced(cluster, 3)
 
     wait_for(back, 120, "node3 to be restarted and Synced again")
-    assert query(cluster, "SELECT v FROM app.t WHERE id = 4", "node3") == [["while blanked"]]
+    assert query(cluster, "SELECT v FROM app.inflight WHERE id = 1", "node3") == [["while blanked"]]
     assert not list((cluster / "node3").glob("data.refused-*")), "the datadir was moved aside"
     log = (cluster / "node3" / "log" / "mariadbd.err").read_text(errors="replace").rsplit("Starting MariaDB", 1)[-1]
     # A joiner that asks for an IST names its own position; one that needs a full SST names the zero UUID.
