@@ -3,10 +3,10 @@
 A client inserts ids in a loop through the writer endpoint, reconnecting on any error and recording
 every acknowledged id. Then, per run:
 
-- failover: kill -9 the writer's mariadbd; the figure is the time from the kill to the next
-  acknowledged write (the writer's agent sees the exit at once through its pidfd, gives the writer
-  lease up, has the survivors evict the dead instance; the next member by priority takes the lease;
-  HAProxy's next check of it marks it UP);
+- failover: kill -9 the writer's mariadbd; the figure is the time from the kill to the first
+  acknowledged write after the client's first error (the writer's agent sees the exit at once through
+  its pidfd, gives the writer lease up, has the survivors evict the dead instance; the next member by
+  priority takes the lease; HAProxy's next check of it marks it UP);
 - switchover: `galera-pilot switchover`; the figure is the longest gap between two acknowledged writes
   around it (how long the client saw errors).
 
@@ -94,7 +94,7 @@ def one_run(directory: Path, kind: str, credentials: tuple[str, str]) -> float:
         if kind == "failover":
             pid = int((directory / writer / "run" / "mariadbd.pid").read_text())
             os.kill(pid, signal.SIGKILL)
-            first = wait(lambda: client.first_ack_after(started), 60, "the next acknowledged write")
+            first = wait(lambda: client.back_after(started), 60, "the next acknowledged write")
             figure = float(first) - started  # type: ignore[arg-type]
         else:
             run("switchover", "--dir", str(directory))

@@ -99,6 +99,12 @@ class AckWriter:
     def first_ack_after(self, moment: float) -> float | None:
         return next((t for t in self.ack_times if t > moment), None)
 
+    def back_after(self, moment: float) -> float | None:
+        """The first acknowledgement after the first error after `moment`: when writes worked again after
+        an outage that began then. (An ack a moment after a kill may still be the dead server's last one.)"""
+        error = next((t for t in self.error_times if t > moment), None)
+        return None if error is None else self.first_ack_after(error)
+
     def longest_gap_after(self, moment: float) -> float:
         """Longest time between two acknowledgements after `moment` (the outage a client saw)."""
         times = [moment, *[t for t in self.ack_times if t > moment]]
