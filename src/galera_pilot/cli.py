@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from galera_pilot.cluster import Cluster, HistoryEvent
-from galera_pilot.config import redact_dcs_url
+from galera_pilot.config import dcs_url_carries_password, redact_dcs_url
 from galera_pilot.embedded import DEFAULT_READER_BIND, DEFAULT_WRITER_BIND, EmbeddedCluster, find_cluster_config
 from galera_pilot.errors import ConfigError, PilotError
 from galera_pilot.mariadb import sql
@@ -47,7 +47,7 @@ def main() -> None:
 
 def _no_password_in_argv(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Any user can read another's command line (ps): an etcd password must come from the environment."""
-    if (value is not None and redact_dcs_url(value) != value
+    if (value is not None and dcs_url_carries_password(value)
             and ctx.get_parameter_source(param.name or "") == ParameterSource.COMMANDLINE):
         raise click.BadParameter(f"{redact_dcs_url(value)}: a password on the command line is visible to every "
                                  "user of this machine (ps); set GALERA_PILOT_DCS to the URL instead", ctx, param)

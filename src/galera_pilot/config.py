@@ -340,13 +340,19 @@ def parse_config(data: object, source: str = "<config>") -> NodeConfig:
 def load_config(path: Path) -> NodeConfig:
     config = load_model(NodeConfig, path)
     try:
-        exposed = redact_dcs_url(config.dcs) != config.dcs and Path(path).stat().st_mode & 0o077
+        exposed = dcs_url_carries_password(config.dcs) and Path(path).stat().st_mode & 0o077
     except OSError:
         exposed = False
     if exposed:
         raise ConfigError(f"field 'dcs' carries an etcd password, so {path} must not be readable by group or "
                           "others (chmod 600 it)")
     return config
+
+
+def dcs_url_carries_password(url: str) -> bool:
+    """Whether a DCS URL holds an etcd password (user:password@): then it must stay out of argv and of
+    files others can read."""
+    return redact_dcs_url(url) != url
 
 
 def redact_dcs_url(url: str) -> str:

@@ -32,6 +32,7 @@ from galera_pilot.config import (
     NAME_PATTERN,
     NodeConfig,
     SstMethod,
+    dcs_url_carries_password,
     dump_config,
     load_config,
     parse_config,
@@ -462,7 +463,7 @@ def _owner(address: str, port: int) -> str:
 
 def _write_config(path: Path, text: str, dcs_url: str) -> None:
     """Atomically; 0600 when the DCS URL carries a password (etcd user:password@), else 0644."""
-    write_private(path, text, 0o600 if redact_dcs_url(dcs_url) != dcs_url else 0o644)
+    write_private(path, text, 0o600 if dcs_url_carries_password(dcs_url) else 0o644)
 
 
 def find_cluster_config(directory: Path) -> EmbeddedCluster:

@@ -275,14 +275,19 @@ class EtcdDCS(DCS):
             raise DCSError(f"etcd {endpoint} refused {path}: {message}")
         raise DCSError(f"no etcd endpoint answered {path}: {'; '.join(failures)}")
 
-    def _request(self, endpoint: str, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """One endpoint, with authentication: a missing or expired token is (re)fetched once."""
-        if self.settings.username is None:
-            return self._post(endpoint, path, body, None)
+    def _current_token(self, endpoint: str) -> str:
+        """The auth token, fetched from `endpoint` when there is none yet (or it was dropped as expired)."""
         token = self._token
         if token is None:
             with self._auth_lock:
                 token = self._token = self._token or self._authenticate(endpoint)
+        return token
+
+    def _request(self, endpoint: str, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """One endpoint, with authentication: a missing or expired token is (re)fetched once."""
+        if self.settings.username is None:
+            return self._post(endpoint, path, body, None)
+        token = self._current_token(endpoint)
         try:
             status, data = self._post(endpoint, path, body, token)
         except ReadTimeoutError:
@@ -402,9 +407,7 @@ class EtcdDCS(DCS):
             request["start_revision"] = str(revision + 1)
         headers = {"Content-Type": "application/json"}
         if self.settings.username is not None:
-            with self._auth_lock:
-                self._token = self._token or self._authenticate(endpoint)
-                headers["Authorization"] = self._token
+            headers["Authorization"] = self._current_token(endpoint)
         response = self._pool.request(
             "POST", endpoint + API + "/watch", body=json.dumps({"create_request": request}).encode(),
             headers=headers, retries=False, preload_content=False,
