@@ -24,9 +24,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -132,20 +131,6 @@ def query(directory: Path, sql: str, member: str | None = None) -> list[list[str
         args += ["--member", member]
     out = cli(*args, sql).stdout
     return [line.split("\t") for line in out.splitlines()]
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.2) -> object:
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as error:  # the condition may be unreadable while things move
-            last_error = error
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last error: {last_error!r})")
 
 
 def http_status(url: str) -> int:

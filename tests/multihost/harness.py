@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from galera_pilot.cluster import Cluster
 from galera_pilot.credentials import Credentials, load_credentials, save_credentials
 from galera_pilot.dcs import DCS, get_dcs
 from tests.unit.dcs_backends import ETCD_BINARY, etcd_answers
+from tests.waiting import wait_for
 
 PREFIX = "gp5-"
 BRIDGE = "gp5-br0"
@@ -44,20 +44,6 @@ def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
     return result
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.25) -> object:
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as error:  # unreadable while things move
-            last_error = error
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last error: {last_error!r})")
 
 
 def namespaces() -> list[str]:
