@@ -12,14 +12,15 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from galera_pilot.dcs import DCS, get_dcs
+from galera_pilot.dcs import DCS, Change, get_dcs
 
 ETCD_BINARY = "/usr/bin/etcd"
 
@@ -163,3 +164,37 @@ def running_etcd(host: str = "127.0.0.1") -> Iterator[EtcdServer]:
         yield etcd.start()
     finally:
         etcd.stop()
+
+
+class Recorder:
+    """Runs a store's watch in a thread and keeps every change it reports."""
+
+    def __init__(self, store: DCS) -> None:
+        self.store = store
+        self.changes: list[Change] = []
+        self.batches = 0
+        self.stop = threading.Event()
+        self._cond = threading.Condition()
+        threading.Thread(target=store.watch, args=(self._on_change, self.stop), daemon=True).start()
+
+    def _on_change(self, changes: list[Change]) -> None:
+        with self._cond:
+            self.changes.extend(changes)
+            self.batches += 1
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[list[Change]], bool], timeout: float, what: str) -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: predicate(self.changes), timeout):
+                raise AssertionError(f"no {what} within {timeout} s; changes seen: {self.changes}")
+
+    def ready(self, writer: DCS) -> None:
+        """Write a sentinel until the watch reports it: from then on it sees every change."""
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            writer.put("sentinel", str(time.monotonic()))
+            with self._cond:
+                if self._cond.wait_for(lambda: any(c.key == "sentinel" for c in self.changes), 0.3):
+                    self.changes.clear()
+                    return
+        raise AssertionError("the watch never reported the sentinel")

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 import dcs_race_workers
-from dcs_backends import Backend, TTLs
+from dcs_backends import Backend, Recorder, TTLs
 
 from galera_pilot.dcs import DCS, Change
 
@@ -325,40 +325,6 @@ def test_processes_cas_counter_loses_no_increment(backend: Backend) -> None:
 
 
 # ---- watch -------------------------------------------------------------------------------------------------
-
-
-class Recorder:
-    """Runs a store's watch in a thread and keeps every change it reports."""
-
-    def __init__(self, store: DCS) -> None:
-        self.store = store
-        self.changes: list[Change] = []
-        self.batches = 0
-        self.stop = threading.Event()
-        self._cond = threading.Condition()
-        threading.Thread(target=store.watch, args=(self._on_change, self.stop), daemon=True).start()
-
-    def _on_change(self, changes: list[Change]) -> None:
-        with self._cond:
-            self.changes.extend(changes)
-            self.batches += 1
-            self._cond.notify_all()
-
-    def wait_for(self, predicate: Callable[[list[Change]], bool], timeout: float, what: str) -> None:
-        with self._cond:
-            if not self._cond.wait_for(lambda: predicate(self.changes), timeout):
-                raise AssertionError(f"no {what} within {timeout} s; changes seen: {self.changes}")
-
-    def ready(self, writer: DCS) -> None:
-        """Write a sentinel until the watch reports it: from then on it sees every change."""
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            writer.put("sentinel", str(time.monotonic()))
-            with self._cond:
-                if self._cond.wait_for(lambda: any(c.key == "sentinel" for c in self.changes), 0.3):
-                    self.changes.clear()
-                    return
-        raise AssertionError("the watch never reported the sentinel")
 
 
 def test_watch_reports_puts_deletes_and_expiries(backend: Backend, ttls: TTLs) -> None:

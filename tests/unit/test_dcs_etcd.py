@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from dcs_backends import EtcdServer, etcd_request, free_port
+from dcs_backends import EtcdServer, Recorder, etcd_request, free_port
 
 from galera_pilot.dcs import Change, get_dcs
 from galera_pilot.dcs import etcd as etcd_module
@@ -392,37 +392,20 @@ def test_a_member_without_leader_is_skipped(etcd_server: EtcdServer, cluster: st
 # ---- watch --------------------------------------------------------------------------------------------------
 
 
-def start_watch(store: EtcdDCS) -> tuple[list[Change], threading.Event]:
-    seen: list[Change] = []
-    stop = threading.Event()
-    threading.Thread(target=store.watch, args=(seen.extend, stop), daemon=True).start()
-    return seen, stop
-
-
-def wait_seen(seen: list[Change], change: Change, timeout: float, writer: EtcdDCS | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while change not in seen:
-        assert time.monotonic() < deadline, f"{change} not reported within {timeout} s; seen: {seen}"
-        if writer is not None:  # keep writing until the watch is established
-            writer.put(change.key, change.value or "")
-        time.sleep(0.1)
-
-
 def test_a_quiet_watch_is_reopened_without_missing_a_change(etcd_server: EtcdServer, cluster: str,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(etcd_module, "WATCH_IDLE", 0.3)
     watcher, writer = open_etcd(etcd_server.url, cluster), open_etcd(etcd_server.url, cluster)
-    seen, stop = start_watch(watcher)
+    recorder = Recorder(watcher)
     try:
-        wait_seen(seen, Change("sentinel", "x"), 10, writer)
-        seen.clear()
+        recorder.ready(writer)
         time.sleep(1.5)  # several silent periods: the stream is reopened from the next revision each time
         writer.put("members/a", "1")
         writer.put("members/a", "2")
-        wait_seen(seen, Change("members/a", "2"), 5)
-        assert seen == [Change("members/a", "1"), Change("members/a", "2")]
+        recorder.wait_for(lambda cs: Change("members/a", "2") in cs, 5, "the second put")
+        assert recorder.changes == [Change("members/a", "1"), Change("members/a", "2")]
     finally:
-        stop.set()
+        recorder.stop.set()
 
 
 def test_watch_moves_on_from_an_endpoint_that_never_answers(etcd_server: EtcdServer, cluster: str,
@@ -431,11 +414,11 @@ def test_watch_moves_on_from_an_endpoint_that_never_answers(etcd_server: EtcdSer
     monkeypatch.setattr(etcd_module, "WATCH_IDLE", 0.5)
     watcher = open_etcd(f"etcd://{silent_endpoint},127.0.0.1:{etcd_server.port}", cluster)
     writer = open_etcd(etcd_server.url, cluster)
-    seen, stop = start_watch(watcher)
+    recorder = Recorder(watcher)
     try:
-        wait_seen(seen, Change("members/b", "1"), 10, writer)
+        recorder.ready(writer)  # the sentinel gets through once the watch has moved to the live endpoint
     finally:
-        stop.set()
+        recorder.stop.set()
 
 
 def test_a_compacted_revision_is_reported_as_a_resync(etcd_server: EtcdServer, cluster: str) -> None:
