@@ -45,11 +45,12 @@ from tests.integration.routing_helpers import AckWriter
 from tests.multihost.harness import BRIDGE_ADDRESS, MultiHost, cleanup_leftovers, wait_for
 
 
-def execute(multi: MultiHost, node: str, statement: str) -> None:
+def execute(multi: MultiHost, node: str, statement: str) -> list[tuple]:
     connection = sql.connect_tcp(multi.host(node).address, 3306, multi.credentials(), timeout=2.0)
     try:
         with connection.cursor() as cursor:
             cursor.execute(statement)
+            return list(cursor.fetchall())
     finally:
         connection.close()
 
@@ -74,7 +75,7 @@ def full_outage(multi: MultiHost) -> float:
     for host in multi.hosts:
         multi.start_agent(host)
     wait_for(multi.all_synced, 300, "all Synced after the outage", interval=0.05)
-    wait_for(lambda: execute(multi, "node3", "INSERT INTO b.t (node) VALUES ('after')") is None, 60,
+    wait_for(lambda: execute(multi, "node3", "INSERT INTO b.t (node) VALUES ('after')") == [], 60,
              "a write on node3", interval=0.05)
     return time.monotonic() - started
 
@@ -154,13 +155,7 @@ def writer_failover(multi: MultiHost, first_id: int) -> tuple[float, int]:
         client.stop()
     wait_for(multi.all_synced, 300, f"{writer} to be back", interval=0.1)
     for host in multi.hosts:
-        connection = sql.connect_tcp(host.address, 3306, credentials, timeout=2.0)
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(f"SELECT id FROM b.acks WHERE id >= {first_id}")
-                present = {int(row[0]) for row in cursor.fetchall()}
-        finally:
-            connection.close()
+        present = {int(row[0]) for row in execute(multi, host.node, f"SELECT id FROM b.acks WHERE id >= {first_id}")}
         missing = set(client.acked) - present
         assert not missing, f"{len(missing)} acknowledged ids missing on {host.node}"
     figure = float(first) - killed  # type: ignore[arg-type]
