@@ -15,7 +15,9 @@ import psutil
 import pytest
 import yaml
 
-from .conftest import cli, destroy, http_status, mariadbd_pid, members, new_cluster_path, query, wait_for
+from tests.waiting import wait_for
+
+from .conftest import cli, destroy, http_status, mariadbd_pid, members, new_cluster_path, query
 
 LIST_KEYS = {"name", "address", "role", "state", "cluster_status", "cluster_size", "cluster_uuid", "seqno", "activity"}
 

@@ -24,8 +24,9 @@ from galera_pilot.credentials import load_credentials
 from galera_pilot.embedded import EmbeddedCluster
 from galera_pilot.mariadb import sql
 from tests.unit.dcs_backends import EtcdProcess
+from tests.waiting import wait_for
 
-from .conftest import cli, destroy, http_status, mariadbd_pid, members, new_cluster_path, query, wait_for
+from .conftest import cli, destroy, http_status, mariadbd_pid, members, new_cluster_path, query
 
 BASE = "127.0.0.70"
 NODES = ("node1", "node2", "node3")

@@ -34,8 +34,9 @@ from galera_pilot.errors import PilotError
 from galera_pilot.proxy.haproxy_config import ProxyBackend, ProxySettings, render_haproxy_config
 from galera_pilot.proxy.haproxy_process import HaproxyProcess
 from galera_pilot.proxy.manager import ProxyManager
+from tests.waiting import wait_for
 
-from .conftest import test_address, test_dcs, wait_for
+from .conftest import test_address, test_dcs
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from galera_pilot.embedded import EmbeddedCluster
+from tests.waiting import wait_for
 
-from .conftest import cli, destroy, members, new_cluster_path, query, wait_for
+from .conftest import cli, destroy, members, new_cluster_path, query
 
 BASE = "127.0.0.30"
 

@@ -23,8 +23,9 @@ import pytest
 from galera_pilot.credentials import load_credentials
 from galera_pilot.embedded import EmbeddedCluster
 from galera_pilot.mariadb import sql
+from tests.waiting import wait_for
 
-from .conftest import cli, destroy, members, new_cluster_path, query, wait_for
+from .conftest import cli, destroy, members, new_cluster_path, query
 from .test_recovery import NODES, kill_agents, kill_mariadbd
 
 BASE = "127.0.0.46"

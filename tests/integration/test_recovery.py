@@ -17,8 +17,9 @@ import pytest
 from galera_pilot.credentials import load_credentials
 from galera_pilot.embedded import EmbeddedCluster
 from galera_pilot.mariadb import sql
+from tests.waiting import wait_for
 
-from .conftest import cli, destroy, mariadbd_pid, members, new_cluster_path, query, wait_for
+from .conftest import cli, destroy, mariadbd_pid, members, new_cluster_path, query
 
 NODES = ("node1", "node2", "node3")
 

@@ -22,7 +22,9 @@ import pymysql
 import pytest
 import yaml
 
-from .conftest import cli, destroy, mariadbd_pid, members, new_cluster_path, query, wait_for
+from tests.waiting import wait_for
+
+from .conftest import cli, destroy, mariadbd_pid, members, new_cluster_path, query
 from .routing_helpers import (
     BASE_ADDRESS,
     PROXY_HOST,
