@@ -100,15 +100,24 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
 class StandInNode:
     """A node as HAProxy sees it: a client port that names itself, an agent API with settable answers."""
 
-    def __init__(self, name: str, address: str, writer: bool = False, read: bool = True) -> None:
+    def __init__(self, name: str, address: str, writer: bool = False, read: bool = True,
+                 silent_agent: bool = False) -> None:
         self.name, self.address = name, address
         self.codes = {"/writer": 200 if writer else 503, "/read": 200 if read else 503}
         self.sessions: list[socket.socket] = []
         self.checks = 0
         self._client = _TCPServer((address, CLIENT_PORT), _EchoHandler)
-        self._api = _HTTPServer((address, API_PORT), _ApiHandler)
-        self._client.node = self._api.node = self  # type: ignore[attr-defined]
-        for server in (self._client, self._api):
+        self._client.node = self  # type: ignore[attr-defined]
+        self._servers: list[socketserver.BaseServer] = [self._client]
+        self._silent: socket.socket | None = None
+        if silent_agent:
+            # An agent that takes the connection and never answers (a hung process): every check times out.
+            self._silent = socket.create_server((address, API_PORT), reuse_port=False, backlog=128)
+        else:
+            self._api = _HTTPServer((address, API_PORT), _ApiHandler)
+            self._api.node = self  # type: ignore[attr-defined]
+            self._servers.append(self._api)
+        for server in self._servers:
             threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
 
     @property
@@ -119,9 +128,11 @@ class StandInNode:
         self.codes["/writer"] = 200 if writer else 503
 
     def close(self) -> None:
-        for server in (self._client, self._api):
+        for server in self._servers:
             server.shutdown()
-            server.server_close()
+            server.server_close()  # type: ignore[attr-defined]
+        if self._silent is not None:
+            self._silent.close()
         for session in self.sessions:
             with contextlib.suppress(OSError):
                 session.shutdown(socket.SHUT_RDWR)
@@ -165,6 +176,15 @@ def node_behind(endpoint: tuple[str, int]) -> str | None:
         return session.node
     finally:
         session.close()
+
+
+def reached_for(endpoint: tuple[str, int], seconds: float) -> list[str | None]:
+    """The node behind each new connection, connecting again and again for `seconds`."""
+    reached = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        reached.append(node_behind(endpoint))
+    return reached
 
 
 def haproxy_pids(run_dir: Path) -> list[int]:
@@ -237,13 +257,32 @@ def test_writer_endpoint_reaches_only_the_writer_and_reader_spreads(
     wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
     assert {node_behind(WRITER) for _ in range(20)} == {"node1"}
     # leastconn: sessions held open spread over every readable node.
-    wait_for(lambda: all(n.checks >= 2 for n in nodes.values()), 30, "checks of every node")
+    wait_for(lambda: all(n.checks >= 4 for n in nodes.values()), 30, "two rounds of checks of every node")
     held = [Session(READER) for _ in range(6)]
     try:
         assert sorted(s.node or "" for s in held) == ["node1", "node1", "node2", "node2", "node3", "node3"]
     finally:
         for session in held:
             session.close()
+
+
+def test_a_node_whose_agent_never_answers_is_never_offered_after_a_start_or_a_reload(
+    haproxy: HaproxyProcess, nodes: dict[str, StandInNode], run_dir: Path
+) -> None:
+    """HAProxy takes an unchecked server for UP; with a silent agent, two timed-out checks (fall 2) pass
+    before it is DOWN. Without the server-state file the writer endpoint offered node4 here for ~0.6 s."""
+    hung = StandInNode("node4", NODE4, writer=False, silent_agent=True)
+    try:
+        members = [*nodes.values(), hung]
+        haproxy.start(render(run_dir, members))
+        assert "node4" not in reached_for(WRITER, 1.5)
+        wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
+        haproxy.reload(render(run_dir, [m for m in members if m.name != "node2"]))
+        # The writer stays UP through the reload (no gap), and no other node is offered.
+        assert set(reached_for(WRITER, 1.5)) == {"node1"}
+        assert "node4" not in reached_for(READER, 0.5)
+    finally:
+        hung.close()
 
 
 def test_writer_flip_moves_new_connections_and_cuts_sessions_to_the_old_writer(

@@ -50,6 +50,7 @@ HOST_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
 UNIX_PATH_MAX = 107  # sun_path holds 108 bytes including the final NUL
 
 PID_FILE = "haproxy.pid"
+SERVER_STATE_FILE = "server-state"  # written before every start and reload: proxy/server_state.py
 ADMIN_SOCKET = "admin.sock"
 
 
@@ -207,6 +208,9 @@ def render_haproxy_config(settings: ProxySettings, backends: Iterable[ProxyBacke
         # expose-fd listeners: the listening sockets can be passed to a new process over this socket,
         # so a reload never closes them (no refused connections during a reload).
         f"    stats socket {run_dir / ADMIN_SOCKET} mode 600 level admin expose-fd listeners",
+        # Each new worker starts from this file instead of taking every unchecked server for UP, which
+        # would offer a non-writer on the writer endpoint until its first checks (server_state.py).
+        f"    server-state-file {run_dir / SERVER_STATE_FILE}",
     ]
     if s.hard_stop_after_s is not None:
         global_lines.append(f"    hard-stop-after {s.hard_stop_after_s}s")
@@ -219,6 +223,7 @@ def render_haproxy_config(settings: ProxySettings, backends: Iterable[ProxyBacke
         "",
         "defaults",
         "    mode tcp",
+        "    load-server-state-from-file global",
         f"    timeout connect {s.connect_timeout_ms}ms",
         f"    timeout client {s.session_timeout_s}s",
         f"    timeout server {s.session_timeout_s}s",

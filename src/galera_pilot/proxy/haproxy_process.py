@@ -31,7 +31,8 @@ from pathlib import Path
 import psutil
 
 from galera_pilot.errors import PilotError
-from galera_pilot.proxy.haproxy_config import PID_FILE, parse_bind
+from galera_pilot.proxy.haproxy_config import PID_FILE, SERVER_STATE_FILE, parse_bind
+from galera_pilot.proxy.server_state import render_server_state
 
 MASTER_SOCKET = "master.sock"
 LOG_FILE = "haproxy.log"
@@ -85,6 +86,22 @@ def _resolve(host: str) -> str | None:
         return None
 
 
+def _replace_file(path: Path, text: str) -> None:
+    """Write text to path atomically (0644), so a reader never finds a half-written file."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(name, 0o644)
+        os.replace(name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
+
+
 class HaproxyProcess:
     """One HAProxy master (and its workers) running `config_path`, with its sockets in `run_dir`.
 
@@ -97,6 +114,7 @@ class HaproxyProcess:
         self.run_dir = Path(run_dir).absolute()
         self.binary = binary
         self.pid_file = self.run_dir / PID_FILE
+        self.server_state_file = self.run_dir / SERVER_STATE_FILE
         self.master_socket = self.run_dir / MASTER_SOCKET
         self.log_file = self.run_dir / LOG_FILE
         self._child: subprocess.Popen[bytes] | None = None
@@ -135,18 +153,20 @@ class HaproxyProcess:
     def _write_config(self, text: str) -> None:
         """Replace the configuration file atomically (0644): HAProxy re-reads it on every reload, and a
         half-written file must never be what a reload or a restart finds."""
-        fd, name = tempfile.mkstemp(prefix=".haproxy-", suffix=".cfg", dir=self.config_path.parent)
+        _replace_file(self.config_path, text)
+
+    def _write_server_state(self, text: str, live_dump: str | None) -> None:
+        """The state the next worker starts its servers in (see proxy/server_state.py)."""
+        _replace_file(self.server_state_file, render_server_state(text, live_dump))
+
+    def _live_server_state(self, workers: tuple[int, ...]) -> str | None:
+        """The current worker's `show servers state`; None when it does not answer (all start DOWN)."""
+        if not workers:
+            return None
         try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(name, 0o644)
-            os.replace(name, self.config_path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(name)
-            raise
+            return self.cli("show servers state", process=workers[-1])
+        except PilotError:
+            return None
 
     def _log_offset(self) -> int:
         try:
@@ -344,6 +364,7 @@ class HaproxyProcess:
             raise PilotError(f"cannot start haproxy: {'; '.join(taken)}")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._write_config(text)
+        self._write_server_state(text, None)
         offset = self._log_offset()
         with self.log_file.open("ab") as out:
             child = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -388,6 +409,7 @@ class HaproxyProcess:
         binds = _listen_addresses(text)
         offset = self._log_offset()
         self._write_config(text)
+        self._write_server_state(text, self._live_server_state(before.workers))
         os.kill(pid, signal.SIGUSR2)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
