@@ -83,6 +83,17 @@ class Node:
         return None
 
 
+def _node_behind(host: str, port: int, credentials: Credentials) -> str:
+    """The wsrep_node_name a new connection to host:port ("" = this host) reaches."""
+    connection = sql.connect_tcp(host or "127.0.0.1", port, credentials, timeout=1.0)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@wsrep_node_name")
+            return str(cursor.fetchone()[0])
+    finally:
+        connection.close()
+
+
 class EmbeddedCluster:
     def __init__(self, directory: Path) -> None:
         self.dir = directory.resolve()
@@ -263,11 +274,14 @@ class EmbeddedCluster:
         return proc
 
     def wait_routed(self, timeout: float = 60.0) -> str:
-        """Wait until a query through the writer endpoint reaches the DCS's writer; return its name."""
+        """Wait until a query through the writer endpoint reaches the DCS's writer, and one through the
+        reader endpoint reaches some node (HAProxy offers a server only after its first check passed);
+        return the writer's name."""
         config = self.proxy_config()
         if config is None:
             raise PilotError("this cluster has no managed proxy")
         host, port = parse_bind(config.writer_bind)
+        reader_host, reader_port = parse_bind(config.reader_bind)
         credentials = self.credentials()
         deadline = time.monotonic() + timeout
         last = "no writer elected yet"
@@ -278,18 +292,18 @@ class EmbeddedCluster:
             writer = self.snapshot().writer
             if writer is not None:
                 try:
-                    connection = sql.connect_tcp(host or "127.0.0.1", port, credentials, timeout=1.0)
-                    try:
-                        with connection.cursor() as cursor:
-                            cursor.execute("SELECT @@wsrep_node_name")
-                            reached = str(cursor.fetchone()[0])
-                    finally:
-                        connection.close()
-                    if reached == writer:
-                        return writer
-                    last = f"the writer endpoint reached {reached}, the writer is {writer}"
+                    reached = _node_behind(host, port, credentials)
                 except Exception as error:
                     last = f"the writer endpoint {config.writer_bind} does not answer yet: {error}"
+                    reached = None
+                if reached is not None and reached != writer:
+                    last = f"the writer endpoint reached {reached}, the writer is {writer}"
+                elif reached == writer:
+                    try:
+                        _node_behind(reader_host, reader_port, credentials)
+                        return writer
+                    except Exception as error:
+                        last = f"the reader endpoint {config.reader_bind} does not answer yet: {error}"
             time.sleep(0.1)
         raise PilotError(f"clients cannot reach the writer through the proxy after {timeout:.0f} s: {last}")
 

@@ -178,6 +178,12 @@ def node_behind(endpoint: tuple[str, int]) -> str | None:
         session.close()
 
 
+def wait_served() -> None:
+    """Every server starts DOWN (the server-state file): wait for the first checks on both endpoints."""
+    wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
+    wait_for(lambda: node_behind(READER) is not None, 30, "the reader endpoint to reach a node", interval=0.05)
+
+
 def reached_for(endpoint: tuple[str, int], seconds: float) -> list[str | None]:
     """The node behind each new connection, connecting again and again for `seconds`."""
     reached = []
@@ -254,7 +260,7 @@ def test_writer_endpoint_reaches_only_the_writer_and_reader_spreads(
     haproxy: HaproxyProcess, nodes: dict[str, StandInNode], run_dir: Path
 ) -> None:
     haproxy.start(render(run_dir, list(nodes.values())))
-    wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
+    wait_served()
     assert {node_behind(WRITER) for _ in range(20)} == {"node1"}
     # leastconn: sessions held open spread over every readable node.
     wait_for(lambda: all(n.checks >= 4 for n in nodes.values()), 30, "two rounds of checks of every node")
@@ -276,7 +282,7 @@ def test_a_node_whose_agent_never_answers_is_never_offered_after_a_start_or_a_re
         members = [*nodes.values(), hung]
         haproxy.start(render(run_dir, members))
         assert "node4" not in reached_for(WRITER, 1.5)
-        wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
+        wait_served()
         haproxy.reload(render(run_dir, [m for m in members if m.name != "node2"]))
         # The writer stays UP through the reload (no gap), and no other node is offered.
         assert set(reached_for(WRITER, 1.5)) == {"node1"}
@@ -289,7 +295,7 @@ def test_writer_flip_moves_new_connections_and_cuts_sessions_to_the_old_writer(
     haproxy: HaproxyProcess, nodes: dict[str, StandInNode], run_dir: Path
 ) -> None:
     haproxy.start(render(run_dir, list(nodes.values())))
-    wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
+    wait_served()
     arrived, cut = [], []
     old, new = nodes["node1"], nodes["node2"]
     for flip in range(6):
@@ -316,7 +322,7 @@ def test_reload_with_an_added_member_keeps_established_sessions(
     haproxy: HaproxyProcess, nodes: dict[str, StandInNode], run_dir: Path
 ) -> None:
     master = haproxy.start(render(run_dir, list(nodes.values())))
-    wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
+    wait_served()
     writer_session, reader_session = Session(WRITER), Session(READER)
     assert writer_session.echo("one") == "one" and reader_session.echo("one") == "one"
     before = wait_for(haproxy.show_proc, 30, "the master CLI to answer")
@@ -354,7 +360,7 @@ def test_sessions_kept_by_an_old_worker_are_cut_when_their_server_goes_down(
 ) -> None:
     """An old worker runs no health checks, so cut_stale_sessions applies the new worker's DOWN to it."""
     haproxy.start(render(run_dir, list(nodes.values())))
-    wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
+    wait_served()
     writer_session, reader_session = Session(WRITER), Session(READER)
     haproxy.reload(render(run_dir, list(nodes.values())))
     state = wait_for(haproxy.show_proc, 30, "the master CLI to answer")
@@ -378,7 +384,7 @@ def test_invalid_config_is_refused_and_the_old_one_keeps_serving(
 ) -> None:
     good = render(run_dir, list(nodes.values()))
     haproxy.start(good)
-    wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
+    wait_served()
     before = wait_for(haproxy.show_proc, 30, "the master CLI to answer")
     bad = good.replace("    mode tcp\n", "    mode tcp\n    frobnicate yes\n")
     with pytest.raises(PilotError, match="unknown keyword 'frobnicate'"):
@@ -395,7 +401,7 @@ def test_a_reload_haproxy_cannot_load_keeps_the_old_worker_and_file(
     """Valid for `haproxy -c`, yet the re-executed master cannot bind: the running worker must stay."""
     good = render(run_dir, list(nodes.values()))
     haproxy.start(good)
-    wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
+    wait_served()
     session = Session(WRITER)
     before = wait_for(haproxy.show_proc, 30, "the master CLI to answer")
     extra = f"\nfrontend extra\n    bind {PROXY_ADDRESS}:47309\n    default_backend reader\n"
@@ -425,6 +431,8 @@ def test_a_reload_haproxy_cannot_load_keeps_the_old_worker_and_file(
 
 def test_port_in_use_gives_a_clear_error(haproxy: HaproxyProcess, nodes: dict[str, StandInNode], run_dir: Path) -> None:
     with socket.socket() as squatter:
+        # SO_REUSEADDR: earlier tests' connections may linger in TIME_WAIT on this address (not a listener).
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(READER)
         squatter.listen()
         with pytest.raises(PilotError) as raised:
@@ -469,7 +477,7 @@ def test_a_second_haproxy_on_the_same_endpoints_is_refused(
 
 def test_stop_leaves_no_haproxy_process(haproxy: HaproxyProcess, nodes: dict[str, StandInNode], run_dir: Path) -> None:
     haproxy.start(render(run_dir, list(nodes.values())))
-    wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
+    wait_served()
     session = Session(WRITER)  # keeps the old worker alive after the reload
     try:
         haproxy.reload(render(run_dir, list(nodes.values())[:2]))
@@ -488,7 +496,7 @@ def test_a_new_adapter_adopts_the_running_haproxy(
     haproxy: HaproxyProcess, nodes: dict[str, StandInNode], run_dir: Path
 ) -> None:
     master = haproxy.start(render(run_dir, list(nodes.values())))
-    wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
+    wait_served()
     session = Session(WRITER)
     adopted = HaproxyProcess(run_dir / "haproxy.cfg", run_dir)
     try:
@@ -521,7 +529,7 @@ def test_manager_follows_the_dcs_membership(nodes: dict[str, StandInNode], run_d
         dcs.update_roster(RosterEntry("node3", NODE3, f"http://{NODE3}:{API_PORT}", CLIENT_PORT))
         assert manager.run_cycle().startswith("haproxy started (pid ")
         assert manager.run_cycle() == "haproxy config unchanged: members node1,node2,node3"
-        wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
+        wait_served()
         session = Session(WRITER)
         dcs.publish_member(Member("node4", NODE4, api_url=f"http://{NODE4}:{API_PORT}",
                                   client_port=CLIENT_PORT), ttl=60)
@@ -563,7 +571,7 @@ def test_run_proxy_serves_until_sigterm_then_stops_haproxy(nodes: dict[str, Stan
     code = f"from galera_pilot.proxy.manager import run_proxy; run_proxy({str(config)!r})"
     proxy = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: node_behind(WRITER) == "node1", 30, "the writer endpoint to reach node1", interval=0.05)
+        wait_served()
         proxy.send_signal(signal.SIGTERM)
         output = proxy.communicate(timeout=20)[0].decode()
         assert proxy.returncode == 0, output
