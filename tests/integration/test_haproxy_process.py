@@ -445,14 +445,17 @@ def test_port_in_use_gives_a_clear_error(haproxy: HaproxyProcess, nodes: dict[st
 def test_a_failed_bind_reports_haproxys_own_error(
     haproxy: HaproxyProcess, nodes: dict[str, StandInNode], run_dir: Path
 ) -> None:
-    # Bound but not listening: invisible to the pre-start check, so HAProxy itself hits EADDRINUSE.
+    # Bound but not listening: invisible to the pre-start check, so HAProxy itself hits EADDRINUSE. A port
+    # no other test connects to: a TIME_WAIT left there by a client would make the squatter's bind fail.
+    unused = 47311
+    settings = ProxySettings(writer_bind=f"{PROXY_ADDRESS}:{WRITER_PORT}", reader_bind=f"{PROXY_ADDRESS}:{unused}")
     with socket.socket() as squatter:
-        squatter.bind(READER)
+        squatter.bind((PROXY_ADDRESS, unused))
         with pytest.raises(PilotError) as raised:
-            haproxy.start(render(run_dir, list(nodes.values())))
+            haproxy.start(render_haproxy_config(settings, [n.backend for n in nodes.values()], run_dir))
     message = str(raised.value)
     assert "haproxy exited with code 1 while starting" in message, message
-    assert "cannot bind socket (Address already in use)" in message and f"{PROXY_ADDRESS}:{READER_PORT}" in message
+    assert "cannot bind socket (Address already in use)" in message and f"{PROXY_ADDRESS}:{unused}" in message
     assert not haproxy.is_running() and haproxy_pids(run_dir) == []
 
 
