@@ -10,6 +10,7 @@ hung server cannot make a check hang, and HAProxy's checks cost microseconds of 
 | /writer             | this node holds the writer lease and is healthy                           |
 | /status, /          | always (JSON)                                                             |
 | /metrics            | always (Prometheus text format)                                           |
+| POST /failsafe      | a peer writer that cannot renew its lease asks us not to take the role    |
 
 HEAD and OPTIONS return the status code without a body (HAProxy checks with OPTIONS).
 """
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from galera_pilot.ha import Ha
 
 log = logging.getLogger(__name__)
+MAX_POST = 4096
 
 
 def verdicts(ha: Ha, max_queue: int | None = None) -> dict[str, Verdict]:
@@ -59,6 +61,7 @@ def status_document(ha: Ha) -> dict[str, Any]:
         "observed_ago": round(live.age(time.monotonic()), 3) if live.at else None,
         "recv_queue": int(live.number("wsrep_local_recv_queue")),
     }
+    member["routing"]["writer_failsafe"] = ha.writer.failsafe_state
     member["dcs_watch"] = {"changes_seen": ha.dcs_watch.changes_seen}
     return member
 
@@ -104,6 +107,34 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._answer(True)
+
+    def do_POST(self) -> None:
+        """`/failsafe` only (failsafe.py): {"writer": NAME, "ttl": SECONDS} -> 200 granted / 409 refused."""
+        path = self.path.partition("?")[0].rstrip("/")
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if path != "/failsafe":
+            code, document = HTTPStatus.NOT_FOUND, {"error": "not found"}
+        elif not 0 <= length <= MAX_POST:
+            code, document = HTTPStatus.BAD_REQUEST, {"error": f"a body of at most {MAX_POST} bytes is expected"}
+        else:
+            try:
+                request = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                request = None
+            if not isinstance(request, dict):
+                code, document = HTTPStatus.BAD_REQUEST, {"error": "the body must be a JSON object"}
+            else:
+                verdict = self.server.ha.writer.grant_failsafe(request.get("writer"), request.get("ttl"))
+                code = HTTPStatus.OK if verdict.ok else HTTPStatus.CONFLICT
+                document = {"granted": verdict.ok, "reason": verdict.reason}
+                log.log(logging.DEBUG if verdict.ok else logging.INFO, "failsafe request from %s: %s",
+                        request.get("writer"), verdict.reason)
+        if code == HTTPStatus.BAD_REQUEST or code == HTTPStatus.NOT_FOUND:
+            self.close_connection = True  # the body may not have been read
+        self._send(code, json.dumps(document).encode(), "application/json", True)
 
     def do_HEAD(self) -> None:
         self._answer(False)

@@ -110,6 +110,8 @@ class Timing(BaseModel):
     # The writer lease: short, because a writer that can neither renew nor release it (a hung agent, a
     # lost DCS) keeps the cluster without a writer for up to this long. Renewed every WRITER_TICK.
     writer_lease_ttl: float = Field(3.0, ge=1.5, le=60, description="seconds the writer key lives unrenewed")
+    writer_failsafe: bool = Field(True, description="keep the writer role while the DCS is down if every other "
+                                  "member of the Primary Component agrees (failsafe.py)")
     watch: bool = Field(True, description="react to DCS changes at once (etcd watch; SQLite checked every 0.1 s); "
                         "false: only poll (loop_wait, and every 0.2 s for the writer)")
 

@@ -110,7 +110,7 @@ class Ha:
         self.observer = StatusObserver(self._observer_query)
         self.writer = WriterKeeper(config.name, dcs, self.observer.latest, config.priority,
                                    config.timing.writer_lease_ttl, fresh_within=max(3.0, 3 * config.timing.loop_wait),
-                                   on_change=self._writer_changed)
+                                   on_change=self._writer_changed, failsafe=config.timing.writer_failsafe)
         # Watches (issue 5): run the cycle or the writer election at once when the DCS says something changed.
         self.dcs_watch = DcsWatch(dcs, config.name, self.wake.set, self.writer.wake)
 

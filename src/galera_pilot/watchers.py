@@ -21,7 +21,17 @@ from collections.abc import Callable, Mapping
 from galera_pilot.cluster import Cluster
 from galera_pilot.dcs.base import DCS, Change
 from galera_pilot.errors import PilotError
-from galera_pilot.routing import OBSERVE_INTERVAL, LiveStatus, health, may_keep_writer
+from galera_pilot.failsafe import (
+    MAX_PROMISE,
+    Peer,
+    Promise,
+    component_peers,
+    grant,
+    promise_length,
+    should_ask,
+)
+from galera_pilot.peers import ask_peers_over_http
+from galera_pilot.routing import OBSERVE_INTERVAL, LiveStatus, Verdict, health, may_keep_writer
 from galera_pilot.wakeups import WakeFilter
 from galera_pilot.writer import WRITER_TICK, Step, candidates_from, choose_writer, claim_until, writer_step
 
@@ -72,8 +82,11 @@ class WriterKeeper:
     """Holds this member's part in the writer election: acquire, renew, release the `writer` lease."""
 
     def __init__(self, name: str, dcs: DCS, live: Callable[[], LiveStatus], priority: int, ttl: float,
-                 fresh_within: float, on_change: Callable[[str], None] | None = None) -> None:
+                 fresh_within: float, on_change: Callable[[str], None] | None = None,
+                 failsafe: bool = True, ask_peers: Callable[[list[Peer], dict[str, object]], list[str]] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
+        self._clock = clock  # monotonic seconds; a test's own clock in the unit tests
         self.dcs = dcs
         self._live = live
         self.priority = priority
@@ -81,42 +94,63 @@ class WriterKeeper:
         self.fresh_within = fresh_within
         self._on_change = on_change
         self._claim_until = 0.0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one tick at a time; held across DCS calls, which may hang
+        # Guards the claim and the failsafe promise, which exclude each other (failsafe.py); never held
+        # across a DCS or network call, so a grant is answered at once even while a tick hangs.
+        self._claim_lock = threading.Lock()
+        self._promise: Promise | None = None
+        self._renewed_at = 0.0  # when the last acquisition or renewal that succeeded was sent
+        self._last_view: Cluster | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.maintenance = False
         self.holder: str | None = None  # the writer as of our last look at the DCS
         self.last_error: str | None = None
+        self.failsafe = failsafe
+        self._ask_peers = ask_peers or ask_peers_over_http
+        self.failsafe_state = ""  # what the last failsafe round found ("" when none was needed), for /status
 
     def claim_until(self) -> float:
         return self._claim_until
 
     def tick(self) -> Step:
         with self._lock:
-            sent_at = time.monotonic()
+            sent_at = self._clock()
             try:
                 view = self.dcs.routing_view()
             except PilotError as error:
                 self.last_error = str(error)
-                return Step.NONE  # our claim runs out by itself if the DCS stays away
+                return Step.NONE  # our claim runs out by itself, unless the failsafe round extends it
             return self._apply(view, sent_at)
+
+    def _active_promise(self, now: float) -> Promise | None:
+        return self._promise if self._promise is not None and self._promise.active(now) else None
 
     def _apply(self, view: Cluster, sent_at: float) -> Step:
         self.maintenance = self.name in view.maintenance
-        self.holder = view.writer
-        live, now = self._live(), time.monotonic()
+        self._last_view = view
+        live, now = self._live(), self._clock()
+        with self._claim_lock:
+            self.holder = view.writer
+            promise = self._active_promise(now)
+            holder = view.writer
+            if holder is not None and holder != self.name:
+                self._claim_until = 0.0  # someone else holds the key: whatever we claimed is over
+            elif holder is None and promise is not None:
+                holder = promise.writer  # we promised: the requester keeps the role until it runs out
+            elif holder is None and now < self._claim_until:
+                holder = self.name  # our key lapsed while we kept the role (failsafe): take it back
         # Taking the role needs Synced; keeping it tolerates a moment as a donor (routing.may_keep_writer).
-        healthy = bool(may_keep_writer(live, now) if view.writer == self.name else health(live, now))
+        healthy = bool(may_keep_writer(live, now) if holder == self.name else health(live, now))
         candidates = candidates_from(view, self.name, healthy, self.priority, time.time(), self.fresh_within)
         switchover = view.switchover
-        choice = choose_writer(candidates, view.writer, switchover.from_member if switchover else None,
+        choice = choose_writer(candidates, holder, switchover.from_member if switchover else None,
                                switchover.to_member if switchover else None)
-        step = writer_step(self.name, view.writer, choice)
+        step = writer_step(self.name, holder, choice)
         try:
             if step in (Step.ACQUIRE, Step.RENEW):
                 if self.dcs.acquire_writer(self.name, self.ttl, "Synced; elected writer"):
-                    self._claim_until = claim_until(sent_at, self.ttl)
-                    self.holder = self.name
+                    self._claim(sent_at)
                     if step == Step.ACQUIRE:
                         self._changed(f"took the writer role (lease {self.ttl:g} s)")
                 else:
@@ -132,12 +166,27 @@ class WriterKeeper:
             self.last_error = str(error)
         return step
 
+    def _claim(self, sent_at: float) -> None:
+        """We hold the key (acquired or renewed at sent_at): claim the role, unless we promised a peer
+        not to (a grant may have come while the DCS call was on its way)."""
+        with self._claim_lock:
+            self.holder = self.name
+            if self._active_promise(self._clock()) is None:
+                self._claim_until = claim_until(sent_at, self.ttl)
+                self._renewed_at = sent_at
+                if self.failsafe_state:
+                    log.info("the DCS answers again: the writer lease is renewed as usual")
+                self.failsafe_state = ""
+
     def drop(self, why: str) -> None:
         """Give the role up at once (mariadbd died, the agent stops): stop claiming, delete the key."""
-        self._claim_until = 0.0
+        with self._claim_lock:
+            self._claim_until = 0.0
+            held = self.holder == self.name
+            self.holder = None  # also ends any failsafe round in flight (it claims only for the holder)
         with self._lock:  # not in the middle of a tick that could renew what we give up
             self._claim_until = 0.0
-            if self.holder != self.name:
+            if not held:
                 return
             try:
                 self.dcs.release_writer(self.name)
@@ -146,6 +195,60 @@ class WriterKeeper:
                 log.warning("could not release the writer lease (it expires in %g s): %s", self.ttl, error)
             self.holder = None
 
+    # ---- failsafe: the writer role without the DCS (failsafe.py) -----------------------------------
+    def grant_failsafe(self, requester: object, requested_ttl: object) -> Verdict:
+        """A peer that was the writer asks us, while it cannot renew its lease, not to take the role."""
+        if not isinstance(requester, str) or not requester:
+            return Verdict(False, "the request names no writer")
+        length = promise_length(requested_ttl, self.ttl)
+        if length is None:
+            return Verdict(False, f"ttl must be a number of seconds, at most {MAX_PROMISE:g}")
+        with self._claim_lock:
+            now = self._clock()
+            promise = self._active_promise(now)
+            last_writer = self.holder or (promise.writer if promise else None)
+            verdict = grant(self.name, requester, now < self._claim_until, last_writer)
+            if verdict:
+                self._promise = Promise(requester, now + length)
+        return verdict
+
+    def failsafe_round(self) -> str:
+        """If renewals stalled while we are the writer, ask every peer of our component; extend the claim
+        when all granted. Returns what happened ("" when no round was needed)."""
+        now = self._clock()
+        live = self._live()
+        if not self.failsafe or not should_ask(self.holder, self.name, bool(may_keep_writer(live, now)),
+                                               self.maintenance, now < self._claim_until, now - self._renewed_at):
+            return ""
+        view = self._last_view
+        peers, why = component_peers(self.name, live.status, view.members if view is not None else {})
+        if why:
+            return f"cannot keep the writer role without the DCS: {why}"
+        sent_at = self._clock()
+        refusals = self._ask_peers(peers, {"writer": self.name, "ttl": self.ttl})
+        if refusals:
+            return f"cannot keep the writer role without the DCS: {'; '.join(refusals)}"
+        with self._claim_lock:
+            if self.holder != self.name or self._active_promise(self._clock()) is not None:
+                return ""  # dropped, or we promised someone else meanwhile
+            self._claim_until = max(self._claim_until, claim_until(sent_at, self.ttl))
+        names = ", ".join(p.name for p in peers) or "none"
+        return f"keeps the writer role without the DCS: every other member of the Primary Component agreed ({names})"
+
+    def _failsafe_run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                state = self.failsafe_round()
+            except Exception:  # a bug must not kill the thread: the claim then simply runs out
+                log.exception("writer failsafe round failed")
+                state = "failsafe round failed (see the log)"
+            if state != self.failsafe_state and state:
+                log.warning("%s", state)
+            if state or self.holder != self.name:
+                self.failsafe_state = state
+            self._stop.wait(max(0.0, WRITER_TICK - (time.monotonic() - started)))
+
     def _changed(self, sentence: str) -> None:
         log.info("%s", sentence)
         if self._on_change is not None:
@@ -153,6 +256,7 @@ class WriterKeeper:
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="writer-keeper", daemon=True).start()
+        threading.Thread(target=self._failsafe_run, name="writer-failsafe", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()

@@ -1,6 +1,7 @@
 """The DCS goes away under load (etcd paused with SIGSTOP, then killed): Galera needs no DCS to replicate,
 so the cluster keeps serving and passing health checks, while every agent says "DCS unavailable, taking no
-decision" and decides nothing (not even restarting a crashed mariadbd) until etcd is back.
+decision" and decides nothing (not even restarting a crashed mariadbd) until etcd is back. The writer
+keeps its role meanwhile as long as every other member of its Primary Component agrees (failsafe.py).
 
 This module always runs on etcd (its own single-member etcd, which it pauses, kills and restarts on the
 same ports and data), whatever DCS the rest of the suite uses.
@@ -13,6 +14,7 @@ import os
 import signal
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +29,7 @@ from tests.unit.dcs_backends import EtcdProcess
 from tests.waiting import wait_for
 
 from .conftest import cli, destroy, http_status, mariadbd_pid, members, new_cluster_path, query
+from .routing_helpers import WriterPoller
 
 BASE = "127.0.0.70"
 NODES = ("node1", "node2", "node3")
@@ -75,6 +78,16 @@ def status(directory: Path, node: str) -> dict:
     url = EmbeddedCluster(directory).node(node).config.api_url
     with urllib.request.urlopen(url + "/status", timeout=2) as response:
         return json.loads(response.read())
+
+
+def post(url: str, body: bytes) -> tuple[int, dict]:
+    """POST body; the status and the JSON answer, for errors too."""
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
 
 
 def health(directory: Path, node: str) -> int:
@@ -169,3 +182,49 @@ def test_etcd_paused_then_killed_galera_serves_and_agents_take_no_decision(etcd:
         got = {int(r[0]) for r in query(cluster, "SELECT id FROM app.load", node)}
         missing = sorted(set(writer.acked) - got)
         assert not missing, f"{node} lacks acknowledged writes {missing[:10]}"
+
+
+def test_the_writer_keeps_its_role_without_the_dcs_while_every_peer_agrees(etcd: EtcdProcess,
+                                                                           cluster: Path) -> None:
+    embedded = EmbeddedCluster(cluster)
+    address_of = {node: embedded.node(node).config.address for node in NODES}
+    wait_for(lambda: embedded.snapshot().writer is not None, 60, "a writer to be elected")
+    writer = embedded.snapshot().writer
+    assert writer is not None
+    peer = next(n for n in NODES if n != writer)
+    poller = WriterPoller(list(address_of.values())).start()
+    try:
+        wait_for(lambda: poller.samples and poller.samples[-1][1] == {address_of[writer]}, 30,
+                 f"{writer} alone to answer /writer 200")
+        # A request from a member that is not the writer, or one that is not JSON, is refused.
+        peer_api = embedded.node(peer).config.api_url + "/failsafe"
+        code, answer = post(peer_api, json.dumps({"writer": "node9", "ttl": 3}).encode())
+        assert code == 409 and answer["granted"] is False and f"last saw is {writer}" in answer["reason"], answer
+        assert post(peer_api, b"not json")[0] == 400
+        assert post(peer_api, json.dumps({"writer": writer, "ttl": "forever"}).encode())[0] == 409
+        paused_at = time.monotonic()
+        etcd.pause()
+        wait_for(lambda: "keeps the writer role without the DCS" in status(cluster, writer)["routing"][
+            "writer_failsafe"], 30, f"{writer} to keep its role through its peers")
+        time.sleep(8)  # more than twice the 3 s lease: without failsafe the role would have lapsed twice
+        during = [writers for at, writers in poller.samples if at > paused_at]
+        assert during and all(writers == {address_of[writer]} for writers in during), \
+            f"/writer answers while etcd was paused: {sorted(set(during), key=len)}"
+
+        # One peer's agent hangs: it cannot agree, so the writer gives the role up (one lease at most).
+        agent = embedded.node(peer).agent_pid()
+        assert agent is not None
+        os.kill(agent, signal.SIGSTOP)
+        try:
+            stopped_at = time.monotonic()
+            wait_for(lambda: poller.samples[-1][0] > stopped_at and not poller.samples[-1][1], 30,
+                     "the writer to give its role up once a peer does not answer")
+            assert "did not answer" in status(cluster, writer)["routing"]["writer_failsafe"]
+        finally:
+            os.kill(agent, signal.SIGCONT)
+        etcd.resume()
+        wait_for(lambda: poller.samples[-1][1] and len(poller.samples[-1][1]) == 1, 60,
+                 "one writer again once etcd is back")
+    finally:
+        poller.stop()
+    assert poller.longest_double_writer() == 0.0

@@ -1,0 +1,42 @@
+"""Asking the other agents over their REST API (thin adapter): the writer's failsafe requests.
+
+All peers are asked at once, each with ASK_TIMEOUT for connect and answer, so one hung agent costs a
+round no more than that. Any answer but `200 {"granted": true}` is a refusal, and so is silence: the
+caller (failsafe.py's rule) keeps the writer role only when nobody refused.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import urllib3
+
+from galera_pilot.failsafe import ASK_TIMEOUT, Peer
+
+_pool = urllib3.PoolManager(num_pools=16, maxsize=2, retries=False,
+                            timeout=urllib3.Timeout(connect=ASK_TIMEOUT, read=ASK_TIMEOUT))
+_executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ask-peer")
+
+
+def _ask(peer: Peer, body: bytes) -> str:
+    """"" when the peer granted; otherwise why not, in a few words."""
+    try:
+        response = _pool.request("POST", peer.api_url.rstrip("/") + "/failsafe", body=body,
+                                 headers={"Content-Type": "application/json"})
+    except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+        return f"{peer.name} did not answer ({type(error).__name__})"
+    try:
+        answer = json.loads(response.data or b"{}")
+    except ValueError:
+        answer = {}
+    if response.status == 200 and isinstance(answer, dict) and answer.get("granted") is True:
+        return ""
+    reason = answer.get("reason") if isinstance(answer, dict) else None
+    return f"{peer.name} refused ({reason or f'HTTP {response.status}'})"
+
+
+def ask_peers_over_http(peers: list[Peer], request: dict[str, object]) -> list[str]:
+    """POST request to every peer's /failsafe at once; the refusals (empty when all granted)."""
+    body = json.dumps(request).encode()
+    return [answer for answer in _executor.map(lambda peer: _ask(peer, body), peers) if answer]
