@@ -38,6 +38,24 @@ def iptables(*args: str, check: bool = True) -> None:
     subprocess.run(["iptables", "-w", *args], check=check, capture_output=True)
 
 
+def remove_partition_chain() -> None:
+    """Unhook and delete CHAIN, however many times it is hooked (also when it does not exist)."""
+    for _ in range(10):
+        if subprocess.run(["iptables", "-w", "-D", "INPUT", "-j", CHAIN], capture_output=True).returncode != 0:
+            break
+    iptables("-F", CHAIN, check=False)
+    iptables("-X", CHAIN, check=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_leftover_partition() -> Iterator[None]:
+    """A run killed mid-test (Ctrl-C, a CI timeout) leaves its rules behind, and they would cut this
+    run's nodes apart before any partition is meant to exist."""
+    remove_partition_chain()
+    yield
+    remove_partition_chain()
+
+
 @contextlib.contextmanager
 def partition(cut_off: str) -> Iterator[Callable[[], None]]:
     """Drop all traffic between cut_off's address and the other nodes'; yields a function that heals."""
@@ -54,9 +72,7 @@ def partition(cut_off: str) -> Iterator[Callable[[], None]]:
     try:
         yield heal
     finally:
-        iptables("-D", "INPUT", "-j", CHAIN, check=False)
-        iptables("-F", CHAIN, check=False)
-        iptables("-X", CHAIN, check=False)
+        remove_partition_chain()
 
 
 class ComponentSampler(threading.Thread):
