@@ -696,12 +696,22 @@ class Ha:
         chown_tree(partial, self.config.effective_mariadbd_user)
         # Rename last: an interrupted copy never looks like a datadir.
         if self.config.data_dir.exists():
-            self.config.data_dir.rmdir()
+            if any(self.config.data_dir.iterdir()):
+                # What a join that was cut short left behind (a joiner stopped mid-SST): judged to hold
+                # no usable data, but kept aside rather than deleted, like any datadir we replace.
+                self._quarantine("not empty when the seed copy was to take its place (an interrupted join?)")
+            else:
+                self.config.data_dir.rmdir()
         partial.rename(self.config.data_dir)
 
     def _quarantine(self, reason: str) -> Path:
         """Move the datadir aside (never delete it): the node then takes a full SST into an empty one."""
-        target = self.config.base_dir / f"data.refused-{time.strftime('%Y%m%d-%H%M%S')}"
+        stamp = time.strftime('%Y%m%d-%H%M%S')
+        target = self.config.base_dir / f"data.refused-{stamp}"
+        serial = 1
+        while target.exists():  # two in the same second must not collide
+            serial += 1
+            target = self.config.base_dir / f"data.refused-{stamp}-{serial}"
         self.config.data_dir.rename(target)
         self._recovered = None
         self._history("quarantine", f"datadir moved to {target}: {reason}", {"path": str(target)})

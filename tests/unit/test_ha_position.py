@@ -103,3 +103,24 @@ def test_failed_recovery_is_unusable(ha: Ha) -> None:
     position = ha._position()
     assert position is not None and not position.usable and not position.needs_recovery
     assert "boom" in position.unusable
+
+
+def test_a_seed_copy_keeps_what_an_interrupted_join_left_in_the_datadir(ha: Ha, dcs: SQLiteDCS, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI once found a joiner stopped mid-SST: its datadir was not empty, rmdir failed every cycle, and the
+    node never joined. Now the leftovers go aside (kept, like any replaced datadir) and the seed is copied."""
+    import galera_pilot.ha
+    from galera_pilot.cluster import SeedRecord
+
+    monkeypatch.setattr(galera_pilot.ha, "chown_tree", lambda *args: None)  # no mysql user needed here
+    seed = tmp_path / "seed"
+    (seed / "mysql").mkdir(parents=True)
+    (seed / "grastate.dat").write_text("seed\n")
+    dcs.publish_seed(SeedRecord(ha.host, str(seed), UUID, 5))
+    (ha.config.data_dir / "ib_logfile0").write_text("left by the interrupted join\n")
+    ha._copy_seed()
+    assert (ha.config.data_dir / "grastate.dat").read_text() == "seed\n"
+    kept = list(ha.config.base_dir.glob("data.refused-*"))
+    assert len(kept) == 1 and (kept[0] / "ib_logfile0").exists()
+    events = [e for e in dcs.snapshot().history if e.action == "quarantine"]
+    assert events and "interrupted join" in events[-1].reason
