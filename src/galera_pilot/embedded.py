@@ -87,9 +87,7 @@ def _node_behind(host: str, port: int, credentials: Credentials) -> str:
     """The wsrep_node_name a new connection to host:port ("" = this host) reaches."""
     connection = sql.connect_tcp(host or "127.0.0.1", port, credentials, timeout=1.0)
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT @@wsrep_node_name")
-            return str(cursor.fetchone()[0])
+        return sql.node_name(connection)
     finally:
         connection.close()
 

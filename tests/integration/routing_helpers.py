@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import pymysql
 
+from galera_pilot.mariadb import sql
+
 PROXY_HOST = "127.0.0.100"
 WRITER_PORT = 3306
 READER_PORT = 3307
@@ -68,9 +70,7 @@ class AckWriter:
     def _connect(self) -> pymysql.connections.Connection:
         connection = pymysql.connect(host=self.host, port=self.port, user=self.user, password=self.password,
                                      connect_timeout=1, read_timeout=2, write_timeout=2, autocommit=True)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT @@wsrep_node_name")
-            self.reached.append(str(cursor.fetchone()[0]))
+        self.reached.append(sql.node_name(connection))
         return connection
 
     def _run(self) -> None:

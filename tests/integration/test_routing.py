@@ -22,6 +22,7 @@ import pymysql
 import pytest
 import yaml
 
+from galera_pilot.mariadb import sql
 from tests.waiting import wait_for
 
 from .conftest import cli, destroy, mariadbd_pid, members, new_cluster_path, query
@@ -91,9 +92,7 @@ def routed_to(directory: Path, port: int) -> str:
     user, password = credentials(directory)
     connection = pymysql.connect(host=PROXY_HOST, port=port, user=user, password=password, connect_timeout=2)
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT @@wsrep_node_name")
-            return str(cursor.fetchone()[0])
+        return sql.node_name(connection)
     finally:
         connection.close()
 
@@ -310,9 +309,7 @@ def test_added_member_reaches_haproxy_without_dropping_open_connections(cluster:
     def hold(port: int) -> tuple[pymysql.connections.Connection, str]:
         connection = pymysql.connect(host=PROXY_HOST, port=port, user=user, password=password, connect_timeout=2,
                                      autocommit=True)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT @@wsrep_node_name")
-            return connection, str(cursor.fetchone()[0])
+        return connection, sql.node_name(connection)
 
     held = [hold(WRITER_PORT), *(hold(READER_PORT) for _ in range(3))]
     assert held[0][1] == writer
@@ -384,11 +381,7 @@ def test_removed_member_leaves_haproxy_without_dropping_open_connections(cluster
     held = [pymysql.connect(host=PROXY_HOST, port=port, user=user, password=password, connect_timeout=2,
                             autocommit=True) for port in (WRITER_PORT, READER_PORT, READER_PORT, READER_PORT)]
     try:
-        on: list[str] = []
-        for connection in held:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT @@wsrep_node_name")
-                on.append(str(cursor.fetchone()[0]))
+        on = [sql.node_name(connection) for connection in held]
         assert on[0] != "node4"
         embedded = EmbeddedCluster(cluster)
         node4 = embedded.node("node4")
@@ -410,9 +403,7 @@ def test_removed_member_leaves_haproxy_without_dropping_open_connections(cluster
                  10, "the reload to be logged")
         kept = [(c, n) for c, n in zip(held, on, strict=True) if n != "node4"]  # node4's were cut when it stopped
         for connection, node in kept:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT @@wsrep_node_name")
-                assert cursor.fetchone()[0] == node
+            assert sql.node_name(connection) == node
     finally:
         for connection in held:
             connection.close()

@@ -60,6 +60,13 @@ def connect_tcp(host: str, port: int, credentials: Credentials, timeout: float =
     )
 
 
+def node_name(connection) -> str:
+    """The wsrep_node_name of the server a connection reached (through a proxy: which node it chose)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT @@wsrep_node_name")
+        return str(cursor.fetchone()[0])
+
+
 def wsrep_status(connection) -> dict[str, str]:
     placeholders = ",".join(["%s"] * len(WSREP_STATUS_KEYS))
     with connection.cursor() as cursor:
