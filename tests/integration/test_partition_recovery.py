@@ -34,14 +34,14 @@ CHAIN = "gp3-partition"
 PARTITION_HOLD = 20.0
 
 
-def iptables(*args: str, check: bool = True) -> None:
-    subprocess.run(["iptables", "-w", *args], check=check, capture_output=True)
+def iptables(*args: str, check: bool = True) -> int:
+    return subprocess.run(["iptables", "-w", *args], check=check, capture_output=True).returncode
 
 
 def remove_partition_chain() -> None:
     """Unhook and delete CHAIN, however many times it is hooked (also when it does not exist)."""
     for _ in range(10):
-        if subprocess.run(["iptables", "-w", "-D", "INPUT", "-j", CHAIN], capture_output=True).returncode != 0:
+        if iptables("-D", "INPUT", "-j", CHAIN, check=False) != 0:
             break
     iptables("-F", CHAIN, check=False)
     iptables("-X", CHAIN, check=False)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import psutil
 
+from galera_pilot.credentials import write_private
 from galera_pilot.errors import PilotError
 from galera_pilot.proxy.haproxy_config import PID_FILE, SERVER_STATE_FILE, parse_bind
 from galera_pilot.proxy.server_state import render_server_state
@@ -86,22 +87,6 @@ def _resolve(host: str) -> str | None:
         return None
 
 
-def _replace_file(path: Path, text: str) -> None:
-    """Write text to path atomically (0644), so a reader never finds a half-written file."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(name, 0o644)
-        os.replace(name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
-        raise
-
-
 class HaproxyProcess:
     """One HAProxy master (and its workers) running `config_path`, with its sockets in `run_dir`.
 
@@ -153,11 +138,11 @@ class HaproxyProcess:
     def _write_config(self, text: str) -> None:
         """Replace the configuration file atomically (0644): HAProxy re-reads it on every reload, and a
         half-written file must never be what a reload or a restart finds."""
-        _replace_file(self.config_path, text)
+        write_private(self.config_path, text, 0o644)
 
     def _write_server_state(self, text: str, live_dump: str | None) -> None:
         """The state the next worker starts its servers in (see proxy/server_state.py)."""
-        _replace_file(self.server_state_file, render_server_state(text, live_dump))
+        write_private(self.server_state_file, render_server_state(text, live_dump), 0o644)
 
     def _live_server_state(self, workers: tuple[int, ...]) -> str | None:
         """The current worker's `show servers state`; None when it does not answer (all start DOWN)."""
