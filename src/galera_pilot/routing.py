@@ -29,6 +29,11 @@ class LiveStatus:
     status: Mapping[str, str] = field(default_factory=dict)
 
     @property
+    def observed(self) -> bool:
+        """False until the observer's first look (a failed look counts: it is a judgement too)."""
+        return self.at > 0
+
+    @property
     def answered(self) -> bool:
         return bool(self.status)
 
@@ -61,7 +66,7 @@ class Verdict:
 
 def health(live: LiveStatus, now: float) -> Verdict:
     """`/health`: mariadbd answers, is in the Primary Component and Synced, and the look is recent."""
-    if live.at <= 0:
+    if not live.observed:
         return Verdict(False, "mariadbd not observed yet")
     if live.age(now) > STALE_AFTER:
         return Verdict(False, f"no answer from mariadbd for {live.age(now):.1f} s")

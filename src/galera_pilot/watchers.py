@@ -130,6 +130,14 @@ class WriterKeeper:
         self.maintenance = self.name in view.maintenance
         self._last_view = view
         live, now = self._live(), self._clock()
+        if not live.observed:
+            # A restarted agent ticks before its observer's first look at mariadbd. Judging the node
+            # unhealthy now would make the holder of a still-valid lease give it up (a failover and every
+            # client session cut, although mariadbd never stopped) and a candidate take the role blind:
+            # neither acts until the first look, which comes within QUERY_TIMEOUT, well inside the lease.
+            with self._claim_lock:
+                self.holder = view.writer
+            return Step.NONE
         with self._claim_lock:
             self.holder = view.writer
             promise = self._active_promise(now)

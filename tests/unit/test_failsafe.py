@@ -6,35 +6,15 @@ or all), unreachable peers and passing time, no two members may claim the writer
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from keeper_world import NAMES, TTL, FakeDcs, World, member, wsrep
 
-from galera_pilot.cluster import Cluster, Member
-from galera_pilot.errors import DCSError
 from galera_pilot.failsafe import FAILSAFE_AFTER, Peer, component_peers, grant, promise_length, should_ask
 from galera_pilot.routing import LiveStatus
 from galera_pilot.watchers import WriterKeeper
 
-NAMES = ("node1", "node2", "node3")
-TTL = 3.0
-
-
-def member(name: str, i: int, api: bool = True) -> Member:
-    return Member(name, f"10.0.0.{i}", api_url=f"http://10.0.0.{i}:8008" if api else "", client_port=3306,
-                  running=True, state="Synced", cluster_status="Primary", cluster_size=3, updated_at=time.time())
-
-
 MEMBERS = {name: member(name, i) for i, name in enumerate(NAMES, start=1)}
-
-
-def wsrep(size: int = 3, addresses: str = "10.0.0.1:3306,10.0.0.2:3306,10.0.0.3:3306",
-          status: str = "Primary") -> dict[str, str]:
-    return {"wsrep_cluster_size": str(size), "wsrep_incoming_addresses": addresses,
-            "wsrep_cluster_status": status, "wsrep_local_state_comment": "Synced", "wsrep_ready": "ON",
-            "wsrep_connected": "ON"}
 
 
 # ---- the pure rules -----------------------------------------------------------------------------------
@@ -92,52 +72,6 @@ def test_should_ask_only_the_writer_whose_renewals_stalled() -> None:
 
 
 # ---- three keepers on a simulated clock -------------------------------------------------------------------
-
-@dataclass
-class World:
-    """A clock, a DCS with a leased writer key, and who can reach whom."""
-
-    now: float = 1000.0
-    writer: str | None = None
-    writer_expires: float = 0.0
-    dcs_down: set[str] = field(default_factory=set)  # members that cannot reach the DCS
-    cut: set[frozenset[str]] = field(default_factory=set)  # pairs whose REST calls fail
-    keepers: dict[str, WriterKeeper] = field(default_factory=dict)
-
-    def clock(self) -> float:
-        return self.now
-
-    def key(self) -> str | None:
-        return self.writer if self.writer is not None and self.now < self.writer_expires else None
-
-
-class FakeDcs:
-    def __init__(self, world: World, me: str) -> None:
-        self.world, self.me = world, me
-
-    def _reachable(self) -> None:
-        if self.me in self.world.dcs_down:
-            raise DCSError("DCS unreachable (simulated)")
-
-    def routing_view(self) -> Cluster:
-        self._reachable()
-        records = {name: member(name, i) for i, name in enumerate(NAMES, start=1)}
-        for name in self.world.dcs_down:  # a member that cannot reach the DCS stops heartbeating
-            records[name] = Member(**{**records[name].__dict__, "updated_at": time.time() - 3600})
-        return Cluster(members=records, writer=self.world.key())
-
-    def acquire_writer(self, name: str, ttl: float, reason: str) -> bool:
-        self._reachable()
-        if self.world.key() not in (None, name):
-            return False
-        self.world.writer, self.world.writer_expires = name, self.world.now + ttl
-        return True
-
-    def release_writer(self, name: str) -> None:
-        self._reachable()
-        if self.world.key() == name:
-            self.world.writer = None
-
 
 def make_world() -> World:
     world = World()
