@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 UNKNOWN_UUID = "00000000-0000-0000-0000-000000000000"
+EMPTY_SOURCE = "empty"
 
 
 def _pick(cls: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -48,6 +49,15 @@ class Position:
     # Why this datadir may not be a bootstrap source (aborted SST, corrupt grastate, ...); None if it may.
     unusable: str | None = None
     saved_view: SavedView | None = None
+    # Why grastate.dat could not be read (missing, empty, corrupt) when the position came from InnoDB
+    # instead (--wsrep-recover): the file is rewritten from the recovered position before mariadbd starts.
+    grastate_problem: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        """The datadir holds nothing: a position its agent reports so that a recovery knows this member
+        has nothing to offer (rather than waiting for it), never a bootstrap source."""
+        return self.source == EMPTY_SOURCE
 
     @property
     def usable(self) -> bool:
@@ -69,6 +79,35 @@ class Position:
         picked = _pick(cls, data)
         picked["saved_view"] = SavedView.from_dict(data.get("saved_view"))
         return cls(**picked)
+
+
+EMPTY_POSITION = Position(UNKNOWN_UUID, -1, source=EMPTY_SOURCE, unusable="the datadir is empty")
+
+
+@dataclass(frozen=True)
+class HighWater:
+    """The highest committed seqno any member ever reported for the cluster's UUID (DCS key `high_water`).
+
+    Agents raise it while they run (live `wsrep_last_committed`) and from the positions of their stopped
+    datadirs; it never goes down by itself. A bootstrap from below it would discard transactions the
+    cluster had committed, so no agent does that without a person. `member` is who reported it last."""
+
+    uuid: str
+    seqno: int
+    member: str = ""
+    at: float = 0.0
+    version: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"uuid": self.uuid, "seqno": self.seqno, "member": self.member, "at": self.at}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], version: int = 0) -> HighWater:
+        return cls(**_pick(cls, data), version=version)
+
+    def above(self, uuid: str, seqno: int) -> int:
+        """How many transactions of this cluster lie beyond (uuid, seqno); 0 for another cluster's mark."""
+        return max(0, self.seqno - seqno) if uuid == self.uuid else 0
 
 
 @dataclass(frozen=True)
@@ -226,6 +265,7 @@ class Cluster:
     writer: str | None = None  # holder of the leased `writer` key: the one node clients write to
     maintenance: frozenset[str] = frozenset()  # members drained by `galera-pilot maintenance on`
     switchover: Switchover | None = None
+    high_water: HighWater | None = None
 
     @property
     def primary_members(self) -> list[Member]:

@@ -8,6 +8,10 @@ whole ladder is unit- and property-tested. The safety rules live here:
 * after a full outage only the most advanced usable datadir of the recorded cluster UUID may bootstrap
   (highest seqno, then safe_to_bootstrap, then name), and only once every roster member has reported
   its position — or, under the `majority` policy, a majority after a timeout;
+* never below the high-water mark (the highest seqno the cluster ever committed, high_water.py): that
+  would discard committed transactions, which only a person may decide (`bootstrap --force`);
+* the seed (a copy of the brand-new cluster's first datadir) stands for the cluster only while nothing
+  was committed beyond it: afterwards an empty datadir waits for a Primary Component to join;
 * the caller must still hold the DCS bootstrap lock before acting on BOOTSTRAP (`ha.py` does).
 """
 
@@ -18,6 +22,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from galera_pilot.cluster import Cluster, Member, Position
+from galera_pilot.high_water import data_gone, held_most, never_served, shortfall
 
 
 class Action(StrEnum):
@@ -128,6 +133,9 @@ def choose_bootstrap_node(cluster: Cluster, local: LocalState, policy: RecoveryP
         n: p for n, p in positions.items() if p.usable and p.uuid == cluster_uuid
     }
     if not candidates:
+        gone = data_gone(cluster, positions)
+        if gone:
+            return BootstrapChoice(None, gone, described)
         excuses = "; ".join(
             f"{n}: {p.unusable or ('foreign cluster UUID ' + p.uuid if p.uuid != cluster_uuid else 'no position')}"
             for n, p in sorted(positions.items())
@@ -135,6 +143,15 @@ def choose_bootstrap_node(cluster: Cluster, local: LocalState, policy: RecoveryP
         return BootstrapChoice(None, f"no usable datadir of cluster {cluster_uuid} ({excuses})", described)
     best = min(candidates, key=lambda n: rank(candidates[n], n))
     p = candidates[best]
+    lost = shortfall(cluster, p)
+    if lost:
+        gone = data_gone(cluster, positions)
+        if gone:
+            return BootstrapChoice(None, gone, described)
+        return BootstrapChoice(None, f"{best} holds the most advanced datadir left (seqno {p.seqno}), but the "
+                               f"cluster had reached {held_most(cluster)}: bootstrapping it would discard {lost} "
+                               "committed transactions; waiting for a member that holds them (a person may accept "
+                               f"the loss: galera-pilot bootstrap --member {best} --force)", described)
     others = ", ".join(f"{n}={q.seqno}" for n, q in sorted(candidates.items()) if n != best) or "none"
     reason = (f"{best} is the most advanced of {len(candidates)} usable datadirs of cluster {cluster_uuid} "
               f"(seqno {p.seqno}, safe_to_bootstrap={int(p.safe_to_bootstrap)}; others: {others})")
@@ -170,16 +187,21 @@ def pc_recovery_peers(cluster: Cluster, local: LocalState) -> tuple[str, ...] | 
             return None
     if sorted(positions[n].saved_view.my_uuid for n in roster) != list(own.members):  # type: ignore[union-attr]
         return None
+    if shortfall(cluster, max((positions[n] for n in roster), key=lambda p: p.seqno)):
+        return None  # all of the last component is back, yet behind what the cluster had committed
     return tuple(sorted(cluster.members[n].gcomm_address for n in roster if n != local.name))
 
 
 def formation_peers(cluster: Cluster, local: LocalState) -> tuple[str, ...] | None:
     """The other formation members' gcomm addresses when this node may form a new cluster's first
     component together with them: it is named in the seed's formation, its datadir is still exactly the
-    seed (same UUID and seqno: nothing ran on it since) and no formation attempt of its own failed."""
+    seed (same UUID and seqno: nothing ran on it since), no formation attempt of its own failed, and the
+    cluster never committed anything beyond the seed."""
     seed = cluster.seed
     position = local.position
-    if (seed is None or local.name not in seed.formation or not seed.view_id or not local.pc_recovery_allowed
+    if seed is None or not never_served(cluster):
+        return None  # the seed stands for the cluster only before anything was committed beyond it
+    if (local.name not in seed.formation or not seed.view_id or not local.pc_recovery_allowed
             or position is None or position.unusable or position.uuid != seed.uuid or position.seqno != seed.seqno):
         return None
     peers = tuple(sorted(address for name, address in seed.addresses.items() if name != local.name))
@@ -270,10 +292,16 @@ def decide(local: LocalState, cluster: Cluster, policy: RecoveryPolicy, now: flo
 
     # No Primary anywhere: a full outage (or the very first start after initialization).
     if not local.has_data:
-        if seed_usable(cluster, local):
+        if seed_usable(cluster, local) and never_served(cluster):
             return Decision(Action.COPY_SEED, "copying the seed datadir while the Primary Component forms",
                             copy_seed=True)
-        return Decision(Action.WAIT, "no Primary Component to join, and an empty datadir cannot bootstrap")
+        choice = choose_bootstrap_node(cluster, local, policy, now)
+        inputs = {"positions": choice.positions, "high_water": held_most(cluster)}
+        if choice.reason.startswith("the data is gone"):
+            return Decision(Action.WAIT, choice.reason, inputs=inputs | {"data_gone": True})
+        outlook = f"waiting for {choice.chosen} to bootstrap" if choice.chosen else choice.reason
+        return Decision(Action.WAIT, "the datadir is empty and there is no Primary Component to join (an empty "
+                        f"datadir never starts a cluster): {outlook}", inputs=inputs)
     form_peers = formation_peers(cluster, local)
     if form_peers:
         return Decision(Action.FORM, f"forming the new cluster's first Primary Component together with "
@@ -293,9 +321,12 @@ def decide(local: LocalState, cluster: Cluster, policy: RecoveryPolicy, now: flo
                                          f"({why}); refusing")
         described = {n: {"uuid": p.uuid, "seqno": p.seqno, "unusable": p.unusable}
                      for n, p in reported_positions(cluster, local).items()}
+        lost = shortfall(cluster, local.position)
+        discards = (f"; it discards {lost} committed transactions (the cluster had reached {held_most(cluster)})"
+                    if lost else "; transactions only other nodes had are discarded")
         return Decision(Action.BOOTSTRAP, "bootstrapping the cluster because a person ordered it "
-                        "(galera-pilot bootstrap --force); transactions only other nodes had are discarded",
-                        inputs={"positions": described, "policy": "forced"})
+                        f"(galera-pilot bootstrap --force){discards}",
+                        inputs={"positions": described, "policy": "forced", "discards": lost})
     pc_peers = pc_recovery_peers(cluster, local)
     if pc_peers:
         assert local.position is not None and local.position.saved_view is not None

@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from galera_pilot.cluster import (
+    EMPTY_POSITION,
     UNKNOWN_UUID,
     Cluster,
     HistoryEvent,
@@ -36,12 +37,14 @@ from galera_pilot.credentials import Credentials, write_private
 from galera_pilot.dcs.base import DCS
 from galera_pilot.decisions import Action, Decision, LocalState, RecoveryPolicy, decide
 from galera_pilot.errors import DCSError, PilotError
+from galera_pilot.high_water import should_raise, vouched_seqno
 from galera_pilot.mariadb import sql
 from galera_pilot.mariadb.exit_watch import ExitWatcher
 from galera_pilot.mariadb.grastate import (
     datadir_position,
     has_data,
     restore_cluster_uuid,
+    rewrite_grastate,
     set_safe_to_bootstrap,
 )
 from galera_pilot.mariadb.gvwstate import read_saved_view, render_gvwstate
@@ -104,6 +107,7 @@ class Ha:
         self._pc_recovery_started: float | None = None  # when mariadbd was started for pc.recovery
         self._pc_recovery_failed = False  # until the next Synced: do not try pc.recovery again
         self._pc_recovery_position: Position | None = None  # published while waiting for pc.recovery
+        self._data_gone_recorded = False
         self._transitional = True
         self.last_cycle_seconds = 0.0
         # Routing (issue 4): a fast look at mariadbd for the health endpoints, and the writer lease.
@@ -167,11 +171,17 @@ class Ha:
             recovered = self.process.wsrep_recover()
         except (PilotError, OSError) as error:
             return replace(position, unusable=f"--wsrep-recover failed: {error}")
+        recovered = replace(recovered, grastate_problem=position.grastate_problem)
         if recovered.uuid == UNKNOWN_UUID:
-            recovered = replace(recovered, unusable="neither grastate.dat nor InnoDB holds a cluster position "
-                                "(never joined)")
+            why = (f"{position.grastate_problem}, and InnoDB holds no cluster position either"
+                   if position.grastate_problem else
+                   "neither grastate.dat nor InnoDB holds a cluster position (never joined)")
+            recovered = replace(recovered, unusable=why)
         elif position.uuid not in (UNKNOWN_UUID, recovered.uuid):
             recovered = replace(recovered, unusable=f"InnoDB holds {recovered.uuid}, grastate.dat {position.uuid}")
+        elif position.grastate_problem:
+            log.warning("%s; InnoDB holds the position %s:%d, which counts instead", position.grastate_problem,
+                        recovered.uuid, recovered.seqno)
         self._recovered = (key, recovered)
         return replace(recovered, safe_to_bootstrap=position.safe_to_bootstrap)
 
@@ -207,7 +217,8 @@ class Ha:
                 state, cluster_status = "starting", ""
         else:
             state, cluster_status = "stopped", ""
-            position = self._position() if data else None
+            # An empty datadir is reported as such: a recovery then knows this member has nothing to offer.
+            position = self._position() if data else EMPTY_POSITION
         if running and self._pc_recovery_started is not None and cluster_status != "Primary":
             position = self._pc_recovery_position
         if status and cluster_status == "Primary" and state == "Synced":
@@ -404,17 +415,31 @@ class Ha:
         local = self.observe(now)
         self.publish()
         cluster = self.dcs.snapshot()
+        self._raise_high_water(local, cluster)
         if cluster.has_primary or local.cluster_status == "Primary":
             self._no_primary_since = None
         elif self._no_primary_since is None:
             self._no_primary_since = now
         decision = decide(local, cluster, self.policy, now)
+        if decision.inputs.get("data_gone") and not self._data_gone_recorded:
+            self._data_gone_recorded = True  # once per agent run: the sentence stays in `activity`
+            self._history("data-gone", decision.reason, decision.inputs)
         self._transitional = decision.action != Action.NONE or local.state != "Synced"
         sentence = self._act(decision, local, cluster)
         self.activity = sentence
         self._after_cycle(local, cluster)
         self.publish()
         return sentence
+
+    def _raise_high_water(self, local: LocalState, cluster: Cluster) -> None:
+        """Keep the DCS's memory of how far the cluster got (high_water.py) current: a write only when
+        this member vouches for more than the mark says."""
+        cluster_uuid = cluster.initialize.cluster_uuid if cluster.initialize else None
+        member = self.member()
+        seqno = vouched_seqno(local.running, local.cluster_status, member.cluster_uuid, member.seqno,
+                              local.position, cluster_uuid)
+        if cluster_uuid is not None and seqno is not None and should_raise(cluster, cluster_uuid, seqno):
+            self.dcs.raise_high_water(cluster_uuid, seqno, self.config.name)
 
     def next_wait(self) -> float:
         """Cycle quickly while something is changing, at loop_wait when all is calm."""
@@ -506,9 +531,18 @@ class Ha:
         if position is not None and position.source == "wsrep-recover" and position.unusable is None:
             start = f"{position.uuid}:{position.seqno}"
             # Else Galera ignores the start position: a join would take a full SST, a bootstrap a new UUID.
-            if restore_cluster_uuid(self.config.data_dir, position.uuid):
+            if position.grastate_problem:
+                kept = rewrite_grastate(self.config.data_dir, position.uuid, time.strftime("%Y%m%d-%H%M%S"))
+                self._recovered = None
+                self._history("repair", f"{position.grastate_problem}: rewrote it from the position InnoDB holds "
+                              f"({position.uuid}:{position.seqno})" + (f"; the old file is kept as {kept}" if kept
+                                                                       else ""),
+                              {"uuid": position.uuid, "seqno": position.seqno, "kept": str(kept) if kept else None})
+            elif restore_cluster_uuid(self.config.data_dir, position.uuid):
                 log.info("grastate.dat had lost the cluster UUID in the crash; restored %s from InnoDB",
                          position.uuid)
+        if bootstrap and (self.config.data_dir / "grastate.dat").exists():
+            set_safe_to_bootstrap(self.config.data_dir, True)
         self._write_mycnf(peers, start)
         self._expect_running = True
         self._exit_handled = False
@@ -555,6 +589,9 @@ class Ha:
         if not self.dcs.finish_initialize(self.config.name, uuid):
             self.dcs.release_bootstrap_lock(self.config.name)
             return "lost the initialize lease while initializing; another agent may have taken over"
+        # A new cluster's mark starts at its seed: until something is committed beyond it, a seed copy is
+        # the whole cluster (high_water.never_served).
+        self.dcs.reset_high_water(uuid, seqno, self.config.name)
         if forming:
             return f"initialized cluster {uuid}; forming it from the seed with the other nodes"
         self._history("bootstrap", reason, {"cluster_uuid": uuid, "seqno": seqno})
@@ -570,7 +607,10 @@ class Ha:
         t0 = time.monotonic()
         self.activity = "initializing a new cluster: mariadb-install-db"
         if self.config.data_dir.exists():
-            shutil.rmtree(self.config.data_dir)  # empty, or our own interrupted initialization
+            if any(self.config.data_dir.iterdir()):  # our own interrupted initialization: kept, never deleted
+                self._quarantine("a new cluster is initialized here (what an interrupted initialization left)")
+            else:
+                self.config.data_dir.rmdir()
         self._prepare_dirs()
         self._write_mycnf(())
         self.process.install_db()
@@ -615,7 +655,7 @@ class Ha:
         Nodes that come later join the formed component as usual."""
         members = [m for m in self.dcs.snapshot().members.values()
                    if m.name != self.config.name and m.host == self.host and not m.running and m.use_seed
-                   and m.position is None]
+                   and (m.position is None or m.position.empty)]
         if not members:
             return SeedRecord(self.host, str(seed), uuid, seqno)
         formation = {m.name: str(uuid_module.uuid1()) for m in members}
@@ -671,7 +711,9 @@ class Ha:
             self.dcs.release_bootstrap_lock(self.config.name)
             return f"not bootstrapping: {primary} answers as Primary although its DCS key is gone"
         self._history("bootstrap", again.reason, again.inputs)
-        set_safe_to_bootstrap(self.config.data_dir, True)
+        if again.inputs.get("discards") and local.position is not None:
+            # A person accepted the loss: the cluster's history goes on from here, and the mark with it.
+            self.dcs.reset_high_water(local.position.uuid, local.position.seqno, self.config.name)
         self._start(bootstrap=True, peers=(), position=local.position)
         return again.reason
 
@@ -771,6 +813,13 @@ class Ha:
         self.process.create_local_sst_account(self.credentials)
 
     # ---- stopping ----------------------------------------------------------------------------------------
+    def _raise_high_water_from_datadir(self) -> None:
+        """After a clean stop grastate.dat holds the final seqno: the last writes before the stop count."""
+        position = datadir_position(self.config.data_dir)
+        init = self.dcs.snapshot().initialize
+        if position is not None and position.usable and init is not None and position.uuid == init.cluster_uuid:
+            self.dcs.raise_high_water(position.uuid, position.seqno, self.config.name)
+
     def shutdown(self) -> None:
         """Graceful stop: mariadbd flushes and records its seqno; the roster remembers a clean stop."""
         self.activity = "stopping mariadbd"
@@ -784,6 +833,8 @@ class Ha:
         self._exit_watch.cancel()
         stopped = self.process.stop(300)
         try:
+            if stopped:
+                self._raise_high_water_from_datadir()
             if stopped and (self._synced_once or self.config.name in self.dcs.snapshot().roster):
                 self.dcs.update_roster(self._roster_entry(stopped_gracefully=True))
                 self.dcs.release_bootstrap_lock(self.config.name)

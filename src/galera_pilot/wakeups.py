@@ -48,6 +48,8 @@ def essentials(value: str | None) -> Any:
 
 def concerns(key: str) -> Wake:
     """Which loops act on this key."""
+    if key == "high_water":
+        return Wake()  # raised with every write a member commits; read by recoveries, which poll anyway
     if key.startswith("members/"):
         return Wake(cycle=True, writer=True)
     if key in WRITER_KEYS or key.startswith(WRITER_PREFIXES):

@@ -84,8 +84,42 @@ def the_writer(directory: Path) -> str:
 
 
 def all_synced(directory: Path) -> bool:
-    rows = members(directory)
-    return len(rows) >= 3 and all(r["state"] == "Synced" and r["cluster_size"] == len(rows) for r in rows.values())
+    """Every member, asked directly (not its DCS record, which lags by up to a cycle and still says Synced
+    for a node that is about to rejoin), is Synced in one Primary Component of all of them, and every
+    agent's last look agrees (the endpoints answer from it)."""
+    user, password = credentials(directory)
+    addresses = [row["address"] for row in members(directory).values()]  # node4 too, while it is there
+    views = set()
+    for address in addresses:
+        try:
+            connection = pymysql.connect(host=address, port=3306, user=user, password=password, connect_timeout=2,
+                                         read_timeout=2)
+        except pymysql.MySQLError:
+            return False
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_state_comment', "
+                               "'wsrep_cluster_status', 'wsrep_cluster_size', 'wsrep_cluster_conf_id')")
+                status = {str(name).lower(): str(value) for name, value in cursor.fetchall()}
+        except pymysql.MySQLError:
+            return False
+        finally:
+            connection.close()
+        if (status.get("wsrep_local_state_comment") != "Synced" or status.get("wsrep_cluster_status") != "Primary"
+                or status.get("wsrep_cluster_size") != str(len(addresses))):
+            return False
+        views.add(status.get("wsrep_cluster_conf_id"))
+        if endpoint_code(address, "/health") != 200:
+            return False
+    return len(views) == 1
+
+
+@pytest.fixture(autouse=True)
+def _settled(cluster: Path) -> None:
+    """Each test starts from every member Synced in one view and one writer, whatever the test before it
+    left behind (a node that was stopped, isolated or drained may still be rejoining)."""
+    wait_for(lambda: all_synced(cluster), 180, "every member Synced in one Primary Component")
+    the_writer(cluster)
 
 
 def routed_to(directory: Path, port: int) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from galera_pilot.cluster import Cluster, InitializeRecord, Member, Position, RosterEntry, SeedRecord
+from galera_pilot.cluster import Cluster, HighWater, InitializeRecord, Member, Position, RosterEntry, SeedRecord
 from galera_pilot.decisions import LocalState
 
 CLUSTER_UUID = "11111111-2222-3333-4444-555555555555"
@@ -35,8 +35,10 @@ def done(by: str = "n1", uuid: str = CLUSTER_UUID) -> InitializeRecord:
 
 
 def snapshot(*members: Member, roster: Any = None, initialize: InitializeRecord | None = None,
-             seed: SeedRecord | None = None, lock: str | None = None, no_init: bool = False) -> Cluster:
-    """A snapshot of an initialized cluster; roster defaults to the given members' names."""
+             seed: SeedRecord | None = None, lock: str | None = None, no_init: bool = False,
+             high_water: int | HighWater | None = None) -> Cluster:
+    """A snapshot of an initialized cluster; roster defaults to the given members' names; `high_water` is
+    the cluster's mark (a seqno of CLUSTER_UUID, or a whole record)."""
     names = [m.name for m in members] if roster is None else list(roster)
     return Cluster(
         initialize=None if no_init else (initialize or done()),
@@ -45,6 +47,7 @@ def snapshot(*members: Member, roster: Any = None, initialize: InitializeRecord 
         seed=seed,
         bootstrap_lock_holder=lock,
         read_at=NOW,
+        high_water=HighWater(CLUSTER_UUID, high_water, "n1") if isinstance(high_water, int) else high_water,
     )
 
 

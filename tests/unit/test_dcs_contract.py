@@ -375,3 +375,33 @@ def test_watch_stops_when_told(backend: Backend) -> None:
     finally:
         watcher.close()
         writer.close()
+
+
+# ---- the high-water mark (issue 18) ------------------------------------------------------------------------
+HW_UUID = "11111111-2222-3333-4444-555555555555"
+
+
+def test_the_high_water_mark_only_rises(dcs: DCS) -> None:
+    assert dcs.snapshot().high_water is None
+    assert dcs.raise_high_water(HW_UUID, 10, "node1")
+    assert not dcs.raise_high_water(HW_UUID, 10, "node2"), "equal is no rise"
+    assert not dcs.raise_high_water(HW_UUID, 7, "node2")
+    assert dcs.raise_high_water(HW_UUID, 12, "node3")
+    mark = dcs.snapshot().high_water
+    assert mark is not None and (mark.uuid, mark.seqno, mark.member) == (HW_UUID, 12, "node3")
+    other = "99999999-8888-7777-6666-555555555555"
+    assert not dcs.raise_high_water(other, 99, "node1"), "another cluster's position never moves the mark"
+    dcs.reset_high_water(other, 3, "node2")  # a new cluster (or a person's forced bootstrap)
+    mark = dcs.snapshot().high_water
+    assert mark is not None and (mark.uuid, mark.seqno, mark.member) == (other, 3, "node2")
+
+
+def test_concurrent_raises_end_at_the_highest(dcs: DCS) -> None:
+    threads = [threading.Thread(target=dcs.raise_high_water, args=(HW_UUID, seqno, f"node{seqno}"))
+               for seqno in range(1, 9)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    mark = dcs.snapshot().high_water
+    assert mark is not None and (mark.seqno, mark.member) == (8, "node8")

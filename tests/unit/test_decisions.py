@@ -220,8 +220,10 @@ def test_seed_of_an_unfinished_initialization_is_not_used() -> None:
 
 
 def test_no_primary_empty_datadir_copies_the_seed_ahead_of_time() -> None:
+    """Only in a brand-new cluster (nothing committed beyond the seed): test_decisions_high_water.py has
+    the cluster that served."""
     me = stopped("n3")
-    decision = decide_for(me, snapshot(me, stopped("n1", position(3)), seed=SEED, lock="n1"))
+    decision = decide_for(me, snapshot(me, stopped("n1", position(3)), seed=SEED, lock="n1", high_water=3))
     assert decision.action == Action.COPY_SEED
     assert decision.copy_seed is True
 

@@ -16,6 +16,7 @@ from galera_pilot.mariadb.grastate import (
     has_data,
     parse_grastate,
     restore_cluster_uuid,
+    rewrite_grastate,
     set_safe_to_bootstrap,
 )
 
@@ -159,25 +160,59 @@ def test_sst_in_progress_is_unusable_even_with_a_good_grastate(tmp_path: Path) -
     assert not position.needs_recovery  # damaged, not merely crashed: recovery must not be attempted
 
 
-def test_missing_grastate_is_unusable(tmp_path: Path) -> None:
-    position = datadir_position(datadir(tmp_path, None))
+# A damaged grastate.dat is not the end of a datadir (issue 18): the position is asked of InnoDB
+# (--wsrep-recover, which ha.py runs for seqno -1), and the problem is kept to say why and to rewrite the file.
+@pytest.mark.parametrize(("text", "complaint"), [
+    (None, "grastate.dat is missing"),
+    ("", "grastate.dat is empty"),
+    ("  \n", "grastate.dat is empty"),
+    ("garbage", "grastate.dat is corrupt: uuid '' is not a UUID"),
+])
+def test_a_damaged_grastate_asks_innodb(tmp_path: Path, text: str | None, complaint: str) -> None:
+    position = datadir_position(datadir(tmp_path, text))
     assert position is not None and not position.usable
-    assert "missing" in position.unusable
-
-
-def test_corrupt_grastate_is_unusable(tmp_path: Path) -> None:
-    position = datadir_position(datadir(tmp_path, grastate(uuid="garbage")))
-    assert position is not None and not position.usable
-    assert "corrupt" in position.unusable
+    assert position.needs_recovery and position.unusable is None
+    assert position.grastate_problem == complaint
     assert position.uuid == UNKNOWN_UUID
 
 
-def test_unreadable_grastate_is_unusable(tmp_path: Path) -> None:
+def test_an_unreadable_grastate_asks_innodb(tmp_path: Path) -> None:
     data = datadir(tmp_path, None)
     (data / "grastate.dat").mkdir()  # reading a directory fails even for root
     position = datadir_position(data)
-    assert position is not None and not position.usable
-    assert "cannot be read" in position.unusable
+    assert position is not None and position.needs_recovery
+    assert position.grastate_problem is not None and "cannot be read" in position.grastate_problem
+
+
+def test_binary_garbage_in_grastate_asks_innodb(tmp_path: Path) -> None:
+    data = datadir(tmp_path, None)
+    (data / "grastate.dat").write_bytes(b"\xff\xfe\x00garbage")
+    position = datadir_position(data)
+    assert position is not None and position.needs_recovery and position.grastate_problem
+
+
+def test_rewrite_keeps_the_damaged_file_and_names_the_recovered_uuid(tmp_path: Path) -> None:
+    data = datadir(tmp_path, "garbage")
+    kept = rewrite_grastate(data, UUID, "20261201-101010")
+    assert kept == data / "grastate.dat.damaged-20261201-101010" and kept.read_text() == "garbage"
+    state = parse_grastate((data / "grastate.dat").read_text())
+    assert (state.uuid, state.seqno, state.safe_to_bootstrap) == (UUID, -1, False)
+    position = datadir_position(data)
+    assert position is not None and position.needs_recovery and position.grastate_problem is None
+
+
+def test_rewrite_of_a_missing_file_keeps_nothing(tmp_path: Path) -> None:
+    data = datadir(tmp_path, None)
+    assert rewrite_grastate(data, UUID, "x") is None
+    assert parse_grastate((data / "grastate.dat").read_text()).uuid == UUID
+
+
+@pytest.mark.parametrize("uuid", [UNKNOWN_UUID, "garbage"])
+def test_rewrite_refuses_what_is_not_a_cluster_uuid(tmp_path: Path, uuid: str) -> None:
+    data = datadir(tmp_path, "garbage")
+    with pytest.raises(ValueError):
+        rewrite_grastate(data, uuid, "x")
+    assert (data / "grastate.dat").read_text() == "garbage"
 
 
 def test_all_zero_uuid_asks_innodb(tmp_path: Path) -> None:

@@ -124,3 +124,40 @@ def test_a_seed_copy_keeps_what_an_interrupted_join_left_in_the_datadir(ha: Ha, 
     assert len(kept) == 1 and (kept[0] / "ib_logfile0").exists()
     events = [e for e in dcs.snapshot().history if e.action == "quarantine"]
     assert events and "interrupted join" in events[-1].reason
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    (None, "grastate.dat is missing"),
+    ("", "grastate.dat is empty"),
+    ("garbage\n", "grastate.dat is corrupt"),
+])
+def test_a_damaged_grastate_is_recovered_from_innodb(ha: Ha, text: str | None, problem: str) -> None:
+    """Issue 18: node1 held the most when its grastate.dat was overwritten; it was quarantined and its
+    acknowledged rows lost to a bootstrap from behind. InnoDB still knew the position."""
+    if text is not None:
+        (ha.config.data_dir / "grastate.dat").write_text(text)
+    position = ha._position()
+    assert ha.recover_calls == [1]  # type: ignore[attr-defined]
+    assert position is not None and position.usable
+    assert (position.uuid, position.seqno, position.source) == (UUID, 42, "wsrep-recover")
+    assert position.grastate_problem is not None and position.grastate_problem.startswith(problem)
+
+
+def test_a_damaged_grastate_without_an_innodb_position_is_unusable_and_says_both(ha: Ha) -> None:
+    (ha.config.data_dir / "grastate.dat").write_text("garbage\n")
+    ha.process.wsrep_recover = lambda: Position(UNKNOWN_UUID, -1, False, "wsrep-recover")  # type: ignore[method-assign]
+    position = ha._position()
+    assert position is not None and not position.usable
+    assert position.unusable == ("grastate.dat is corrupt: uuid '' is not a UUID, and InnoDB holds no cluster "
+                                 "position either")
+
+
+def test_an_empty_datadir_is_reported_as_empty(ha: Ha) -> None:
+    import shutil
+
+    from galera_pilot.cluster import EMPTY_POSITION
+
+    shutil.rmtree(ha.config.data_dir / "mysql")
+    local = ha.observe(1000.0)
+    assert local.position == EMPTY_POSITION and not local.has_data
+    assert ha.member().position == EMPTY_POSITION

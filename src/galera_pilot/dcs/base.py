@@ -17,6 +17,8 @@ Keys live under `/galera-pilot/<cluster_name>/`:
   writer              the writer lease (short TTL): the one member whose /writer answers 200
   switchover          a person's request that the writer move (TTL lease)
   maintenance/<name>  a member drained by a person: its /read and /writer answer 503 (no TTL)
+  high_water          the highest committed seqno any member ever reported for the cluster's UUID
+                      (no TTL; only raised, except by a person's forced bootstrap)
   history/<id>        every bootstrap / recovery decision with its inputs and reason
 
 Watches: `watch()` reports which keys changed, so an agent runs its cycle (or its writer election) at once
@@ -36,6 +38,7 @@ from typing import Any
 
 from galera_pilot.cluster import (
     Cluster,
+    HighWater,
     HistoryEvent,
     InitializeRecord,
     Member,
@@ -46,6 +49,7 @@ from galera_pilot.cluster import (
 from galera_pilot.errors import PilotError
 
 WATCH_POLL = 0.1  # the polling watch's interval (SQLite: one small local query)
+HIGH_WATER_ATTEMPTS = 32  # more than the members that may raise the mark at the same moment
 RESYNC = ""  # the key of a Change that means "anything may have changed" (a watch lost track)
 
 
@@ -138,6 +142,7 @@ class DCS(ABC):
         writer: str | None = None
         switchover: Switchover | None = None
         maintenance: set[str] = set()
+        high_water: HighWater | None = None
         for kv in self.list(""):
             data = json.loads(kv.value)
             if kv.key == "initialize":
@@ -152,6 +157,8 @@ class DCS(ABC):
                 writer = data.get("holder")
             elif kv.key == "switchover":
                 switchover = Switchover.from_dict(data)
+            elif kv.key == "high_water":
+                high_water = HighWater.from_dict(data, kv.version)
             elif kv.key.startswith("maintenance/"):
                 maintenance.add(kv.key[12:])
             elif kv.key.startswith("members/"):
@@ -163,7 +170,7 @@ class DCS(ABC):
         return Cluster(initialize=initialize, members=members, roster=roster, seed=seed,
                        bootstrap_lock_holder=bootstrap_holder, forced_bootstrap=forced, history=tuple(history),
                        read_at=time.time(), writer=writer, maintenance=frozenset(maintenance),
-                       switchover=switchover)
+                       switchover=switchover, high_water=high_water)
 
     def routing_view(self) -> Cluster:
         """The part of a snapshot the writer election needs (members, writer, maintenance, switchover),
@@ -269,6 +276,32 @@ class DCS(ABC):
             self.put(f"maintenance/{name}", json.dumps({"member": name, "at": time.time()}))
         else:
             self.delete(f"maintenance/{name}")
+
+    # ---- the high-water mark ---------------------------------------------------------------------------
+    def raise_high_water(self, uuid: str, seqno: int, member: str) -> bool:
+        """Raise the mark to (uuid, seqno) unless it already stands there or higher; True if raised.
+
+        Compare-and-set, so two agents raising at once end at the higher of the two. A mark of another
+        UUID is replaced only by `reset_high_water` (a new cluster), never here. A lost compare-and-set
+        means another writer moved the mark, so the attempts are bounded by how many write at once."""
+        record = json.dumps(HighWater(uuid, seqno, member, time.time()).to_dict())
+        for _ in range(HIGH_WATER_ATTEMPTS):
+            current = self.get("high_water")
+            if current is None:
+                if self.create("high_water", record):
+                    return True
+                continue
+            stored = HighWater.from_dict(json.loads(current.value))
+            if stored.uuid != uuid or stored.seqno >= seqno:
+                return False
+            if self.compare_and_set("high_water", record, current.version):
+                return True
+        return False
+
+    def reset_high_water(self, uuid: str, seqno: int, member: str) -> None:
+        """Set the mark whatever it said: a new cluster, or a person's forced bootstrap that discarded
+        what lay beyond (the discarded history is in the event the caller records)."""
+        self.put("high_water", json.dumps(HighWater(uuid, seqno, member, time.time()).to_dict()))
 
     def record_history(self, event: HistoryEvent) -> None:
         key = f"history/{event.at:017.6f}-{event.member}"

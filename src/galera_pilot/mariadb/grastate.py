@@ -59,16 +59,21 @@ def datadir_position(data_dir: Path) -> Position | None:
     if (data_dir / "sst_in_progress").exists():
         return Position(UNKNOWN_UUID, -1, unusable="an SST was aborted here (sst_in_progress marker)")
     path = data_dir / "grastate.dat"
+    # A missing, unreadable or corrupt grastate.dat is not the end of the datadir: InnoDB keeps the wsrep
+    # position with every commit, so the caller asks --wsrep-recover (seqno -1 means "recover"), and only
+    # a datadir whose InnoDB holds no position either is unusable.
     try:
         text = path.read_text()
     except FileNotFoundError:
-        return Position(UNKNOWN_UUID, -1, unusable="grastate.dat is missing")
-    except OSError as error:
-        return Position(UNKNOWN_UUID, -1, unusable=f"grastate.dat cannot be read: {error.strerror}")
+        return Position(UNKNOWN_UUID, -1, grastate_problem="grastate.dat is missing")
+    except (OSError, UnicodeDecodeError) as error:
+        why = error.strerror if isinstance(error, OSError) else "not text"
+        return Position(UNKNOWN_UUID, -1, grastate_problem=f"grastate.dat cannot be read: {why}")
     try:
         state = parse_grastate(text)
     except CorruptGrastate as error:
-        return Position(UNKNOWN_UUID, -1, unusable=f"grastate.dat is corrupt: {error}")
+        problem = "grastate.dat is empty" if not text.strip() else f"grastate.dat is corrupt: {error}"
+        return Position(UNKNOWN_UUID, -1, grastate_problem=problem)
     if state.uuid == UNKNOWN_UUID:
         # Not "never joined": Galera writes the all-zero UUID whenever a transaction is in flight (its
         # SavedState.mark_unsafe) and the real one back when none is, so a server killed under load leaves
@@ -100,3 +105,26 @@ def restore_cluster_uuid(data_dir: Path, uuid: str) -> bool:
     new = re.sub(r"^seqno:.*$", "seqno:   -1", new, flags=re.M)
     path.write_text(new)
     return True
+
+
+GRASTATE_TEMPLATE = """# GALERA saved state
+version: 2.1
+uuid:    {uuid}
+seqno:   -1
+safe_to_bootstrap: {safe}
+"""
+
+
+def rewrite_grastate(data_dir: Path, uuid: str, stamp: str) -> Path | None:
+    """Replace a missing or damaged grastate.dat with one naming the UUID that --wsrep-recover found
+    (seqno -1: the start position comes from wsrep_start_position, as after any crash). The damaged file
+    is kept beside it as grastate.dat.damaged-STAMP, never deleted; returns that path (None if missing)."""
+    if not UUID_RE.match(uuid) or uuid == UNKNOWN_UUID:
+        raise ValueError(f"{uuid!r} is not a cluster UUID")
+    path = data_dir / "grastate.dat"
+    kept: Path | None = None
+    if path.exists() or path.is_symlink():
+        kept = data_dir / f"grastate.dat.damaged-{stamp}"
+        path.rename(kept)
+    path.write_text(GRASTATE_TEMPLATE.format(uuid=uuid, safe=0))
+    return kept
