@@ -17,8 +17,10 @@ from rich.table import Table
 
 from galera_pilot.cluster import Cluster, HistoryEvent
 from galera_pilot.config import dcs_url_carries_password, redact_dcs_url
+from galera_pilot.dcs import DCS
 from galera_pilot.embedded import DEFAULT_READER_BIND, DEFAULT_WRITER_BIND, EmbeddedCluster, find_cluster_config
 from galera_pilot.errors import ConfigError, PilotError
+from galera_pilot.high_water import empty_start_refusal, held_most, shortfall
 from galera_pilot.mariadb import sql
 from galera_pilot.proxy.haproxy_config import parse_bind
 
@@ -171,6 +173,8 @@ def _print_members(cluster: EmbeddedCluster, snapshot: Cluster, fmt: str) -> Non
     for row in rows:
         table.add_row(*(str(row[k]) for k in LIST_KEYS))
     Console(width=200).print(table)
+    if snapshot.high_water is not None:
+        click.echo(f"high-water mark: {held_most(snapshot)}")
 
 
 @main.command(name="list")
@@ -188,7 +192,8 @@ def list_members(directory: Path, fmt: str) -> None:
 def history(directory: Path, fmt: str) -> None:
     """Every recorded initialize / bootstrap / join / evict / halt decision, oldest first, with its reason."""
     cluster = find_cluster_config(directory)
-    events = cluster.snapshot().history
+    snapshot = cluster.snapshot()
+    events = snapshot.history
     if fmt == "json":
         click.echo(json.dumps([e.to_dict() for e in events], indent=2))
         return
@@ -197,22 +202,30 @@ def history(directory: Path, fmt: str) -> None:
         stamp = datetime.fromtimestamp(event.at).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
         table.add_row(stamp, event.member, event.action, event.reason)
     Console(width=200).print(table)
+    if snapshot.high_water is not None:
+        click.echo(f"high-water mark: {held_most(snapshot)}")
 
 
 @main.command()
 @dir_option
 @click.option("--member", required=True, help="the member whose datadir becomes the cluster's state")
 @click.option("--force", is_flag=True, help="really order it (without: only show what it would discard)")
-def bootstrap(directory: Path, member: str, force: bool) -> None:
+@click.option("--empty", is_flag=True,
+              help="start a new cluster from nothing on MEMBER's empty datadir (a new cluster UUID)")
+def bootstrap(directory: Path, member: str, force: bool, empty: bool) -> None:
     """Order MEMBER to bootstrap after a full outage without waiting for the missing members.
 
-    The agents never do this alone with less than what the recovery policy requires; a person may, and
-    this command first shows which reported positions are ahead of MEMBER (their transactions are lost).
+    The agents never do this alone with less than what the recovery policy requires, nor below the
+    cluster's high-water mark; a person may, and this command first shows what it would discard.
+    With --empty (the data is gone from every node), MEMBER starts a new cluster from nothing.
     """
     cluster = find_cluster_config(directory)
     dcs = cluster.dcs()
     try:
         snapshot = dcs.snapshot()
+        if empty:
+            _order_empty_start(dcs, snapshot, member, force)
+            return
         primary = [m.name for m in snapshot.primary_members]
         if primary:
             raise PilotError(f"a Primary Component exists ({', '.join(sorted(primary))}); nothing to bootstrap")
@@ -225,6 +238,10 @@ def bootstrap(directory: Path, member: str, force: bool) -> None:
                  if m.position is not None and m.position.seqno > target.position.seqno]
         missing = sorted(set(snapshot.roster) - {n for n, m in snapshot.members.items() if m.position})
         click.echo(f"{member} is at seqno {target.position.seqno} of cluster {target.position.uuid}.")
+        lost = shortfall(snapshot, target.position)
+        if lost:
+            click.echo(f"WARNING: the cluster had reached {held_most(snapshot)}: bootstrapping {member} discards "
+                       f"{lost} committed transactions.")
         if ahead:
             click.echo(f"WARNING: ahead of it: {', '.join(ahead)}; their extra transactions will be discarded.")
         if missing:
@@ -236,10 +253,33 @@ def bootstrap(directory: Path, member: str, force: bool) -> None:
             raise PilotError("a bootstrap order is already pending")
         dcs.record_history(HistoryEvent(time.time(), member, "force",
                                         f"a person ordered {member} to bootstrap (galera-pilot bootstrap --force)",
-                                        {"ahead": ahead, "missing": missing}))
+                                        {"ahead": ahead, "missing": missing, "discards": lost}))
         click.echo(f"ordered: {member}'s agent bootstraps the cluster within seconds; the others then join it.")
     finally:
         dcs.close()
+
+
+def _order_empty_start(dcs: DCS, snapshot: Cluster, member: str, force: bool) -> None:
+    """`bootstrap --empty`: what starting from nothing discards, then (with --force) the order."""
+    refusal = empty_start_refusal(snapshot, member)
+    if refusal:
+        raise PilotError(refusal)
+    old = snapshot.initialize.cluster_uuid if snapshot.initialize else None
+    reached = held_most(snapshot) or "an unknown seqno (no high-water mark)"
+    click.echo(f"{member}'s datadir is empty. Starting from nothing creates a new cluster UUID; cluster {old} had "
+               f"reached {reached}, and all of it is discarded.")
+    kept = [n for n, m in sorted(snapshot.members.items()) if m.position is not None and not m.position.empty]
+    if kept:
+        click.echo(f"Datadirs still holding data ({', '.join(kept)}) are moved aside, not deleted, when they join.")
+    if not force:
+        raise PilotError(f"not ordered; run again with --force --empty to start a new cluster on {member}")
+    if not dcs.order_empty_start(member, ttl=120.0):
+        raise PilotError("the initialize record changed meanwhile; look again with `galera-pilot list`")
+    dcs.record_history(HistoryEvent(time.time(), member, "force",
+                                    f"a person ordered {member} to start a new cluster from nothing, replacing "
+                                    f"{old} (galera-pilot bootstrap --force --empty)",
+                                    {"empty": True, "replaces": old, "high_water": reached}))
+    click.echo(f"ordered: {member}'s agent initializes a new cluster within seconds; the others then join it.")
 
 
 @main.command()

@@ -182,6 +182,9 @@ class InitializeRecord:
     started_at: float = 0.0
     finished_at: float | None = None
     version: int = 0
+    # A person's `bootstrap --force --empty`: `by` starts a new cluster from nothing, replacing this one.
+    ordered_empty: bool = False
+    replaces: str | None = None  # the cluster UUID it replaces
 
     @property
     def done(self) -> bool:

@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from galera_pilot.cluster import Cluster, Member, Position
-from galera_pilot.high_water import data_gone, held_most, never_served, shortfall
+from galera_pilot.high_water import DATA_GONE, data_gone, held_most, never_served, shortfall
 
 
 class Action(StrEnum):
@@ -286,6 +286,9 @@ def decide(local: LocalState, cluster: Cluster, policy: RecoveryPolicy, now: flo
                                          "initialize a new cluster over it")
         return Decision(Action.INITIALIZE, "the DCS knows no cluster yet; trying to initialize it")
     if not init.done:
+        if init.by == local.name and init.ordered_empty:
+            return Decision(Action.INITIALIZE, "a person ordered this node to start a new cluster from nothing "
+                            "(galera-pilot bootstrap --force --empty); initializing it")
         if init.by == local.name:
             return Decision(Action.INITIALIZE, "this node's own initialization was interrupted; resuming it")
         return Decision(Action.WAIT, f"{init.by} is initializing the cluster")
@@ -297,7 +300,7 @@ def decide(local: LocalState, cluster: Cluster, policy: RecoveryPolicy, now: flo
                             copy_seed=True)
         choice = choose_bootstrap_node(cluster, local, policy, now)
         inputs = {"positions": choice.positions, "high_water": held_most(cluster)}
-        if choice.reason.startswith("the data is gone"):
+        if choice.reason.startswith(DATA_GONE):
             return Decision(Action.WAIT, choice.reason, inputs=inputs | {"data_gone": True})
         outlook = f"waiting for {choice.chosen} to bootstrap" if choice.chosen else choice.reason
         return Decision(Action.WAIT, "the datadir is empty and there is no Primary Component to join (an empty "

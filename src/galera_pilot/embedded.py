@@ -41,6 +41,7 @@ from galera_pilot.config import (
 from galera_pilot.credentials import Credentials, load_credentials, save_credentials, write_private
 from galera_pilot.dcs import DCS, get_dcs
 from galera_pilot.errors import ConfigError, PilotError
+from galera_pilot.high_water import NEEDS_A_PERSON
 from galera_pilot.mariadb import sql
 from galera_pilot.mariadb.process import MariadbProcess, tail
 from galera_pilot.proxy.haproxy_config import parse_bind
@@ -52,6 +53,9 @@ PROXY_CONFIG = "proxy.yaml"
 PROXY_DIR = "proxy"
 DEFAULT_WRITER_BIND = "127.0.0.1:3306"
 DEFAULT_READER_BIND = "127.0.0.1:3307"
+# `up` gives up once every agent has said this long that only a person can go on (a moment of that can be
+# a recovery still gathering positions).
+PERSON_NEEDED_GRACE = 3.0
 SST_TOOLS: dict[str, tuple[str, ...]] = {
     "mariabackup": ("mariabackup", "socat"),
     "rsync": ("rsync",),
@@ -385,6 +389,7 @@ class EmbeddedCluster:
         dcs = self.dcs()
         since = time.time()
         deadline = time.monotonic() + timeout
+        person_needed_since: float | None = None
         try:
             while True:
                 cluster = dcs.snapshot()
@@ -394,6 +399,16 @@ class EmbeddedCluster:
                 for node in pending:
                     if node.agent_pid() is None:
                         raise PilotError(_failure(node, "its agent exited"))
+                # Every agent says only a person can go on (the data is gone, or what is left is behind the
+                # high-water mark): waiting out the timeout would only hide it.
+                said = [cluster.members.get(n.name) for n in nodes]
+                if all(m is not None and m.updated_at >= since and any(k in m.activity for k in NEEDS_A_PERSON)
+                       for m in said):
+                    person_needed_since = person_needed_since or time.monotonic()
+                    if time.monotonic() - person_needed_since >= PERSON_NEEDED_GRACE:
+                        raise PilotError(f"no node can start: {said[0].activity}")  # type: ignore[union-attr]
+                else:
+                    person_needed_since = None
                 if time.monotonic() > deadline:
                     raise PilotError("\n\n".join(
                         _failure(n, f"not Synced after {timeout:.0f} s ({_doing(cluster.members.get(n.name))})")

@@ -533,6 +533,7 @@ class Ha:
             # Else Galera ignores the start position: a join would take a full SST, a bootstrap a new UUID.
             if position.grastate_problem:
                 kept = rewrite_grastate(self.config.data_dir, position.uuid, time.strftime("%Y%m%d-%H%M%S"))
+                chown_tree(self.config.data_dir / "grastate.dat", self.config.effective_mariadbd_user)
                 self._recovered = None
                 self._history("repair", f"{position.grastate_problem}: rewrote it from the position InnoDB holds "
                               f"({position.uuid}:{position.seqno})" + (f"; the old file is kept as {kept}" if kept

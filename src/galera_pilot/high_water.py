@@ -13,6 +13,11 @@ from __future__ import annotations
 
 from galera_pilot.cluster import Cluster, Position
 
+DATA_GONE = "the data is gone from every node"
+# What an agent says when only a person can go on: `up` stops waiting when every agent says one of these.
+BEHIND_THE_MARK = "committed transactions; waiting for a member that holds them"
+NEEDS_A_PERSON = (DATA_GONE, BEHIND_THE_MARK)
+
 
 def vouched_seqno(running: bool, cluster_status: str, live_uuid: str, live_seqno: int,
                   position: Position | None, cluster_uuid: str | None) -> int | None:
@@ -82,7 +87,24 @@ def data_gone(cluster: Cluster, positions: dict[str, Position]) -> str | None:
                      and position.seqno <= seed.seqno)
         if not (position.empty or seed_copy):
             return None
-    return (f"the data is gone from every node: all {len(cluster.roster)} members have empty datadirs (or only "
+    return (f"{DATA_GONE}: all {len(cluster.roster)} members have empty datadirs (or only "
             f"the seed copy), yet the cluster had reached {held_most(cluster)}; not starting a cluster. Restore "
             "a backup, or start deliberately from nothing with `galera-pilot bootstrap --member NAME --force "
             "--empty` (a new cluster UUID)")
+
+
+def empty_start_refusal(cluster: Cluster, member: str) -> str | None:
+    """Why a person may not start a new cluster from nothing on `member` now (None: it may).
+
+    It discards the cluster's history, so only a member whose agent reports an empty datadir may, and
+    never beside a Primary Component."""
+    primary = sorted(m.name for m in cluster.primary_members)
+    if primary:
+        return f"a Primary Component exists ({', '.join(primary)}); nothing to start"
+    target = cluster.members.get(member)
+    if target is None or target.position is None:
+        return f"{member} has not reported its datadir (is its agent running?)"
+    if not target.position.empty:
+        return (f"{member}'s datadir is not empty (seqno {target.position.seqno} of {target.position.uuid}); "
+                "--empty starts only on an empty datadir: bootstrap from it without --empty, or move it aside")
+    return None

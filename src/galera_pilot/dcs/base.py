@@ -201,6 +201,26 @@ class DCS(ABC):
         record = json.loads(current.value) | {"cluster_uuid": cluster_uuid, "finished_at": time.time()}
         return self.compare_and_set("initialize", json.dumps(record), current.version, None)
 
+    def order_empty_start(self, name: str, ttl: float) -> bool:
+        """A person's `bootstrap --force --empty`: `name` initializes a new cluster from nothing.
+
+        The initialize record is swapped in one compare-and-set, so no agent ever sees "no cluster" and
+        races to initialize; then the old cluster's seed, mark and roster go (its history stays). Leased
+        like an initializer's own record: if `name`'s agent never takes it up, any empty node may."""
+        current = self.get("initialize")
+        replaces = json.loads(current.value).get("cluster_uuid") if current is not None else None
+        record = json.dumps({"by": name, "cluster_uuid": None, "started_at": time.time(), "ordered_empty": True,
+                             "replaces": replaces})
+        if current is None:
+            swapped = self.create("initialize", record, ttl)
+        else:
+            swapped = self.compare_and_set("initialize", record, current.version, ttl)
+        if not swapped:
+            return False
+        for key in ("seed", "high_water", *(kv.key for kv in self.list("roster/"))):
+            self.delete(key)
+        return True
+
     def keep_initialize_lease(self, name: str, ttl: float) -> bool:
         current = self.get("initialize")
         if current is None or json.loads(current.value).get("by") != name:
