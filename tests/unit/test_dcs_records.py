@@ -319,3 +319,27 @@ def test_routing_view_has_members_maintenance_and_switchover(dcs: DCS) -> None:
         assert (view.switchover.from_member, view.switchover.to_member) == ("n1", "n2")
     dcs.clear_switchover()
     assert dcs.routing_view().switchover is None
+
+
+# ---- a person's start from nothing (bootstrap --force --empty) ----------------------------------------------
+
+
+def test_an_empty_start_swaps_the_initialize_record_and_drops_the_old_cluster(dcs: DCS) -> None:
+    assert dcs.try_initialize("node1", 60)
+    assert dcs.finish_initialize("node1", UUID)
+    dcs.publish_seed(SeedRecord("box", "/seed", UUID, 3))
+    dcs.update_roster(RosterEntry("node1", "127.0.0.2"))
+    dcs.update_roster(RosterEntry("node2", "127.0.0.3"))
+    dcs.raise_high_water(UUID, 40, "node2")
+    dcs.record_history(HistoryEvent(time.time(), "node1", "bootstrap", "kept"))
+    assert dcs.order_empty_start("node2", ttl=60)
+    cluster = dcs.snapshot()
+    assert cluster.initialize is not None and not cluster.initialize.done
+    assert (cluster.initialize.by, cluster.initialize.ordered_empty, cluster.initialize.replaces) == (
+        "node2", True, UUID)
+    assert cluster.seed is None and cluster.roster == {} and cluster.high_water is None
+    assert [e.reason for e in cluster.history] == ["kept"], "the history stays"
+    assert not dcs.try_initialize("node3", 60), "nobody else may initialize meanwhile"
+    assert dcs.finish_initialize("node2", "7b1c6d2e-86c4-11ee-a1a2-0242ac120002")
+    done = dcs.snapshot().initialize
+    assert done is not None and done.done and done.replaces == UUID

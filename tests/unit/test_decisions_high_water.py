@@ -278,3 +278,24 @@ def test_no_bootstrap_below_the_high_water_mark_without_a_person(drawn: tuple) -
 def test_running_members_are_untouched() -> None:
     me = running("n1")
     assert decide(local_of(me), snapshot(me, high_water=99), ALL, NOW).action == Action.NONE
+
+
+# ---- a person starts from nothing (`bootstrap --force --empty`) --------------------------------------------
+
+def test_an_empty_start_is_refused_unless_the_member_reports_an_empty_datadir() -> None:
+    from galera_pilot.high_water import empty_start_refusal
+
+    gone = snapshot(empty("n1"), stopped("n2", position(4)), high_water=11)
+    assert empty_start_refusal(gone, "n1") is None
+    assert "not empty" in (empty_start_refusal(gone, "n2") or "")
+    assert "has not reported" in (empty_start_refusal(gone, "n9") or "")
+    live = snapshot(empty("n1"), running("n2"), high_water=11)
+    assert "a Primary Component exists" in (empty_start_refusal(live, "n1") or "")
+
+
+def test_the_ordered_member_initializes_and_the_others_wait() -> None:
+    order = InitializeRecord("n1", None, 1.0, None, 2, ordered_empty=True, replaces=CLUSTER_UUID)
+    cluster = snapshot(empty("n1"), empty("n2"), roster=[], initialize=order)
+    decisions = decide_each(cluster)
+    assert decisions["n1"].action == Action.INITIALIZE and "--empty" in decisions["n1"].reason
+    assert decisions["n2"].action == Action.WAIT and "n1 is initializing" in decisions["n2"].reason
