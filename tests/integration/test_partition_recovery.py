@@ -97,10 +97,7 @@ class ComponentSampler(threading.Thread):
         except Exception:
             return None
         try:
-            with connection.cursor() as cursor:
-                cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN "
-                               "('wsrep_cluster_status', 'wsrep_incoming_addresses')")
-                status = {str(k).lower(): str(v) for k, v in cursor.fetchall()}
+            status = sql.global_status(connection, ("wsrep_cluster_status", "wsrep_incoming_addresses"))
         except Exception:
             return None
         finally:

@@ -97,10 +97,8 @@ def all_synced(directory: Path) -> bool:
         except pymysql.MySQLError:
             return False
         try:
-            with connection.cursor() as cursor:
-                cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_state_comment', "
-                               "'wsrep_cluster_status', 'wsrep_cluster_size', 'wsrep_cluster_conf_id')")
-                status = {str(name).lower(): str(value) for name, value in cursor.fetchall()}
+            status = sql.global_status(connection, ("wsrep_local_state_comment", "wsrep_cluster_status",
+                                                    "wsrep_cluster_size", "wsrep_cluster_conf_id"))
         except pymysql.MySQLError:
             return False
         finally:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from galera_pilot.cluster import Cluster, HighWater, InitializeRecord, Member, Position, RosterEntry, SeedRecord
-from galera_pilot.decisions import LocalState
+from galera_pilot.decisions import LocalState, RecoveryPolicy
 
 CLUSTER_UUID = "11111111-2222-3333-4444-555555555555"
 FOREIGN_UUID = "99999999-8888-7777-6666-555555555555"
 HOST = "box1"
 NOW = 10_000.0
+
+ALL = RecoveryPolicy("all")
+MAJORITY = RecoveryPolicy("majority", majority_timeout=30.0)
 
 ADDRESSES = {f"n{i}": f"127.0.0.{i + 1}" for i in range(1, 10)}
 

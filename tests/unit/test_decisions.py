@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 from decision_builders import (
+    ALL,
     CLUSTER_UUID,
     FOREIGN_UUID,
     HOST,
+    MAJORITY,
     NOW,
     done,
     local_of,
@@ -28,9 +30,6 @@ from galera_pilot.decisions import (
     rank,
     seed_usable,
 )
-
-ALL = RecoveryPolicy("all")
-MAJORITY = RecoveryPolicy("majority", majority_timeout=30.0)
 
 
 def decide_for(member: Member, cluster: Cluster, policy: RecoveryPolicy = ALL, **local: object):

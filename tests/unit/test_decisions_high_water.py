@@ -13,9 +13,11 @@ from dataclasses import replace
 import pytest
 from decision_builders import (
     ADDRESSES,
+    ALL,
     CLUSTER_UUID,
     FOREIGN_UUID,
     HOST,
+    MAJORITY,
     NOW,
     local_of,
     position,
@@ -40,8 +42,6 @@ from galera_pilot.cluster import (
 from galera_pilot.decisions import Action, Decision, RecoveryPolicy, decide
 from galera_pilot.high_water import data_gone, never_served, shortfall, vouched_seqno
 
-ALL = RecoveryPolicy("all")
-MAJORITY = RecoveryPolicy("majority", majority_timeout=30.0)
 SEED = SeedRecord(HOST, "/srv/n1/seed", CLUSTER_UUID, 3, "3 a 1",
                   {"n1": "a", "n2": "b", "n3": "c"}, {"n1": "127.0.0.2:4567", "n2": "127.0.0.3:4567",
                                                       "n3": "127.0.0.4:4567"})

@@ -67,13 +67,16 @@ def node_name(connection) -> str:
         return str(cursor.fetchone()[0])
 
 
-def wsrep_status(connection) -> dict[str, str]:
-    placeholders = ",".join(["%s"] * len(WSREP_STATUS_KEYS))
+def global_status(connection, names: tuple[str, ...]) -> dict[str, str]:
+    """These status variables (lower-case names) in one query; absent ones are left out."""
+    placeholders = ",".join(["%s"] * len(names))
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SHOW GLOBAL STATUS WHERE Variable_name IN ({placeholders})", WSREP_STATUS_KEYS
-        )
+        cursor.execute(f"SHOW GLOBAL STATUS WHERE Variable_name IN ({placeholders})", names)
         return {str(name).lower(): str(value) for name, value in cursor.fetchall()}
+
+
+def wsrep_status(connection) -> dict[str, str]:
+    return global_status(connection, WSREP_STATUS_KEYS)
 
 
 def secure_and_create_users(connection, credentials: Credentials) -> None:
