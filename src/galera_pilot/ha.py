@@ -111,6 +111,7 @@ class Ha:
         self._transitional = True
         self.last_cycle_seconds = 0.0
         # Routing (issue 4): a fast look at mariadbd for the health endpoints, and the writer lease.
+        self._observer_connection = None  # the status observer's kept connection (its thread alone uses it)
         self.observer = StatusObserver(self._observer_query)
         self.writer = WriterKeeper(config.name, dcs, self.observer.latest, config.priority,
                                    config.timing.writer_lease_ttl, fresh_within=max(3.0, 3 * config.timing.loop_wait),
@@ -126,11 +127,18 @@ class Ha:
             self.dcs_watch.start()
 
     def _observer_query(self) -> dict[str, str] | None:
-        connection = sql.connect_socket(self.config, self.credentials, timeout=QUERY_TIMEOUT)
+        """The observer's look, on one kept connection (a connect per look, four a second, was most of an
+        idle agent's CPU); any error drops it, and the next look connects again."""
         try:
-            return sql.wsrep_status(connection)
-        finally:
-            connection.close()
+            if self._observer_connection is None:
+                self._observer_connection = sql.connect_socket(self.config, self.credentials, timeout=QUERY_TIMEOUT)
+            return sql.wsrep_status(self._observer_connection)
+        except Exception:
+            connection, self._observer_connection = self._observer_connection, None
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    connection.close()
+            raise
 
     def _writer_changed(self, sentence: str) -> None:
         self._history("writer", sentence)

@@ -2,6 +2,11 @@
 
 The agent must never hang on a sick server, so every connection has connect/read/write timeouts of a
 couple of seconds; the REST API answers from the last observation instead of querying live.
+
+No connection negotiates TLS (`ssl_disabled`): PyMySQL 1.2 made TLS "preferred" by default and builds a
+new SSL context, loading the system CA store, on every connect: 18 ms of CPU per connect and status query
+over the unix socket, against 0.3 ms without (measured), and nothing is encrypted today anyway (the
+servers have no certificates). TLS, when it comes, builds one context and reuses it.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ def connect_socket(config: NodeConfig, credentials: Credentials | None, timeout:
         read_timeout=timeout,
         write_timeout=timeout,
         autocommit=True,
+        ssl_disabled=True,  # a unix socket never needs TLS
     )
 
 
@@ -57,6 +63,7 @@ def connect_tcp(host: str, port: int, credentials: Credentials, timeout: float =
         read_timeout=max(timeout, 30.0),
         write_timeout=max(timeout, 30.0),
         autocommit=True,
+        ssl_disabled=True,
     )
 
 
