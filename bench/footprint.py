@@ -1,0 +1,117 @@
+"""What galera-pilot costs at rest and under writes: CPU (% of one core) and RSS of every agent, the proxy
+manager, HAProxy and every mariadbd, over a window of idle time and a window of writes through the writer
+endpoint; the baseline in the same run is what the databases themselves use (agent/mariadbd CPU ratio).
+
+A 3-node embedded cluster with the managed proxy on 127.0.0.91-93 (proxy 127.0.0.90:3306/3307), so HAProxy
+polls every agent's checks as in production. The write load is a Python loop of single-row inserts on one
+connection through the writer endpoint (latency-bound, like a small application).
+
+    sudo .venv/bin/python bench/footprint.py [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pymysql
+import yaml
+
+CLI = [sys.executable, "-m", "galera_pilot"]
+PROXY = "127.0.0.90"
+BASE = "127.0.0.91"
+
+
+def run(*args: str) -> str:
+    result = subprocess.run([*CLI, *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"galera-pilot {' '.join(args)}: {result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def processes(directory: Path) -> dict[str, psutil.Process]:
+    """Every process of the cluster by role: agent:nodeN, mariadbd:nodeN, proxy manager, haproxy."""
+    found: dict[str, psutil.Process] = {}
+    for node in ("node1", "node2", "node3"):
+        found[f"agent {node}"] = psutil.Process(int((directory / node / "run" / "agent.pid").read_text()))
+        found[f"mariadbd {node}"] = psutil.Process(int((directory / node / "run" / "mariadbd.pid").read_text()))
+    found["proxy manager"] = psutil.Process(int((directory / "proxy" / "manager.pid").read_text()))
+    for index, child in enumerate(p for p in found["proxy manager"].children(recursive=True)
+                                  if p.name().startswith("haproxy")):
+        found[f"haproxy {index}"] = child
+    return found
+
+
+def measure(procs: dict[str, psutil.Process], seconds: float) -> dict[str, tuple[float, float]]:
+    """(CPU % of one core, RSS MB) of each process over `seconds`."""
+    before = {name: sum(p.cpu_times()[:2]) for name, p in procs.items()}
+    started = time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - started
+    return {name: (100 * (sum(p.cpu_times()[:2]) - before[name]) / elapsed, p.memory_info().rss / 2**20)
+            for name, p in procs.items()}
+
+
+class Writer(threading.Thread):
+    def __init__(self, user: str, password: str) -> None:
+        super().__init__(daemon=True)
+        self.user, self.password, self.stop, self.count = user, password, threading.Event(), 0
+
+    def run(self) -> None:
+        connection = pymysql.connect(host=PROXY, port=3306, user=self.user, password=self.password,
+                                     autocommit=True, ssl_disabled=True)
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE DATABASE IF NOT EXISTS bench")
+            cursor.execute("CREATE TABLE IF NOT EXISTS bench.w (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+            while not self.stop.is_set():
+                cursor.execute("INSERT INTO bench.w (v) VALUES (1)")
+                self.count += 1
+        connection.close()
+
+
+def report(title: str, figures: dict[str, tuple[float, float]]) -> None:
+    print(f"\n{title}")
+    for name, (cpu, rss) in figures.items():
+        print(f"  {name:16} {cpu:6.2f} % CPU  {rss:6.1f} MB RSS")
+    agents = [cpu for name, (cpu, _) in figures.items() if name.startswith("agent")]
+    servers = [cpu for name, (cpu, _) in figures.items() if name.startswith("mariadbd")]
+    ratio = statistics.mean(agents) / max(statistics.mean(servers), 1e-9)
+    print(f"  agent/mariadbd CPU ratio: {ratio:.2f} (mean agent {statistics.mean(agents):.2f} %, "
+          f"mean mariadbd {statistics.mean(servers):.2f} %)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="gp-bench-"))
+    base.chmod(0o755)
+    directory = base / "c"
+    try:
+        run("up", "--dir", str(directory), "--base-address", BASE, "--writer-bind", f"{PROXY}:3306",
+            "--reader-bind", f"{PROXY}:3307")
+        time.sleep(5)  # let the start settle (joins, first checks)
+        procs = processes(directory)
+        report(f"idle, {args.seconds:.0f} s", measure(procs, args.seconds))
+        credentials = yaml.safe_load((directory / "credentials.yaml").read_text())
+        writer = Writer(credentials["admin_user"], credentials["admin_password"])
+        writer.start()
+        time.sleep(2)
+        figures = measure(procs, args.seconds)
+        writer.stop.set()
+        writer.join(10)
+        report(f"writes through the writer endpoint, {args.seconds:.0f} s ({writer.count} inserts)", figures)
+    finally:
+        subprocess.run([*CLI, "down", "--dir", str(directory)], capture_output=True, check=False)
+        subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+if __name__ == "__main__":
+    main()
