@@ -52,7 +52,10 @@ def is_writer(connection: pymysql.Connection, api_urls: Iterable[str]) -> bool:
     """Is this connection still on the writer? (one SELECT and one HTTP request)"""
     with connection.cursor() as cursor:
         cursor.execute("SELECT @@wsrep_node_name")
-        name = str(cursor.fetchone()[0])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    name = str(row[0])
     try:
         return find_writer(api_urls)[2] == name
     except PilotError:

@@ -586,7 +586,7 @@ class Ha:
             raise PilotError(f"initializing the cluster failed: {error}") from None
         seed = self.dcs.snapshot().seed
         forming = seed is not None and len(seed.formation) > 1
-        if forming:
+        if seed is not None and forming:
             reason = (f"initializer: the new cluster {uuid} forms its first Primary Component from the seed "
                       f"(seqno {seqno}) with {', '.join(sorted(seed.formation))} together")
         else:

@@ -317,18 +317,19 @@ class HaproxyProcess:
         """
         taken = []
         try:
-            listeners = [c for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN and c.laddr]
+            listeners = [(c.laddr, c.pid) for c in psutil.net_connections(kind="tcp")
+                         if c.status == psutil.CONN_LISTEN and isinstance(c.laddr, tuple) and len(c.laddr) == 2]
         except psutil.Error:
             return []
         for host, port in binds:
             wanted = {"0.0.0.0", "::", host, _resolve(host)} if host else None
-            for conn in listeners:
-                if conn.laddr.port == port and (wanted is None or conn.laddr.ip in wanted):
+            for (ip, listening_port), pid in listeners:
+                if listening_port == port and (wanted is None or ip in wanted):
                     owner = ""
-                    if conn.pid:
+                    if pid:
                         with contextlib.suppress(psutil.Error):
-                            owner = f" by pid {conn.pid} ({' '.join(psutil.Process(conn.pid).cmdline())[:200]})"
-                    taken.append(f"{conn.laddr.ip}:{port} is already in use{owner}")
+                            owner = f" by pid {pid} ({' '.join(psutil.Process(pid).cmdline())[:200]})"
+                    taken.append(f"{ip}:{port} is already in use{owner}")
                     break
         return taken
 
