@@ -110,6 +110,7 @@ class EmbeddedCluster:
             raise ConfigError(f"{marker} is not a galera-pilot cluster description")
         self.meta = meta
         self.credentials_file = self.dir / "credentials.yaml"
+        self._spawned: dict[str, subprocess.Popen[bytes]] = {}  # agents this process started, by node
 
     # ---- layout --------------------------------------------------------------------------------------
     @classmethod
@@ -380,7 +381,18 @@ class EmbeddedCluster:
                 close_fds=True,
             )
         node.agent_pid_file.write_text(f"{proc.pid}\n")
+        self._spawned[node.name] = proc
         return proc
+
+    def _agent_gone(self, node: Node) -> str:
+        """How an agent this process started ended: its exit status or the signal that killed it."""
+        proc = self._spawned.get(node.name)
+        code = proc.poll() if proc is not None else None
+        if code is None:
+            return "its agent is not running"
+        if code < 0:
+            return f"its agent was killed by {signal.Signals(-code).name}"
+        return f"its agent exited with status {code}"
 
     def wait_synced(self, timeout: float = 600.0, poll: float = 0.1) -> Cluster:
         """Until every node reports Synced in a full-size component, in a report made after this call began:
@@ -398,7 +410,7 @@ class EmbeddedCluster:
                     return cluster
                 for node in pending:
                     if node.agent_pid() is None:
-                        raise PilotError(_failure(node, "its agent exited"))
+                        raise PilotError(_failure(node, self._agent_gone(node)))
                 # Every agent says only a person can go on (the data is gone, or what is left is behind the
                 # high-water mark): waiting out the timeout would only hide it.
                 said = [cluster.members.get(n.name) for n in nodes]

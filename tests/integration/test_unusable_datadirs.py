@@ -1,5 +1,6 @@
-"""Datadirs that must never seed a bootstrap (aborted SST, corrupt grastate.dat, another cluster's UUID)
-are refused with a clear reason, and healed by a full SST once a usable node has bootstrapped."""
+"""Datadirs that must never seed a bootstrap (aborted SST, another cluster's UUID) are refused with a clear
+reason, and healed by a full SST once a usable node has bootstrapped; a corrupt grastate.dat is not such a
+datadir: its position is recovered from InnoDB, the file rewritten, and the node keeps its data (issue 18)."""
 
 from __future__ import annotations
 
@@ -44,11 +45,16 @@ def test_unusable_datadirs_are_refused_then_healed_by_sst(cluster: Path) -> None
     assert boot["member"] == "node1", boot
     positions = boot["inputs"]["positions"]
     assert "aborted" in positions["node2"]["unusable"]
-    assert "corrupt" in positions["node3"]["unusable"]
+    assert positions["node3"]["unusable"] is None, "InnoDB still knew node3's position"
+    assert positions["node3"]["seqno"] == positions["node1"]["seqno"]
     assert positions["node4"]["uuid"] == FOREIGN
     quarantined = {e["member"] for e in events if e["action"] == "quarantine"}
-    assert quarantined == {"node2", "node3", "node4"}
-    for node in ("node2", "node3", "node4"):
+    assert quarantined == {"node2", "node4"}
+    repairs = [e for e in events if e["action"] == "repair"]
+    assert [e["member"] for e in repairs] == ["node3"] and "grastate.dat is corrupt" in repairs[0]["reason"]
+    assert not list((cluster / "node3").glob("data.refused-*")), "node3's datadir was moved aside"
+    assert query(cluster, "SELECT COUNT(*) FROM app.t", "node3") == [["3"]]
+    for node in ("node2", "node4"):
         assert list((cluster / node).glob("data.refused-*")), f"{node}'s refused datadir was not kept"
         # The cluster was created from the seed (IST only), so any full SST in the log is the healing one.
         log = (cluster / node / "log" / "mariadbd.err").read_text(errors="replace")
