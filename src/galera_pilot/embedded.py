@@ -41,7 +41,7 @@ from galera_pilot.config import (
 from galera_pilot.credentials import Credentials, load_credentials, save_credentials, write_private
 from galera_pilot.dcs import DCS, get_dcs
 from galera_pilot.errors import ConfigError, PilotError
-from galera_pilot.high_water import NEEDS_A_PERSON
+from galera_pilot.high_water import needs_a_person
 from galera_pilot.mariadb import sql
 from galera_pilot.mariadb.process import MariadbProcess, tail
 from galera_pilot.proxy.haproxy_config import parse_bind
@@ -384,12 +384,16 @@ class EmbeddedCluster:
         self._spawned[node.name] = proc
         return proc
 
-    def _agent_gone(self, node: Node) -> str:
-        """How an agent this process started ended: its exit status or the signal that killed it."""
+    def _agent_gone(self, node: Node) -> str | None:
+        """Why the node's agent is gone (None while it runs). For an agent this process started, its exit
+        status is the answer (waitpid cannot be wrong about its own child, and says how it ended);
+        for one started earlier, the pid file and the process table."""
         proc = self._spawned.get(node.name)
-        code = proc.poll() if proc is not None else None
+        if proc is None:
+            return None if node.agent_pid() is not None else "its agent is not running"
+        code = proc.poll()
         if code is None:
-            return "its agent is not running"
+            return None
         if code < 0:
             return f"its agent was killed by {signal.Signals(-code).name}"
         return f"its agent exited with status {code}"
@@ -409,18 +413,18 @@ class EmbeddedCluster:
                 if not pending:
                     return cluster
                 for node in pending:
-                    if node.agent_pid() is None:
-                        raise PilotError(_failure(node, self._agent_gone(node)))
+                    gone = self._agent_gone(node)
+                    if gone:
+                        raise PilotError(_failure(node, gone))
                 # Every agent says only a person can go on (the data is gone, or what is left is behind the
                 # high-water mark): waiting out the timeout would only hide it.
-                said = [cluster.members.get(n.name) for n in nodes]
-                if all(m is not None and m.updated_at >= since and any(k in m.activity for k in NEEDS_A_PERSON)
-                       for m in said):
+                stuck = needs_a_person([cluster.members.get(n.name) for n in nodes], since)
+                if stuck is None:
+                    person_needed_since = None
+                else:
                     person_needed_since = person_needed_since or time.monotonic()
                     if time.monotonic() - person_needed_since >= PERSON_NEEDED_GRACE:
-                        raise PilotError(f"no node can start: {said[0].activity}")  # type: ignore[union-attr]
-                else:
-                    person_needed_since = None
+                        raise PilotError(f"no node can start: {stuck}")
                 if time.monotonic() > deadline:
                     raise PilotError("\n\n".join(
                         _failure(n, f"not Synced after {timeout:.0f} s ({_doing(cluster.members.get(n.name))})")

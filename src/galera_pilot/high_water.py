@@ -11,7 +11,7 @@ Nothing here touches a process, a socket, a file or the clock.
 
 from __future__ import annotations
 
-from galera_pilot.cluster import Cluster, Position
+from galera_pilot.cluster import Cluster, Member, Position
 
 DATA_GONE = "the data is gone from every node"
 # What an agent says when only a person can go on: `up` stops waiting when every agent says one of these.
@@ -108,3 +108,11 @@ def empty_start_refusal(cluster: Cluster, member: str) -> str | None:
         return (f"{member}'s datadir is not empty (seqno {target.position.seqno} of {target.position.uuid}); "
                 "--empty starts only on an empty datadir: bootstrap from it without --empty, or move it aside")
     return None
+
+
+def needs_a_person(members: list[Member | None], since: float) -> str | None:
+    """What every one of these members' agents has said since `since` when each says only a person can
+    go on (one of NEEDS_A_PERSON), else None: `up` then stops waiting."""
+    said = [m for m in members
+            if m is not None and m.updated_at >= since and any(k in m.activity for k in NEEDS_A_PERSON)]
+    return said[0].activity if members and len(said) == len(members) else None

@@ -25,10 +25,12 @@ LIST_KEYS = {"name", "address", "role", "state", "cluster_status", "cluster_size
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Path]:
     directory = new_cluster_path()
-    result = cli("up", "--dir", str(directory))
-    assert "3 nodes Synced" in result.stdout
-    yield directory
-    destroy(directory)
+    try:
+        result = cli("up", "--dir", str(directory))
+        assert "3 nodes Synced" in result.stdout
+        yield directory
+    finally:
+        destroy(directory)
 
 
 def all_synced(directory: Path, size: int) -> bool:

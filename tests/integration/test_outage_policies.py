@@ -23,13 +23,15 @@ BASE = "127.0.0.30"
 def stopped_cluster() -> Iterator[Path]:
     """A 3-node cluster with data, stopped gracefully: every member is in the roster."""
     directory = new_cluster_path()
-    cli("up", "--dir", str(directory), "--base-address", BASE)
-    query(directory, "CREATE DATABASE app", "node1")
-    query(directory, "CREATE TABLE app.t (id INT PRIMARY KEY)", "node1")
-    query(directory, "INSERT INTO app.t VALUES (1), (2)", "node2")
-    cli("down", "--dir", str(directory))
-    yield directory
-    destroy(directory)
+    try:
+        cli("up", "--dir", str(directory), "--base-address", BASE)
+        query(directory, "CREATE DATABASE app", "node1")
+        query(directory, "CREATE TABLE app.t (id INT PRIMARY KEY)", "node1")
+        query(directory, "INSERT INTO app.t VALUES (1), (2)", "node2")
+        cli("down", "--dir", str(directory))
+        yield directory
+    finally:
+        destroy(directory)
 
 
 def set_policy(directory: Path, policy: str, timeout: float) -> None:

@@ -27,11 +27,13 @@ NODES = ("node1", "node2", "node3")
 @pytest.fixture
 def cluster() -> Iterator[Path]:
     directory = new_cluster_path()
-    cli("up", "--dir", str(directory), "--base-address", "127.0.0.24")
-    query(directory, "CREATE DATABASE app", "node1")
-    query(directory, "CREATE TABLE app.acked (id INT PRIMARY KEY, node VARCHAR(10))", "node1")
-    yield directory
-    destroy(directory)
+    try:
+        cli("up", "--dir", str(directory), "--base-address", "127.0.0.24")
+        query(directory, "CREATE DATABASE app", "node1")
+        query(directory, "CREATE TABLE app.acked (id INT PRIMARY KEY, node VARCHAR(10))", "node1")
+        yield directory
+    finally:
+        destroy(directory)
 
 
 def kill_agents(directory: Path) -> None:

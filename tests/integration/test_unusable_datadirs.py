@@ -18,13 +18,15 @@ FOREIGN = "99999999-8888-7777-6666-555555555555"
 @pytest.fixture
 def cluster() -> Iterator[Path]:
     directory = new_cluster_path()
-    cli("up", "--dir", str(directory), "--nodes", "4", "--base-address", "127.0.0.34")
-    query(directory, "CREATE DATABASE app", "node1")
-    query(directory, "CREATE TABLE app.t (id INT PRIMARY KEY)", "node1")
-    query(directory, "INSERT INTO app.t VALUES (1), (2), (3)", "node1")
-    cli("down", "--dir", str(directory))
-    yield directory
-    destroy(directory)
+    try:
+        cli("up", "--dir", str(directory), "--nodes", "4", "--base-address", "127.0.0.34")
+        query(directory, "CREATE DATABASE app", "node1")
+        query(directory, "CREATE TABLE app.t (id INT PRIMARY KEY)", "node1")
+        query(directory, "INSERT INTO app.t VALUES (1), (2), (3)", "node1")
+        cli("down", "--dir", str(directory))
+        yield directory
+    finally:
+        destroy(directory)
 
 
 def test_unusable_datadirs_are_refused_then_healed_by_sst(cluster: Path) -> None:

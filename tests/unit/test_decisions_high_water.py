@@ -299,3 +299,17 @@ def test_the_ordered_member_initializes_and_the_others_wait() -> None:
     decisions = decide_each(cluster)
     assert decisions["n1"].action == Action.INITIALIZE and "--empty" in decisions["n1"].reason
     assert decisions["n2"].action == Action.WAIT and "n1 is initializing" in decisions["n2"].reason
+
+
+def test_up_stops_waiting_only_when_every_agent_says_a_person_is_needed() -> None:
+    from galera_pilot.high_water import DATA_GONE, needs_a_person
+
+    def said(activity: str, at: float = NOW) -> Member:
+        return replace(empty("n1"), activity=activity, updated_at=at)
+
+    gone = f"{DATA_GONE}: all 3 members have empty datadirs"
+    assert needs_a_person([said(gone), said(gone)], NOW - 1) == gone
+    assert needs_a_person([said(gone), said("waiting for the positions of n3")], NOW - 1) is None
+    assert needs_a_person([said(gone), None], NOW - 1) is None, "an agent that has not reported may still start"
+    assert needs_a_person([said(gone), said(gone, at=NOW - 10)], NOW - 1) is None, "an old report does not count"
+    assert needs_a_person([], NOW) is None
