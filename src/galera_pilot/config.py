@@ -99,6 +99,24 @@ class Recovery(BaseModel):
     majority_timeout: float = Field(30.0, ge=0, le=86400)
 
 
+class DiskSettings(BaseModel):
+    """Disk space thresholds (mariadb/disk.py): a warning in /status, /metrics and `list`, and the room
+    mariadbd needs before the agent starts it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    warn_free_percent: float = Field(10.0, ge=0, le=100, description="warn when less than this share of a "
+                                     "node filesystem (datadir, log, node folder) is free")
+    warn_free_mb: int = Field(1024, ge=0, description="warn when less than this many MiB are free")
+    warn_free_inodes_percent: float = Field(10.0, ge=0, le=100, description="warn when less than this share "
+                                            "of the inodes is free")
+    start_min_free_mb: int = Field(32, ge=0, description="do not start mariadbd with less than this many MiB "
+                                   "free on the datadir's filesystem; after mariadbd died of ENOSPC, wait until "
+                                   "this much more than was free then is free")
+    start_min_free_inodes: int = Field(1000, ge=0, description="do not start mariadbd with fewer free inodes "
+                                       "on the datadir's filesystem")
+
+
 class Timing(BaseModel):
     """How often the agent looks, and how long its DCS records live."""
 
@@ -189,6 +207,7 @@ class NodeConfig(BaseModel):
     binaries: Binaries = Field(default_factory=Binaries)
     timing: Timing = Field(default_factory=Timing)
     recovery: Recovery = Field(default_factory=Recovery)
+    disk: DiskSettings = Field(default_factory=lambda: DiskSettings())
     mariadb: MariadbSettings = Field(default_factory=MariadbSettings)
 
     @field_validator("address")

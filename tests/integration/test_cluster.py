@@ -19,7 +19,8 @@ from tests.waiting import wait_for
 
 from .conftest import cli, destroy, http_status, mariadbd_pid, members, new_cluster_path, query
 
-LIST_KEYS = {"name", "address", "role", "state", "cluster_status", "cluster_size", "cluster_uuid", "seqno", "activity"}
+LIST_KEYS = {"name", "address", "role", "state", "cluster_status", "cluster_size", "cluster_uuid", "seqno", "disk",
+             "activity"}
 
 
 @pytest.fixture(scope="module")
