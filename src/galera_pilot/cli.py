@@ -168,9 +168,9 @@ def _rows(cluster: EmbeddedCluster, snapshot: Cluster) -> list[dict[str, object]
 
 def disk_column(disk: dict[str, dict[str, object]]) -> str:
     """`list`'s disk column: the datadir's filesystem, 'LOW' first when under a warning threshold, and
-    the other locations only when they are low."""
+    the other locations (log, base, disk.locations) only when they are low."""
     parts = []
-    for location in ("data", "log", "base"):
+    for location in sorted(disk, key=lambda name: name != "data"):
         entry = disk.get(location)
         if not entry:
             continue

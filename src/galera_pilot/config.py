@@ -115,6 +115,21 @@ class DiskSettings(BaseModel):
                                    "this much more than was free then is free")
     start_min_free_inodes: int = Field(1000, ge=0, description="do not start mariadbd with fewer free inodes "
                                        "on the datadir's filesystem")
+    locations: dict[str, Path] = Field(
+        default_factory=dict, description="more folders to watch, by name (e.g. backup: /srv/backups), shown "
+        "and alerted on like the datadir's, the log's and the node folder's (data, log, base)",
+    )
+
+    @field_validator("locations")
+    @classmethod
+    def _named_locations(cls, value: dict[str, Path]) -> dict[str, Path]:
+        for name, path in value.items():
+            if name in ("data", "log", "base") or not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", name):
+                raise ValueError(f"{name!r}: a location name is lowercase letters, digits and _, and not data, "
+                                 "log or base")
+            if not path.is_absolute():
+                raise ValueError(f"{name}: must be an absolute path, got {str(path)!r}")
+        return value
 
 
 class Timing(BaseModel):

@@ -43,9 +43,10 @@ class DiskGuard:
 
     def locations(self) -> dict[str, str]:
         """What is measured: the datadir, the error log's folder, and the node folder, where a
-        quarantined datadir and a seed copy go."""
+        quarantined datadir and a seed copy go; then `disk.locations` (a backup folder, ...)."""
+        named = {name: str(path) for name, path in self.config.disk.locations.items()}
         return {"data": str(self.config.data_dir), "log": str(self.config.log_dir),
-                "base": str(self.config.base_dir)}
+                "base": str(self.config.base_dir), **named}
 
     def measure(self) -> dict[str, Usage]:
         usages = {}

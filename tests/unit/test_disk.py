@@ -8,6 +8,7 @@ import pytest
 from unit_helpers import make_config
 
 from galera_pilot.disk_guard import DiskGuard
+from galera_pilot.errors import ConfigError
 from galera_pilot.mariadb.disk import (
     MIB,
     SpaceShortage,
@@ -128,3 +129,27 @@ def test_guard_recover_failure_for_space_is_transient(tmp_path: Path) -> None:
     assert not guard.note_recover_failure("mariadbd --wsrep-recover found no position: [ERROR] Aria: bad")
     assert guard.note_recover_failure("[ERROR] InnoDB: Write to file ./ib_logfile0 failed: No space left on device")
     assert guard.shortage is not None
+
+
+def test_more_locations_are_watched_and_named(tmp_path: Path) -> None:
+    (tmp_path / "backups").mkdir()
+    config = make_config(base_dir=str(tmp_path / "node3"), disk={"locations": {"backup": str(tmp_path / "backups")}})
+    guard = DiskGuard(config)
+    guard.measure()
+    assert set(guard.report()) == {"data", "log", "base", "backup"}
+    assert guard.report()["backup"]["path"] == str(tmp_path / "backups")
+    with pytest.raises(ConfigError, match="not data, log or base"):
+        make_config(base_dir=str(tmp_path / "n"), disk={"locations": {"data": "/x"}})
+    with pytest.raises(ConfigError, match="absolute"):
+        make_config(base_dir=str(tmp_path / "n"), disk={"locations": {"backup": "x"}})
+
+
+def test_list_column() -> None:
+    from galera_pilot.cli import disk_column
+
+    data = usage(11).to_dict() | {"warning": "low"}
+    log = Usage("log", "/l", 10**12, 9 * 10**11, 0, 0).to_dict() | {"warning": None}
+    backup = Usage("backup", "/b", 100 * MIB, 5 * MIB, 0, 0).to_dict() | {"warning": "low"}
+    assert disk_column({"log": log, "data": data, "backup": backup}) == (
+        "LOW 11 MB free of 260 MB (4%); LOW backup: 5 MB free of 100 MB (5%)")
+    assert disk_column({}) == ""
