@@ -82,14 +82,17 @@ class DiskGuard:
             report[name] = entry
         return report
 
-    def note_exit(self, error_log_text: str | None = None) -> SpaceShortage | None:
-        """After mariadbd exited (or at agent start, for the last run): did it die for lack of space?"""
+    def note_exit(self, error_log_text: str | None = None, at_start: bool = False) -> SpaceShortage | None:
+        """After mariadbd exited (or at agent start, for the last run): did it die for lack of space?
+
+        At agent start the space free at the death is unknown (it may have been freed since): only
+        start_min_free_mb is then asked for."""
         text = tail(self.config.error_log, ERROR_LOG_LINES) if error_log_text is None else error_log_text
         line = enospc_line(lines_since_last_start(text))
         if line is None:
             self.shortage = None
             return None
-        usage = measure("data", self.config.data_dir)
+        usage = None if at_start else measure("data", self.config.data_dir)
         self.shortage = SpaceShortage(line, usage.free_bytes if usage else 0)
         return self.shortage
 

@@ -95,7 +95,7 @@ class Ha:
         self.disk = DiskGuard(config)  # issue 20: disk space observed, no restart into a full disk
         self.cycle_errors = CycleErrors()  # unexpected errors in the cycle (agent.py retries with a backoff)
         if not self._expect_running:
-            self.disk.note_exit()  # did the last run die of ENOSPC?
+            self.disk.note_exit(at_start=True)  # did the last run die of ENOSPC?
         self._exits: deque[float] = deque(maxlen=CRASH_LOOP_COUNT)
         self._consecutive_failures = 0
         self._crash_loop: str | None = None

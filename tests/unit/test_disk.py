@@ -153,3 +153,15 @@ def test_list_column() -> None:
     assert disk_column({"log": log, "data": data, "backup": backup}) == (
         "LOW 11 MB free of 260 MB (4%); LOW backup: 5 MB free of 100 MB (5%)")
     assert disk_column({}) == ""
+
+
+def test_a_new_agent_after_an_enospc_death_asks_only_the_minimum(tmp_path: Path) -> None:
+    # Regression: the free space at agent start (maybe already grown back) must not become the bar.
+    config = make_config(base_dir=str(tmp_path / "node3"))
+    config.log_dir.mkdir(parents=True)
+    config.error_log.write_text(ISSUE_LOG)
+    guard = DiskGuard(config)
+    shortage = guard.note_exit(at_start=True)
+    assert shortage is not None and shortage.free_bytes == 0
+    guard.measure()
+    assert guard.judge(running=False) is None  # tmp_path has far more than start_min_free_mb
