@@ -222,7 +222,7 @@ class NodeConfig(BaseModel):
     binaries: Binaries = Field(default_factory=Binaries)
     timing: Timing = Field(default_factory=Timing)
     recovery: Recovery = Field(default_factory=Recovery)
-    disk: DiskSettings = Field(default_factory=DiskSettings)
+    disk: DiskSettings = Field(default_factory=lambda: DiskSettings.model_validate({}))
     mariadb: MariadbSettings = Field(default_factory=MariadbSettings)
 
     @field_validator("address")
