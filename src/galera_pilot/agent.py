@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -37,30 +38,55 @@ def run_agent(config_path: Path) -> None:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     log.info("agent for %s started (pid file %s, API %s)", config.name, config.pid_file, config.api_url)
-    last_sentence, last_logged = "", 0.0
     try:
-        while not stop.is_set():
-            ha.wake.clear()
-            try:
-                sentence = ha.run_cycle()
-            except DCSError as error:
-                # Nothing irreversible happens without the DCS: mariadbd keeps running as it is (Galera needs
-                # no DCS to replicate), and /status tells why the agent is idle.
-                sentence = f"DCS unavailable, taking no decision: {error}"
-                ha.activity = sentence
-            except PilotError as error:
-                sentence = f"error: {error}"
-            except Exception as error:  # a bug: keep supervising, but leave the traceback in the log
-                log.exception("unexpected error in the agent cycle")
-                sentence = f"unexpected error: {error!r}"
-            # One sentence per cycle; repeats are folded so a calm node does not flood its log.
-            now = time.monotonic()
-            if sentence != last_sentence or now - last_logged >= REPEAT_LOG_EVERY:
-                log.info("%s", sentence)
-                last_sentence, last_logged = sentence, now
-            ha.wake.wait(ha.next_wait())
+        supervise(ha, stop)
     finally:
         ha.shutdown()
         api.shutdown()
         dcs.close()
         log.info("agent for %s stopped", config.name)
+
+
+def supervise(ha: Ha, stop: threading.Event) -> None:
+    """Run cycles until `stop` is set: one sentence each, logged when it changes."""
+    last_sentence, last_logged = "", 0.0
+    errors = ha.cycle_errors
+    while not stop.is_set():
+        ha.wake.clear()
+        waiting = errors.remaining(time.monotonic())
+        if waiting > 0:
+            # Backing off after an unexpected error: keep the heartbeat (the member record, with the
+            # error as its activity, must not expire) but do not run the cycle before its time.
+            with contextlib.suppress(Exception):
+                ha.publish()
+            ha.wake.wait(min(waiting, ha.config.timing.loop_wait))
+            continue
+        try:
+            sentence = ha.run_cycle()
+            errors.succeeded()
+        except DCSError as error:
+            # Nothing irreversible happens without the DCS: mariadbd keeps running as it is (Galera needs
+            # no DCS to replicate), and /status tells why the agent is idle.
+            sentence = f"DCS unavailable, taking no decision: {error}"
+            ha.activity = sentence
+        except PilotError as error:
+            sentence = f"error: {error}"
+            ha.activity = sentence
+        except Exception as error:  # a bug: keep supervising, retry with a backoff, never in a hot loop
+            failure = errors.failed(error, time.monotonic())
+            sentence = failure.sentence
+            ha.activity = sentence
+            if failure.with_traceback:
+                log.exception("%s", sentence)
+            else:
+                log.error("%s", sentence)
+            last_sentence, last_logged = sentence, time.monotonic()
+            with contextlib.suppress(Exception):
+                ha.publish()
+            continue
+        # One sentence per cycle; repeats are folded so a calm node does not flood its log.
+        now = time.monotonic()
+        if sentence != last_sentence or now - last_logged >= REPEAT_LOG_EVERY:
+            log.info("%s", sentence)
+            last_sentence, last_logged = sentence, now
+        ha.wake.wait(ha.next_wait())

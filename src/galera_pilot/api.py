@@ -63,6 +63,9 @@ def status_document(ha: Ha) -> dict[str, Any]:
     }
     member["routing"]["writer_failsafe"] = ha.writer.failsafe_state
     member["dcs_watch"] = {"changes_seen": ha.dcs_watch.changes_seen}
+    member["disk"] = ha.disk.report()  # the agent's last measurement (every cycle), never measured here
+    member["disk_full"] = ha.disk.refusal
+    member["cycle_errors"] = {"total": ha.cycle_errors.total, "consecutive": ha.cycle_errors.consecutive}
     return member
 
 

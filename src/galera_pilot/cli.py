@@ -22,10 +22,11 @@ from galera_pilot.embedded import DEFAULT_READER_BIND, DEFAULT_WRITER_BIND, Embe
 from galera_pilot.errors import ConfigError, PilotError
 from galera_pilot.high_water import empty_start_refusal, held_most, shortfall
 from galera_pilot.mariadb import sql
+from galera_pilot.mariadb.disk import Usage, describe
 from galera_pilot.proxy.haproxy_config import parse_bind
 
 LIST_KEYS = ("name", "address", "role", "state", "cluster_status", "cluster_size", "cluster_uuid", "seqno",
-             "activity")
+             "disk", "activity")
 
 
 class PilotGroup(click.Group):
@@ -148,7 +149,8 @@ def _rows(cluster: EmbeddedCluster, snapshot: Cluster) -> list[dict[str, object]
             seqno = member.seqno if member.running else (member.position.seqno if member.position else -1)
             rows.append({"name": name, "address": member.address, "role": role, "state": member.state,
                          "cluster_status": member.cluster_status, "cluster_size": member.cluster_size,
-                         "cluster_uuid": member.cluster_uuid, "seqno": seqno, "activity": member.activity})
+                         "cluster_uuid": member.cluster_uuid, "seqno": seqno, "disk": disk_column(member.disk),
+                         "activity": member.activity})
             continue
         roster = snapshot.roster.get(name)
         address = roster.address if roster else ""
@@ -159,9 +161,25 @@ def _rows(cluster: EmbeddedCluster, snapshot: Cluster) -> list[dict[str, object]
         except PilotError:
             state = "stopped" if roster and roster.stopped_gracefully else "unreachable"
         rows.append({"name": name, "address": address, "role": role, "state": state, "cluster_status": "",
-                     "cluster_size": 0, "cluster_uuid": "", "seqno": -1,
+                     "cluster_size": 0, "cluster_uuid": "", "seqno": -1, "disk": "",
                      "activity": "agent not running" if state == "stopped" else "no heartbeat in the DCS"})
     return rows
+
+
+def disk_column(disk: dict[str, dict[str, object]]) -> str:
+    """`list`'s disk column: the datadir's filesystem, 'LOW' first when under a warning threshold, and
+    the other locations (log, base, disk.locations) only when they are low."""
+    parts = []
+    for location in sorted(disk, key=lambda name: name != "data"):
+        entry = disk.get(location)
+        if not entry:
+            continue
+        usage = Usage.from_dict(entry)
+        low = bool(entry.get("warning"))
+        if location == "data" or low:
+            text = f"{describe(usage)} ({usage.free_percent:.0f}%)"
+            parts.append(("LOW " if low else "") + (text if location == "data" else f"{location}: {text}"))
+    return "; ".join(parts)
 
 
 def _print_members(cluster: EmbeddedCluster, snapshot: Cluster, fmt: str) -> None:

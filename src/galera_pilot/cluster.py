@@ -132,6 +132,9 @@ class Member:
     position: Position | None = None
     updated_at: float = 0.0
     priority: int = 0  # writer preference (config `priority`): highest Synced member wins a writer election
+    # Free space and inodes of the datadir's, the log's and the node folder's filesystems (disk_guard.py):
+    # location -> {path, total_bytes, free_bytes, total_inodes, free_inodes, free_percent, ..., warning}.
+    disk: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def is_primary(self) -> bool:

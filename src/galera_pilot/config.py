@@ -99,6 +99,39 @@ class Recovery(BaseModel):
     majority_timeout: float = Field(30.0, ge=0, le=86400)
 
 
+class DiskSettings(BaseModel):
+    """Disk space thresholds (mariadb/disk.py): a warning in /status, /metrics and `list`, and the room
+    mariadbd needs before the agent starts it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    warn_free_percent: float = Field(10.0, ge=0, le=100, description="warn when less than this share of a "
+                                     "node filesystem (datadir, log, node folder) is free")
+    warn_free_mb: int = Field(1024, ge=0, description="warn when less than this many MiB are free")
+    warn_free_inodes_percent: float = Field(10.0, ge=0, le=100, description="warn when less than this share "
+                                            "of the inodes is free")
+    start_min_free_mb: int = Field(32, ge=0, description="do not start mariadbd with less than this many MiB "
+                                   "free on the datadir's filesystem; after mariadbd died of ENOSPC, wait until "
+                                   "this much more than was free then is free")
+    start_min_free_inodes: int = Field(1000, ge=0, description="do not start mariadbd with fewer free inodes "
+                                       "on the datadir's filesystem")
+    locations: dict[str, Path] = Field(
+        default_factory=dict, description="more folders to watch, by name (e.g. backup: /srv/backups), shown "
+        "and alerted on like the datadir's, the log's and the node folder's (data, log, base)",
+    )
+
+    @field_validator("locations")
+    @classmethod
+    def _named_locations(cls, value: dict[str, Path]) -> dict[str, Path]:
+        for name, path in value.items():
+            if name in ("data", "log", "base") or not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", name):
+                raise ValueError(f"{name!r}: a location name is lowercase letters, digits and _, and not data, "
+                                 "log or base")
+            if not path.is_absolute():
+                raise ValueError(f"{name}: must be an absolute path, got {str(path)!r}")
+        return value
+
+
 class Timing(BaseModel):
     """How often the agent looks, and how long its DCS records live."""
 
@@ -189,6 +222,7 @@ class NodeConfig(BaseModel):
     binaries: Binaries = Field(default_factory=Binaries)
     timing: Timing = Field(default_factory=Timing)
     recovery: Recovery = Field(default_factory=Recovery)
+    disk: DiskSettings = Field(default_factory=lambda: DiskSettings.model_validate({}))
     mariadb: MariadbSettings = Field(default_factory=MariadbSettings)
 
     @field_validator("address")

@@ -63,6 +63,8 @@ class LocalState:
     disconnected_for: float = 0.0  # how long a running mariadbd has reported wsrep_cluster_status Disconnected
     pc_recovery_allowed: bool = True  # False once a pc.recovery attempt failed in this outage
     pc_recovering_for: float = 0.0  # how long a mariadbd started for pc.recovery has been waiting, not Primary
+    # Why mariadbd must not be started now for lack of disk space (mariadb/disk.start_refusal), or None.
+    disk_full: str | None = None
 
 
 @dataclass(frozen=True)
@@ -262,6 +264,10 @@ def decide(local: LocalState, cluster: Cluster, policy: RecoveryPolicy, now: flo
         return decide_running(local, cluster)
     if local.crash_loop:
         return Decision(Action.HALT, f"not restarting mariadbd: {local.crash_loop}")
+    if local.disk_full:
+        # Not a crash and not a corrupt datadir: restarting into a full disk fails again, and a quarantine or
+        # an SST would only make things worse. Wait; the agent measures again every cycle.
+        return Decision(Action.WAIT, local.disk_full)
     if local.backoff_remaining > 0:
         return Decision(Action.WAIT, f"mariadbd exited unexpectedly; restarting in {local.backoff_remaining:.1f} s")
 

@@ -34,8 +34,10 @@ from galera_pilot.cluster import (
 )
 from galera_pilot.config import NodeConfig
 from galera_pilot.credentials import Credentials, write_private
+from galera_pilot.cycle_errors import CycleErrors, backoff_delay
 from galera_pilot.dcs.base import DCS
 from galera_pilot.decisions import Action, Decision, LocalState, RecoveryPolicy, decide
+from galera_pilot.disk_guard import DiskGuard
 from galera_pilot.errors import DCSError, PilotError
 from galera_pilot.high_water import should_raise, vouched_seqno
 from galera_pilot.mariadb import sql
@@ -50,6 +52,7 @@ from galera_pilot.mariadb.grastate import (
 from galera_pilot.mariadb.gvwstate import read_saved_view, render_gvwstate
 from galera_pilot.mariadb.mycnf import render_mycnf
 from galera_pilot.mariadb.process import MariadbProcess, chown_tree, gave_up_reaching_peers, tail
+from galera_pilot.quarantine import SEED_PARTIAL, copy_out_refusal, is_mount_point, move_aside, place_seed_in_mount
 from galera_pilot.routing import QUERY_TIMEOUT
 from galera_pilot.watchers import DcsWatch, StatusObserver, WriterKeeper
 
@@ -89,6 +92,10 @@ class Ha:
                               use_seed=config.use_seed, priority=config.priority)
         self._recovered: tuple[tuple[int, int], Position] | None = None
         self._expect_running = self.process.is_running()  # adopt a mariadbd left by an earlier agent
+        self.disk = DiskGuard(config)  # issue 20: disk space observed, no restart into a full disk
+        self.cycle_errors = CycleErrors()  # unexpected errors in the cycle (agent.py retries with a backoff)
+        if not self._expect_running:
+            self.disk.note_exit(at_start=True)  # did the last run die of ENOSPC?
         self._exits: deque[float] = deque(maxlen=CRASH_LOOP_COUNT)
         self._consecutive_failures = 0
         self._crash_loop: str | None = None
@@ -161,8 +168,8 @@ class Ha:
         finally:
             connection.close()
 
-    def _position(self) -> Position | None:
-        position = self._grastate_or_recovered_position()
+    def _position(self, recover: bool = True) -> Position | None:
+        position = self._grastate_or_recovered_position() if recover else datadir_position(self.config.data_dir)
         if position is None:
             return None
         return replace(position, saved_view=read_saved_view(self.config.data_dir))
@@ -178,6 +185,8 @@ class Ha:
         try:
             recovered = self.process.wsrep_recover()
         except (PilotError, OSError) as error:
+            if self.disk.note_recover_failure(str(error)):
+                return position  # out of space: transient, not a reason to refuse the datadir
             return replace(position, unusable=f"--wsrep-recover failed: {error}")
         recovered = replace(recovered, grastate_problem=position.grastate_problem)
         if recovered.uuid == UNKNOWN_UUID:
@@ -216,6 +225,8 @@ class Ha:
         elif not running:
             self._gcomm_uuid = ""
         data = has_data(self.config.data_dir)
+        self.disk.measure()
+        disk_full = self.disk.judge(running)
         position: Position | None = None
         if running:
             if status:
@@ -226,7 +237,9 @@ class Ha:
         else:
             state, cluster_status = "stopped", ""
             # An empty datadir is reported as such: a recovery then knows this member has nothing to offer.
-            position = self._position() if data else EMPTY_POSITION
+            # Out of space: no --wsrep-recover (it may fail for that alone); grastate.dat's position is published.
+            position = self._position(recover=disk_full is None) if data else EMPTY_POSITION
+            disk_full = self.disk.judge(running)  # --wsrep-recover may have failed for lack of space
         if running and self._pc_recovery_started is not None and cluster_status != "Primary":
             position = self._pc_recovery_position
         if status and cluster_status == "Primary" and state == "Synced":
@@ -243,7 +256,7 @@ class Ha:
             cluster_uuid=(status or {}).get("wsrep_cluster_state_uuid", ""),
             seqno=int((status or {}).get("wsrep_last_committed", -1) or -1),
             gcomm_uuid=self._gcomm_uuid,
-            position=position, updated_at=now, activity=self.activity,
+            position=position, updated_at=now, activity=self.activity, disk=self.disk.report(),
         )
         with self._lock:
             self._member = member
@@ -253,7 +266,7 @@ class Ha:
             crash_loop=self._crash_loop, backoff_remaining=max(0.0, self._retry_at - now),
             no_primary_since=self._no_primary_since, disconnected_for=self._disconnected_for(cluster_status, now),
             pc_recovery_allowed=not self._pc_recovery_failed,
-            pc_recovering_for=self._pc_recovering_for(running, cluster_status, now),
+            pc_recovering_for=self._pc_recovering_for(running, cluster_status, now), disk_full=disk_full,
         )
 
     def _pc_recovering_for(self, running: bool, cluster_status: str, now: float) -> float:
@@ -320,13 +333,19 @@ class Ha:
             self._pc_recovery_started = None
         last_lines = tail(self.config.error_log, 8)
         self._consecutive_failures += 1
+        shortage = self.disk.note_exit()
         if gave_up_reaching_peers(last_lines):
             # Not a crash: the peers could not be reached (a partition, a peer that just died). Retry
             # soon, and never let a network problem add up to a crash-loop halt that outlives the problem.
-            delay = min(0.5 * 2 ** (self._consecutive_failures - 1), UNREACHABLE_BACKOFF_MAX)
+            delay = backoff_delay(self._consecutive_failures, UNREACHABLE_BACKOFF_MAX)
+        elif shortage is not None:
+            # Not a crash either: the disk is full. The agent waits for space (LocalState.disk_full) and
+            # does not start mariadbd into it, so these exits cannot loop; they do not count towards a halt.
+            log.error("mariadbd died for lack of disk space on %s: %s", self.config.data_dir, shortage.line)
+            delay = backoff_delay(self._consecutive_failures)
         else:
             self._exits.append(now)
-            delay = min(0.5 * 2 ** (self._consecutive_failures - 1), 30.0)
+            delay = backoff_delay(self._consecutive_failures)
         self._retry_at = now + delay
         self.dcs.release_lease("join", self.config.name)
         log.error("mariadbd exited unexpectedly; last lines of %s:\n%s", self.config.error_log, last_lines)
@@ -740,30 +759,31 @@ class Ha:
         if seed is None or not Path(seed.path).is_dir():
             raise PilotError("the seed datadir announced in the DCS is not on this host")
         self.activity = "copying the seed datadir"
-        partial = self.config.data_dir.with_name(self.config.data_dir.name + ".seed-copy")
+        data, user = self.config.data_dir, self.config.effective_mariadbd_user
+        if is_mount_point(data):  # its own volume: cannot be renamed, so fill it in place
+            if any(entry.name not in (SEED_PARTIAL, "lost+found") for entry in data.iterdir()):
+                self._quarantine("not empty when the seed copy was to fill it (an interrupted join?)")
+            place_seed_in_mount(Path(seed.path), data, lambda partial: chown_tree(partial, user))
+            return
+        partial = data.with_name(data.name + ".seed-copy")
         if partial.exists():
             shutil.rmtree(partial)
         shutil.copytree(seed.path, partial, symlinks=True)
-        chown_tree(partial, self.config.effective_mariadbd_user)
+        chown_tree(partial, user)
         # Rename last: an interrupted copy never looks like a datadir.
-        if self.config.data_dir.exists():
-            if any(self.config.data_dir.iterdir()):
+        if data.exists():
+            if any(data.iterdir()):
                 # What a join that was cut short left behind (a joiner stopped mid-SST): judged to hold
                 # no usable data, but kept aside rather than deleted, like any datadir we replace.
                 self._quarantine("not empty when the seed copy was to take its place (an interrupted join?)")
             else:
-                self.config.data_dir.rmdir()
-        partial.rename(self.config.data_dir)
+                data.rmdir()
+        partial.rename(data)
 
     def _quarantine(self, reason: str) -> Path:
-        """Move the datadir aside (never delete it): the node then takes a full SST into an empty one."""
-        stamp = time.strftime('%Y%m%d-%H%M%S')
-        target = self.config.base_dir / f"data.refused-{stamp}"
-        serial = 1
-        while target.exists():  # two in the same second must not collide
-            serial += 1
-            target = self.config.base_dir / f"data.refused-{stamp}-{serial}"
-        self.config.data_dir.rename(target)
+        """Move the datadir aside (never delete it): the node then takes a full SST into an empty one.
+        A mount-point datadir has its contents copied out instead (quarantine.py)."""
+        target = move_aside(self.config.data_dir, self.config.base_dir)
         self._recovered = None
         self._history("quarantine", f"datadir moved to {target}: {reason}", {"path": str(target)})
         log.warning("moved the datadir aside to %s: %s", target, reason)
@@ -775,6 +795,9 @@ class Ha:
             # stale DCS record is the likely reason, and the next cycle looks again.
             return (f"a Primary Component is reported at {', '.join(decision.peers)} but no Galera port there "
                     "answers from here (network partition?); not starting mariadbd until one does")
+        refusal = copy_out_refusal(self.config.data_dir, self.config.base_dir) if decision.quarantine else None
+        if refusal:
+            return f"not joining: the datadir must be moved aside ({decision.quarantine}), but {refusal}"
         if not self.dcs.acquire_lease("join", self.config.name, JOIN_LEASE_TTL, decision.reason):
             holder = self.dcs.get("join")
             who = json.loads(holder.value).get("holder") if holder else "another node"

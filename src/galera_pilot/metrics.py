@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
@@ -68,6 +68,40 @@ class AgentCollector(Collector):
                                   labels=labels)
         cycle.add_metric([name], ha.last_cycle_seconds)
         yield cycle
+        errors = CounterMetricFamily("galera_pilot_agent_cycle_errors", "unexpected errors in the agent cycle "
+                                     "(each retried after a backoff)", labels=labels)
+        errors.add_metric([name], float(ha.cycle_errors.total))
+        yield errors
+        yield from disk_metrics(ha)
+
+
+DISK_GAUGES = (
+    ("galera_pilot_disk_free_bytes", "bytes available to mariadbd on the filesystem", "free_bytes"),
+    ("galera_pilot_disk_size_bytes", "size of the filesystem", "total_bytes"),
+    ("galera_pilot_disk_free_inodes", "inodes available on the filesystem", "free_inodes"),
+    ("galera_pilot_disk_inodes", "inodes of the filesystem (0: not fixed)", "total_inodes"),
+)
+
+
+def disk_metrics(ha: Ha) -> Iterator[Metric]:
+    """Per location (data, log, base): what the agent measured in its last cycle (disk_guard.py)."""
+    name = ha.config.name
+    usages, warnings = ha.disk.usages(), ha.disk.warnings()
+    labels = ["member", "location", "path"]
+    for metric, text, attribute in DISK_GAUGES:
+        family = GaugeMetricFamily(metric, text, labels=labels)
+        for location, usage in sorted(usages.items()):
+            family.add_metric([name, location, usage.path], float(getattr(usage, attribute)))
+        yield family
+    low = GaugeMetricFamily("galera_pilot_disk_low", "1 when the filesystem is under a warning threshold "
+                            "(disk.warn_free_percent, warn_free_mb, warn_free_inodes_percent)", labels=labels)
+    for location, usage in sorted(usages.items()):
+        low.add_metric([name, location, usage.path], 1.0 if location in warnings else 0.0)
+    yield low
+    full = GaugeMetricFamily("galera_pilot_disk_full", "1 when the agent does not start mariadbd for lack of "
+                             "disk space on the datadir's filesystem", labels=["member"])
+    full.add_metric([name], 1.0 if ha.disk.refusal else 0.0)
+    yield full
 
 
 def agent_registry(ha: Ha) -> CollectorRegistry:

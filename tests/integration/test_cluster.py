@@ -17,9 +17,12 @@ import yaml
 
 from tests.waiting import wait_for
 
-from .conftest import cli, destroy, http_status, mariadbd_pid, members, new_cluster_path, query
+from .conftest import cli, destroy, http_status, mariadbd_pid, members, new_cluster_path, query, test_address
 
-LIST_KEYS = {"name", "address", "role", "state", "cluster_status", "cluster_size", "cluster_uuid", "seqno", "activity"}
+NODE2 = test_address("127.0.0.3")
+
+LIST_KEYS = {"name", "address", "role", "state", "cluster_status", "cluster_size", "cluster_uuid", "seqno", "disk",
+             "activity"}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +46,7 @@ def all_synced(directory: Path, size: int) -> bool:
 def test_up_brings_three_synced_members_of_one_cluster(cluster: Path) -> None:
     rows = members(cluster)
     assert sorted(rows) == ["node1", "node2", "node3"]
-    assert {r["address"] for r in rows.values()} == {"127.0.0.2", "127.0.0.3", "127.0.0.4"}
+    assert {r["address"] for r in rows.values()} == {test_address(f"127.0.0.{n}") for n in (2, 3, 4)}
     for row in rows.values():
         assert set(row) == LIST_KEYS
         assert (row["state"], row["cluster_status"], row["cluster_size"]) == ("Synced", "Primary", 3)
@@ -62,12 +65,12 @@ def test_write_on_one_node_is_read_on_the_others(cluster: Path) -> None:
 
 
 def test_rest_api_health_and_status(cluster: Path) -> None:
-    assert http_status("http://127.0.0.3:8008/health") == 200
-    with urllib.request.urlopen("http://127.0.0.3:8008/status", timeout=2) as response:
+    assert http_status(f"http://{NODE2}:8008/health") == 200
+    with urllib.request.urlopen(f"http://{NODE2}:8008/status", timeout=2) as response:
         status = json.loads(response.read())
     assert status["name"] == "node2" and status["state"] == "Synced" and status["cluster_size"] == 3
-    assert http_status("http://127.0.0.3:8008/nope") == 404
-    request = urllib.request.Request("http://127.0.0.3:8008/health", method="HEAD")
+    assert http_status(f"http://{NODE2}:8008/nope") == 404
+    request = urllib.request.Request(f"http://{NODE2}:8008/health", method="HEAD")
     with urllib.request.urlopen(request, timeout=2) as response:
         assert response.status == 200 and response.read() == b""
 
@@ -172,7 +175,7 @@ def test_fourth_node_joins_running_cluster(cluster: Path) -> None:
     result = cli("up", "--dir", str(cluster), "--nodes", "4")
     assert "agents started: node4" in result.stdout
     rows = members(cluster)
-    assert rows["node4"]["address"] == "127.0.0.5"
+    assert rows["node4"]["address"] == test_address("127.0.0.5")
     assert all_synced(cluster, 4)
     assert query(cluster, "SELECT COUNT(*) FROM app.t", "node4") == [["3"]]
 
