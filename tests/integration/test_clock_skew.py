@@ -168,8 +168,9 @@ def poller(directory: Path) -> WriterPoller:
 def test_a_skewed_agent_reports_its_skew_and_switchover_and_failover_behave(clean: Path, role: str,
                                                                           offset: str) -> None:
     """One agent 30 s off (the writer's, the switchover target's or a bystander's): it reports the skew
-    (/status, /metrics, list, its log); a switchover completes in about a second; and when the new
-    writer's host crashes (agent and mariadbd killed), another member takes over within the usual bound."""
+    (/status, /metrics, list, its log); a switchover there and back completes in about a second each; and
+    when the writer's host crashes (agent and mariadbd killed), another member takes over within the
+    usual bound (lease + stale record), then the crashed node rejoins."""
     cluster = clean
     node = {"writer": "node1", "target": "node3", "bystander": "node2"}[role]
     restart_agent(cluster, node, offset)
@@ -192,22 +193,25 @@ def test_a_skewed_agent_reports_its_skew_and_switchover_and_failover_behave(clea
 
     watch = poller(cluster)
     try:
-        started = time.monotonic()
-        result = cli("switchover", "--dir", str(cluster), "--to", "node3", check=False, timeout=60)
-        took = time.monotonic() - started
-        print(f"\n[{role} {offset}] switchover: {took:.2f} s, {result.stdout.strip()} {result.stderr.strip()}")
-        assert result.returncode == 0, result.stderr
-        assert took < SWITCHOVER_BOUND
-        assert writer(cluster) == "node3"
+        for source, target in (("node1", "node3"), ("node3", "node1")):  # there and back
+            started = time.monotonic()
+            result = cli("switchover", "--dir", str(cluster), "--to", target, check=False, timeout=60)
+            took = time.monotonic() - started
+            print(f"\n[{role} {offset}] switchover {source} -> {target}: {took:.2f} s, {result.stdout.strip()} "
+                  f"{result.stderr.strip()}")
+            assert result.returncode == 0, result.stderr
+            assert took < SWITCHOVER_BOUND
+            assert writer(cluster) == target
 
-        # The new writer's host crashes: its agent and its mariadbd die at once (no release, no "stopped").
-        victim_mariadbd = mariadbd_pid(cluster, "node3")
-        victim_agent = agent_pid(cluster, "node3")
+        # The writer's host crashes: its agent and its mariadbd die at once (no release, no "stopped" record).
+        # node1 is everybody's first choice by name, so a record of its that looks alive (stamped 30 s ahead,
+        # before the fix) kept the others waiting for it until the record's TTL (10 s) ran out.
+        victim_mariadbd, victim_agent = mariadbd_pid(cluster, "node1"), agent_pid(cluster, "node1")
         assert victim_mariadbd is not None and victim_agent is not None
         crashed = time.monotonic()
         os.kill(victim_agent, signal.SIGKILL)
         os.kill(victim_mariadbd, signal.SIGKILL)
-        wait_for(lambda: writer(cluster) not in (None, "node3"), 30, "another member to take the writer role")
+        wait_for(lambda: writer(cluster) not in (None, "node1"), 30, "another member to take the writer role")
         failover = time.monotonic() - crashed
         print(f"[{role} {offset}] failover after the writer host's crash: {failover:.2f} s (no /writer for "
               f"{no_writer_stretch(watch):.2f} s), double writers {watch.longest_double_writer():.2f} s")
@@ -215,8 +219,8 @@ def test_a_skewed_agent_reports_its_skew_and_switchover_and_failover_behave(clea
         assert watch.longest_double_writer() < 3.0
     finally:
         watch.stop()
-    # node3's host comes back (with its skew if it was the skewed one): it rejoins.
-    restart_agent(cluster, "node3", offset if node == "node3" else None)
+    # node1's host comes back (with its skew if it was the skewed one): it rejoins.
+    restart_agent(cluster, "node1", offset if node == "node1" else None)
 
 
 def test_a_switchover_to_a_stalled_agent_is_refused_at_once_and_the_writer_keeps_the_role(clean: Path) -> None:
