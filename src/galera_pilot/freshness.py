@@ -12,8 +12,9 @@ agents disappear; wall-clock times stay in the records for display and the histo
 A record seen for the first time counts as changed at that moment: this agent cannot know more, and
 it bounds the wait for a member that was already dead to `fresh_within`.
 
-Clock skew: when a new version of a peer's record appears, the peer wrote it (stamping `updated_at`
-with its wall clock) shortly before this agent read it. `updated_at - our wall clock at that read` is
+Clock skew: when a new version of a peer's record appears between two looks, the peer wrote it
+(stamping `updated_at` with its wall clock) shortly before this agent read it (a record seen for the
+first time may be old, so it gives no sample). `updated_at - our wall clock at that read` is
 the peer's clock offset from ours minus the publication delay (never negative), so the largest such
 sample over the last few records is the best estimate of the peer's offset. This host's skew against
 the cluster is minus the median offset over every member, this one counting as 0: a single skewed
@@ -51,12 +52,12 @@ class ChangeClock:
         written (`updated_at`, the writer's clock); `mono_now`, `wall_now`: our clocks at the look."""
         for name, version in versions.items():
             seen = self._seen.get(name)
-            if seen is None:
-                seen = self._seen[name] = _Seen(version, mono_now)
-            elif seen.version == version:
+            if seen is None:  # written at some unknown moment before: no offset sample from it
+                self._seen[name] = _Seen(version, mono_now)
                 continue
-            else:
-                seen.version, seen.changed_at = version, mono_now
+            if seen.version == version:
+                continue
+            seen.version, seen.changed_at = version, mono_now
             stamp = stamps.get(name)
             if stamp:  # 0.0: a record without a time (never written by an agent)
                 seen.offsets.append(stamp - wall_now)

@@ -30,7 +30,7 @@ from galera_pilot.failsafe import (
     promise_length,
     should_ask,
 )
-from galera_pilot.freshness import ChangeClock, skew_warning
+from galera_pilot.freshness import SKEW_WARNING, ChangeClock, skew_warning
 from galera_pilot.peers import ask_peers_over_http
 from galera_pilot.routing import OBSERVE_INTERVAL, LiveStatus, Verdict, health, may_keep_writer
 from galera_pilot.wakeups import WakeFilter
@@ -101,6 +101,7 @@ class WriterKeeper:
         self.changes = ChangeClock()  # when each member record last changed, by our clock (freshness.py)
         self.clock_skew: float | None = None  # our clock minus the cluster's, from the members' records
         self.skew_warning = ""
+        self._skew_logged: float | None = None  # the skew the last warning in the log gave
         self.last_tick_at = 0.0  # when the last look at the DCS succeeded (our clock)
         # After giving the role up for a switchover: the request and when we released (our clock).
         self._handover: tuple[Switchover, float] | None = None
@@ -149,11 +150,13 @@ class WriterKeeper:
         self.last_tick_at = now
         self.clock_skew = self.changes.skew(self.name)
         warning = skew_warning(self.clock_skew)
-        if bool(warning) != bool(self.skew_warning):
-            if warning:
-                log.warning("%s", warning)
-            else:
-                log.info("this host's clock agrees with the other members' again")
+        if warning and self.clock_skew is not None and (
+                self._skew_logged is None or abs(self.clock_skew - self._skew_logged) > SKEW_WARNING):
+            log.warning("%s", warning)  # on the first sight, and again when the estimate moves much
+            self._skew_logged = self.clock_skew
+        elif not warning and self.skew_warning:
+            log.info("this host's clock agrees with the other members' again")
+            self._skew_logged = None
         self.skew_warning = warning
 
     def _fresh_members(self, view: Cluster, now: float) -> set[str]:
