@@ -374,8 +374,18 @@ def maintenance(directory: Path, mode: str, member: str, timeout: float) -> None
     import urllib.error
     import urllib.request
 
+    from galera_pilot.handover import fetch_status, keeper_refusal
+
     cluster = find_cluster_config(directory)
     node = cluster.node(member)
+    if mode == "on":
+        # An agent that answers but does not read the DCS would never see the mark: refuse at once, with
+        # the reason. (An agent that does not answer at all is out of the endpoints already: HAProxy's
+        # checks fail too, so it counts as drained below.)
+        document, _ = fetch_status(node.config.api_url)
+        why = keeper_refusal(document) if document is not None else ""
+        if why:
+            raise PilotError(f"maintenance refused: {member} could not see the mark: {why}")
     dcs = cluster.dcs()
     try:
         dcs.set_maintenance(member, mode == "on")

@@ -128,10 +128,6 @@ class Ha:
         finally:
             connection.close()
 
-    def _skew(self) -> float | None:
-        skew = self.writer.clock_skew
-        return None if skew is None else round(skew, 3)
-
     def _writer_changed(self, sentence: str) -> None:
         self._history("writer", sentence)
 
@@ -390,7 +386,7 @@ class Ha:
         self._evicted = None
 
     def publish(self) -> None:
-        member = replace(self.member(), activity=self.activity, clock_skew=self._skew())
+        member = replace(self.member(), activity=self.activity, clock_skew=self.writer.clock_skew)
         with self._lock:
             self._member = member
         self.dcs.publish_member(member, self.config.timing.member_ttl)

@@ -148,7 +148,8 @@ class WriterKeeper:
         self.changes.observe(view.member_versions, {n: m.updated_at for n, m in view.members.items()},
                              now, self._wall())
         self.last_tick_at = now
-        self.clock_skew = self.changes.skew(self.name)
+        skew = self.changes.skew(self.name)
+        self.clock_skew = None if skew is None else round(skew, 3)
         warning = skew_warning(self.clock_skew)
         if warning and self.clock_skew is not None and (
                 self._skew_logged is None or abs(self.clock_skew - self._skew_logged) > SKEW_WARNING):
