@@ -198,6 +198,18 @@ class WriterKeeper:
         step = writer_step(self.name, holder, choice)
         if self._handover is not None and handback_due(self._handover[1], now) and healthy:
             return self._take_back(self._handover[0], sent_at)
+        if step == Step.RELEASE and healthy and not self.maintenance and switchover is not None and choice is None:
+            # Nobody we could hand over to (the target is stale, not Synced or drained in our view): keep
+            # the role and say why, rather than give it up for nobody.
+            target = switchover.to_member or "no other member"
+            why = (f"{target} cannot take the writer role in {self.name}'s view "
+                   "(no fresh Synced member out of maintenance)")
+            try:
+                self.dcs.fail_switchover(switchover, why)
+                log.warning("switchover refused: %s", why)
+            except PilotError as error:
+                self.last_error = str(error)
+            step = Step.RENEW
         try:
             if step in (Step.ACQUIRE, Step.RENEW):
                 if self.dcs.acquire_writer(self.name, self.ttl, "Synced; elected writer"):

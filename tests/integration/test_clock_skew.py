@@ -29,6 +29,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from galera_pilot.cluster import Switchover
 from galera_pilot.config import NodeConfig
 from galera_pilot.embedded import EmbeddedCluster
 from tests.unit.dcs_backends import EtcdProcess
@@ -171,8 +172,8 @@ def no_writer_stretch(poller: WriterPoller) -> float:
     return longest
 
 
-def poller(directory: Path) -> WriterPoller:
-    return WriterPoller([config(directory, n).address for n in NODES]).start()
+def poller(directory: Path, nodes: tuple[str, ...] = NODES) -> WriterPoller:
+    return WriterPoller([config(directory, n).address for n in nodes]).start()
 
 
 # ---- tests --------------------------------------------------------------------------------------------------
@@ -244,7 +245,7 @@ def test_a_switchover_to_a_stalled_agent_is_refused_at_once_and_the_writer_keeps
     cluster = clean
     restart_agent(cluster, "node3", "+30s", fake_monotonic=True)
     wait_for(lambda: not status(cluster, "node3")["routing"]["healthy"], 30, "node3's agent to stall")
-    watch = poller(cluster)
+    watch = poller(cluster, ("node1", "node2"))
     try:
         started = time.monotonic()
         result = cli("switchover", "--dir", str(cluster), "--to", "node3", check=False, timeout=60)
@@ -322,3 +323,35 @@ def test_the_failsafe_keeps_a_skewed_writer_through_a_dcs_outage(clean: Path, et
     finally:
         watch.stop()
     wait_for(lambda: writer(cluster) == "node1", 30, "node1 to renew its lease once etcd answers")
+
+
+def test_a_switchover_the_target_never_carries_out_returns_the_role_within_about_a_second(clean: Path) -> None:
+    """A request reaches the writer, but the target's agent is frozen (SIGSTOP) just before: the writer
+    either refuses it (the target's record already looks stale to it) or gives the role up and, nobody
+    having taken it within 1 s, takes it back; either way the request is marked failed with the reason.
+    Before the fix nobody was the writer until the request expired (its 30 s TTL)."""
+    cluster = clean
+    frozen = agent_pid(cluster, "node3")
+    assert frozen is not None
+    watch = poller(cluster, ("node1", "node2"))  # a frozen agent's API would hold each sample for 2 s
+    dcs = EmbeddedCluster(cluster).dcs()
+    try:
+        os.kill(frozen, signal.SIGSTOP)
+        try:
+            assert dcs.request_switchover("node1", "node3", ttl=30.0)
+            started = time.monotonic()
+            failed = wait_for(lambda: (dcs.routing_view().switchover or Switchover("")).failed, 10,
+                              "the request to be marked failed")
+            took = time.monotonic() - started
+            wait_for(lambda: writer(cluster) == "node1", 10, "node1 to be the writer")
+            time.sleep(0.5)
+        finally:
+            os.kill(frozen, signal.SIGCONT)
+        print(f"\nswitchover to a frozen agent: failed after {took:.2f} s ({failed}); "
+              f"no /writer for {no_writer_stretch(watch):.2f} s")
+        assert took < SWITCHOVER_BOUND
+        assert no_writer_stretch(watch) < 2.0
+    finally:
+        watch.stop()
+        dcs.clear_switchover()
+        dcs.close()

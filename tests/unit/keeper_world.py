@@ -41,6 +41,7 @@ class World:
     keepers: dict[str, WriterKeeper] = field(default_factory=dict)
     revision: int = 0  # the DCS's revision counter
     switchover: Switchover | None = None
+    maintenance: set[str] = field(default_factory=set)
     wall_offsets: dict[str, float] = field(default_factory=dict)  # each member's wall clock minus the real one
     versions: dict[str, int] = field(default_factory=dict)  # each member record's version
 
@@ -71,7 +72,7 @@ class FakeDcs:
                 self.world.revision += 1
                 self.world.versions[name] = self.world.revision
         return Cluster(members=records, writer=self.world.key(), member_versions=dict(self.world.versions),
-                       switchover=self.world.switchover)
+                       switchover=self.world.switchover, maintenance=frozenset(self.world.maintenance))
 
     def acquire_writer(self, name: str, ttl: float, reason: str) -> bool:
         self._reachable()

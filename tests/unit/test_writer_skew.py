@@ -85,3 +85,24 @@ def test_a_switchover_nobody_completes_returns_the_role_within_about_a_second() 
     assert world.switchover.from_member == request.from_member
     seen = run(world, 2.0)  # the failed request binds nobody, even once node3 ticks again
     assert all(holder == "node1" for _, holder in seen), seen
+
+
+def test_a_switchover_to_a_member_the_writer_sees_as_stale_is_refused_and_the_role_kept() -> None:
+    world = make_world()
+    run(world, 1.0)
+    world.dcs_down = {"node3"}  # node3's agent stopped heartbeating 4 s ago: its record is stale
+    run(world, 4.0, ticking=("node1", "node2"))
+    world.switchover = Switchover("node1", "node3")
+    seen = run(world, 1.0, ticking=("node1", "node2"))
+    assert all(holder == "node1" for _, holder in seen), seen
+    assert world.switchover is not None and world.switchover.failed.startswith("node3 cannot take the writer role")
+
+
+def test_a_writer_in_maintenance_still_hands_over_when_nobody_else_can_take_the_role() -> None:
+    """The refusal above must not keep a drained writer: maintenance wins, the role is given up."""
+    world = make_world()
+    run(world, 1.0)
+    world.switchover = Switchover("node1", "node9")  # a target that does not exist
+    world.maintenance = {"node1"}
+    run(world, 0.4, ticking=("node1",))
+    assert world.key() is None, "a drained writer kept the role"
