@@ -8,8 +8,9 @@ every process, and Galera's own timers run on the monotonic clock. Without DONT_
 libfaketime also moves the monotonic clock and Python's timed waits then sleep 30 s too long: the agent
 stalls, which is what the issue's reporter saw; one test keeps that case (a stalled target).
 
-This module always runs on etcd (its own single-member etcd, like test_dcs_failure.py), and shares one
-cluster between its tests; each test leaves every agent running without skew.
+This module runs on etcd (its own single-member etcd, like test_dcs_failure.py), whatever DCS the rest
+of the suite uses, and shares one cluster between its tests; each test leaves every agent running
+without skew. The last test runs a second cluster on the SQLite store.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .conftest import cli, destroy, mariadbd_pid, members, new_cluster_path
 from .routing_helpers import WriterPoller
 
 BASE = "127.0.0.30"
+SQLITE_BASE = "127.0.0.34"
 NODES = ("node1", "node2", "node3")
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 # libfaketime 0.9.10 with FAKETIME_DONT_FAKE_MONOTONIC fails every clock_nanosleep(CLOCK_MONOTONIC,
@@ -355,3 +357,45 @@ def test_a_switchover_the_target_never_carries_out_returns_the_role_within_about
         watch.stop()
         dcs.clear_switchover()
         dcs.close()
+
+
+@pytest.fixture(scope="module")
+def sqlite_cluster() -> Iterator[Path]:
+    directory = new_cluster_path()
+    try:
+        cli("up", "--dir", str(directory), "--base-address", SQLITE_BASE, "--dcs",
+            f"sqlite://{directory / 'dcs.sqlite'}")
+        yield directory
+    finally:
+        destroy(directory)
+
+
+@pytest.mark.parametrize("offset", ["+30s", "-30s"])
+def test_on_sqlite_a_skewed_agent_neither_steals_nor_misses_the_writer_lease(sqlite_cluster: Path,
+                                                                             offset: str) -> None:
+    """The SQLite store is one machine, but an agent process may still run with its own wall clock
+    (faketime here, a container's clock, a person's `date -s`). Its TTLs were wall-clock expiry times:
+    30 s ahead, it saw node1's writer lease as expired and took it too (two writers); now expiry follows
+    the host's monotonic clock. And a switchover to it completes as usual."""
+    cluster = sqlite_cluster
+    settle(cluster)
+    try:
+        watch = poller(cluster)
+        try:
+            restart_agent(cluster, "node3", offset)
+            time.sleep(4)  # more than one writer lease: a skewed agent would have taken the key by now
+            print(f"\n[sqlite {offset}] writer {writer(cluster)}; two writers for "
+                  f"{watch.longest_double_writer():.2f} s, none for {no_writer_stretch(watch):.2f} s")
+            assert writer(cluster) == "node1"
+            assert watch.longest_double_writer() == 0.0
+            assert no_writer_stretch(watch) < 0.5
+            started = time.monotonic()
+            result = cli("switchover", "--dir", str(cluster), "--to", "node3", check=False, timeout=60)
+            took = time.monotonic() - started
+            print(f"[sqlite {offset}] switchover: {took:.2f} s: {result.stdout.strip()} {result.stderr.strip()}")
+            assert result.returncode == 0 and took < SWITCHOVER_BOUND
+            assert writer(cluster) == "node3"
+        finally:
+            watch.stop()
+    finally:
+        restart_agent(cluster, "node3", None)
