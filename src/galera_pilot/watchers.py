@@ -35,6 +35,7 @@ from galera_pilot.peers import ask_peers_over_http
 from galera_pilot.routing import OBSERVE_INTERVAL, LiveStatus, Verdict, health, may_keep_writer
 from galera_pilot.wakeups import WakeFilter
 from galera_pilot.writer import (
+    CLAIM_MARGIN,
     HANDBACK_AFTER,
     WRITER_TICK,
     Step,
@@ -105,6 +106,7 @@ class WriterKeeper:
         self.last_tick_at = 0.0  # when the last look at the DCS succeeded (our clock)
         # After giving the role up for a switchover: the request and when we released (our clock).
         self._handover: tuple[Switchover, float] | None = None
+        self._asked_until = 0.0  # until when peers may still hold failsafe promises to us (our clock)
         self.dcs = dcs
         self._live = live
         self.priority = priority
@@ -210,6 +212,8 @@ class WriterKeeper:
             except PilotError as error:
                 self.last_error = str(error)
             step = Step.RENEW
+        if step == Step.RELEASE and healthy and switchover is not None and now < self._asked_until:
+            step = Step.RENEW  # hand over once our peers' failsafe promises to us have run out (see above)
         try:
             if step in (Step.ACQUIRE, Step.RENEW):
                 if self.dcs.acquire_writer(self.name, self.ttl, "Synced; elected writer"):
@@ -307,6 +311,9 @@ class WriterKeeper:
         if why:
             return f"cannot keep the writer role without the DCS: {why}"
         sent_at = self._clock()
+        # Any peer may grant, and then takes no role until its promise ends: a switchover must not hand
+        # the role to one of them before (it could not take it, and we would take it back).
+        self._asked_until = max(self._asked_until, sent_at + self.ttl + CLAIM_MARGIN)
         refusals = self._ask_peers(peers, {"writer": self.name, "ttl": self.ttl})
         if refusals:
             return f"cannot keep the writer role without the DCS: {'; '.join(refusals)}"

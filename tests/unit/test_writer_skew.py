@@ -106,3 +106,33 @@ def test_a_writer_in_maintenance_still_hands_over_when_nobody_else_can_take_the_
     world.maintenance = {"node1"}
     run(world, 0.4, ticking=("node1",))
     assert world.key() is None, "a drained writer kept the role"
+
+
+def test_a_switchover_just_after_a_failsafe_round_waits_for_the_promises_instead_of_failing() -> None:
+    """Peers that granted the writer a failsafe promise take no role until it ends; a switchover in that
+    time used to release the key for a target that could not take it, and the hand-back then failed it."""
+    world = make_world()
+    run(world, 1.0)
+
+    def ask(peers: list, request: dict) -> list[str]:
+        refusals = []
+        for peer in peers:
+            verdict = world.keepers[peer.name].grant_failsafe(request["writer"], request["ttl"])
+            if not verdict:
+                refusals.append(verdict.reason)
+        return refusals
+
+    world.keepers["node1"]._ask_peers = ask
+    world.dcs_down = {"node1"}  # renewals stall: node1 asks its peers, who promise
+    for _ in range(4):
+        world.now += WRITER_TICK
+        for keeper in world.keepers.values():
+            keeper.tick()
+        world.keepers["node1"].failsafe_round()
+    assert world.keepers["node3"]._active_promise(world.now) is not None
+    world.dcs_down = set()
+    world.switchover = Switchover("node1", "node3")
+    seen = run(world, 6.0)
+    assert world.key() == "node3", seen
+    assert world.switchover is None, f"the switchover failed: {world.switchover}"
+    assert without_writer(seen) <= 2 * WRITER_TICK, seen
