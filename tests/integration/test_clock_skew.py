@@ -52,7 +52,10 @@ SLEEP_SHIM = ("import runpy, sys, threading, time\n"
               "sys.argv[0] = 'galera_pilot'\n"
               "runpy.run_module('galera_pilot', run_name='__main__', alter_sys=True)\n")
 SKEWS = [(role, offset) for role in ("writer", "target", "bystander") for offset in ("+30s", "-30s")]
-SWITCHOVER_BOUND = 5.0  # s: a switchover takes well under a second here; its timeout is 30 s
+# s: a switchover takes well under a second here (its timeout is 30 s), but a writer that asked its peers
+# for failsafe promises in the last 3.6 s (a restarted agent whose first renewals were slow) hands over
+# only once they have run out: seen 3.45 s on a loaded machine.
+SWITCHOVER_BOUND = 8.0
 FAILOVER_BOUND = 7.5  # s: lease (3 s, etcd: up to 3.5 s) + a stale record (3 s) + ticks; 10 s+ before the fix
 
 
