@@ -62,6 +62,13 @@ def status_document(ha: Ha) -> dict[str, Any]:
         "recv_queue": int(live.number("wsrep_local_recv_queue")),
     }
     member["routing"]["writer_failsafe"] = ha.writer.failsafe_state
+    keeper = ha.writer
+    member["routing"]["writer_keeper_ago"] = (round(time.monotonic() - keeper.last_tick_at, 3)
+                                              if keeper.last_tick_at else None)
+    member["routing"]["writer_error"] = keeper.last_error
+    member["clock"] = {"skew": None if keeper.clock_skew is None else round(keeper.clock_skew, 3),
+                       "offsets": {n: round(o, 3) for n, o in keeper.changes.offsets(keeper.name).items()},
+                       "warning": keeper.skew_warning}
     member["dcs_watch"] = {"changes_seen": ha.dcs_watch.changes_seen}
     member["disk"] = ha.disk.report()  # the agent's last measurement (every cycle), never measured here
     member["disk_full"] = ha.disk.refusal

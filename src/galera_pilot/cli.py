@@ -20,6 +20,7 @@ from galera_pilot.config import dcs_url_carries_password, redact_dcs_url
 from galera_pilot.dcs import DCS
 from galera_pilot.embedded import DEFAULT_READER_BIND, DEFAULT_WRITER_BIND, EmbeddedCluster, find_cluster_config
 from galera_pilot.errors import ConfigError, PilotError
+from galera_pilot.freshness import skew_warning
 from galera_pilot.high_water import empty_start_refusal, held_most, shortfall
 from galera_pilot.mariadb import sql
 from galera_pilot.mariadb.disk import Usage, describe
@@ -150,7 +151,7 @@ def _rows(cluster: EmbeddedCluster, snapshot: Cluster) -> list[dict[str, object]
             rows.append({"name": name, "address": member.address, "role": role, "state": member.state,
                          "cluster_status": member.cluster_status, "cluster_size": member.cluster_size,
                          "cluster_uuid": member.cluster_uuid, "seqno": seqno, "disk": disk_column(member.disk),
-                         "activity": member.activity})
+                         "activity": _with_skew(member.activity, member.clock_skew)})
             continue
         roster = snapshot.roster.get(name)
         address = roster.address if roster else ""
@@ -180,6 +181,13 @@ def disk_column(disk: dict[str, dict[str, object]]) -> str:
             text = f"{describe(usage)} ({usage.free_percent:.0f}%)"
             parts.append(("LOW " if low else "") + (text if location == "data" else f"{location}: {text}"))
     return "; ".join(parts)
+
+
+def _with_skew(activity: str, skew: float | None) -> str:
+    """The activity, prefixed with a warning when the member's host reports its clock skewed."""
+    if skew is None or not skew_warning(skew):
+        return activity
+    return f"clock {abs(skew):.1f} s {'ahead' if skew > 0 else 'behind'}! {activity}"
 
 
 def _print_members(cluster: EmbeddedCluster, snapshot: Cluster, fmt: str) -> None:
@@ -402,34 +410,12 @@ def dsn(directory: Path, role: str | None, show_password: bool) -> None:
 def switchover(directory: Path, target: str | None, timeout: float) -> None:
     """Move the writer role gracefully: the writer stops answering /writer (HAProxy drains it), gives the
     lease up, and the chosen member takes it."""
+    from galera_pilot.handover import run_switchover
+
     cluster = find_cluster_config(directory)
     dcs = cluster.dcs()
     try:
-        snapshot = dcs.snapshot()
-        holder = snapshot.writer
-        if holder is None:
-            raise PilotError("no member holds the writer role now; nothing to switch over")
-        eligible = sorted(n for n, m in snapshot.members.items()
-                          if m.is_synced and n != holder and n not in snapshot.maintenance)
-        if target is not None:
-            if target == holder:
-                raise PilotError(f"{target} already is the writer")
-            if target not in eligible:
-                raise PilotError(f"{target} cannot take the writer role: it is not a Synced member out of "
-                                 f"maintenance (candidates: {', '.join(eligible) or 'none'})")
-        elif not eligible:
-            raise PilotError(f"no other Synced member can take the writer role from {holder}")
-        if not dcs.request_switchover(holder, target, ttl=max(timeout, 5.0)):
-            raise PilotError("another switchover is pending")
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            now = dcs.snapshot().writer
-            if now is not None and now != holder and (target is None or now == target):
-                click.echo(f"writer moved from {holder} to {now} in {time.monotonic() - started:.2f} s")
-                return
-            time.sleep(0.05)
-        dcs.clear_switchover()
-        raise PilotError(f"the writer did not move from {holder} within {timeout:.0f} s")
+        click.echo(run_switchover(dcs, target, timeout))
     finally:
         dcs.close()
 
@@ -445,8 +431,18 @@ def maintenance(directory: Path, mode: str, member: str, timeout: float) -> None
     import urllib.error
     import urllib.request
 
+    from galera_pilot.handover import fetch_status, keeper_refusal
+
     cluster = find_cluster_config(directory)
     node = cluster.node(member)
+    if mode == "on":
+        # An agent that answers but does not read the DCS would never see the mark: refuse at once, with
+        # the reason. (An agent that does not answer at all is out of the endpoints already: HAProxy's
+        # checks fail too, so it counts as drained below.)
+        document, _ = fetch_status(node.config.api_url)
+        why = keeper_refusal(document) if document is not None else ""
+        if why:
+            raise PilotError(f"maintenance refused: {member} could not see the mark: {why}")
     dcs = cluster.dcs()
     try:
         dcs.set_maintenance(member, mode == "on")

@@ -135,6 +135,7 @@ class Member:
     # Free space and inodes of the datadir's, the log's and the node folder's filesystems (disk_guard.py):
     # location -> {path, total_bytes, free_bytes, total_inodes, free_inodes, free_percent, ..., warning}.
     disk: dict[str, dict[str, Any]] = field(default_factory=dict)
+    clock_skew: float | None = None  # this host's clock minus the other members' (freshness.py), None: unknown
 
     @property
     def is_primary(self) -> bool:
@@ -248,14 +249,18 @@ class Switchover:
 
     from_member: str
     to_member: str | None = None
-    at: float = 0.0
+    at: float = 0.0  # wall clock of the requesting host: for display only, never compared
+    failed: str = ""  # why the handover did not complete (set by the old writer, which took the role back)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"from": self.from_member, "to": self.to_member, "at": self.at}
+        data: dict[str, Any] = {"from": self.from_member, "to": self.to_member, "at": self.at}
+        if self.failed:
+            data["failed"] = self.failed
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Switchover:
-        return cls(str(data.get("from", "")), data.get("to"), float(data.get("at", 0.0)))
+        return cls(str(data.get("from", "")), data.get("to"), float(data.get("at", 0.0)), str(data.get("failed", "")))
 
 
 @dataclass(frozen=True)
@@ -272,6 +277,9 @@ class Cluster:
     maintenance: frozenset[str] = frozenset()  # members drained by `galera-pilot maintenance on`
     switchover: Switchover | None = None
     high_water: HighWater | None = None
+    # Each member record's DCS version (etcd mod_revision, SQLite revision): it changes with every write,
+    # which is how an agent tells a live member from a stale record without reading another host's clock.
+    member_versions: dict[str, int] = field(default_factory=dict)
 
     @property
     def primary_members(self) -> list[Member]:

@@ -403,13 +403,17 @@ class EmbeddedCluster:
         an agent killed with its server leaves a 'Synced' record behind until the record's TTL runs out."""
         nodes = self.nodes()
         dcs = self.dcs()
-        since = time.time()
         deadline = time.monotonic() + timeout
         person_needed_since: float | None = None
         try:
+            # "Made after this call began" by the records' DCS versions, not their times: an agent's clock
+            # may be off (issue 19), and every report is a new version.
+            before = dcs.snapshot().member_versions
             while True:
                 cluster = dcs.snapshot()
-                pending = [n for n in nodes if not _synced(cluster.members.get(n.name), len(nodes), since)]
+                pending = [n for n in nodes
+                           if not _synced(cluster.members.get(n.name), len(nodes))
+                           or cluster.member_versions.get(n.name) == before.get(n.name)]
                 if not pending:
                     return cluster
                 for node in pending:
@@ -418,7 +422,8 @@ class EmbeddedCluster:
                         raise PilotError(_failure(node, gone))
                 # Every agent says only a person can go on (the data is gone, or what is left is behind the
                 # high-water mark): waiting out the timeout would only hide it.
-                stuck = needs_a_person([cluster.members.get(n.name) for n in nodes], since)
+                stuck = needs_a_person([cluster.members.get(n.name) if cluster.member_versions.get(n.name)
+                                        != before.get(n.name) else None for n in nodes])
                 if stuck is None:
                     person_needed_since = None
                 else:
@@ -472,8 +477,8 @@ class EmbeddedCluster:
         return None
 
 
-def _synced(member: Member | None, size: int, since: float) -> bool:
-    return member is not None and member.is_synced and member.cluster_size >= size and member.updated_at >= since
+def _synced(member: Member | None, size: int) -> bool:
+    return member is not None and member.is_synced and member.cluster_size >= size
 
 
 def _doing(member: Member | None) -> str:

@@ -256,7 +256,7 @@ class Ha:
             cluster_uuid=(status or {}).get("wsrep_cluster_state_uuid", ""),
             seqno=int((status or {}).get("wsrep_last_committed", -1) or -1),
             gcomm_uuid=self._gcomm_uuid,
-            position=position, updated_at=now, activity=self.activity, disk=self.disk.report(),
+            position=position, updated_at=time.time(), activity=self.activity, disk=self.disk.report(),
         )
         with self._lock:
             self._member = member
@@ -424,7 +424,7 @@ class Ha:
         self._evicted = None
 
     def publish(self) -> None:
-        member = replace(self.member(), activity=self.activity)
+        member = replace(self.member(), activity=self.activity, clock_skew=self.writer.clock_skew)
         with self._lock:
             self._member = member
         self.dcs.publish_member(member, self.config.timing.member_ttl)
@@ -438,7 +438,7 @@ class Ha:
             self.last_cycle_seconds = time.monotonic() - started
 
     def _run_cycle(self) -> str:
-        now = time.time()
+        now = time.monotonic()  # the agent's own intervals (backoff, crash loop, waits): never the wall clock
         local = self.observe(now)
         self.publish()
         cluster = self.dcs.snapshot()
@@ -706,7 +706,7 @@ class Ha:
         if user and os.geteuid() == 0:
             shutil.chown(path, user, user)
         self._history("form", decision.reason, {"members": sorted(seed.formation), "view": seed.view_id})
-        self._pc_recovery_started = time.time()
+        self._pc_recovery_started = time.monotonic()
         self._start(bootstrap=False, peers=decision.peers)
         return decision.reason
 
@@ -730,7 +730,7 @@ class Ha:
             return "another node took the bootstrap lock first; waiting for its Primary Component"
         # Re-decide on a fresh snapshot now that we hold the lock: the first one may be stale.
         fresh = self.dcs.snapshot()
-        again = decide(local, fresh, self.policy, time.time())
+        again = decide(local, fresh, self.policy, time.monotonic())
         if again.action != Action.BOOTSTRAP:
             self.dcs.release_bootstrap_lock(self.config.name)
             return f"not bootstrapping after all: {again.reason}"
@@ -749,7 +749,7 @@ class Ha:
         """Start towards every other member of the saved view, keeping gvwstate.dat: Galera re-forms the
         component once all of them meet (measured 3.3 s), and nodes behind catch up by IST from it."""
         self._history("pc-recovery", decision.reason, decision.inputs)
-        self._pc_recovery_started = time.time()
+        self._pc_recovery_started = time.monotonic()
         self._pc_recovery_position = local.position
         self._start(bootstrap=False, peers=decision.peers, position=local.position)
         return decision.reason

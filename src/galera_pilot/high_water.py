@@ -110,9 +110,8 @@ def empty_start_refusal(cluster: Cluster, member: str) -> str | None:
     return None
 
 
-def needs_a_person(members: list[Member | None], since: float) -> str | None:
-    """What every one of these members' agents has said since `since` when each says only a person can
-    go on (one of NEEDS_A_PERSON), else None: `up` then stops waiting."""
-    said = [m for m in members
-            if m is not None and m.updated_at >= since and any(k in m.activity for k in NEEDS_A_PERSON)]
+def needs_a_person(members: list[Member | None]) -> str | None:
+    """What every one of these members' agents says when each says only a person can go on (one of
+    NEEDS_A_PERSON), else None: `up` then stops waiting. None stands for a member without a fresh report."""
+    said = [m for m in members if m is not None and any(k in m.activity for k in NEEDS_A_PERSON)]
     return said[0].activity if members and len(said) == len(members) else None

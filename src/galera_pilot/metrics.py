@@ -64,6 +64,13 @@ class AgentCollector(Collector):
                                 labels=labels)
         age.add_metric([name], live.age(now) if live.at else float("inf"))
         yield age
+        skew = ha.writer.clock_skew
+        if skew is not None:
+            family = GaugeMetricFamily("galera_pilot_clock_skew_seconds",
+                                       "this host's clock minus the other members' (from their DCS records)",
+                                       labels=labels)
+            family.add_metric([name], skew)
+            yield family
         cycle = GaugeMetricFamily("galera_pilot_agent_cycle_seconds", "duration of the last agent cycle",
                                   labels=labels)
         cycle.add_metric([name], ha.last_cycle_seconds)

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from galera_pilot.cluster import Cluster
+from galera_pilot.cluster import Cluster, Switchover
 from galera_pilot.dcs.base import DCS, Change
 from galera_pilot.errors import PilotError
 from galera_pilot.failsafe import (
@@ -30,10 +30,21 @@ from galera_pilot.failsafe import (
     promise_length,
     should_ask,
 )
+from galera_pilot.freshness import SKEW_WARNING, ChangeClock, skew_warning
 from galera_pilot.peers import ask_peers_over_http
 from galera_pilot.routing import OBSERVE_INTERVAL, LiveStatus, Verdict, health, may_keep_writer
 from galera_pilot.wakeups import WakeFilter
-from galera_pilot.writer import WRITER_TICK, Step, candidates_from, choose_writer, claim_until, writer_step
+from galera_pilot.writer import (
+    CLAIM_MARGIN,
+    HANDBACK_AFTER,
+    WRITER_TICK,
+    Step,
+    candidates_from,
+    choose_writer,
+    claim_until,
+    handback_due,
+    writer_step,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +95,18 @@ class WriterKeeper:
     def __init__(self, name: str, dcs: DCS, live: Callable[[], LiveStatus], priority: int, ttl: float,
                  fresh_within: float, on_change: Callable[[str], None] | None = None,
                  failsafe: bool = True, ask_peers: Callable[[list[Peer], dict[str, object]], list[str]] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self.name = name
         self._clock = clock  # monotonic seconds; a test's own clock in the unit tests
+        self._wall = wall  # only to estimate the skew against the other members' record times
+        self.changes = ChangeClock()  # when each member record last changed, by our clock (freshness.py)
+        self.clock_skew: float | None = None  # our clock minus the cluster's, from the members' records
+        self.skew_warning = ""
+        self._skew_logged: float | None = None  # the skew the last warning in the log gave
+        self.last_tick_at = 0.0  # when the last look at the DCS succeeded (our clock)
+        # After giving the role up for a switchover: the request and when we released (our clock).
+        self._handover: tuple[Switchover, float] | None = None
+        self._asked_until = 0.0  # until when peers may still hold failsafe promises to us (our clock)
         self.dcs = dcs
         self._live = live
         self.priority = priority
@@ -126,10 +146,31 @@ class WriterKeeper:
     def _active_promise(self, now: float) -> Promise | None:
         return self._promise if self._promise is not None and self._promise.active(now) else None
 
+    def _observe_clocks(self, view: Cluster, now: float) -> None:
+        self.changes.observe(view.member_versions, {n: m.updated_at for n, m in view.members.items()},
+                             now, self._wall())
+        self.last_tick_at = now
+        skew = self.changes.skew(self.name)
+        self.clock_skew = None if skew is None else round(skew, 3)
+        warning = skew_warning(self.clock_skew)
+        if warning and self.clock_skew is not None and (
+                self._skew_logged is None or abs(self.clock_skew - self._skew_logged) > SKEW_WARNING):
+            log.warning("%s", warning)  # on the first sight, and again when the estimate moves much
+            self._skew_logged = self.clock_skew
+        elif not warning and self.skew_warning:
+            log.info("this host's clock agrees with the other members' again")
+            self._skew_logged = None
+        self.skew_warning = warning
+
+    def _fresh_members(self, view: Cluster, now: float) -> set[str]:
+        return {name for name in view.members
+                if name not in view.member_versions or self.changes.fresh(name, now, self.fresh_within)}
+
     def _apply(self, view: Cluster, sent_at: float) -> Step:
         self.maintenance = self.name in view.maintenance
         self._last_view = view
         live, now = self._live(), self._clock()
+        self._observe_clocks(view, now)
         if not live.observed:
             # A restarted agent ticks before its observer's first look at mariadbd. Judging the node
             # unhealthy now would make the holder of a still-valid lease give it up (a failover and every
@@ -150,11 +191,29 @@ class WriterKeeper:
                 holder = self.name  # our key lapsed while we kept the role (failsafe): take it back
         # Taking the role needs Synced; keeping it tolerates a moment as a donor (routing.may_keep_writer).
         healthy = bool(may_keep_writer(live, now) if holder == self.name else health(live, now))
-        candidates = candidates_from(view, self.name, healthy, self.priority, time.time(), self.fresh_within)
-        switchover = view.switchover
+        candidates = candidates_from(view, self.name, healthy, self.priority, self._fresh_members(view, now))
+        switchover = view.switchover if view.switchover is not None and not view.switchover.failed else None
+        if self._handover is not None and (holder is not None or self._handover[0] != switchover):
+            self._handover = None  # somebody took the role, or the request is gone: the handover is over
         choice = choose_writer(candidates, holder, switchover.from_member if switchover else None,
                                switchover.to_member if switchover else None)
         step = writer_step(self.name, holder, choice)
+        if self._handover is not None and handback_due(self._handover[1], now) and healthy:
+            return self._take_back(self._handover[0], sent_at)
+        if step == Step.RELEASE and healthy and not self.maintenance and switchover is not None and choice is None:
+            # Nobody we could hand over to (the target is stale, not Synced or drained in our view): keep
+            # the role and say why, rather than give it up for nobody.
+            target = switchover.to_member or "no other member"
+            why = (f"{target} cannot take the writer role in {self.name}'s view "
+                   "(no fresh Synced member out of maintenance)")
+            try:
+                self.dcs.fail_switchover(switchover, why)
+                log.warning("switchover refused: %s", why)
+            except PilotError as error:
+                self.last_error = str(error)
+            step = Step.RENEW
+        if step == Step.RELEASE and healthy and switchover is not None and now < self._asked_until:
+            step = Step.RENEW  # hand over once our peers' failsafe promises to us have run out (see above)
         try:
             if step in (Step.ACQUIRE, Step.RENEW):
                 if self.dcs.acquire_writer(self.name, self.ttl, "Synced; elected writer"):
@@ -167,12 +226,31 @@ class WriterKeeper:
                 self._claim_until = 0.0  # stop claiming first, then give the key up
                 self.dcs.release_writer(self.name)
                 self.holder = None
+                if switchover is not None and switchover.from_member == self.name:
+                    self._handover = (switchover, self._clock())
                 self._changed("gave the writer role up" + (" (switchover)" if switchover else ""))
             if switchover is not None and view.writer != switchover.from_member and self.holder == self.name:
                 self.dcs.clear_switchover()  # done: we took over from the member it moved away from
         except PilotError as error:
             self.last_error = str(error)
         return step
+
+    def _take_back(self, request: Switchover, sent_at: float) -> Step:
+        """We gave the role up for `request` HANDBACK_AFTER ago and nobody took it (the target's agent is
+        hung, cannot reach the DCS, or judges otherwise): take it back rather than leave the cluster
+        without a writer until the request expires, and mark the request failed so the CLI says why."""
+        self._handover = None
+        target = request.to_member or "another member"
+        why = f"{target} did not take the writer role within {HANDBACK_AFTER:g} s of {self.name} giving it up"
+        try:
+            if not self.dcs.acquire_writer(self.name, self.ttl, "took the role back: switchover failed"):
+                return Step.NONE  # somebody took it meanwhile: the switchover went through after all
+            self._claim(sent_at)
+            self._changed(f"took the writer role back (switchover failed: {why})")
+            self.dcs.fail_switchover(request, why)
+        except PilotError as error:
+            self.last_error = str(error)
+        return Step.ACQUIRE
 
     def _claim(self, sent_at: float) -> None:
         """We hold the key (acquired or renewed at sent_at): claim the role, unless we promised a peer
@@ -233,6 +311,9 @@ class WriterKeeper:
         if why:
             return f"cannot keep the writer role without the DCS: {why}"
         sent_at = self._clock()
+        # Any peer may grant, and then takes no role until its promise ends: a switchover must not hand
+        # the role to one of them before (it could not take it, and we would take it back).
+        self._asked_until = max(self._asked_until, sent_at + self.ttl + CLAIM_MARGIN)
         refusals = self._ask_peers(peers, {"writer": self.name, "ttl": self.ttl})
         if refusals:
             return f"cannot keep the writer role without the DCS: {'; '.join(refusals)}"

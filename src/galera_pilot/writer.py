@@ -18,7 +18,7 @@ every WRITER_TICK, so a claim lasts as long as the DCS answers within ttl - CLAI
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -26,6 +26,9 @@ from galera_pilot.cluster import Cluster
 
 WRITER_TICK = 0.2
 CLAIM_MARGIN = 0.6
+# A writer that gave the role up for a switchover takes it back when nobody took it within this long
+# (by its own clock): a target that cannot act must not leave the cluster without a writer.
+HANDBACK_AFTER = 1.0
 
 
 @dataclass(frozen=True)
@@ -60,17 +63,17 @@ def choose_writer(candidates: Iterable[Candidate], holder: str | None, switchove
     return min(eligible.values(), key=lambda c: (-c.priority, c.name)).name
 
 
-def candidates_from(view: Cluster, me: str, me_healthy: bool, my_priority: int, now: float,
-                    fresh_within: float) -> list[Candidate]:
+def candidates_from(view: Cluster, me: str, me_healthy: bool, my_priority: int,
+                    fresh: Collection[str]) -> list[Candidate]:
     """Candidates from the DCS view; our own health comes from our live observation (fresher than our
-    published record), the others' from records updated within `fresh_within` seconds (wall clock):
-    a member whose agent stopped reporting cannot take the lease, so it must not be waited for."""
+    published record), the others' from their records, counted only for the members in `fresh`: those
+    whose record changed recently by this agent's own clock (freshness.ChangeClock, never another host's
+    wall clock). A member whose agent stopped reporting cannot take the lease, so it must not be waited for."""
     result = [Candidate(me, me_healthy, my_priority, me in view.maintenance)]
     for name, member in view.members.items():
         if name == me:
             continue
-        fresh = now - member.updated_at <= fresh_within
-        result.append(Candidate(name, member.is_synced and fresh, member.priority, name in view.maintenance))
+        result.append(Candidate(name, member.is_synced and name in fresh, member.priority, name in view.maintenance))
     return result
 
 
@@ -81,6 +84,11 @@ def writer_step(me: str, holder: str | None, choice: str | None) -> Step:
     if holder is None and choice == me:
         return Step.ACQUIRE
     return Step.NONE
+
+
+def handback_due(released_at: float, now: float, after: float = HANDBACK_AFTER) -> bool:
+    """Whether a switchover we released the role for (at `released_at`, our clock) has failed."""
+    return now - released_at >= after
 
 
 def claim_until(sent_at: float, ttl: float, margin: float = CLAIM_MARGIN) -> float:

@@ -8,12 +8,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from galera_pilot.cluster import Cluster, Member
+from galera_pilot.cluster import Cluster, Member, Switchover
 from galera_pilot.errors import DCSError
 from galera_pilot.watchers import WriterKeeper
 
 NAMES = ("node1", "node2", "node3")
 TTL = 3.0
+FRESH_WITHIN = 3.0  # as the agent runs it: a record unchanged this long (by the keeper's clock) is stale
 
 
 def member(name: str, i: int, api: bool = True) -> Member:
@@ -38,6 +39,11 @@ class World:
     dcs_down: set[str] = field(default_factory=set)  # members that cannot reach the DCS
     cut: set[frozenset[str]] = field(default_factory=set)  # pairs whose REST calls fail
     keepers: dict[str, WriterKeeper] = field(default_factory=dict)
+    revision: int = 0  # the DCS's revision counter
+    switchover: Switchover | None = None
+    maintenance: set[str] = field(default_factory=set)
+    wall_offsets: dict[str, float] = field(default_factory=dict)  # each member's wall clock minus the real one
+    versions: dict[str, int] = field(default_factory=dict)  # each member record's version
 
     def clock(self) -> float:
         return self.now
@@ -57,9 +63,16 @@ class FakeDcs:
     def routing_view(self) -> Cluster:
         self._reachable()
         records = {name: member(name, i) for i, name in enumerate(NAMES, start=1)}
-        for name in self.world.dcs_down:  # a member that cannot reach the DCS stops heartbeating
-            records[name] = Member(**{**records[name].__dict__, "updated_at": time.time() - 3600})
-        return Cluster(members=records, writer=self.world.key())
+        for name, offset in self.world.wall_offsets.items():  # stamped by each member's own (skewed) clock
+            records[name] = Member(**{**records[name].__dict__, "updated_at": records[name].updated_at + offset})
+        # A member that reaches the DCS heartbeats (a new record version at every look); one that cannot
+        # stops (its version stays put), and the others judge it by that, on their own clocks.
+        for name in NAMES:
+            if name not in self.world.dcs_down:
+                self.world.revision += 1
+                self.world.versions[name] = self.world.revision
+        return Cluster(members=records, writer=self.world.key(), member_versions=dict(self.world.versions),
+                       switchover=self.world.switchover, maintenance=frozenset(self.world.maintenance))
 
     def acquire_writer(self, name: str, ttl: float, reason: str) -> bool:
         self._reachable()
@@ -72,3 +85,14 @@ class FakeDcs:
         self._reachable()
         if self.world.key() == name:
             self.world.writer = None
+
+    def clear_switchover(self) -> None:
+        self._reachable()
+        self.world.switchover = None
+
+    def fail_switchover(self, request: Switchover, why: str, ttl: float = 30.0) -> bool:
+        self._reachable()
+        if self.world.switchover != request:
+            return False
+        self.world.switchover = Switchover(request.from_member, request.to_member, request.at, why)
+        return True

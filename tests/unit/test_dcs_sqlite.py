@@ -79,12 +79,15 @@ class FakeClock:
     def __init__(self, now: float) -> None:
         self.now = now
 
-    def time(self) -> float:
+    def monotonic(self) -> float:
         return self.now
+
+    def time(self) -> float:  # the wall clock: never consulted for expiry (see the skew test below)
+        return 42.0
 
 
 def test_ttl_with_a_fake_clock(dcs: SQLiteDCS, monkeypatch: pytest.MonkeyPatch) -> None:
-    """TTL boundaries, deterministic: the SQLite backend reads the clock through its `time` module."""
+    """TTL boundaries, deterministic: the SQLite backend reads the (monotonic) clock through its `time` module."""
     import galera_pilot.dcs.sqlite as sqlite_module
 
     clock = FakeClock(1_000_000.0)
@@ -117,3 +120,44 @@ def test_finished_initialize_is_permanent(dcs: SQLiteDCS, monkeypatch: pytest.Mo
     assert record is not None and record.cluster_uuid == UUID
     assert json.loads(dcs.get("initialize").value)["by"] == "a"
     assert dcs.try_initialize("b", 30) is False
+
+
+def test_expiry_ignores_each_process_wall_clock(dcs_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19: a process whose wall clock runs 30 s ahead (or behind) sees the same live keys as the
+    others; expiry follows the host's monotonic clock, which NTP and faketime never step."""
+    import time
+
+    import galera_pilot.dcs.sqlite as sqlite_module
+
+    holder = open_dcs(dcs_path)
+    assert holder.acquire_writer("node1", 3.0, "test")
+    holder.put("members/node1", "{}", 10.0)
+
+    class Skewed:
+        def __init__(self, offset: float) -> None:
+            self.offset = offset
+
+        def time(self) -> float:
+            return time.time() + self.offset
+
+        def monotonic(self) -> float:
+            return time.monotonic()
+
+    for offset in (30.0, -30.0):
+        monkeypatch.setattr(sqlite_module, "time", Skewed(offset))
+        skewed = open_dcs(dcs_path)
+        assert skewed.get("writer") is not None, f"a {offset:+g} s process saw the writer lease as expired"
+        assert skewed.acquire_writer("node3", 3.0, "test") is False, "it took a lease another agent holds"
+        assert [kv.key for kv in skewed.list("members/")] == ["members/node1"]
+        skewed.close()
+
+
+def test_a_lease_from_another_boot_is_expired(dcs: SQLiteDCS) -> None:
+    """The monotonic clock starts again at boot: rows leased during another boot are gone, rows without a
+    TTL stay."""
+    dcs.put("lease", "v", 1000.0)
+    dcs.put("forever", "v")
+    dcs._connection().execute("UPDATE kv SET boot_id = 'another-boot'")
+    assert dcs.get("lease") is None
+    assert dcs.get("forever") is not None
+    assert dcs.create("lease", "new", 5.0) is True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from keeper_world import NAMES, TTL, FakeDcs, World, member, wsrep
+from keeper_world import FRESH_WITHIN, NAMES, TTL, FakeDcs, World, member, wsrep
 
 from galera_pilot.failsafe import FAILSAFE_AFTER, Peer, component_peers, grant, promise_length, should_ask
 from galera_pilot.routing import LiveStatus
@@ -89,7 +89,7 @@ def make_world() -> World:
 
         world.keepers[name] = WriterKeeper(
             name, FakeDcs(world, name), lambda: LiveStatus(world.now, wsrep()), priority=0, ttl=TTL,
-            fresh_within=3600.0, ask_peers=ask, clock=world.clock)
+            fresh_within=FRESH_WITHIN, ask_peers=ask, clock=world.clock)
     return world
 
 

@@ -142,14 +142,14 @@ def test_candidates_from_dcs_view() -> None:
     synced = {"running": True, "state": "Synced", "cluster_status": "Primary"}
     view = Cluster(members={
         "node1": Member.from_dict({"name": "node1", "address": "a", "updated_at": wall, **synced}),
-        "node2": Member.from_dict({"name": "node2", "address": "b", "updated_at": wall - 10, "priority": 4,
+        "node2": Member.from_dict({"name": "node2", "address": "b", "updated_at": wall + 10, "priority": 4,
                                    **synced}),
         "node3": Member.from_dict({"name": "node3", "address": "c", "updated_at": wall, "running": True,
                                    "state": "Joined", "cluster_status": "Primary"}),
     }, maintenance=frozenset({"node4"}))
-    found = {x.name: x for x in candidates_from(view, "node4", True, 2, wall, fresh_within=3.0)}
+    found = {x.name: x for x in candidates_from(view, "node4", True, 2, fresh={"node1", "node3"})}
     assert found["node1"].eligible
-    assert not found["node2"].eligible, "a stale record cannot take the lease"
+    assert not found["node2"].eligible, "a stale record cannot take the lease, whatever time it says"
     assert found["node2"].priority == 4
     assert not found["node3"].eligible
     assert found["node4"].synced and found["node4"].maintenance and not found["node4"].eligible

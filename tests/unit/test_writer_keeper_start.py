@@ -7,7 +7,7 @@ up (that forced a failover on every restart of the writer's agent), and nobody m
 
 from __future__ import annotations
 
-from keeper_world import TTL, FakeDcs, World, wsrep
+from keeper_world import FRESH_WITHIN, TTL, FakeDcs, World, wsrep
 
 from galera_pilot.routing import LiveStatus
 from galera_pilot.watchers import WriterKeeper
@@ -15,7 +15,7 @@ from galera_pilot.writer import Step
 
 
 def keeper(world: World, name: str, live: list[LiveStatus]) -> WriterKeeper:
-    return WriterKeeper(name, FakeDcs(world, name), lambda: live[0], priority=0, ttl=TTL, fresh_within=3600.0,
+    return WriterKeeper(name, FakeDcs(world, name), lambda: live[0], priority=0, ttl=TTL, fresh_within=FRESH_WITHIN,
                         ask_peers=lambda peers, request: [], clock=world.clock)
 
 

@@ -143,6 +143,7 @@ class DCS(ABC):
         switchover: Switchover | None = None
         maintenance: set[str] = set()
         high_water: HighWater | None = None
+        versions: dict[str, int] = {}
         for kv in self.list(""):
             data = json.loads(kv.value)
             if kv.key == "initialize":
@@ -163,6 +164,7 @@ class DCS(ABC):
                 maintenance.add(kv.key[12:])
             elif kv.key.startswith("members/"):
                 members[kv.key[8:]] = Member.from_dict(data)
+                versions[kv.key[8:]] = kv.version
             elif kv.key.startswith("roster/"):
                 roster[kv.key[7:]] = RosterEntry.from_dict(data)
             elif kv.key.startswith("history/"):
@@ -170,18 +172,20 @@ class DCS(ABC):
         return Cluster(initialize=initialize, members=members, roster=roster, seed=seed,
                        bootstrap_lock_holder=bootstrap_holder, forced_bootstrap=forced, history=tuple(history),
                        read_at=time.time(), writer=writer, maintenance=frozenset(maintenance),
-                       switchover=switchover, high_water=high_water)
+                       switchover=switchover, high_water=high_water, member_versions=versions)
 
     def routing_view(self) -> Cluster:
         """The part of a snapshot the writer election needs (members, writer, maintenance, switchover),
         without the history: read several times a second by every agent, so it must stay small."""
         members: dict[str, Member] = {}
+        versions: dict[str, int] = {}
         for kv in self.list("members/"):
             members[kv.key[8:]] = Member.from_dict(json.loads(kv.value))
+            versions[kv.key[8:]] = kv.version
         maintenance = frozenset(kv.key[12:] for kv in self.list("maintenance/"))
         writer = self.get("writer")
         switchover = self.get("switchover")
-        return Cluster(members=members, read_at=time.time(), maintenance=maintenance,
+        return Cluster(members=members, read_at=time.time(), maintenance=maintenance, member_versions=versions,
                        writer=json.loads(writer.value).get("holder") if writer else None,
                        switchover=Switchover.from_dict(json.loads(switchover.value)) if switchover else None)
 
@@ -290,6 +294,15 @@ class DCS(ABC):
 
     def clear_switchover(self) -> None:
         self.delete("switchover")
+
+    def fail_switchover(self, request: Switchover, why: str, ttl: float = 30.0) -> bool:
+        """Mark `request` failed (the old writer took the role back), so `galera-pilot switchover` can say
+        why at once; False when the key holds another request by now."""
+        current = self.get("switchover")
+        if current is None or Switchover.from_dict(json.loads(current.value)) != request:
+            return False
+        failed = Switchover(request.from_member, request.to_member, request.at, why)
+        return self.compare_and_set("switchover", json.dumps(failed.to_dict()), current.version, ttl)
 
     def set_maintenance(self, name: str, on: bool) -> None:
         if on:

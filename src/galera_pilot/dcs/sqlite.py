@@ -1,9 +1,16 @@
 """The embedded DCS: one SQLite file shared by every agent on this machine.
 
 Atomicity comes from SQLite's write lock (`BEGIN IMMEDIATE`): every create / compare-and-set reads and
-writes inside one write transaction, so two processes can never both win. TTLs are absolute wall-clock
-expiry times; all agents share one machine and therefore one clock. Expired rows are ignored on read
-and replaced on create, so no janitor process is needed.
+writes inside one write transaction, so two processes can never both win. Expired rows are ignored on
+read and replaced on create, so no janitor process is needed.
+
+TTLs are expiry times on the host's monotonic clock (CLOCK_MONOTONIC), never the wall clock: on Linux
+the monotonic clock is one clock for every process of the machine, and NTP (or a person, or faketime)
+may step the wall clock of a process but never the monotonic one. A wall-clock expiry let a process
+whose clock ran 30 s ahead see every other agent's keys as expired, and take the writer lease that
+another agent still held. The monotonic clock starts again at boot, so each row also records the boot
+(`/proc/sys/kernel/random/boot_id`): a leased row written during another boot (or by an older version,
+with no boot id) is expired.
 """
 
 from __future__ import annotations
@@ -23,11 +30,22 @@ CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL,
     version INTEGER NOT NULL,
-    expires_at REAL
+    expires_at REAL,
+    boot_id TEXT
 );
 CREATE TABLE IF NOT EXISTS revision (id INTEGER PRIMARY KEY CHECK (id = 0), rev INTEGER NOT NULL);
 INSERT OR IGNORE INTO revision (id, rev) VALUES (0, 0);
 """
+BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
+LIVE = "(expires_at IS NULL OR (boot_id = ? AND expires_at > ?))"
+
+
+def boot_id() -> str:
+    """This boot of the machine (the monotonic clock's epoch); a constant where /proc does not say."""
+    try:
+        return BOOT_ID_FILE.read_text().strip()
+    except OSError:
+        return "unknown-boot"
 
 
 class SQLiteDCS(DCS):
@@ -37,8 +55,12 @@ class SQLiteDCS(DCS):
         self._local = threading.local()
         if not path.parent.is_dir():
             raise DCSError(f"DCS file {path}: folder {path.parent} does not exist")
+        self.boot = boot_id()
         try:
-            self._connection().executescript(SCHEMA)
+            db = self._connection()
+            db.executescript(SCHEMA)
+            if "boot_id" not in {row[1] for row in db.execute("PRAGMA table_info(kv)")}:
+                db.execute("ALTER TABLE kv ADD COLUMN boot_id TEXT")  # a file from before boot ids
         except sqlite3.Error as error:
             raise DCSError(f"cannot initialize DCS file {path}: {error}") from None
 
@@ -75,20 +97,21 @@ class SQLiteDCS(DCS):
 
     @staticmethod
     def _expiry(ttl: float | None) -> float | None:
-        return None if ttl is None else time.time() + ttl
+        return None if ttl is None else time.monotonic() + ttl
+
+    def _live(self) -> tuple[str, float]:
+        """The parameters of LIVE: this boot and the monotonic time now."""
+        return self.boot, time.monotonic()
 
     def _live_version(self, db: sqlite3.Connection, key: str) -> int | None:
-        row = db.execute(
-            "SELECT version FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
-            (self.prefix + key, time.time()),
-        ).fetchone()
+        query = f"SELECT version FROM kv WHERE key = ? AND {LIVE}"
+        row = db.execute(query, (self.prefix + key, *self._live())).fetchone()
         return None if row is None else int(row[0])
 
     def get(self, key: str) -> KV | None:
         try:
             row = self._connection().execute(
-                "SELECT value, version FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
-                (self.prefix + key, time.time()),
+                f"SELECT value, version FROM kv WHERE key = ? AND {LIVE}", (self.prefix + key, *self._live()),
             ).fetchone()
         except sqlite3.Error as error:
             raise DCSError(f"DCS file {self.path}: {error}") from None
@@ -98,9 +121,8 @@ class SQLiteDCS(DCS):
         full = self.prefix + prefix
         try:
             rows = self._connection().execute(
-                "SELECT key, value, version FROM kv WHERE key >= ? AND key < ? "
-                "AND (expires_at IS NULL OR expires_at > ?) ORDER BY key",
-                (full, full + "\uffff", time.time()),
+                f"SELECT key, value, version FROM kv WHERE key >= ? AND key < ? AND {LIVE} ORDER BY key",
+                (full, full + "\uffff", *self._live()),
             ).fetchall()
         except sqlite3.Error as error:
             raise DCSError(f"DCS file {self.path}: {error}") from None
@@ -111,8 +133,8 @@ class SQLiteDCS(DCS):
             if self._live_version(db, key) is not None:
                 return False
             version = self._next_version(db)
-            db.execute("INSERT OR REPLACE INTO kv (key, value, version, expires_at) VALUES (?, ?, ?, ?)",
-                       (self.prefix + key, value, version, self._expiry(ttl)))
+            db.execute("INSERT OR REPLACE INTO kv (key, value, version, expires_at, boot_id) VALUES (?, ?, ?, ?, ?)",
+                       (self.prefix + key, value, version, self._expiry(ttl), self.boot))
             return True
 
     def compare_and_set(self, key: str, value: str, version: int, ttl: float | None = None) -> bool:
@@ -120,15 +142,15 @@ class SQLiteDCS(DCS):
             if self._live_version(db, key) != version:
                 return False
             new_version = self._next_version(db)
-            db.execute("UPDATE kv SET value = ?, version = ?, expires_at = ? WHERE key = ?",
-                       (value, new_version, self._expiry(ttl), self.prefix + key))
+            db.execute("UPDATE kv SET value = ?, version = ?, expires_at = ?, boot_id = ? WHERE key = ?",
+                       (value, new_version, self._expiry(ttl), self.boot, self.prefix + key))
             return True
 
     def put(self, key: str, value: str, ttl: float | None = None) -> None:
         with self._write() as db:
             version = self._next_version(db)
-            db.execute("INSERT OR REPLACE INTO kv (key, value, version, expires_at) VALUES (?, ?, ?, ?)",
-                       (self.prefix + key, value, version, self._expiry(ttl)))
+            db.execute("INSERT OR REPLACE INTO kv (key, value, version, expires_at, boot_id) VALUES (?, ?, ?, ?, ?)",
+                       (self.prefix + key, value, version, self._expiry(ttl), self.boot))
 
     def delete(self, key: str, version: int | None = None) -> bool:
         with self._write() as db:
