@@ -3,7 +3,7 @@
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k decisions -x`.
 # Without arguments (what CI runs), the recovery and routing modules then run a second time on a real etcd
 # (DCS=etcd; see tests/integration/conftest.py), so both DCS backends carry full-outage recovery.
-# The exit code is ruff's if linting fails, else the first failing pytest run's; pytest's 5 ("no tests
+# The exit code is ruff's or mypy's if a check fails, else the first failing pytest run's; pytest's 5 ("no tests
 # collected") is a failure.
 set -euo pipefail
 
@@ -13,6 +13,7 @@ cd "$REPO"
 bash scripts/setup.sh
 
 .venv/bin/ruff check src tests bench
+.venv/bin/mypy src
 
 ETCD_MODULES=(tests/integration/test_recovery.py tests/integration/test_routing.py)
 

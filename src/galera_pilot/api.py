@@ -121,6 +121,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         """`/failsafe` only (failsafe.py): {"writer": NAME, "ttl": SECONDS} -> 200 granted / 409 refused."""
         path = self.path.partition("?")[0].rstrip("/")
+        document: dict[str, object]
         try:
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:

@@ -301,9 +301,10 @@ class EtcdDCS(DCS):
             raise
         if status == 401 or data.get("code") == GRPC_UNAUTHENTICATED:
             with self._auth_lock:
-                if self._token == token:
-                    self._token = self._authenticate(endpoint)
-                token = self._token
+                fresh = self._token
+                if fresh is None or fresh == token:  # nobody re-authenticated meanwhile: we do
+                    fresh = self._token = self._authenticate(endpoint)
+                token = fresh
             status, data = self._post(endpoint, path, body, token)
         return status, data
 
