@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -23,17 +22,11 @@ from pathlib import Path
 import psutil
 import pymysql
 import yaml
+from galera_cli import CLI, run
 
-CLI = [sys.executable, "-m", "galera_pilot"]
 PROXY = "127.0.0.90"
 BASE = "127.0.0.91"
 
-
-def run(*args: str) -> str:
-    result = subprocess.run([*CLI, *args], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"galera-pilot {' '.join(args)}: {result.stdout}\n{result.stderr}")
-    return result.stdout
 
 
 def processes(directory: Path) -> dict[str, psutil.Process]:

@@ -19,22 +19,15 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import psutil
+from galera_cli import CLI, run
 
-CLI = [sys.executable, "-m", "galera_pilot"]
 NODES = ("node1", "node2", "node3")
 
-
-def run(*args: str) -> str:
-    result = subprocess.run([*CLI, *args], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"galera-pilot {' '.join(args)}: {result.stderr}")
-    return result.stdout
 
 
 def kill(pid_file: Path) -> None:

@@ -18,28 +18,21 @@ import re
 import secrets
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pymysql
 import yaml
+from galera_cli import CLI, run
 
 from galera_pilot.client import connect_writer
 from galera_pilot.embedded import EmbeddedCluster
 
-CLI = [sys.executable, "-m", "galera_pilot"]
 PROXY = "127.0.0.130"
 BASE = "127.0.0.131"
 BENCH_USER = "gp_bench"
 
-
-def run(*args: str) -> str:
-    result = subprocess.run([*CLI, *args], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"galera-pilot {' '.join(args)}: {result.stdout}\n{result.stderr}")
-    return result.stdout
 
 
 def sysbench(host: str, port: int, password: str, command: str, seconds: int, threads: int) -> float:

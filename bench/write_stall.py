@@ -17,7 +17,6 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,19 +25,13 @@ from pathlib import Path
 import psutil
 import pymysql
 import yaml
+from galera_cli import CLI, run
 
 from galera_pilot.credentials import load_credentials
 from galera_pilot.mariadb import sql
 
-CLI = [sys.executable, "-m", "galera_pilot"]
 BASE = "127.0.0.70"
 
-
-def run(*args: str) -> str:
-    result = subprocess.run([*CLI, *args], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"galera-pilot {' '.join(args)}: {result.stderr}")
-    return result.stdout
 
 
 def all_synced(directory: Path) -> bool:

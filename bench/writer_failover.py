@@ -32,18 +32,13 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from galera_cli import CLI, run
+
 from tests.integration.routing_helpers import AckWriter, endpoint_code
 
-CLI = [sys.executable, "-m", "galera_pilot"]
 PROXY = "127.0.0.120"
 BASE = "127.0.0.121"
 
-
-def run(*args: str) -> str:
-    result = subprocess.run([*CLI, *args], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"galera-pilot {' '.join(args)}: {result.stdout}\n{result.stderr}")
-    return result.stdout
 
 
 def rows(directory: Path) -> dict[str, dict]:

@@ -33,7 +33,7 @@ import pytest
 from galera_pilot.cluster import Switchover
 from galera_pilot.config import NodeConfig
 from galera_pilot.embedded import EmbeddedCluster
-from tests.unit.dcs_backends import EtcdProcess
+from tests.unit.dcs_backends import EtcdProcess, etcd_process
 from tests.waiting import wait_for
 
 from .conftest import cli, destroy, mariadbd_pid, members, new_cluster_path
@@ -61,12 +61,8 @@ FAILOVER_BOUND = 7.5  # s: lease (3 s, etcd: up to 3.5 s) + a stale record (3 s)
 
 @pytest.fixture(scope="module")
 def etcd() -> Iterator[EtcdProcess]:
-    process = EtcdProcess(os.environ.get("GP_TEST_ETCD_HOST", "127.0.0.1"))
-    try:
-        process.start()
+    with etcd_process(os.environ.get("GP_TEST_ETCD_HOST", "127.0.0.1")) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

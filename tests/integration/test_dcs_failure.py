@@ -25,7 +25,7 @@ import pytest
 from galera_pilot.credentials import load_credentials
 from galera_pilot.embedded import EmbeddedCluster
 from galera_pilot.mariadb import sql
-from tests.unit.dcs_backends import EtcdProcess
+from tests.unit.dcs_backends import EtcdProcess, etcd_process
 from tests.waiting import wait_for
 
 from .conftest import cli, destroy, http_status, mariadbd_pid, members, new_cluster_path, query
@@ -101,12 +101,8 @@ def agent_log(directory: Path, node: str) -> str:
 
 @pytest.fixture
 def etcd() -> Iterator[EtcdProcess]:
-    process = EtcdProcess(os.environ.get("GP_TEST_ETCD_HOST", "127.0.0.1"))
-    try:
-        process.start()
+    with etcd_process(os.environ.get("GP_TEST_ETCD_HOST", "127.0.0.1")) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture

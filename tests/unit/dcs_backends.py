@@ -159,9 +159,17 @@ class EtcdProcess:
 @contextmanager
 def running_etcd(host: str = "127.0.0.1") -> Iterator[EtcdServer]:
     """A single-member etcd on free ports of `host`; terminated (then killed) on exit, whatever happened."""
+    with etcd_process(host) as etcd:
+        yield etcd.server
+
+
+@contextmanager
+def etcd_process(host: str = "127.0.0.1") -> Iterator[EtcdProcess]:
+    """The same, yielding the process itself, for tests that pause, kill and restart it."""
     etcd = EtcdProcess(host)
     try:
-        yield etcd.start()
+        etcd.start()
+        yield etcd
     finally:
         etcd.stop()
 
