@@ -97,16 +97,20 @@ def may_read(live: LiveStatus, now: float, maintenance: bool, donor_reads: bool 
 
 
 def may_keep_writer(live: LiveStatus, now: float) -> Verdict:
-    """A writer keeps its role while Primary and Synced *or Donor*: every join of a node makes some member
-    a donor for a moment (even an IST runs through the SST script here), and moving the writer each time
-    would cut every client's session for nothing. Writes on a donor are safe; it is still Primary.
-    Becoming the writer needs Synced (`health`)."""
+    """A writer keeps its role while Primary and Synced *or Donor*, and while it catches up right after
+    donating (Joined, still ready for queries): every join of a node makes some member a donor for a
+    moment (even an IST runs through the SST script here), and moving the writer each time would cut
+    every client's session for nothing. Writes on a donor are safe; it is still Primary. A holder is
+    Joined only after donating (it was Synced when it took the role; leaving the component first makes
+    it non-Primary, which ends its role). Becoming the writer needs Synced (`health`)."""
     verdict = health(live, now)
-    if verdict or not live.state.startswith("Donor"):
+    if verdict or live.age(now) > STALE_AFTER or live.cluster_status != "Primary":
         return verdict
-    if live.age(now) > STALE_AFTER or live.cluster_status != "Primary":
-        return verdict
-    return Verdict(True, "Primary, serving a state transfer")
+    if live.state.startswith("Donor"):
+        return Verdict(True, "Primary, serving a state transfer")
+    if live.state == "Joined" and live.status.get("wsrep_ready") == "ON":
+        return Verdict(True, "Primary, catching up after serving a state transfer")
+    return verdict
 
 
 def is_writer(live: LiveStatus, now: float, maintenance: bool, lease_claim_until: float) -> Verdict:

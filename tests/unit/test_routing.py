@@ -93,6 +93,19 @@ def test_a_writer_keeps_its_role_as_a_donor_but_a_donor_does_not_become_writer()
     assert not may_keep_writer(live("Joiner"), NOW)
 
 
+def test_a_writer_keeps_its_role_while_it_catches_up_after_donating() -> None:
+    """Seen in a 10x run of the routing tests: the writer donated node4's IST, went Donor -> Joined ->
+    Synced, gave the role up while Joined, and HAProxy cut the writer sessions it should have kept."""
+    joined = live("Joined", wsrep_ready="ON")
+    assert may_keep_writer(joined, NOW)
+    assert is_writer(joined, NOW, maintenance=False, lease_claim_until=NOW + 2)
+    assert not health(joined, NOW) and not may_read(joined, NOW, maintenance=False), "not a new writer, no reads"
+    assert not may_keep_writer(live("Joined", wsrep_ready="OFF"), NOW), "a node that refuses queries"
+    assert not may_keep_writer(live("Joined"), NOW)
+    assert not may_keep_writer(live("Joined", "non-Primary", wsrep_ready="ON"), NOW)
+    assert not may_keep_writer(live("Joined", age=STALE_AFTER + 1, wsrep_ready="ON"), NOW)
+
+
 def test_claim_ends_before_the_lease_can_expire() -> None:
     sent_at, ttl = 10.0, 3.0
     assert claim_until(sent_at, ttl) == sent_at + ttl - CLAIM_MARGIN
