@@ -77,13 +77,29 @@ class Node:
         return self.config.run_dir / "agent.pid"
 
     def agent_pid(self) -> int | None:
-        try:
-            pid = int(self.agent_pid_file.read_text().strip())
-            proc = psutil.Process(pid)
-            if proc.status() != psutil.STATUS_ZOMBIE and str(self.config_path) in proc.cmdline():
-                return pid
-        except (OSError, ValueError, psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
+        return running_pid(self.agent_pid_file, str(self.config_path))
+
+
+# A process that has just exec'd shows an empty /proc/PID/cmdline for a moment: the parent's Popen returns
+# when exec closes the close-on-exec pipe, before the kernel has set the new argument pages up (measured:
+# 5 of 200 fresh children here). An empty command line is asked again for this long before it counts.
+CMDLINE_SETTLE = 0.2
+
+
+def running_pid(pid_file: Path, argument: str) -> int | None:
+    """The pid in pid_file if that process runs with `argument` on its command line (pids are reused)."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        proc = psutil.Process(pid)
+        deadline = time.monotonic() + CMDLINE_SETTLE
+        while True:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return None
+            cmdline = proc.cmdline()
+            if cmdline or time.monotonic() > deadline:
+                return pid if argument in cmdline else None
+            time.sleep(0.005)
+    except (OSError, ValueError, psutil.NoSuchProcess, psutil.AccessDenied):
         return None
 
 
@@ -245,14 +261,7 @@ class EmbeddedCluster:
 
     def proxy_pid(self) -> int | None:
         """The running proxy manager of this cluster (its command line names DIR/proxy.yaml)."""
-        try:
-            pid = int(self.proxy_pid_file.read_text().strip())
-            proc = psutil.Process(pid)
-            if proc.status() != psutil.STATUS_ZOMBIE and str(self.proxy_config_path) in proc.cmdline():
-                return pid
-        except (OSError, ValueError, psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-        return None
+        return running_pid(self.proxy_pid_file, str(self.proxy_config_path))
 
     def check_proxy_binds(self, config: ProxyConfig) -> None:
         """Fail now, with the owner named, if something else listens on an endpoint's address (an
