@@ -27,7 +27,7 @@ import yaml
 from galera_cli import CLI, run
 
 from galera_pilot.client import connect_writer
-from galera_pilot.embedded import EmbeddedCluster
+from galera_pilot.embedded.cluster import EmbeddedCluster
 
 PROXY = "127.0.0.130"
 BASE = "127.0.0.131"

@@ -1,3 +1,3 @@
-from galera_pilot.cli import main
+from galera_pilot.cli.main import main
 
 main()

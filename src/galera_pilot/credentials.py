@@ -6,7 +6,6 @@ the fact), and reach mariadbd only through files, never through a command line.
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from galera_pilot.errors import ConfigError
+from galera_pilot.files import write_private
 
 
 @dataclass(frozen=True)
@@ -30,19 +30,6 @@ class Credentials:
 
     def __repr__(self) -> str:  # keep secrets out of logs and tracebacks
         return f"Credentials(admin_user={self.admin_user!r}, sst_user={self.sst_user!r})"
-
-
-def write_private(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write a file that is private from its creation on (no window where it is world-readable)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def save_credentials(path: Path, credentials: Credentials) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from galera_pilot.embedded import EmbeddedCluster
+from galera_pilot.embedded.cluster import EmbeddedCluster
 
 from .conftest import cli, test_address
 

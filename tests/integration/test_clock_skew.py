@@ -32,7 +32,7 @@ import pytest
 
 from galera_pilot.cluster import Switchover
 from galera_pilot.config import NodeConfig
-from galera_pilot.embedded import EmbeddedCluster
+from galera_pilot.embedded.cluster import EmbeddedCluster
 from tests.unit.dcs_backends import EtcdProcess, etcd_process
 from tests.waiting import wait_for
 

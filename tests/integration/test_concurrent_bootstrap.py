@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import subprocess
 
-from galera_pilot.embedded import EmbeddedCluster
+from galera_pilot.embedded.cluster import EmbeddedCluster
 
 from .conftest import destroy, new_cluster_path
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-from galera_pilot.embedded import EmbeddedCluster
+from galera_pilot.embedded.cluster import EmbeddedCluster
 from tests.waiting import wait_for
 
 from .conftest import cli, mariadbd_pid, members, query

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from galera_pilot.embedded import EmbeddedCluster
+from galera_pilot.embedded.cluster import EmbeddedCluster
 from tests.waiting import wait_for
 
 from .conftest import cli, destroy, members, new_cluster_path, query

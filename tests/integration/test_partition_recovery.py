@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from galera_pilot.credentials import load_credentials
-from galera_pilot.embedded import EmbeddedCluster
+from galera_pilot.embedded.cluster import EmbeddedCluster
 from galera_pilot.mariadb import sql
 from tests.waiting import wait_for
 

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from galera_pilot.credentials import load_credentials
-from galera_pilot.embedded import EmbeddedCluster
+from galera_pilot.embedded.cluster import EmbeddedCluster
 from galera_pilot.mariadb import sql
 from tests.waiting import wait_for
 

@@ -416,7 +416,7 @@ def test_removed_member_leaves_haproxy_without_dropping_open_connections(cluster
     """There is no `remove` command yet (roster removal is planned); the test stops node4's agent and
     deletes its roster entry through the DCS, which is what such a command will do, and checks that the
     proxy follows with a reload that keeps the sessions it has."""
-    from galera_pilot.embedded import EmbeddedCluster
+    from galera_pilot.embedded.cluster import EmbeddedCluster
 
     user, password = credentials(cluster)
     held = [pymysql.connect(host=PROXY_HOST, port=port, user=user, password=password, connect_timeout=2,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from galera_pilot.agent.decisions import LocalState, RecoveryPolicy
 from galera_pilot.cluster import Cluster, HighWater, InitializeRecord, Member, Position, RosterEntry, SeedRecord
-from galera_pilot.decisions import LocalState, RecoveryPolicy
 
 CLUSTER_UUID = "11111111-2222-3333-4444-555555555555"
 FOREIGN_UUID = "99999999-8888-7777-6666-555555555555"

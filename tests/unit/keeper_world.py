@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from galera_pilot.cluster import Cluster, Member, Switchover
 from galera_pilot.errors import DCSError
-from galera_pilot.watchers import WriterKeeper
+from galera_pilot.routing.keeper import WriterKeeper
 
 NAMES = ("node1", "node2", "node3")
 TTL = 3.0

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from unit_helpers import make_config
 
+from galera_pilot.agent.decisions import join_peers
+from galera_pilot.agent.ha import Ha
 from galera_pilot.config import NodeConfig
 from galera_pilot.credentials import Credentials
 from galera_pilot.dcs.sqlite import SQLiteDCS
-from galera_pilot.decisions import join_peers
 from galera_pilot.errors import ConfigError
-from galera_pilot.ha import Ha
 from galera_pilot.mariadb.mycnf import render_mycnf
 
 CREDENTIALS = Credentials("pilot_admin", "admin-secret", "pilot_sst", "sst-Secret_123")

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from unit_helpers import BASE_CONFIG, config_data, make_config
 
-from galera_pilot.cli import main
+from galera_pilot.cli.main import main
 from galera_pilot.config import NodeConfig, dump_config, load_config, parse_config
 from galera_pilot.errors import ConfigError, PilotError
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from galera_pilot.credentials import Credentials, load_credentials, save_credentials, write_private
+from galera_pilot.credentials import Credentials, load_credentials, save_credentials
 from galera_pilot.errors import ConfigError
+from galera_pilot.files import write_private
 
 FIELDS = ("admin_user", "admin_password", "sst_user", "sst_password")
 

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from galera_pilot.agent import supervise
-from galera_pilot.cycle_errors import TRACEBACK_EVERY, CycleErrors, backoff_delay
+from galera_pilot.agent.cycle_errors import TRACEBACK_EVERY, CycleErrors, backoff_delay
+from galera_pilot.agent.run import supervise
 
 
 def test_backoff_is_the_crash_backoff() -> None:
@@ -72,7 +72,7 @@ def test_the_agent_loop_backs_off_keeps_its_heartbeat_and_does_not_flood(caplog:
     stop = threading.Event()
     timer = threading.Timer(3.2, lambda: (stop.set(), ha.wake.set()))
     timer.start()
-    with caplog.at_level(logging.INFO, logger="galera_pilot.agent"):
+    with caplog.at_level(logging.INFO, logger="galera_pilot.agent.run"):
         supervise(ha, stop)  # type: ignore[arg-type]
     assert 2 <= ha.cycles <= 4, ha.cycles  # 0, 0.5, 1.5 s (then 3.5): 3-5 a second before
     assert ha.cycle_errors.total == ha.cycles

@@ -11,9 +11,9 @@ from decision_builders import ADDRESSES, CLUSTER_UUID, FOREIGN_UUID, HOST, NOW, 
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
+from galera_pilot.agent.decisions import Action, Decision, LocalState, RecoveryPolicy, decide
 from galera_pilot.cluster import UNKNOWN_UUID, Cluster, InitializeRecord, Member, Position, RosterEntry, SeedRecord
 from galera_pilot.dcs.sqlite import SQLiteDCS
-from galera_pilot.decisions import Action, Decision, LocalState, RecoveryPolicy, decide
 
 NAMES = [f"n{i}" for i in range(1, 7)]
 

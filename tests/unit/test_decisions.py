@@ -18,8 +18,7 @@ from decision_builders import (
     stopped,
 )
 
-from galera_pilot.cluster import UNKNOWN_UUID, Cluster, InitializeRecord, Member, SeedRecord
-from galera_pilot.decisions import (
+from galera_pilot.agent.decisions import (
     Action,
     LocalState,
     RecoveryPolicy,
@@ -30,6 +29,7 @@ from galera_pilot.decisions import (
     rank,
     seed_usable,
 )
+from galera_pilot.cluster import UNKNOWN_UUID, Cluster, InitializeRecord, Member, SeedRecord
 
 
 def decide_for(member: Member, cluster: Cluster, policy: RecoveryPolicy = ALL, **local: object):

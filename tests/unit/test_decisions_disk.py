@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decision_builders import NOW, local_of, position, running, snapshot, stopped
 
-from galera_pilot.decisions import Action, RecoveryPolicy, decide
+from galera_pilot.agent.decisions import Action, RecoveryPolicy, decide
 
 FULL = "out of disk space on /c/node3/data: 11 MB free of 260 MB; not starting mariadbd until at least 43 MB are free"
 

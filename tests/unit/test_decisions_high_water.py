@@ -28,6 +28,8 @@ from decision_builders import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from galera_pilot.agent.decisions import Action, Decision, RecoveryPolicy, decide
+from galera_pilot.agent.high_water import data_gone, never_served, shortfall, vouched_seqno
 from galera_pilot.cluster import (
     EMPTY_POSITION,
     UNKNOWN_UUID,
@@ -39,8 +41,6 @@ from galera_pilot.cluster import (
     RosterEntry,
     SeedRecord,
 )
-from galera_pilot.decisions import Action, Decision, RecoveryPolicy, decide
-from galera_pilot.high_water import data_gone, never_served, shortfall, vouched_seqno
 
 SEED = SeedRecord(HOST, "/srv/n1/seed", CLUSTER_UUID, 3, "3 a 1",
                   {"n1": "a", "n2": "b", "n3": "c"}, {"n1": "127.0.0.2:4567", "n2": "127.0.0.3:4567",
@@ -283,7 +283,7 @@ def test_running_members_are_untouched() -> None:
 # ---- a person starts from nothing (`bootstrap --force --empty`) --------------------------------------------
 
 def test_an_empty_start_is_refused_unless_the_member_reports_an_empty_datadir() -> None:
-    from galera_pilot.high_water import empty_start_refusal
+    from galera_pilot.agent.high_water import empty_start_refusal
 
     gone = snapshot(empty("n1"), stopped("n2", position(4)), high_water=11)
     assert empty_start_refusal(gone, "n1") is None
@@ -302,7 +302,7 @@ def test_the_ordered_member_initializes_and_the_others_wait() -> None:
 
 
 def test_up_stops_waiting_only_when_every_agent_says_a_person_is_needed() -> None:
-    from galera_pilot.high_water import DATA_GONE, needs_a_person
+    from galera_pilot.agent.high_water import DATA_GONE, needs_a_person
 
     def said(activity: str) -> Member:
         return replace(empty("n1"), activity=activity)

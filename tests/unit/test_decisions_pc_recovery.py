@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 from decision_builders import CLUSTER_UUID, FOREIGN_UUID, NOW, local_of, position, running, snapshot, stopped
 
+from galera_pilot.agent.decisions import PC_RECOVERY_TIMEOUT, Action, RecoveryPolicy, decide
 from galera_pilot.cluster import Member, Position, SavedView, SeedRecord
-from galera_pilot.decisions import PC_RECOVERY_TIMEOUT, Action, RecoveryPolicy, decide
 
 GCOMM = {"n1": "aaaaaaaa-0000-0000-0000-000000000001", "n2": "aaaaaaaa-0000-0000-0000-000000000002",
          "n3": "aaaaaaaa-0000-0000-0000-000000000003"}

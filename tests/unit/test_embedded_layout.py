@@ -11,7 +11,7 @@ import yaml
 from dcs_backends import EtcdServer
 
 from galera_pilot.config import load_config, redact_dcs_url
-from galera_pilot.embedded import EmbeddedCluster
+from galera_pilot.embedded.cluster import EmbeddedCluster
 from galera_pilot.errors import PilotError
 
 
@@ -78,7 +78,7 @@ def test_a_dcs_password_keeps_the_folder_files_private(tmp_path: Path) -> None:
 def test_files_holding_a_password_are_0600(tmp_path: Path, etcd_server: EtcdServer,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     # No etcd user exists here: check the writes, with the emptiness check answered by the real server.
-    from galera_pilot import embedded
+    from galera_pilot.embedded import cluster as embedded
 
     real_get_dcs = embedded.get_dcs
     monkeypatch.setattr(embedded, "get_dcs", lambda url, name: real_get_dcs(etcd_server.url, name))

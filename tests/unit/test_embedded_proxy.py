@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from galera_pilot.embedded import DEFAULT_READER_BIND, DEFAULT_WRITER_BIND, EmbeddedCluster
+from galera_pilot.embedded.cluster import DEFAULT_READER_BIND, DEFAULT_WRITER_BIND, EmbeddedCluster
 from galera_pilot.errors import PilotError
 
 

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from keeper_world import FRESH_WITHIN, NAMES, TTL, FakeDcs, World, member, wsrep
 
-from galera_pilot.failsafe import FAILSAFE_AFTER, Peer, component_peers, grant, promise_length, should_ask
-from galera_pilot.routing import LiveStatus
-from galera_pilot.watchers import WriterKeeper
+from galera_pilot.routing.failsafe import FAILSAFE_AFTER, Peer, component_peers, grant, promise_length, should_ask
+from galera_pilot.routing.health import LiveStatus
+from galera_pilot.routing.keeper import WriterKeeper
 
 MEMBERS = {name: member(name, i) for i, name in enumerate(NAMES, start=1)}
 

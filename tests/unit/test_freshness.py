@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from galera_pilot.freshness import SKEW_WARNING, ChangeClock, own_skew, skew_warning
+from galera_pilot.routing.freshness import SKEW_WARNING, ChangeClock, own_skew, skew_warning
 
 
 def test_a_record_is_fresh_while_its_version_changes_whatever_time_it_carries() -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from unit_helpers import make_config
 
+from galera_pilot.agent.ha import Ha
 from galera_pilot.cluster import UNKNOWN_UUID, Position
 from galera_pilot.credentials import Credentials
 from galera_pilot.dcs.sqlite import SQLiteDCS
-from galera_pilot.ha import Ha
 
 UUID = "8f1e1d9a-7c2b-11ee-9b1f-0242ac120002"
 
@@ -109,10 +109,10 @@ def test_a_seed_copy_keeps_what_an_interrupted_join_left_in_the_datadir(ha: Ha, 
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """CI once found a joiner stopped mid-SST: its datadir was not empty, rmdir failed every cycle, and the
     node never joined. Now the leftovers go aside (kept, like any replaced datadir) and the seed is copied."""
-    import galera_pilot.ha
+    import galera_pilot.agent.ha
     from galera_pilot.cluster import SeedRecord
 
-    monkeypatch.setattr(galera_pilot.ha, "chown_tree", lambda *args: None)  # no mysql user needed here
+    monkeypatch.setattr(galera_pilot.agent.ha, "chown_tree", lambda *args: None)  # no mysql user needed here
     seed = tmp_path / "seed"
     (seed / "mysql").mkdir(parents=True)
     (seed / "grastate.dat").write_text("seed\n")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from galera_pilot import quarantine
+from galera_pilot.agent import quarantine
+from galera_pilot.agent.quarantine import copy_out_refusal, move_aside, place_seed_in_mount
 from galera_pilot.errors import PilotError
 from galera_pilot.mariadb.disk import Usage
-from galera_pilot.quarantine import copy_out_refusal, move_aside, place_seed_in_mount
 
 
 def datadir(base: Path) -> Path:

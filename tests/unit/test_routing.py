@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from galera_pilot.cluster import Cluster, Member
-from galera_pilot.routing import (
+from galera_pilot.routing.health import (
     STALE_AFTER,
     LiveStatus,
     health,
@@ -12,7 +12,7 @@ from galera_pilot.routing import (
     may_read,
     parse_max_queue,
 )
-from galera_pilot.writer import (
+from galera_pilot.routing.writer import (
     CLAIM_MARGIN,
     Candidate,
     Step,

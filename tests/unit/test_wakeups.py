@@ -10,10 +10,10 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
+from galera_pilot.agent.dcs_watch import DcsWatch
+from galera_pilot.agent.wakeups import Wake, WakeFilter, essentials
 from galera_pilot.dcs.base import RESYNC, Change
 from galera_pilot.dcs.sqlite import SQLiteDCS
-from galera_pilot.wakeups import Wake, WakeFilter, essentials
-from galera_pilot.watchers import DcsWatch
 
 
 def member(name: str, **fields: object) -> Change:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from keeper_world import FRESH_WITHIN, TTL, FakeDcs, World, wsrep
 
-from galera_pilot.routing import LiveStatus
-from galera_pilot.watchers import WriterKeeper
-from galera_pilot.writer import Step
+from galera_pilot.routing.health import LiveStatus
+from galera_pilot.routing.keeper import WriterKeeper
+from galera_pilot.routing.writer import Step
 
 
 def keeper(world: World, name: str, live: list[LiveStatus]) -> WriterKeeper:

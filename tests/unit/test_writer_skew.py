@@ -12,9 +12,9 @@ import pytest
 from keeper_world import FRESH_WITHIN, NAMES, TTL, FakeDcs, World, wsrep
 
 from galera_pilot.cluster import Switchover
-from galera_pilot.routing import LiveStatus
-from galera_pilot.watchers import WriterKeeper
-from galera_pilot.writer import HANDBACK_AFTER, WRITER_TICK
+from galera_pilot.routing.health import LiveStatus
+from galera_pilot.routing.keeper import WriterKeeper
+from galera_pilot.routing.writer import HANDBACK_AFTER, WRITER_TICK
 
 SKEWS = [(role, offset) for role in ("writer", "target", "bystander") for offset in (30.0, -30.0)]
 ROLES = {"writer": "node1", "target": "node3", "bystander": "node2"}

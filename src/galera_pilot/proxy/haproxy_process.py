@@ -30,8 +30,8 @@ from pathlib import Path
 
 import psutil
 
-from galera_pilot.credentials import write_private
 from galera_pilot.errors import PilotError
+from galera_pilot.files import write_private
 from galera_pilot.proxy.haproxy_config import PID_FILE, SERVER_STATE_FILE, parse_bind
 from galera_pilot.proxy.server_state import render_server_state
 

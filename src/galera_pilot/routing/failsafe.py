@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from galera_pilot.cluster import Member
-from galera_pilot.routing import Verdict
+from galera_pilot.routing.health import Verdict
 
 # Renewals normally succeed every WRITER_TICK (0.2 s); when none succeeded for this long, the holder
 # starts asking its peers, well before its claim (ttl - margin after the last renewal) runs out.

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from galera_pilot.agent.high_water import DATA_GONE, data_gone, held_most, never_served, shortfall
 from galera_pilot.cluster import Cluster, Member, Position
-from galera_pilot.high_water import DATA_GONE, data_gone, held_most, never_served, shortfall
 
 
 class Action(StrEnum):

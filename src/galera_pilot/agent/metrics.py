@@ -16,8 +16,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from galera_pilot.agent.verdicts import verdicts
+
 if TYPE_CHECKING:
-    from galera_pilot.ha import Ha
+    from galera_pilot.agent.ha import Ha
 
 # wsrep status -> (metric name, help)
 WSREP_GAUGES = {
@@ -36,8 +38,6 @@ class AgentCollector(Collector):
         self.ha = ha
 
     def collect(self) -> Iterator[Metric]:
-        from galera_pilot.api import verdicts  # api imports this module
-
         ha = self.ha
         live = ha.observer.latest()
         now = time.monotonic()

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import urllib3
 
-from galera_pilot.failsafe import ASK_TIMEOUT, Peer
+from galera_pilot.routing.failsafe import ASK_TIMEOUT, Peer
 
 _pool = urllib3.PoolManager(num_pools=16, maxsize=2, retries=False,
                             timeout=urllib3.Timeout(connect=ASK_TIMEOUT, read=ASK_TIMEOUT))

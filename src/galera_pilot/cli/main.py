@@ -15,16 +15,16 @@ from click.core import ParameterSource
 from rich.console import Console
 from rich.table import Table
 
+from galera_pilot.agent.high_water import empty_start_refusal, held_most, shortfall
 from galera_pilot.cluster import Cluster, HistoryEvent
 from galera_pilot.config import dcs_url_carries_password, redact_dcs_url
 from galera_pilot.dcs import DCS
-from galera_pilot.embedded import DEFAULT_READER_BIND, DEFAULT_WRITER_BIND, EmbeddedCluster, find_cluster_config
+from galera_pilot.embedded.cluster import DEFAULT_READER_BIND, DEFAULT_WRITER_BIND, EmbeddedCluster, find_cluster_config
 from galera_pilot.errors import ConfigError, PilotError
-from galera_pilot.freshness import skew_warning
-from galera_pilot.high_water import empty_start_refusal, held_most, shortfall
 from galera_pilot.mariadb import sql
 from galera_pilot.mariadb.disk import Usage, describe
 from galera_pilot.proxy.haproxy_config import parse_bind
+from galera_pilot.routing.freshness import skew_warning
 
 LIST_KEYS = ("name", "address", "role", "state", "cluster_status", "cluster_size", "cluster_uuid", "seqno",
              "disk", "activity")
@@ -353,7 +353,7 @@ def _text(value: object) -> str:
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 def agent(config: Path, log_level: str) -> None:
     """Run one node's agent in the foreground (what `up` spawns and systemd runs)."""
-    from galera_pilot.agent import run_agent
+    from galera_pilot.agent.run import run_agent
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
@@ -410,7 +410,7 @@ def dsn(directory: Path, role: str | None, show_password: bool) -> None:
 def switchover(directory: Path, target: str | None, timeout: float) -> None:
     """Move the writer role gracefully: the writer stops answering /writer (HAProxy drains it), gives the
     lease up, and the chosen member takes it."""
-    from galera_pilot.handover import run_switchover
+    from galera_pilot.control.handover import run_switchover
 
     cluster = find_cluster_config(directory)
     dcs = cluster.dcs()
@@ -431,7 +431,7 @@ def maintenance(directory: Path, mode: str, member: str, timeout: float) -> None
     import urllib.error
     import urllib.request
 
-    from galera_pilot.handover import fetch_status, keeper_refusal
+    from galera_pilot.control.handover import fetch_status, keeper_refusal
 
     cluster = find_cluster_config(directory)
     node = cluster.node(member)

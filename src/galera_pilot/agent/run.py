@@ -9,14 +9,14 @@ import threading
 import time
 from pathlib import Path
 
-from galera_pilot.api import ApiServer
+from galera_pilot.agent.api import ApiServer
+from galera_pilot.agent.ha import Ha
 from galera_pilot.config import load_config
 from galera_pilot.credentials import load_credentials
 from galera_pilot.dcs import get_dcs
 from galera_pilot.errors import DCSError, PilotError
-from galera_pilot.ha import Ha
 
-log = logging.getLogger("galera_pilot.agent")
+log = logging.getLogger("galera_pilot.agent.run")
 REPEAT_LOG_EVERY = 30.0
 
 

@@ -25,27 +25,16 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from galera_pilot.agent.metrics import agent_registry, render_metrics
+from galera_pilot.agent.verdicts import verdicts
 from galera_pilot.errors import PilotError
-from galera_pilot.metrics import agent_registry, render_metrics
-from galera_pilot.routing import Verdict, health, is_writer, may_read, parse_max_queue
+from galera_pilot.routing.health import parse_max_queue
 
 if TYPE_CHECKING:
-    from galera_pilot.ha import Ha
+    from galera_pilot.agent.ha import Ha
 
 log = logging.getLogger(__name__)
 MAX_POST = 4096
-
-
-def verdicts(ha: Ha, max_queue: int | None = None) -> dict[str, Verdict]:
-    """The three judgements for this node, right now, from the last observation."""
-    live = ha.observer.latest()
-    now = time.monotonic()
-    maintenance = ha.writer.maintenance
-    return {
-        "health": health(live, now),
-        "read": may_read(live, now, maintenance, ha.config.donor_reads, max_queue),
-        "writer": is_writer(live, now, maintenance, ha.writer.claim_until()),
-    }
 
 
 def status_document(ha: Ha) -> dict[str, Any]:

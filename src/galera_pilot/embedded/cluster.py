@@ -27,6 +27,7 @@ from pathlib import Path
 import psutil
 import yaml
 
+from galera_pilot.agent.high_water import needs_a_person
 from galera_pilot.cluster import Cluster, Member
 from galera_pilot.config import (
     NAME_PATTERN,
@@ -38,10 +39,10 @@ from galera_pilot.config import (
     parse_config,
     redact_dcs_url,
 )
-from galera_pilot.credentials import Credentials, load_credentials, save_credentials, write_private
+from galera_pilot.credentials import Credentials, load_credentials, save_credentials
 from galera_pilot.dcs import DCS, get_dcs
 from galera_pilot.errors import ConfigError, PilotError
-from galera_pilot.high_water import needs_a_person
+from galera_pilot.files import write_private
 from galera_pilot.mariadb import sql
 from galera_pilot.mariadb.process import MariadbProcess, tail
 from galera_pilot.proxy.haproxy_config import parse_bind

@@ -21,6 +21,19 @@ from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
+from galera_pilot.agent.cycle_errors import CycleErrors, backoff_delay
+from galera_pilot.agent.dcs_watch import DcsWatch
+from galera_pilot.agent.decisions import Action, Decision, LocalState, RecoveryPolicy, decide
+from galera_pilot.agent.disk_guard import DiskGuard
+from galera_pilot.agent.high_water import should_raise, vouched_seqno
+from galera_pilot.agent.observer import StatusObserver
+from galera_pilot.agent.quarantine import (
+    SEED_PARTIAL,
+    copy_out_refusal,
+    is_mount_point,
+    move_aside,
+    place_seed_in_mount,
+)
 from galera_pilot.cluster import (
     EMPTY_POSITION,
     UNKNOWN_UUID,
@@ -33,13 +46,10 @@ from galera_pilot.cluster import (
     SeedRecord,
 )
 from galera_pilot.config import NodeConfig
-from galera_pilot.credentials import Credentials, write_private
-from galera_pilot.cycle_errors import CycleErrors, backoff_delay
+from galera_pilot.credentials import Credentials
 from galera_pilot.dcs.base import DCS
-from galera_pilot.decisions import Action, Decision, LocalState, RecoveryPolicy, decide
-from galera_pilot.disk_guard import DiskGuard
 from galera_pilot.errors import DCSError, PilotError
-from galera_pilot.high_water import should_raise, vouched_seqno
+from galera_pilot.files import write_private
 from galera_pilot.mariadb import sql
 from galera_pilot.mariadb.exit_watch import ExitWatcher
 from galera_pilot.mariadb.grastate import (
@@ -52,9 +62,8 @@ from galera_pilot.mariadb.grastate import (
 from galera_pilot.mariadb.gvwstate import read_saved_view, render_gvwstate
 from galera_pilot.mariadb.mycnf import render_mycnf
 from galera_pilot.mariadb.process import MariadbProcess, chown_tree, gave_up_reaching_peers, tail
-from galera_pilot.quarantine import SEED_PARTIAL, copy_out_refusal, is_mount_point, move_aside, place_seed_in_mount
-from galera_pilot.routing import QUERY_TIMEOUT
-from galera_pilot.watchers import DcsWatch, StatusObserver, WriterKeeper
+from galera_pilot.routing.health import QUERY_TIMEOUT
+from galera_pilot.routing.keeper import WriterKeeper
 
 log = logging.getLogger(__name__)
 

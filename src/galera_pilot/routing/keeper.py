@@ -1,14 +1,8 @@
-"""The two small threads behind the routing endpoints (thin adapters; the judgement is in routing.py
-and writer.py).
+"""The writer keeper: takes, renews and releases the writer lease every WRITER_TICK, or at once when woken
+(a thin adapter; the rules are in writer.py, failsafe.py and health.py).
 
-- `StatusObserver` asks the local mariadbd for its wsrep status every OBSERVE_INTERVAL with a
-  QUERY_TIMEOUT, independently of the agent cycle (which may be busy joining, evicting or waiting on a
-  slow server for seconds), so `/health`, `/read` and `/writer` follow the server within a second.
-- `WriterKeeper` takes, renews and releases the writer lease every WRITER_TICK, or at once when woken. It
-  runs apart from the agent cycle for the same reason: a writer change must not wait for a cycle that is
-  blocked elsewhere.
-- `DcsWatch` runs the DCS watch and wakes the agent cycle and the writer keeper when a change concerns
-  them (wakeups.py decides which).
+It runs apart from the agent cycle: a writer change must not wait for a cycle that is blocked elsewhere
+(joining, evicting, waiting on a slow server).
 """
 
 from __future__ import annotations
@@ -16,12 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from galera_pilot.cluster import Cluster, Switchover
-from galera_pilot.dcs.base import DCS, Change
+from galera_pilot.dcs.base import DCS
 from galera_pilot.errors import PilotError
-from galera_pilot.failsafe import (
+from galera_pilot.routing.failsafe import (
     MAX_PROMISE,
     Peer,
     Promise,
@@ -30,11 +24,10 @@ from galera_pilot.failsafe import (
     promise_length,
     should_ask,
 )
-from galera_pilot.freshness import SKEW_WARNING, ChangeClock, skew_warning
-from galera_pilot.peers import ask_peers_over_http
-from galera_pilot.routing import OBSERVE_INTERVAL, LiveStatus, Verdict, health, may_keep_writer
-from galera_pilot.wakeups import WakeFilter
-from galera_pilot.writer import (
+from galera_pilot.routing.freshness import SKEW_WARNING, ChangeClock, skew_warning
+from galera_pilot.routing.health import LiveStatus, Verdict, health, may_keep_writer
+from galera_pilot.routing.peers import ask_peers_over_http
+from galera_pilot.routing.writer import (
     CLAIM_MARGIN,
     HANDBACK_AFTER,
     WRITER_TICK,
@@ -47,46 +40,6 @@ from galera_pilot.writer import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class StatusObserver:
-    """Keeps `latest()`: the last answer of mariadbd (or the last failure to answer) with its time."""
-
-    def __init__(self, query: Callable[[], Mapping[str, str] | None], interval: float = OBSERVE_INTERVAL) -> None:
-        self._query = query
-        self._interval = interval
-        self._latest = LiveStatus()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def latest(self) -> LiveStatus:
-        return self._latest
-
-    def observe_once(self) -> LiveStatus:
-        try:
-            status = self._query() or {}
-        except Exception:  # the observer must survive whatever the server does
-            status = {}
-        # Stamped when the answer arrived: a query that hung for its whole timeout is old news.
-        self._latest = LiveStatus(time.monotonic(), dict(status))
-        return self._latest
-
-    def mark_stopped(self) -> None:
-        """mariadbd exited (the exit watcher saw it): unhealthy now, not at the next look."""
-        self._latest = LiveStatus(time.monotonic(), {})
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="status-observer", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            self.observe_once()
-            self._stop.wait(max(0.0, self._interval - (time.monotonic() - started)))
 
 
 class WriterKeeper:
@@ -364,37 +317,3 @@ class WriterKeeper:
             except Exception:  # a bug must not kill the thread: the claim then simply runs out
                 log.exception("writer keeper tick failed")
             self._wake.wait(max(0.0, WRITER_TICK - (time.monotonic() - started)))
-
-
-class DcsWatch:
-    """Runs `dcs.watch` in a thread and turns what it reports into wake-ups (see wakeups.py)."""
-
-    def __init__(self, dcs: DCS, me: str, wake_cycle: Callable[[], None], wake_writer: Callable[[], None]) -> None:
-        self.dcs = dcs
-        self._filter = WakeFilter(me)
-        self._wake_cycle = wake_cycle
-        self._wake_writer = wake_writer
-        self._stop = threading.Event()
-        self.changes_seen = 0  # for /status: proof the watch delivers
-
-    def on_change(self, changes: list[Change]) -> None:
-        self.changes_seen += len(changes)
-        wake = self._filter.judge(changes)
-        if wake.writer:
-            self._wake_writer()
-        if wake.cycle:
-            self._wake_cycle()
-
-    def start(self) -> None:
-        threading.Thread(target=self._run, name="dcs-watch", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.dcs.watch(self.on_change, self._stop)
-            except Exception:  # a bug must not end the watch for good: the agent's polls go on regardless
-                log.exception("DCS watch failed; restarting it")
-                self._stop.wait(1.0)
