@@ -94,12 +94,12 @@ def main() -> None:
         results: dict[str, tuple[float, float]] = {}
         for threads in ("default", args.nbthread) if args.nbthread else ("default",):
             if threads != "default":
-                config = yaml.safe_load(cluster.proxy_config_path.read_text())
+                config = yaml.safe_load(cluster.proxy.config_path.read_text())
                 config["nbthread"] = threads
-                cluster.proxy_config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-                cluster.stop_proxy()
-                cluster.spawn_proxy()
-                cluster.wait_routed(60)
+                cluster.proxy.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+                cluster.proxy.stop()
+                cluster.proxy.spawn()
+                cluster.proxy.wait_routed(60)
             direct: list[float] = []
             proxied: list[float] = []
             for _ in range(args.rounds):  # alternating, so both see the same background load

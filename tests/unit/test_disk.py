@@ -145,7 +145,7 @@ def test_more_locations_are_watched_and_named(tmp_path: Path) -> None:
 
 
 def test_list_column() -> None:
-    from galera_pilot.cli.main import disk_column
+    from galera_pilot.control.members import disk_column
 
     data = usage(11).to_dict() | {"warning": "low"}
     log = Usage("log", "/l", 10**12, 9 * 10**11, 0, 0).to_dict() | {"warning": None}

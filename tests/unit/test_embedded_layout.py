@@ -78,7 +78,7 @@ def test_a_dcs_password_keeps_the_folder_files_private(tmp_path: Path) -> None:
 def test_files_holding_a_password_are_0600(tmp_path: Path, etcd_server: EtcdServer,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     # No etcd user exists here: check the writes, with the emptiness check answered by the real server.
-    from galera_pilot.embedded import cluster as embedded
+    from galera_pilot.embedded import layout as embedded
 
     real_get_dcs = embedded.get_dcs
     monkeypatch.setattr(embedded, "get_dcs", lambda url, name: real_get_dcs(etcd_server.url, name))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from galera_pilot.embedded.cluster import running_pid
+from galera_pilot.embedded.processes import running_pid
 
 
 def test_a_child_that_has_just_started_is_recognised(tmp_path: Path) -> None:

@@ -59,6 +59,11 @@ def status_document(ha: Ha) -> dict[str, Any]:
                        "offsets": {n: round(o, 3) for n, o in keeper.changes.offsets(keeper.name).items()},
                        "warning": keeper.skew_warning}
     member["dcs_watch"] = {"changes_seen": ha.dcs_watch.changes_seen}
+    # Where the others were at the last look: an operator's `list` during a DCS outage learns the rest of
+    # the cluster from any one member it can reach (control/members.py).
+    view = keeper.last_view
+    member["peers"] = {name: {"api_url": m.api_url, "address": m.address, "client_port": m.client_port}
+                       for name, m in sorted(view.members.items()) if name != ha.config.name} if view else {}
     member["disk"] = ha.disk.report()  # the agent's last measurement (every cycle), never measured here
     member["disk_full"] = ha.disk.refusal
     member["cycle_errors"] = {"total": ha.cycle_errors.total, "consecutive": ha.cycle_errors.consecutive}

@@ -106,3 +106,24 @@ def run_switchover(dcs: DCS, target: str | None, timeout: float) -> str:
         time.sleep(0.05)
     dcs.clear_switchover()
     raise PilotError(f"the writer did not move from {holder} within {timeout:.0f} s")
+
+
+def wait_drained(api_url: str, timeout: float, poll: float = 0.05) -> float:
+    """Seconds until the agent at `api_url` answers neither /read nor /writer with 200 (an agent that does
+    not answer counts as drained: HAProxy's checks fail too); PilotError after `timeout`."""
+    def code(path: str) -> int:
+        request = urllib.request.Request(api_url + path, method="OPTIONS")
+        try:
+            with urllib.request.urlopen(request, timeout=STATUS_TIMEOUT) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return error.code
+        except OSError:
+            return 0
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if code("/read") != 200 and code("/writer") != 200:
+            return time.monotonic() - started
+        time.sleep(poll)
+    raise PilotError(f"{api_url} still answers 200 on /read or /writer after {timeout:.0f} s")

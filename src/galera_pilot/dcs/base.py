@@ -50,6 +50,7 @@ from galera_pilot.errors import PilotError
 
 WATCH_POLL = 0.1  # the polling watch's interval (SQLite: one small local query)
 HIGH_WATER_ATTEMPTS = 32  # more than the members that may raise the mark at the same moment
+ROOT = "/galera-pilot/"  # every cluster's keys live under ROOT + its name + "/"
 RESYNC = ""  # the key of a Change that means "anything may have changed" (a watch lost track)
 
 
@@ -76,7 +77,7 @@ class DCS(ABC):
 
     def __init__(self, cluster_name: str) -> None:
         self.cluster_name = cluster_name
-        self.prefix = f"/galera-pilot/{cluster_name}/"
+        self.prefix = f"{ROOT}{cluster_name}/"
 
     # ---- primitives a backend implements -------------------------------------------------------------
     @abstractmethod
@@ -86,6 +87,11 @@ class DCS(ABC):
     @abstractmethod
     def list(self, prefix: str = "") -> list[KV]:
         """Every live key starting with prefix, sorted by key."""
+
+    @abstractmethod
+    def cluster_names(self) -> tuple[str, ...]:
+        """The names of every cluster this store holds keys for (any cluster, not only ours): what an
+        operator who mistyped a cluster name is shown."""
 
     @abstractmethod
     def create(self, key: str, value: str, ttl: float | None = None) -> bool:

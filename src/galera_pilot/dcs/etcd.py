@@ -73,7 +73,7 @@ from urllib.parse import parse_qsl, unquote
 import urllib3
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
-from galera_pilot.dcs.base import DCS, KV, RESYNC, Change, ChangeCallback
+from galera_pilot.dcs.base import DCS, KV, RESYNC, ROOT, Change, ChangeCallback
 from galera_pilot.errors import ConfigError, DCSError
 
 DEFAULT_PORT = 2379
@@ -353,6 +353,11 @@ class EtcdDCS(DCS):
         answer = self._call("/kv/range", {"key": _b64(full), "range_end": _prefix_end(full),
                                           "sort_order": "ASCEND", "sort_target": "KEY"})
         return [self._kv(raw) for raw in answer.get("kvs") or []]
+
+    def cluster_names(self) -> tuple[str, ...]:
+        root = ROOT
+        answer = self._call("/kv/range", {"key": _b64(root), "range_end": _prefix_end(root), "keys_only": True})
+        return tuple(sorted({_unb64(raw["key"])[len(root):].partition("/")[0] for raw in answer.get("kvs") or []}))
 
     def create(self, key: str, value: str, ttl: float | None = None) -> bool:
         compare = {"key": _b64(self.prefix + key), "result": "EQUAL", "target": "CREATE", "create_revision": "0"}

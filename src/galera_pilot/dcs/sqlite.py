@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from galera_pilot.dcs.base import DCS, KV
+from galera_pilot.dcs.base import DCS, KV, ROOT
 from galera_pilot.errors import DCSError
 
 SCHEMA = """
@@ -127,6 +127,15 @@ class SQLiteDCS(DCS):
         except sqlite3.Error as error:
             raise DCSError(f"DCS file {self.path}: {error}") from None
         return [KV(k[len(self.prefix):], v, int(ver)) for k, v, ver in rows]
+
+    def cluster_names(self) -> tuple[str, ...]:
+        try:
+            rows = self._connection().execute(
+                f"SELECT key FROM kv WHERE key >= ? AND key < ? AND {LIVE}", (ROOT, ROOT + "\uffff", *self._live()),
+            ).fetchall()
+        except sqlite3.Error as error:
+            raise DCSError(f"DCS file {self.path}: {error}") from None
+        return tuple(sorted({key[len(ROOT):].partition("/")[0] for (key,) in rows}))
 
     def create(self, key: str, value: str, ttl: float | None = None) -> bool:
         with self._write() as db:

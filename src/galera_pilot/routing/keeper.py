@@ -86,6 +86,11 @@ class WriterKeeper:
     def claim_until(self) -> float:
         return self._claim_until
 
+    @property
+    def last_view(self) -> Cluster | None:
+        """The members, writer and maintenance marks as last read from the DCS (kept through an outage)."""
+        return self._last_view
+
     def tick(self) -> Step:
         with self._lock:
             sent_at = self._clock()

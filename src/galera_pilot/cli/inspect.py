@@ -1,0 +1,101 @@
+"""The verbs that look: `list`, `history`, `query`, `dsn`. `list`, `query --member` and `dsn` still work
+while the DCS is unreachable, from what this host knows (control/members.py)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from galera_pilot.cli.addressing import addressing_options, target_of
+from galera_pilot.cli.output import FORMAT, print_high_water, print_rows, print_table
+from galera_pilot.control.members import ask_members, outage_heading, rows_from_snapshot
+from galera_pilot.control.query import endpoint_urls, run_statement
+from galera_pilot.control.target import DCSUnreachable
+
+
+@click.command(name="list")
+@addressing_options(with_env=False)
+@FORMAT
+@click.pass_context
+def list_members(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None,
+                 cluster: str | None, fmt: str) -> None:
+    """One row per member: state, cluster status and size, UUID, seqno, and what its agent is doing.
+
+    While the DCS is unreachable: what each member's REST API says, at its last known address."""
+    target = target_of(ctx, directory, config, dcs, cluster)
+    try:
+        snapshot = target.snapshot()
+    except DCSUnreachable as error:
+        view = ask_members(target.known)
+        heading = outage_heading(target, str(error), view)
+        if fmt == "json":
+            click.echo(json.dumps({"dcs_unreachable": heading, "members": view.rows}, indent=2))
+        else:
+            click.echo(heading)
+            print_rows(view.rows, fmt)
+        if not view.statuses:
+            ctx.exit(1)
+        return
+    print_rows(rows_from_snapshot(target, snapshot), fmt)
+    if fmt == "table":
+        print_high_water(snapshot)
+
+
+@click.command()
+@addressing_options(with_env=False)
+@FORMAT
+@click.pass_context
+def history(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None,
+            cluster: str | None, fmt: str) -> None:
+    """Every recorded initialize / bootstrap / join / evict / halt decision, oldest first, with its reason."""
+    snapshot = target_of(ctx, directory, config, dcs, cluster).snapshot()
+    events = snapshot.history
+    if fmt == "json":
+        click.echo(json.dumps([e.to_dict() for e in events], indent=2))
+        return
+    print_table(("time", "member", "action", "reason"),
+                [[datetime.fromtimestamp(e.at).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], e.member, e.action, e.reason]
+                 for e in events])
+    print_high_water(snapshot)
+
+
+@click.command()
+@addressing_options(with_env=False)
+@click.option("--member", default=None, help="member to run on (default: the first Synced member)")
+@click.argument("statement")
+@click.pass_context
+def query(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None, cluster: str | None,
+          member: str | None, statement: str) -> None:
+    """Run SQL as the cluster's admin user; rows are printed as tab-separated values."""
+    for line in run_statement(target_of(ctx, directory, config, dcs, cluster), member, statement):
+        click.echo(line)
+
+
+@click.command()
+@addressing_options(with_env=False)
+@click.option("--role", type=click.Choice(["writer", "reader"]), default=None,
+              help="print only this endpoint's URL (default: both, labelled)")
+@click.option("--show-password", is_flag=True, help="put the password into the URL (it is printed on stdout)")
+@click.pass_context
+def dsn(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None, cluster: str | None,
+        role: str | None, show_password: bool) -> None:
+    """Connection URLs of the writer and reader endpoints (the managed proxy); needs no DCS."""
+    target = target_of(ctx, directory, config, dcs, cluster)
+    urls = endpoint_urls(target, show_password)
+    if role is not None:
+        if role not in urls:
+            raise click.UsageError(f"no {role} endpoint is known for {target.source}")
+        click.echo(urls[role])
+        return
+    for name, url in urls.items():
+        click.echo(f"{name}: {url}")
+    if not show_password and target.credentials_file is not None:
+        click.echo(f"(password: in {target.credentials_file}; --show-password puts it into the URLs)")
+    elif target.credentials_file is None:
+        click.echo("(USER: the cluster's admin user or an application account; no credentials file is known here)")
+
+
+COMMANDS = (list_members, history, query, dsn)

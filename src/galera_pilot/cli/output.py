@@ -1,0 +1,34 @@
+"""How the verbs print: tables through rich, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from galera_pilot.agent.high_water import held_most
+from galera_pilot.cluster import Cluster
+from galera_pilot.control.members import LIST_KEYS, Row
+
+FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+
+
+def print_rows(rows: list[Row], fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    print_table(LIST_KEYS, [[str(row[k]) for k in LIST_KEYS] for row in rows])
+
+
+def print_table(columns: tuple[str, ...], rows: list[list[str]]) -> None:
+    table = Table(*columns, box=None, pad_edge=False)
+    for row in rows:
+        table.add_row(*row)
+    Console(width=200).print(table)
+
+
+def print_high_water(snapshot: Cluster) -> None:
+    if snapshot.high_water is not None:
+        click.echo(f"high-water mark: {held_most(snapshot)}")

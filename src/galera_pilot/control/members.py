@@ -1,0 +1,172 @@
+"""What `list` shows: one row per member, from the DCS, or from the members themselves when it is down.
+
+While the DCS answers, its snapshot is the truth (every live member's last report, the roster of those
+that ever joined, the writer, the maintenance marks). While it does not, the members' REST APIs still
+answer from the agents' own observation: each is asked at its last known address (the folder or the
+configuration names some; every `/status` names the peers its agent last saw in the DCS), so one
+reachable member is enough to find the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from galera_pilot.cluster import Cluster, Member
+from galera_pilot.control.handover import fetch_status
+from galera_pilot.control.target import ClusterTarget, KnownMember
+from galera_pilot.errors import PilotError
+from galera_pilot.mariadb.disk import Usage, describe
+from galera_pilot.routing.freshness import skew_warning
+
+LIST_KEYS = ("name", "address", "role", "state", "cluster_status", "cluster_size", "cluster_uuid", "seqno",
+             "disk", "activity")
+STATUS_TIMEOUT = 1.0  # per member: an agent answers /status from memory in milliseconds
+
+Row = dict[str, object]
+StatusFetch = Callable[[str], dict[str, Any] | None]
+
+
+def rows_from_snapshot(target: ClusterTarget, snapshot: Cluster) -> list[Row]:
+    names = list(dict.fromkeys([*target.known, *snapshot.roster, *snapshot.members]))
+    rows = []
+    for name in names:
+        member = snapshot.members.get(name)
+        role = "writer" if snapshot.writer == name else ("maintenance" if name in snapshot.maintenance else "")
+        if member is not None:
+            rows.append(_member_row(member, role))
+            continue
+        roster = snapshot.roster.get(name)
+        known = target.known.get(name)
+        address = known.address if known and known.address else (roster.address if roster else "")
+        if target.embedded is not None and name in target.embedded.meta["nodes"]:
+            state = "stopped" if target.embedded.node(name).agent_pid() is None else "unreachable"
+        else:
+            state = "stopped" if roster and roster.stopped_gracefully else "unreachable"
+        rows.append(_absent_row(name, address, role, state,
+                                "agent not running" if state == "stopped" else "no heartbeat in the DCS"))
+    return rows
+
+
+def _member_row(member: Member, role: str) -> Row:
+    seqno = member.seqno if member.running else (member.position.seqno if member.position else -1)
+    return {"name": member.name, "address": member.address, "role": role, "state": member.state,
+            "cluster_status": member.cluster_status, "cluster_size": member.cluster_size,
+            "cluster_uuid": member.cluster_uuid, "seqno": seqno, "disk": disk_column(member.disk),
+            "activity": with_skew(member.activity, member.clock_skew)}
+
+
+def _absent_row(name: str, address: str, role: str, state: str, activity: str) -> Row:
+    return {"name": name, "address": address, "role": role, "state": state, "cluster_status": "",
+            "cluster_size": 0, "cluster_uuid": "", "seqno": -1, "disk": "", "activity": activity}
+
+
+@dataclass
+class ApiView:
+    """What the members' REST APIs said, with the members that could not be asked or did not answer."""
+
+    rows: list[Row] = field(default_factory=list)
+    statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    silent: list[str] = field(default_factory=list)
+
+    @property
+    def answered(self) -> list[str]:
+        return sorted(self.statuses)
+
+
+def _status(api_url: str) -> dict[str, Any] | None:
+    return fetch_status(api_url, STATUS_TIMEOUT)[0]
+
+
+def ask_members(known: dict[str, KnownMember], fetch: StatusFetch = _status) -> ApiView:
+    """Ask every known member's /status (in parallel), then the peers their answers name that were not
+    known yet (one more round: every agent names all the others it saw)."""
+    view = ApiView()
+    asked: set[str] = set()
+    pending = dict(known)
+    while pending:
+        asked |= set(pending)
+        with ThreadPoolExecutor(max_workers=min(8, len(pending))) as pool:
+            answers = dict(zip(pending, pool.map(lambda m: fetch(m.api_url), pending.values()), strict=True))
+        learned: dict[str, KnownMember] = {}
+        for name, document in answers.items():
+            if document is None:
+                view.silent.append(name)
+                continue
+            view.statuses[name] = document
+            for peer, where in (document.get("peers") or {}).items():
+                if peer not in asked and peer not in learned and isinstance(where, dict) and where.get("api_url"):
+                    learned[peer] = KnownMember(peer, str(where["api_url"]), str(where.get("address", "")),
+                                                int(where.get("client_port") or 3306))
+        pending = learned
+    every = {**known}
+    for name in sorted(asked):
+        document = view.statuses.get(name)
+        if document is not None:
+            routing = document.get("routing") or {}
+            role = "writer" if routing.get("writer") else ("maintenance" if routing.get("maintenance") else "")
+            view.rows.append(_member_row(Member.from_dict({**document, "name": name}), role))
+        else:
+            where = every.get(name)
+            view.rows.append(_absent_row(name, where.address if where else "", "", "unreachable",
+                                         f"its REST API did not answer ({where.api_url if where else '?'})"))
+    view.silent.sort()
+    return view
+
+
+def outage_heading(target: ClusterTarget, why: str, view: ApiView) -> str:
+    """The first line of `list` while the DCS is down: that it is, and what is shown instead."""
+    if not view.rows:
+        return (f"{why}; no member address is known here to ask instead (give -c with a node configuration or "
+                "members:, or --dir)")
+    answered = ", ".join(view.answered) or "none"
+    return (f"{why}; showing what the members' REST APIs say at their last known addresses (answered: "
+            f"{answered}); the writer role shown is each agent's own view")
+
+
+def member_address(target: ClusterTarget, name: str, snapshot: Cluster | None) -> tuple[str, int]:
+    """Where to connect to member `name`: from this host's own knowledge first (it needs no DCS), then
+    the DCS's record, then whatever a reachable member's /status says."""
+    known = target.known.get(name)
+    if known is not None and known.address:
+        return known.address, known.client_port
+    if snapshot is not None and name in snapshot.members:
+        member = snapshot.members[name]
+        return member.address, member.client_port
+    if snapshot is None:
+        view = ask_members(target.known)
+        for row in view.rows:
+            if row["name"] == name and row["address"]:
+                document = view.statuses.get(name) or {}
+                return str(row["address"]), int(document.get("client_port") or 3306)
+        for document in view.statuses.values():
+            peer = (document.get("peers") or {}).get(name)
+            if isinstance(peer, dict) and peer.get("address"):
+                return str(peer["address"]), int(peer.get("client_port") or 3306)
+    names = sorted({*target.known, *(snapshot.members if snapshot else ())})
+    raise PilotError(f"no member named {name!r} is known for {target.source} (known: {', '.join(names) or 'none'})")
+
+
+def disk_column(disk: dict[str, dict[str, object]]) -> str:
+    """`list`'s disk column: the datadir's filesystem, 'LOW' first when under a warning threshold, and
+    the other locations (log, base, disk.locations) only when they are low."""
+    parts = []
+    for location in sorted(disk, key=lambda name: name != "data"):
+        entry = disk.get(location)
+        if not entry:
+            continue
+        usage = Usage.from_dict(entry)
+        low = bool(entry.get("warning"))
+        if location == "data" or low:
+            text = f"{describe(usage)} ({usage.free_percent:.0f}%)"
+            parts.append(("LOW " if low else "") + (text if location == "data" else f"{location}: {text}"))
+    return "; ".join(parts)
+
+
+def with_skew(activity: str, skew: float | None) -> str:
+    """The activity, prefixed with a warning when the member's host reports its clock skewed."""
+    if skew is None or not skew_warning(skew):
+        return activity
+    return f"clock {abs(skew):.1f} s {'ahead' if skew > 0 else 'behind'}! {activity}"

@@ -1,0 +1,114 @@
+"""Laying a cluster folder out: `cluster.yaml` (the marker that says the folder is ours), the generated
+`credentials.yaml` (0600) and one folder per node with its agent configuration. Nothing here starts a
+process; `up` does that with the folder this writes."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from galera_pilot.config import (
+    NAME_PATTERN,
+    SstMethod,
+    dcs_url_carries_password,
+    dump_config,
+    parse_config,
+    redact_dcs_url,
+)
+from galera_pilot.credentials import Credentials, save_credentials
+from galera_pilot.dcs import get_dcs
+from galera_pilot.errors import ConfigError, PilotError
+from galera_pilot.files import write_private
+
+MARKER = "cluster.yaml"
+
+
+def read_marker(directory: Path) -> dict[str, Any]:
+    """DIR/cluster.yaml, checked: the folder's cluster name, DCS URL and node names."""
+    marker = directory / MARKER
+    try:
+        meta = yaml.safe_load(marker.read_text())
+    except FileNotFoundError:
+        raise PilotError(f"{directory} is not a galera-pilot cluster folder (no {MARKER})") from None
+    except yaml.YAMLError:
+        raise ConfigError(f"{marker} is not valid YAML") from None
+    if not isinstance(meta, dict) or meta.get("galera_pilot") != 1 or not isinstance(meta.get("nodes"), list):
+        raise ConfigError(f"{marker} is not a galera-pilot cluster description")
+    return meta
+
+
+def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMethod,
+           cluster_name: str | None = None, use_seed: bool = True, dcs: str | None = None) -> Path:
+    """Create DIR, or extend an existing cluster folder to `nodes` nodes; existing nodes are kept.
+
+    `dcs` (default: a SQLite file in DIR) and `cluster_name` (default `galera`) are fixed when DIR is
+    created: an existing folder keeps its own, and asking for different ones is an error rather than a
+    silent switch to another store (its agents would no longer see each other).
+    """
+    directory = directory.resolve()
+    marker = directory / MARKER
+    if directory.exists() and not directory.is_dir():
+        raise PilotError(f"{directory} exists and is not a folder")
+    if directory.is_dir() and not marker.exists() and any(directory.iterdir()):
+        raise PilotError(f"{directory} is not empty and is not a galera-pilot cluster folder (no {MARKER}); "
+                         "choose a new or empty folder")
+    try:
+        first = ipaddress.ip_address(base_address)
+    except ValueError:
+        raise PilotError(f"--base-address {base_address!r} is not an IP address") from None
+    if nodes < 1:
+        raise PilotError("--nodes must be at least 1")
+    if cluster_name is not None and not re.fullmatch(NAME_PATTERN, cluster_name):
+        raise PilotError(f"--cluster-name {cluster_name!r} must start with a letter and hold only letters, "
+                         "digits, '-' and '_' (at most 63)")
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o755)
+    if marker.exists():
+        existing = read_marker(directory)
+        names = list(existing["nodes"])
+        known_name = existing.get("cluster_name", "galera")
+        dcs_url = existing["dcs"]
+        if dcs is not None and dcs != dcs_url:
+            raise PilotError(f"{directory} uses the DCS {redact_dcs_url(dcs_url)}, not {redact_dcs_url(dcs)}; "
+                             "drop --dcs (the folder remembers its DCS)")
+        if cluster_name is not None and cluster_name != known_name:
+            raise PilotError(f"{directory} holds the cluster {known_name!r}, not {cluster_name!r}")
+        cluster_name = known_name
+    else:
+        names = []
+        cluster_name = cluster_name or "galera"
+        dcs_url = dcs or f"sqlite://{directory / 'dcs.sqlite'}"
+        store = get_dcs(dcs_url, cluster_name)  # validates the URL before anything is written
+        try:
+            if not dcs_url.startswith("sqlite://") and store.list(""):
+                raise PilotError(f"the DCS {redact_dcs_url(dcs_url)} already holds a cluster named "
+                                 f"{cluster_name!r}; choose another --cluster-name (a new folder must "
+                                 "not join a cluster it has no credentials or data for)")
+        finally:
+            store.close()
+        save_credentials(directory / "credentials.yaml", Credentials.generate())
+    for index in range(len(names), nodes):
+        name = f"node{index + 1}"
+        address = str(first + index)
+        base = directory / name
+        base.mkdir(exist_ok=True)
+        config = parse_config({
+            "name": name, "cluster_name": cluster_name, "address": address, "dcs": dcs_url,
+            "base_dir": str(base), "credentials_file": str(directory / "credentials.yaml"),
+            "sst_method": sst_method, "use_seed": use_seed,
+        }, f"node {name}")
+        _write_config(base / "agent.yaml", dump_config(config), dcs_url)
+        names.append(name)
+    meta = {"galera_pilot": 1, "cluster_name": cluster_name, "dcs": dcs_url, "nodes": names}
+    _write_config(marker, yaml.safe_dump(meta, sort_keys=False), dcs_url)
+    return directory
+
+
+def _write_config(path: Path, text: str, dcs_url: str) -> None:
+    """Atomically; 0600 when the DCS URL carries a password (etcd user:password@), else 0644."""
+    write_private(path, text, 0o600 if dcs_url_carries_password(dcs_url) else 0o644)
