@@ -230,6 +230,21 @@ def test_cluster_names_do_not_see_each_other(backend: Backend) -> None:
         store.close()
 
 
+def test_cluster_names_lists_every_cluster_with_live_keys(backend: Backend, ttls: TTLs) -> None:
+    # What an operator who mistyped --cluster is shown: every cluster the store holds, ours or not.
+    one, two, gone = backend.open("names1"), backend.open("names2"), backend.open("names3")
+    one.put("members/a", "1")
+    two.create("initialize", "x")
+    two.put("history/1", "y")
+    gone.put("members/c", "1", ttl=ttls.short)
+    names = set(one.cluster_names())
+    assert {backend.cluster("names1"), backend.cluster("names2"), backend.cluster("names3")} <= names
+    time.sleep(ttls.past_short)
+    assert backend.cluster("names3") not in set(two.cluster_names()), "a cluster whose keys all expired is gone"
+    for store in (one, two, gone):
+        store.close()
+
+
 def test_prefix_is_the_cluster_namespace(backend: Backend) -> None:
     store = backend.open("prod")
     assert store.cluster_name == backend.cluster("prod")

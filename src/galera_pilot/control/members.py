@@ -30,7 +30,9 @@ StatusFetch = Callable[[str], dict[str, Any] | None]
 
 
 def rows_from_snapshot(target: ClusterTarget, snapshot: Cluster) -> list[Row]:
-    names = list(dict.fromkeys([*target.known, *snapshot.roster, *snapshot.members]))
+    names = sorted({*target.known, *snapshot.roster, *snapshot.members})
+    if target.embedded is not None:  # the folder's own order (node1, node2, ..., node10)
+        names = list(dict.fromkeys([*target.embedded.meta["nodes"], *names]))
     rows = []
     for name in names:
         member = snapshot.members.get(name)
@@ -86,6 +88,7 @@ def ask_members(known: dict[str, KnownMember], fetch: StatusFetch = _status) -> 
     view = ApiView()
     asked: set[str] = set()
     pending = dict(known)
+    every = dict(known)
     while pending:
         asked |= set(pending)
         with ThreadPoolExecutor(max_workers=min(8, len(pending))) as pool:
@@ -101,7 +104,7 @@ def ask_members(known: dict[str, KnownMember], fetch: StatusFetch = _status) -> 
                     learned[peer] = KnownMember(peer, str(where["api_url"]), str(where.get("address", "")),
                                                 int(where.get("client_port") or 3306))
         pending = learned
-    every = {**known}
+        every |= learned
     for name in sorted(asked):
         document = view.statuses.get(name)
         if document is not None:
