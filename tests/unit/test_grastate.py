@@ -161,7 +161,7 @@ def test_sst_in_progress_is_unusable_even_with_a_good_grastate(tmp_path: Path) -
 
 
 # A damaged grastate.dat is not the end of a datadir (issue 18): the position is asked of InnoDB
-# (--wsrep-recover, which ha.py runs for seqno -1), and the problem is kept to say why and to rewrite the file.
+# (--wsrep-recover, which observation.py runs for seqno -1), and the problem is kept to say why and to rewrite the file.
 @pytest.mark.parametrize(("text", "complaint"), [
     (None, "grastate.dat is missing"),
     ("", "grastate.dat is empty"),

@@ -1,4 +1,5 @@
-"""ha.py's position gathering: a crashed datadir (grastate seqno -1) must be recovered with --wsrep-recover.
+"""The agent's position gathering (observation.py): a crashed datadir (grastate seqno -1) must be recovered
+with --wsrep-recover.
 
 mariadbd itself is replaced by a stub returning what `--wsrep-recover` would print; everything else is real.
 """
@@ -41,14 +42,14 @@ def write_grastate(ha: Ha, seqno: int, safe: int = 0, uuid: str = UUID) -> None:
 
 def test_clean_position_needs_no_recovery(ha: Ha) -> None:
     write_grastate(ha, 17, safe=1)
-    assert ha._position() == Position(UUID, 17, True, "grastate")
+    assert ha.positions.read() == Position(UUID, 17, True, "grastate")
     assert ha.recover_calls == []  # type: ignore[attr-defined]
 
 
 def test_damaged_datadir_is_not_recovered(ha: Ha) -> None:
     write_grastate(ha, 17)
     (ha.config.data_dir / "sst_in_progress").write_text("")
-    position = ha._position()
+    position = ha.positions.read()
     assert position is not None and not position.usable
     assert ha.recover_calls == []  # type: ignore[attr-defined]
 
@@ -56,30 +57,30 @@ def test_damaged_datadir_is_not_recovered(ha: Ha) -> None:
 def test_crashed_datadir_is_recovered(ha: Ha) -> None:
     # Regression: _position used to return early on `not position.usable`, always true for seqno -1.
     write_grastate(ha, -1)
-    position = ha._position()
+    position = ha.positions.read()
     assert ha.recover_calls == [1]  # type: ignore[attr-defined]
     assert position == Position(UUID, 42, False, "wsrep-recover")
-    assert ha._position() == position  # cached while grastate.dat and the redo log are unchanged
+    assert ha.positions.read() == position  # cached while grastate.dat and the redo log are unchanged
     assert ha.recover_calls == [1]  # type: ignore[attr-defined]
 
 
 def test_crashed_datadir_keeps_safe_to_bootstrap(ha: Ha) -> None:
     write_grastate(ha, -1, safe=1)
-    assert ha._position() == Position(UUID, 42, True, "wsrep-recover")
+    assert ha.positions.read() == Position(UUID, 42, True, "wsrep-recover")
 
 
 def test_zero_uuid_of_a_kill_under_load_is_recovered(ha: Ha) -> None:
     # Regression: Galera writes the zero UUID while a transaction is in flight; the agent took such a datadir
     # for "never joined", moved it aside and paid a full SST (and a full outage could lose its most advanced node).
     write_grastate(ha, -1, uuid=UNKNOWN_UUID)
-    assert ha._position() == Position(UUID, 42, False, "wsrep-recover")
+    assert ha.positions.read() == Position(UUID, 42, False, "wsrep-recover")
     assert ha.recover_calls == [1]  # type: ignore[attr-defined]
 
 
 def test_zero_uuid_and_no_innodb_position_is_never_joined(ha: Ha) -> None:
     write_grastate(ha, -1, uuid=UNKNOWN_UUID)
     ha.process.wsrep_recover = lambda: Position(UNKNOWN_UUID, -1, False, "wsrep-recover")  # type: ignore[method-assign]
-    position = ha._position()
+    position = ha.positions.read()
     assert position is not None and not position.usable and "never joined" in position.unusable
 
 
@@ -87,7 +88,7 @@ def test_recovery_of_another_cluster_is_unusable(ha: Ha) -> None:
     write_grastate(ha, -1)
     other = "00000000-1111-2222-3333-444444444444"
     ha.process.wsrep_recover = lambda: Position(other, 99, False, "wsrep-recover")  # type: ignore[method-assign]
-    position = ha._position()
+    position = ha.positions.read()
     assert position is not None and not position.usable
     assert position.uuid == other and other in position.unusable and UUID in position.unusable
 
@@ -100,7 +101,7 @@ def test_failed_recovery_is_unusable(ha: Ha) -> None:
 
     write_grastate(ha, -1)
     ha.process.wsrep_recover = broken  # type: ignore[method-assign]
-    position = ha._position()
+    position = ha.positions.read()
     assert position is not None and not position.usable and not position.needs_recovery
     assert "boom" in position.unusable
 
@@ -109,16 +110,16 @@ def test_a_seed_copy_keeps_what_an_interrupted_join_left_in_the_datadir(ha: Ha, 
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """CI once found a joiner stopped mid-SST: its datadir was not empty, rmdir failed every cycle, and the
     node never joined. Now the leftovers go aside (kept, like any replaced datadir) and the seed is copied."""
-    import galera_pilot.agent.ha
+    import galera_pilot.agent.datadir
     from galera_pilot.cluster import SeedRecord
 
-    monkeypatch.setattr(galera_pilot.agent.ha, "chown_tree", lambda *args: None)  # no mysql user needed here
+    monkeypatch.setattr(galera_pilot.agent.datadir, "chown_tree", lambda *args: None)  # no mysql user needed here
     seed = tmp_path / "seed"
     (seed / "mysql").mkdir(parents=True)
     (seed / "grastate.dat").write_text("seed\n")
     dcs.publish_seed(SeedRecord(ha.host, str(seed), UUID, 5))
     (ha.config.data_dir / "ib_logfile0").write_text("left by the interrupted join\n")
-    ha._copy_seed()
+    ha.datadir.copy_seed()
     assert (ha.config.data_dir / "grastate.dat").read_text() == "seed\n"
     kept = list(ha.config.base_dir.glob("data.refused-*"))
     assert len(kept) == 1 and (kept[0] / "ib_logfile0").exists()
@@ -136,7 +137,7 @@ def test_a_damaged_grastate_is_recovered_from_innodb(ha: Ha, text: str | None, p
     acknowledged rows lost to a bootstrap from behind. InnoDB still knew the position."""
     if text is not None:
         (ha.config.data_dir / "grastate.dat").write_text(text)
-    position = ha._position()
+    position = ha.positions.read()
     assert ha.recover_calls == [1]  # type: ignore[attr-defined]
     assert position is not None and position.usable
     assert (position.uuid, position.seqno, position.source) == (UUID, 42, "wsrep-recover")
@@ -146,7 +147,7 @@ def test_a_damaged_grastate_is_recovered_from_innodb(ha: Ha, text: str | None, p
 def test_a_damaged_grastate_without_an_innodb_position_is_unusable_and_says_both(ha: Ha) -> None:
     (ha.config.data_dir / "grastate.dat").write_text("garbage\n")
     ha.process.wsrep_recover = lambda: Position(UNKNOWN_UUID, -1, False, "wsrep-recover")  # type: ignore[method-assign]
-    position = ha._position()
+    position = ha.positions.read()
     assert position is not None and not position.usable
     assert position.unusable == ("grastate.dat is corrupt: uuid '' is not a UUID, and InnoDB holds no cluster "
                                  "position either")

@@ -1,4 +1,4 @@
-"""Backoff for failures: mariadbd's crashes (ha.py) and unexpected errors in the agent cycle (agent.py).
+"""Backoff for failures: mariadbd's crashes (exits.py) and unexpected errors in the agent cycle (agent.py).
 
 An unexpected exception in the cycle is a bug or an unforeseen condition (issue 20: a rename of a mount
 point, EBUSY, 3-5 tracebacks a second with no backoff). It is retried like a crash: after 0.5 s, doubling

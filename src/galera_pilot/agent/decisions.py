@@ -12,7 +12,7 @@ whole ladder is unit- and property-tested. The safety rules live here:
   would discard committed transactions, which only a person may decide (`bootstrap --force`);
 * the seed (a copy of the brand-new cluster's first datadir) stands for the cluster only while nothing
   was committed beyond it: afterwards an empty datadir waits for a Primary Component to join;
-* the caller must still hold the DCS bootstrap lock before acting on BOOTSTRAP (`ha.py` does).
+* the caller must still hold the DCS bootstrap lock before acting on BOOTSTRAP (`bootstrap.py` does).
 """
 
 from __future__ import annotations

@@ -1,0 +1,189 @@
+"""Observation: what this node's mariadbd and datadir say, gathered into the LocalState `decide()` judges.
+
+The cycle's own look, once a cycle, with the time to run --wsrep-recover when a crashed datadir needs it.
+(The fast look behind the routing endpoints, four a second, is `observer.py`'s StatusObserver.)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+
+from galera_pilot.agent.decisions import LocalState
+from galera_pilot.agent.disk_guard import DiskGuard
+from galera_pilot.agent.exits import ExitHandler
+from galera_pilot.agent.memory import CYCLE_LOGGER, AgentMemory, MemberRecord
+from galera_pilot.cluster import EMPTY_POSITION, UNKNOWN_UUID, Position
+from galera_pilot.config import NodeConfig
+from galera_pilot.credentials import Credentials
+from galera_pilot.errors import PilotError
+from galera_pilot.mariadb import sql
+from galera_pilot.mariadb.exit_watch import ExitWatcher
+from galera_pilot.mariadb.grastate import datadir_position, has_data
+from galera_pilot.mariadb.gvwstate import read_saved_view
+from galera_pilot.mariadb.process import MariadbProcess
+
+log = logging.getLogger(CYCLE_LOGGER)
+
+
+def query_status(config: NodeConfig, credentials: Credentials, as_root: bool = False) -> dict[str, str] | None:
+    """mariadbd's wsrep status over its socket, or None when it does not answer (yet)."""
+    try:
+        connection = sql.connect_socket(config, None if as_root else credentials, timeout=2.0)
+    except Exception:
+        return None
+    try:
+        return sql.wsrep_status(connection)
+    except Exception:
+        return None
+    finally:
+        connection.close()
+
+
+class PositionReader:
+    """The datadir's position: grastate.dat's, or InnoDB's (--wsrep-recover) when grastate.dat cannot
+    say, cached while grastate.dat and the redo log are unchanged (a recovery takes seconds)."""
+
+    def __init__(self, config: NodeConfig, process: MariadbProcess, disk: DiskGuard, memory: AgentMemory) -> None:
+        self.config = config
+        self.process = process
+        self.disk = disk
+        self.memory = memory
+        self._recovered: tuple[tuple[int, int], Position] | None = None
+
+    def forget(self) -> None:
+        """The datadir was replaced or grastate.dat rewritten: the cached recovery no longer applies."""
+        self._recovered = None
+
+    def read(self, recover: bool = True) -> Position | None:
+        position = self.grastate_or_recovered() if recover else datadir_position(self.config.data_dir)
+        if position is None:
+            return None
+        return replace(position, saved_view=read_saved_view(self.config.data_dir))
+
+    def grastate_or_recovered(self) -> Position | None:
+        position = datadir_position(self.config.data_dir)
+        if position is None or not position.needs_recovery:
+            return position
+        key = self._recovery_key()
+        if self._recovered is not None and self._recovered[0] == key:
+            return replace(self._recovered[1], safe_to_bootstrap=position.safe_to_bootstrap)
+        self.memory.activity = "recovering the position with --wsrep-recover"
+        try:
+            recovered = self.process.wsrep_recover()
+        except (PilotError, OSError) as error:
+            if self.disk.note_recover_failure(str(error)):
+                return position  # out of space: transient, not a reason to refuse the datadir
+            return replace(position, unusable=f"--wsrep-recover failed: {error}")
+        recovered = replace(recovered, grastate_problem=position.grastate_problem)
+        if recovered.uuid == UNKNOWN_UUID:
+            why = (f"{position.grastate_problem}, and InnoDB holds no cluster position either"
+                   if position.grastate_problem else
+                   "neither grastate.dat nor InnoDB holds a cluster position (never joined)")
+            recovered = replace(recovered, unusable=why)
+        elif position.uuid not in (UNKNOWN_UUID, recovered.uuid):
+            recovered = replace(recovered, unusable=f"InnoDB holds {recovered.uuid}, grastate.dat {position.uuid}")
+        elif position.grastate_problem:
+            log.warning("%s; InnoDB holds the position %s:%d, which counts instead", position.grastate_problem,
+                        recovered.uuid, recovered.seqno)
+        self._recovered = (key, recovered)
+        return replace(recovered, safe_to_bootstrap=position.safe_to_bootstrap)
+
+    def _recovery_key(self) -> tuple[int, int]:
+        stamps = []
+        for name in ("grastate.dat", "ib_logfile0"):
+            try:
+                stamps.append((self.config.data_dir / name).stat().st_mtime_ns)
+            except OSError:
+                stamps.append(0)
+        return (stamps[0], stamps[1])
+
+
+class NodeObservation:
+    """One look at this node per cycle: notices an unexpected exit, publishes the member record's facts
+    (kept in `member`), and returns the LocalState that `decide()` judges."""
+
+    def __init__(self, config: NodeConfig, credentials: Credentials, host: str, process: MariadbProcess,
+                 memory: AgentMemory, member: MemberRecord, disk: DiskGuard, positions: PositionReader,
+                 exits: ExitHandler, exit_watch: ExitWatcher) -> None:
+        self.config = config
+        self.credentials = credentials
+        self.host = host
+        self.process = process
+        self.memory = memory
+        self.member = member
+        self.disk = disk
+        self.positions = positions
+        self.exits = exits
+        self.exit_watch = exit_watch
+
+    def observe(self, now: float) -> LocalState:
+        memory = self.memory
+        pid = self.process.pid()
+        running = pid is not None
+        if memory.expect_running and not running:
+            self.exits.on_unexpected_exit(now)
+        elif memory.expect_running and pid is not None:
+            self.exit_watch.watch(pid)
+        status = query_status(self.config, self.credentials) if running else None
+        if status and status.get("wsrep_gcomm_uuid"):
+            # Kept across observations that time out (a busy server): fast eviction needs it at the crash.
+            memory.gcomm_uuid = status["wsrep_gcomm_uuid"]
+        elif not running:
+            memory.gcomm_uuid = ""
+        data = has_data(self.config.data_dir)
+        self.disk.measure()
+        disk_full = self.disk.judge(running)
+        position: Position | None = None
+        if running:
+            if status:
+                state = status.get("wsrep_local_state_comment", "")
+                cluster_status = status.get("wsrep_cluster_status", "")
+            else:
+                state, cluster_status = "starting", ""
+        else:
+            state, cluster_status = "stopped", ""
+            # An empty datadir is reported as such: a recovery then knows this member has nothing to offer.
+            # Out of space: no --wsrep-recover (it may fail for that alone); grastate.dat's position is published.
+            position = self.positions.read(recover=disk_full is None) if data else EMPTY_POSITION
+            disk_full = self.disk.judge(running)  # --wsrep-recover may have failed for lack of space
+        if running and memory.pc_recovery_started is not None and cluster_status != "Primary":
+            position = memory.pc_recovery_position
+        if status and cluster_status == "Primary" and state == "Synced":
+            self.exits.note_synced()
+        self.exits.check_crash_loop(now)
+        member = replace(
+            self.member.get(), running=running, state=state, cluster_status=cluster_status,
+            cluster_size=int((status or {}).get("wsrep_cluster_size", 0) or 0),
+            cluster_uuid=(status or {}).get("wsrep_cluster_state_uuid", ""),
+            seqno=int((status or {}).get("wsrep_last_committed", -1) or -1),
+            gcomm_uuid=memory.gcomm_uuid,
+            position=position, updated_at=time.time(), activity=memory.activity, disk=self.disk.report(),
+        )
+        self.member.set(member)
+        return LocalState(
+            name=self.config.name, host=self.host, running=running, cluster_status=cluster_status,
+            state=state, has_data=data, position=position, use_seed=self.config.use_seed,
+            crash_loop=self.exits.crash_loop, backoff_remaining=max(0.0, self.exits.retry_at - now),
+            no_primary_since=memory.no_primary_since,
+            disconnected_for=self._disconnected_for(cluster_status, now),
+            pc_recovery_allowed=not memory.pc_recovery_failed,
+            pc_recovering_for=self._pc_recovering_for(running, cluster_status, now), disk_full=disk_full,
+        )
+
+    def _pc_recovering_for(self, running: bool, cluster_status: str, now: float) -> float:
+        if self.memory.pc_recovery_started is None:
+            return 0.0
+        if cluster_status == "Primary" or not running:
+            self.memory.pc_recovery_started = None
+            return 0.0
+        return now - self.memory.pc_recovery_started
+
+    def _disconnected_for(self, cluster_status: str, now: float) -> float:
+        if cluster_status != "Disconnected":
+            self.memory.disconnected_since = None
+            return 0.0
+        if self.memory.disconnected_since is None:
+            self.memory.disconnected_since = now
+        return now - self.memory.disconnected_since
