@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from click.core import ParameterSource
 
 from galera_pilot.config import dcs_url_carries_password, redact_dcs_url
-from galera_pilot.control.target import ClusterTarget, resolve
+
+if TYPE_CHECKING:
+    from galera_pilot.control.target import ClusterTarget
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,6 +72,8 @@ def group_addressing(ctx: click.Context, directory: Path | None, config: Path | 
 def target_of(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None,
               cluster: str | None) -> ClusterTarget:
     """The cluster a verb works on: its own options win over the group's."""
+    from galera_pilot.control.target import resolve  # not at import: the agent and proxy commands never need it
+
     group = ctx.find_object(Addressing) or Addressing()
     mine = {"--dir": directory, "-c/--config": config, "--dcs": dcs, "--cluster": cluster}
     from_env = frozenset(flag for flag in group.from_env if mine.get(flag) is None)

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
 import click
 
-from galera_pilot.cli import daemons, folder, inspect, steer
 from galera_pilot.cli.addressing import addressing_options, group_addressing
 from galera_pilot.errors import PilotError
 
+# Each verb's module is imported only when that verb runs: the agent and the proxy, long-running, carry
+# none of the operator verbs' imports (rich, the control plane, the embedded layout) in their memory.
+VERBS = {
+    "up": "folder", "down": "folder",
+    "list": "inspect", "history": "inspect", "query": "inspect", "dsn": "inspect",
+    "bootstrap": "steer", "switchover": "steer", "maintenance": "steer",
+    "agent": "daemons", "proxy": "daemons",
+}
+
 
 class PilotGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(VERBS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = VERBS.get(cmd_name)
+        if module is None:
+            return None
+        commands = importlib.import_module(f"galera_pilot.cli.{module}").COMMANDS
+        return next(command for command in commands if command.name == cmd_name)
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
@@ -34,8 +53,3 @@ def main(ctx: click.Context, directory: Path | None, config: Path | None, dcs: s
     the verb.
     """
     ctx.obj = group_addressing(ctx, directory, config, dcs, cluster)
-
-
-for module in (folder, inspect, steer, daemons):
-    for command in module.COMMANDS:
-        main.add_command(command)

@@ -70,6 +70,7 @@ class Change:
 
 
 ChangeCallback = Callable[[list[Change]], None]
+Listing = list[KV]
 
 
 class DCS(ABC):
@@ -120,14 +121,20 @@ class DCS(ABC):
 
         This default compares listings every WATCH_POLL s: right for the embedded SQLite file, where a
         listing is one local query. Backends with a native watch (etcd) override it."""
+        self._watch_listings(on_change, stop, lambda: self.list(""), lambda: True)
+
+    def _watch_listings(self, on_change: ChangeCallback, stop: threading.Event, listing: Callable[[], Listing],
+                        may_have_changed: Callable[[], bool]) -> None:
+        """Compare successive listings every WATCH_POLL s, listing only when `may_have_changed()` says so."""
         seen: dict[str, KV] | None = None
         while not stop.is_set():
             try:
-                current = {kv.key: kv for kv in self.list("") if not kv.key.startswith("history/")}
+                current = ({kv.key: kv for kv in listing() if not kv.key.startswith("history/")}
+                           if seen is None or may_have_changed() else seen)
             except PilotError:
                 current = None
             if current is not None:
-                if seen is not None:
+                if seen is not None and current is not seen:
                     changes = [Change(key, kv.value) for key, kv in current.items()
                                if key not in seen or seen[key].version != kv.version]
                     changes += [Change(key, None) for key in sorted(seen.keys() - current.keys())]

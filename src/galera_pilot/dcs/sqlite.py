@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from galera_pilot.dcs.base import DCS, KV, ROOT
+from galera_pilot.dcs.base import DCS, KV, ROOT, ChangeCallback
 from galera_pilot.errors import DCSError
 
 SCHEMA = """
@@ -167,7 +167,42 @@ class SQLiteDCS(DCS):
             if live is None or (version is not None and live != version):
                 return False
             db.execute("DELETE FROM kv WHERE key = ?", (self.prefix + key,))
+            self._next_version(db)  # a deletion moves the revision too: the watch looks again (watch below)
             return True
+
+    def watch(self, on_change: ChangeCallback, stop: threading.Event) -> None:
+        """The base class's listing comparison, but a listing only when something may have changed: the
+        file's revision moved (every write and deletion moves it) or the earliest lease expiry has come.
+        Between those, one poll is one single-row query instead of a listing of every key."""
+        seen_revision: int | None = None
+        next_expiry = 0.0
+
+        def changed() -> bool:
+            nonlocal seen_revision, next_expiry
+            revision = self._revision()
+            if revision == seen_revision and time.monotonic() < next_expiry:
+                return False
+            seen_revision, next_expiry = revision, self._next_expiry()
+            return True
+
+        self._watch_listings(on_change, stop, lambda: self.list(""), changed)
+
+    def _revision(self) -> int:
+        try:
+            return int(self._connection().execute("SELECT rev FROM revision WHERE id = 0").fetchone()[0])
+        except sqlite3.Error as error:
+            raise DCSError(f"DCS file {self.path}: {error}") from None
+
+    def _next_expiry(self) -> float:
+        """When the earliest live lease of this cluster runs out (monotonic; far away when none is leased)."""
+        boot, now = self._live()
+        try:
+            row = self._connection().execute(
+                "SELECT MIN(expires_at) FROM kv WHERE key >= ? AND key < ? AND boot_id = ? AND expires_at > ?",
+                (self.prefix, self.prefix + "\uffff", boot, now)).fetchone()
+        except sqlite3.Error as error:
+            raise DCSError(f"DCS file {self.path}: {error}") from None
+        return float(row[0]) if row and row[0] is not None else now + 3600.0
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
