@@ -152,7 +152,7 @@ def test_history_query_and_dsn(cluster: tuple[MultiHost, ProxyHost]) -> None:
     assert cli("-c", str(proxy_host.control), "query", "--member", "node3",
                "SELECT @@wsrep_node_name").stdout.strip() == "node3"
     assert cli("-c", str(multi.host("node1").config_path), "query",
-               "SELECT @@wsrep_cluster_size").stdout.strip() == "3"
+               "SHOW STATUS LIKE 'wsrep_cluster_size'").stdout.strip() == "wsrep_cluster_size\t3"
     urls = dict(line.split(": ", 1) for line in cli("-c", str(proxy_host.control), "dsn").stdout.splitlines()
                 if line.startswith(("writer:", "reader:")))
     assert urls == {"writer": f"mysql://pilot_admin@{WRITER_BIND}/", "reader": f"mysql://pilot_admin@{READER_BIND}/"}
