@@ -1,6 +1,7 @@
 """What the proxy hop costs: sysbench oltp_read_only through the reader endpoint vs the same node directly,
-in one run, and a Python point-select loop through the writer endpoint vs the no-proxy path
-(`galera_pilot.client.connect_writer`, which asks the agents for the writer and connects to it).
+in one run, for each proxy mode (HAProxy, HAProxy with --nbthread threads, kernel DNAT), and a Python
+point-select loop through the writer endpoint vs the no-proxy path (`galera_pilot.client.connect_writer`,
+which asks the agents for the writer and connects to it).
 
 The reader endpoint balances over every node; to compare with one node, node2 and node3 are put in
 maintenance first (`galera-pilot maintenance on`), so the reader endpoint (and the writer) is node1.
@@ -39,7 +40,11 @@ def sysbench(host: str, port: int, password: str, command: str, seconds: int, th
     args = ["sysbench", "oltp_read_only", f"--mysql-host={host}", f"--mysql-port={port}",
             f"--mysql-user={BENCH_USER}", f"--mysql-password={password}", "--mysql-db=sbtest", "--tables=4",
             "--table-size=10000", f"--threads={threads}", f"--time={seconds}", "--report-interval=0", command]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    result = subprocess.run(args, capture_output=True, text=True, check=False)
+    out = result.stdout
+    if result.returncode != 0:
+        raise RuntimeError(f"sysbench {command} against {host}:{port} exited {result.returncode}:\n"
+                           f"{out[-1500:]}{result.stderr[-1500:]}")
     if command != "run":
         return 0.0
     match = re.search(r"transactions:\s+\d+\s+\(([\d.]+) per sec", out)
@@ -69,6 +74,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--nbthread", type=int, default=1, help="also measure HAProxy with this many threads (0: skip)")
+    parser.add_argument("--modes", default="haproxy,kernel", help="proxy modes to measure, comma-separated")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="gp-bench-proxy-"))
     base.chmod(0o755)
@@ -92,10 +98,14 @@ def main() -> None:
         sysbench(BASE, 3306, password, "prepare", 1, 4)
         cluster = EmbeddedCluster(directory)
         results: dict[str, tuple[float, float]] = {}
-        for threads in ("default", args.nbthread) if args.nbthread else ("default",):
-            if threads != "default":
-                config = yaml.safe_load(cluster.proxy.config_path.read_text())
-                config["nbthread"] = threads
+        wanted = args.modes.split(",")
+        modes = ([("haproxy", None)] + ([("haproxy", args.nbthread)] if args.nbthread else [])
+                 if "haproxy" in wanted else []) + ([("kernel", None)] if "kernel" in wanted else [])
+        for mode, nbthread in modes:
+            label = f"{mode}" + (f" nbthread {nbthread}" if nbthread else "")
+            config = yaml.safe_load(cluster.proxy.config_path.read_text())
+            if (config.get("mode", "haproxy"), config.get("nbthread")) != (mode, nbthread):
+                config["mode"], config["nbthread"] = mode, nbthread
                 cluster.proxy.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
                 cluster.proxy.stop()
                 cluster.proxy.spawn()
@@ -105,13 +115,12 @@ def main() -> None:
             for _ in range(args.rounds):  # alternating, so both see the same background load
                 direct.append(sysbench(BASE, 3306, password, "run", args.seconds, args.threads))
                 proxied.append(sysbench(PROXY, 3307, password, "run", args.seconds, args.threads))
-                print(f"haproxy nbthread {threads}: sysbench oltp_read_only tps direct {direct[-1]:.1f}, "
+                print(f"{label}: sysbench oltp_read_only tps direct {direct[-1]:.1f}, "
                       f"through the reader endpoint {proxied[-1]:.1f}", flush=True)
-            results[str(threads)] = (statistics.median(direct), statistics.median(proxied))
-        for threads, (d, p) in results.items():
+            results[label] = (statistics.median(direct), statistics.median(proxied))
+        for label, (d, p) in results.items():
             print(f"sysbench oltp_read_only, {args.threads} threads, {args.seconds} s x {args.rounds}, "
-                  f"haproxy nbthread {threads}: direct median {d:.1f} tps, reader endpoint median {p:.1f} tps, "
-                  f"ratio {p / d:.2f}")
+                  f"{label}: direct median {d:.1f} tps, reader endpoint median {p:.1f} tps, ratio {p / d:.2f}")
         api = [f"http://127.0.0.13{i}:8008" for i in (1, 2, 3)]
         via_proxy = point_selects(lambda: pymysql.connect(host=PROXY, port=3306, user=user, password=secret),
                                   args.seconds / 2)

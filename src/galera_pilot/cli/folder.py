@@ -36,6 +36,9 @@ dir_option = click.option("--dir", "directory", type=click.Path(path_type=Path),
               help=f"ADDRESS:PORT of the writer endpoint [default: as configured, else {DEFAULT_WRITER_BIND}]")
 @click.option("--reader-bind", default=None,
               help=f"ADDRESS:PORT of the reader endpoint [default: as configured, else {DEFAULT_READER_BIND}]")
+@click.option("--proxy-mode", type=click.Choice(["haproxy", "kernel"]), default=None,
+              help="haproxy: a proxy process carries the connections; kernel: nftables DNAT rules, about as fast "
+              "as a direct connection (docs/proxy.md#kernel-mode) [default: as configured, else haproxy]")
 @click.option("--dcs", default=None, metavar="URL", envvar="GALERA_PILOT_DCS", callback=no_password_in_argv,
               help="coordination store for a new DIR, e.g. etcd://HOST:PORT[,HOST:PORT...] "
               "(default: a SQLite file in DIR); DIR remembers it. A URL with an etcd password "
@@ -43,8 +46,8 @@ dir_option = click.option("--dir", "directory", type=click.Path(path_type=Path),
 @click.option("--cluster-name", default=None, metavar="NAME",
               help="cluster name for a new DIR (default: galera); clusters sharing one etcd need distinct names")
 def up(directory: Path, nodes: int, base_address: str, sst_method: str, use_seed: bool, timeout: float,
-       with_proxy: bool, writer_bind: str | None, reader_bind: str | None, dcs: str | None,
-       cluster_name: str | None) -> None:
+       with_proxy: bool, writer_bind: str | None, reader_bind: str | None, proxy_mode: str | None,
+       dcs: str | None, cluster_name: str | None) -> None:
     """Lay out DIR (or extend it), start an agent per node and wait until every node is Synced; then start
     the managed HAProxy and wait until clients reach the writer through it."""
     started_at = time.monotonic()
@@ -54,7 +57,7 @@ def up(directory: Path, nodes: int, base_address: str, sst_method: str, use_seed
     snapshot = cluster.wait_synced(timeout)
     if with_proxy:
         try:
-            proxy_config = cluster.proxy.configure(writer_bind, reader_bind)
+            proxy_config = cluster.proxy.configure(writer_bind, reader_bind, proxy_mode)
         except ConfigError as error:
             raise PilotError(f"{error} (the nodes run; fix the binds or use --no-proxy)") from None
         if cluster.proxy.pid() is None:

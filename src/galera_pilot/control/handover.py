@@ -15,7 +15,6 @@ wait here at once.
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.error
 import urllib.request
@@ -23,21 +22,9 @@ from typing import Any
 
 from galera_pilot.dcs.base import DCS
 from galera_pilot.errors import PilotError
+from galera_pilot.routing.peers import STATUS_TIMEOUT, fetch_status
 
 KEEPER_STALE = 1.0  # s: a writer election that has not read the DCS for longer cannot take the role now
-STATUS_TIMEOUT = 1.0
-
-
-def fetch_status(api_url: str, timeout: float = STATUS_TIMEOUT) -> tuple[dict[str, Any] | None, str]:
-    """An agent's `/status`, or (None, why not)."""
-    if not api_url:
-        return None, "its member record publishes no REST API address"
-    try:
-        with urllib.request.urlopen(api_url + "/status", timeout=timeout) as response:
-            document = json.loads(response.read())
-    except (OSError, ValueError) as error:
-        return None, f"{api_url} does not answer ({getattr(error, 'reason', error)})"
-    return (document, "") if isinstance(document, dict) else (None, f"{api_url} answered no JSON object")
 
 
 def keeper_refusal(document: dict[str, Any]) -> str:

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from galera_pilot.cluster import Cluster, Member
-from galera_pilot.control.handover import fetch_status
 from galera_pilot.control.target import ClusterTarget, KnownMember
 from galera_pilot.errors import PilotError
 from galera_pilot.mariadb.disk import Usage, describe
 from galera_pilot.routing.freshness import skew_warning
+from galera_pilot.routing.peers import fetch_status
 
 LIST_KEYS = ("name", "address", "role", "state", "cluster_status", "cluster_size", "cluster_uuid", "seqno",
              "disk", "activity")

@@ -66,7 +66,7 @@ class EmbeddedProxy:
             return None
         return load_proxy_config(self.config_path)
 
-    def configure(self, writer_bind: str | None, reader_bind: str | None) -> ProxyConfig:
+    def configure(self, writer_bind: str | None, reader_bind: str | None, mode: str | None = None) -> ProxyConfig:
         """Write DIR/proxy.yaml: given binds win, else those already configured, else the defaults."""
         current = self.config()
         data = {
@@ -76,6 +76,7 @@ class EmbeddedProxy:
             "writer_bind": writer_bind or (current.writer_bind if current else DEFAULT_WRITER_BIND),
             "reader_bind": reader_bind or (current.reader_bind if current else DEFAULT_READER_BIND),
             "run_dir": str(self.run_dir),
+            "mode": mode or (current.mode if current else "haproxy"),
         }
         config = parse_proxy_config(data, str(self.config_path))
         if current != config:
@@ -94,6 +95,8 @@ class EmbeddedProxy:
     def check_binds(self, config: ProxyConfig) -> None:
         """Fail now, with the owner named, if something else listens on an endpoint's address (an
         HAProxy of this cluster left running by a dead manager is adopted, not refused)."""
+        if config.mode == "kernel":
+            return  # nothing listens: the kernel rewrites connections to the endpoint addresses
         if HaproxyProcess(self.run_dir / "haproxy.cfg", self.run_dir).is_running():
             return
         taken = HaproxyProcess._taken([parse_bind(config.writer_bind), parse_bind(config.reader_bind)])

@@ -15,64 +15,28 @@ import signal
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlparse
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from galera_pilot.cluster import Cluster
 from galera_pilot.config import NAME_PATTERN, load_model, parse_model
 from galera_pilot.dcs import get_dcs
 from galera_pilot.dcs.base import DCS
 from galera_pilot.errors import DCSError, PilotError
 from galera_pilot.proxy.haproxy_config import (
-    ProxyBackend,
     ProxySettings,
     check_run_dir,
     parse_bind,
     render_haproxy_config,
 )
 from galera_pilot.proxy.haproxy_process import HaproxyProcess
+from galera_pilot.proxy.membership import backends_from
 
 log = logging.getLogger("galera_pilot.proxy")
 CONFIG_FILE = "haproxy.cfg"
-DEFAULT_API_PORT = 8008
 LOOP_WAIT = 1.0
 OLD_WORKER_WAIT = 0.2
 REPEAT_LOG_EVERY = 30.0
-
-
-def api_port_of(api_url: str, default: int = DEFAULT_API_PORT) -> int:
-    """The port of a member's REST API URL ("http://127.0.0.2:8008" -> 8008); default when it has none."""
-    try:
-        port = urlparse(api_url).port
-    except ValueError:
-        return default
-    return port or default
-
-
-def backends_from(cluster: Cluster) -> tuple[list[ProxyBackend], list[str]]:
-    """Every member the cluster knows, as HAProxy servers, sorted by name; plus why any were left out.
-
-    The roster keeps a node that is down (its member key has expired) in the list, so HAProxy keeps a
-    server for it and takes it back the moment its agent answers again, with no reload; a live member's
-    own record wins over its roster entry because it is the fresher one (an address may have changed).
-    A record that cannot become a server line (a bad name or address) is skipped with a reason rather
-    than breaking the whole configuration.
-    """
-    known: dict[str, tuple[str, int, str]] = {}
-    for entry in cluster.roster.values():
-        known[entry.name] = (entry.address, entry.client_port, entry.api_url)
-    for member in cluster.members.values():
-        known[member.name] = (member.address, member.client_port, member.api_url)
-    backends: list[ProxyBackend] = []
-    skipped: list[str] = []
-    for name in sorted(known):
-        address, client_port, api_url = known[name]
-        try:
-            backends.append(ProxyBackend(name, address, client_port, api_port_of(api_url)))
-        except ValueError as error:
-            skipped.append(f"{name} ({error})")
-    return backends, skipped
 
 
 class ProxyManager:
@@ -191,6 +155,9 @@ class ProxyConfig(BaseModel):
                           description="haproxy.cfg, pid file, admin and master sockets, haproxy.log")
     check_interval_ms: int = Field(200, ge=50, le=60000, description="health check interval (HAProxy `inter`)")
     nbthread: int | None = Field(None, ge=1, le=64, description="HAProxy worker threads (default: one per CPU)")
+    mode: Literal["haproxy", "kernel"] = Field(
+        "haproxy", description="haproxy: a proxy process carries the connections; kernel: nftables DNAT rules "
+        "lead them to the members (proxy/kernel.py)")
 
     @field_validator("writer_bind", "reader_bind")
     @classmethod
@@ -230,7 +197,6 @@ def run_proxy(config_path: Path) -> None:
     """
     config = load_proxy_config(Path(config_path))
     dcs = get_dcs(config.dcs, config.cluster_name)
-    manager = ProxyManager(dcs, config.settings(), config.run_dir)
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: object) -> None:
@@ -239,6 +205,19 @@ def run_proxy(config_path: Path) -> None:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    if config.mode == "kernel":
+        from galera_pilot.proxy.kernel import KernelEndpoints, run_kernel_proxy
+
+        endpoints = KernelEndpoints(dcs, config.settings(), config.cluster_name)
+        log.info("proxy for cluster %s started in kernel mode: writer %s, reader %s (nftables table %s)",
+                 config.cluster_name, config.writer_bind, config.reader_bind, endpoints.table)
+        try:
+            run_kernel_proxy(endpoints, stop)
+        finally:
+            dcs.close()
+            log.info("proxy for cluster %s stopped; its nftables table is removed", config.cluster_name)
+        return
+    manager = ProxyManager(dcs, config.settings(), config.run_dir)
     log.info("proxy for cluster %s started: writer %s, reader %s, run dir %s", config.cluster_name,
              config.writer_bind, config.reader_bind, config.run_dir)
     last_sentence, last_logged = "", 0.0

@@ -8,7 +8,10 @@ caller (failsafe.py's rule) keeps the writer role only when nobody refused.
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import urllib3
 
@@ -40,3 +43,18 @@ def ask_peers_over_http(peers: list[Peer], request: dict[str, object]) -> list[s
     """POST request to every peer's /failsafe at once; the refusals (empty when all granted)."""
     body = json.dumps(request).encode()
     return [answer for answer in _executor.map(lambda peer: _ask(peer, body), peers) if answer]
+
+
+STATUS_TIMEOUT = 1.0
+
+
+def fetch_status(api_url: str, timeout: float = STATUS_TIMEOUT) -> tuple[dict[str, Any] | None, str]:
+    """An agent's `/status`, or (None, why not)."""
+    if not api_url:
+        return None, "its member record publishes no REST API address"
+    try:
+        with urllib.request.urlopen(api_url + "/status", timeout=timeout) as response:
+            document = json.loads(response.read())
+    except (OSError, ValueError) as error:
+        return None, f"{api_url} does not answer ({getattr(error, 'reason', error)})"
+    return (document, "") if isinstance(document, dict) else (None, f"{api_url} answered no JSON object")
