@@ -6,7 +6,7 @@ A 3-node embedded cluster with the managed proxy on 127.0.0.91-93 (proxy 127.0.0
 polls every agent's checks as in production. The write load is a Python loop of single-row inserts on one
 connection through the writer endpoint (latency-bound, like a small application).
 
-    sudo .venv/bin/python bench/footprint.py [--seconds 60]
+    sudo .venv/bin/python bench/footprint.py [--seconds 60] [--proxy-mode haproxy|kernel]
 """
 
 from __future__ import annotations
@@ -83,13 +83,14 @@ def report(title: str, figures: dict[str, tuple[float, float]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--proxy-mode", choices=["haproxy", "kernel"], default="haproxy")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="gp-bench-"))
     base.chmod(0o755)
     directory = base / "c"
     try:
         run("up", "--dir", str(directory), "--base-address", BASE, "--writer-bind", f"{PROXY}:3306",
-            "--reader-bind", f"{PROXY}:3307")
+            "--reader-bind", f"{PROXY}:3307", "--proxy-mode", args.proxy_mode)
         time.sleep(5)  # let the start settle (joins, first checks)
         procs = processes(directory)
         report(f"idle, {args.seconds:.0f} s", measure(procs, args.seconds))
