@@ -238,6 +238,16 @@ class MultiHost:
             proc.kill()
             proc.wait()
 
+    def start_agents_and_wait(self, what: str, timeout: float = 300.0) -> None:
+        """Start every host's agent and wait until all are Synced; on a timeout, the agents' logs say why."""
+        for host in self.hosts:
+            self.start_agent(host)
+        try:
+            wait_for(self.all_synced, timeout, what)
+        except AssertionError as error:
+            logs = "\n\n".join(f"{h.node}:\n{self.agent_log(h)}" for h in self.hosts)
+            raise AssertionError(f"{error}\n{logs}") from None
+
     def dcs(self) -> DCS:
         return get_dcs(self.dcs_url, self.cluster_name)
 

@@ -106,13 +106,7 @@ def cluster() -> Iterator[tuple[MultiHost, ProxyHost]]:
         multi.create_network()
         multi.start_etcd()
         multi.write_configs()
-        for host in multi.hosts:
-            multi.start_agent(host)
-        try:
-            wait_for(multi.all_synced, 300, "three hosts to be Synced over etcd")
-        except AssertionError as error:
-            logs = "\n\n".join(f"{h.node}:\n{multi.agent_log(h)}" for h in multi.hosts)
-            raise AssertionError(f"{error}\n{logs}") from None
+        multi.start_agents_and_wait("three hosts to be Synced over etcd")
         proxy_host = ProxyHost(multi)
         proxy_host.start_proxy()
         yield multi, proxy_host

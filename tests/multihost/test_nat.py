@@ -34,13 +34,7 @@ def natted() -> Iterator[MultiHost]:
             "address": "0.0.0.0", "advertise_address": node3.address,
             "advertise_ports": {label: outside for label, (outside, _) in PUBLISHED.items()},
         }})
-        for host in multi.hosts:
-            multi.start_agent(host)
-        try:
-            wait_for(multi.all_synced, 300, "three hosts, one behind NAT, to be Synced")
-        except AssertionError as error:
-            logs = "\n\n".join(f"{h.node}:\n{multi.agent_log(h)}" for h in multi.hosts)
-            raise AssertionError(f"{error}\n{logs}") from None
+        multi.start_agents_and_wait("three hosts, one behind NAT, to be Synced")
         yield multi
     finally:
         multi.close()

@@ -22,14 +22,8 @@ from galera_pilot.proxy.haproxy_config import (
     render_haproxy_config,
 )
 from galera_pilot.proxy.haproxy_process import HaproxyProcess, ProcState
-from galera_pilot.proxy.manager import (
-    ProxyConfig,
-    ProxyManager,
-    api_port_of,
-    backends_from,
-    load_proxy_config,
-    parse_proxy_config,
-)
+from galera_pilot.proxy.manager import ProxyConfig, ProxyManager, load_proxy_config, parse_proxy_config
+from galera_pilot.proxy.membership import api_port_of, backends_from
 from galera_pilot.proxy.server_state import render_server_state
 
 RUN = Path("/run/galera-pilot/proxy")
