@@ -3,15 +3,18 @@ manager, HAProxy and every mariadbd, over a window of idle time and a window of 
 endpoint; the baseline in the same run is what the databases themselves use (agent/mariadbd CPU ratio).
 
 A 3-node embedded cluster with the managed proxy on 127.0.0.91-93 (proxy 127.0.0.90:3306/3307), so HAProxy
-polls every agent's checks as in production. The write load is a Python loop of single-row inserts on one
-connection through the writer endpoint (latency-bound, like a small application).
+polls every agent's checks as in production. Two write loads: a Python loop of single-row inserts on
+one connection through the writer endpoint (latency-bound, like a small application), then sysbench
+oltp_write_only through the writer endpoint (a throwaway account, dropped afterwards).
 
-    sudo .venv/bin/python bench/footprint.py [--seconds 60] [--proxy-mode haproxy|kernel]
+    sudo .venv/bin/python bench/footprint.py [--seconds 60] [--proxy-mode haproxy|kernel] [--no-sysbench]
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import secrets
 import statistics
 import subprocess
 import tempfile
@@ -25,6 +28,7 @@ import yaml
 from galera_cli import CLI, run
 
 PROXY = "127.0.0.90"
+BENCH_USER = "gp_bench"
 BASE = "127.0.0.91"
 
 
@@ -84,6 +88,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--proxy-mode", choices=["haproxy", "kernel"], default="haproxy")
+    parser.add_argument("--sysbench", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure under sysbench oltp_write_only through the writer endpoint")
+    parser.add_argument("--threads", type=int, default=4, help="sysbench threads")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="gp-bench-"))
     base.chmod(0o755)
@@ -102,6 +109,30 @@ def main() -> None:
         writer.stop.set()
         writer.join(10)
         report(f"writes through the writer endpoint, {args.seconds:.0f} s ({writer.count} inserts)", figures)
+        if args.sysbench:
+            password = secrets.token_urlsafe(18)
+            admin = pymysql.connect(host=BASE, port=3306, user=credentials["admin_user"],
+                                    password=credentials["admin_password"], autocommit=True, ssl_disabled=True)
+            with admin.cursor() as cursor:  # a throwaway account: sysbench takes its password on the command line
+                cursor.execute("CREATE DATABASE IF NOT EXISTS sbtest")
+                cursor.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (BENCH_USER, password))
+                cursor.execute(f"GRANT ALL ON sbtest.* TO '{BENCH_USER}'@'%'")
+            sysbench_args = ["sysbench", "oltp_write_only", f"--mysql-host={PROXY}", "--mysql-port=3306",
+                             f"--mysql-user={BENCH_USER}", f"--mysql-password={password}", "--mysql-db=sbtest",
+                             "--tables=4", "--table-size=10000", f"--threads={args.threads}",
+                             f"--time={int(args.seconds) + 4}", "--report-interval=0"]
+            subprocess.run([*sysbench_args, "prepare"], capture_output=True, check=True)
+            load = subprocess.Popen([*sysbench_args, "run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True)
+            time.sleep(2)
+            figures = measure(procs, args.seconds)
+            out = load.communicate(timeout=args.seconds + 60)[0]
+            tps = re.search(r"transactions:\s+\d+\s+\(([\d.]+) per sec", out)
+            with admin.cursor() as cursor:
+                cursor.execute(f"DROP USER IF EXISTS '{BENCH_USER}'@'%'")
+            admin.close()
+            report(f"sysbench oltp_write_only through the writer endpoint, {args.threads} threads, "
+                   f"{args.seconds:.0f} s ({tps.group(1) if tps else '?'} tps)", figures)
     finally:
         subprocess.run([*CLI, "down", "--dir", str(directory)], capture_output=True, check=False)
         subprocess.run(["rm", "-rf", str(base)], check=False)
