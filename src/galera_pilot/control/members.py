@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from galera_pilot.cluster import Cluster, Member
-from galera_pilot.control.target import ClusterTarget, KnownMember
+from galera_pilot.control.target import ClusterTarget, DCSUnreachable, KnownMember
 from galera_pilot.errors import PilotError
 from galera_pilot.mariadb.disk import Usage, describe
 from galera_pilot.routing.freshness import skew_warning
@@ -23,7 +23,6 @@ from galera_pilot.routing.peers import fetch_status
 
 LIST_KEYS = ("name", "address", "role", "state", "cluster_status", "cluster_size", "cluster_uuid", "seqno",
              "disk", "activity")
-STATUS_TIMEOUT = 1.0  # per member: an agent answers /status from memory in milliseconds
 
 Row = dict[str, object]
 StatusFetch = Callable[[str], dict[str, Any] | None]
@@ -67,55 +66,61 @@ def _absent_row(name: str, address: str, role: str, state: str, activity: str) -
 
 @dataclass
 class ApiView:
-    """What the members' REST APIs said, with the members that could not be asked or did not answer."""
+    """What the members' REST APIs said: every member asked, where it is, and the answers of those that
+    answered (by name)."""
 
-    rows: list[Row] = field(default_factory=list)
+    members: dict[str, KnownMember] = field(default_factory=dict)
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
-    silent: list[str] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
 
     @property
     def answered(self) -> list[str]:
         return sorted(self.statuses)
 
+    @property
+    def silent(self) -> list[str]:
+        return sorted(set(self.members) - set(self.statuses))
+
 
 def _status(api_url: str) -> dict[str, Any] | None:
-    return fetch_status(api_url, STATUS_TIMEOUT)[0]
+    return fetch_status(api_url)[0]
+
+
+def _where(name: str, data: dict[str, Any], api_url: str) -> KnownMember:
+    """A member's location from a /status document (its own, or a peer entry in another's)."""
+    return KnownMember(name, api_url, str(data.get("address") or ""), int(data.get("client_port") or 3306))
 
 
 def ask_members(known: dict[str, KnownMember], fetch: StatusFetch = _status) -> ApiView:
     """Ask every known member's /status (in parallel), then the peers their answers name that were not
     known yet (one more round: every agent names all the others it saw)."""
-    view = ApiView()
-    asked: set[str] = set()
+    view = ApiView(members=dict(known))
     pending = dict(known)
-    every = dict(known)
     while pending:
-        asked |= set(pending)
         with ThreadPoolExecutor(max_workers=min(8, len(pending))) as pool:
             answers = dict(zip(pending, pool.map(lambda m: fetch(m.api_url), pending.values()), strict=True))
         learned: dict[str, KnownMember] = {}
         for name, document in answers.items():
             if document is None:
-                view.silent.append(name)
                 continue
             view.statuses[name] = document
+            view.members[name] = _where(name, document, pending[name].api_url)  # its own word wins
             for peer, where in (document.get("peers") or {}).items():
-                if peer not in asked and peer not in learned and isinstance(where, dict) and where.get("api_url"):
-                    learned[peer] = KnownMember(peer, str(where["api_url"]), str(where.get("address", "")),
-                                                int(where.get("client_port") or 3306))
+                if (peer not in view.members and peer not in learned and isinstance(where, dict)
+                        and where.get("api_url")):
+                    learned[peer] = _where(peer, where, str(where["api_url"]))
+        view.members |= learned
         pending = learned
-        every |= learned
-    for name in sorted(asked):
+    for name in sorted(view.members):
         document = view.statuses.get(name)
         if document is not None:
             routing = document.get("routing") or {}
             role = "writer" if routing.get("writer") else ("maintenance" if routing.get("maintenance") else "")
             view.rows.append(_member_row(Member.from_dict({**document, "name": name}), role))
         else:
-            where = every.get(name)
-            view.rows.append(_absent_row(name, where.address if where else "", "", "unreachable",
-                                         f"its REST API did not answer ({where.api_url if where else '?'})"))
-    view.silent.sort()
+            where = view.members[name]
+            view.rows.append(_absent_row(name, where.address, "", "unreachable",
+                                         f"its REST API did not answer ({where.api_url})"))
     return view
 
 
@@ -129,25 +134,23 @@ def outage_heading(target: ClusterTarget, why: str, view: ApiView) -> str:
             f"{answered}); the writer role shown is each agent's own view")
 
 
-def member_address(target: ClusterTarget, name: str, snapshot: Cluster | None) -> tuple[str, int]:
+def member_address(target: ClusterTarget, name: str) -> tuple[str, int]:
     """Where to connect to member `name`: from this host's own knowledge first (it needs no DCS), then
-    the DCS's record, then whatever a reachable member's /status says."""
+    the DCS's record, then, while the DCS is unreachable, whatever the members' /status say."""
     known = target.known.get(name)
     if known is not None and known.address:
         return known.address, known.client_port
+    try:
+        snapshot: Cluster | None = target.snapshot()
+    except DCSUnreachable:
+        snapshot = None
     if snapshot is not None and name in snapshot.members:
         member = snapshot.members[name]
         return member.address, member.client_port
     if snapshot is None:
-        view = ask_members(target.known)
-        for row in view.rows:
-            if row["name"] == name and row["address"]:
-                document = view.statuses.get(name) or {}
-                return str(row["address"]), int(document.get("client_port") or 3306)
-        for document in view.statuses.values():
-            peer = (document.get("peers") or {}).get(name)
-            if isinstance(peer, dict) and peer.get("address"):
-                return str(peer["address"]), int(peer.get("client_port") or 3306)
+        found = ask_members(target.known).members.get(name)
+        if found is not None and found.address:
+            return found.address, found.client_port
     names = sorted({*target.known, *(snapshot.members if snapshot else ())})
     raise PilotError(f"no member named {name!r} is known for {target.source} (known: {', '.join(names) or 'none'})")
 

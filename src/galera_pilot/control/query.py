@@ -12,7 +12,6 @@ from urllib.parse import quote
 
 import pymysql
 
-from galera_pilot.cluster import Cluster
 from galera_pilot.control.members import ask_members, member_address
 from galera_pilot.control.target import ClusterTarget, DCSUnreachable
 from galera_pilot.errors import PilotError
@@ -23,25 +22,20 @@ from galera_pilot.proxy.haproxy_config import parse_bind
 def query_target(target: ClusterTarget, member: str | None) -> tuple[str, int]:
     """HOST, PORT to run a statement on."""
     if member is not None:
-        try:
-            return member_address(target, member, None if member in target.known else target.snapshot())
-        except DCSUnreachable:
-            return member_address(target, member, None)
+        return member_address(target, member)
     try:
-        snapshot: Cluster | None = target.snapshot()
+        snapshot = target.snapshot()
     except DCSUnreachable:
-        snapshot = None
-    if snapshot is not None:
-        synced = [m for _, m in sorted(snapshot.members.items()) if m.is_synced]
-        if synced:
-            return synced[0].address, synced[0].client_port
-        raise PilotError("no member is Synced (galera-pilot list shows what each is doing)")
-    view = ask_members(target.known)
-    for name, document in sorted(view.statuses.items()):
-        if (document.get("routing") or {}).get("healthy"):
-            return member_address(target, name, None)
-    raise PilotError("the DCS is unreachable and no member that answered its REST API is healthy "
-                     f"(answered: {', '.join(view.answered) or 'none'})")
+        view = ask_members(target.known)
+        healthy = [view.members[n] for n, d in sorted(view.statuses.items()) if (d.get("routing") or {}).get("healthy")]
+        if healthy and healthy[0].address:
+            return healthy[0].address, healthy[0].client_port
+        raise PilotError("the DCS is unreachable and no member that answered its REST API is healthy "
+                         f"(answered: {', '.join(view.answered) or 'none'})") from None
+    synced = [m for _, m in sorted(snapshot.members.items()) if m.is_synced]
+    if synced:
+        return synced[0].address, synced[0].client_port
+    raise PilotError("no member is Synced (galera-pilot list shows what each is doing)")
 
 
 def run_statement(target: ClusterTarget, member: str | None, statement: str) -> list[str]:

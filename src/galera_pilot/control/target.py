@@ -71,8 +71,6 @@ class ClusterTarget:
                                  "check --cluster or the configuration's cluster_name")
             return snapshot
         except DCSError as error:
-            if isinstance(error, DCSUnreachable):
-                raise
             raise DCSUnreachable(f"the DCS {self.dcs_label} is unreachable: {error}") from None
         finally:
             store.close()

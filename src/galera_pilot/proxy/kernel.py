@@ -107,8 +107,9 @@ class KernelEndpoints:
         except DCSError as error:
             return f"DCS unavailable, checking the members last known: {error}" if not self._backends else None
         backends, skipped = backends_from(cluster)
-        usable = [b for b in backends if not kernel_backend_refusal(b)]
-        skipped += [kernel_backend_refusal(b) for b in backends if kernel_backend_refusal(b)]
+        refusals = {b.name: kernel_backend_refusal(b) for b in backends}
+        usable = [b for b in backends if not refusals[b.name]]
+        skipped += [why for why in refusals.values() if why]
         if [b.name for b in usable] == [b.name for b in self._backends] and skipped == self._skipped:
             self._backends = usable
             return None

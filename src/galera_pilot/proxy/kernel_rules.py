@@ -124,20 +124,20 @@ def render_ruleset(table: str, writer_bind: tuple[str, int], reader_bind: tuple[
     `prerouting` (marked, and masqueraded in `postrouting` so that replies come back through here). An
     endpoint without a target refuses new connections with a TCP reset, so clients fail at once rather
     than wait for a timeout."""
-    nat: list[str] = []
+    nat: list[tuple[str, str]] = []  # (match, dnat statement)
     refuse: list[str] = []
     for (address, port), chosen in ((writer_bind, (targets.writer,) if targets.writer else ()),
                                     (reader_bind, targets.readers)):
         match = f"ip daddr {address} tcp dport {port}"
         if chosen:
-            nat.append(f"{match} {_dnat(tuple(chosen))}")
+            nat.append((match, _dnat(tuple(chosen))))
         else:
             refuse.append(f"{match} reject with tcp reset")
     lines = [f"table ip {table}", f"delete table ip {table}", f"table ip {table} {{"]
     lines += ["  chain output {", "    type nat hook output priority -100; policy accept;"]
-    lines += [f"    {rule}" for rule in nat] + ["  }"]
+    lines += [f"    {match} {dnat}" for match, dnat in nat] + ["  }"]
     lines += ["  chain prerouting {", "    type nat hook prerouting priority -100; policy accept;"]
-    lines += [f"    {rule.replace(' dnat', f' ct mark set {FORWARD_MARK:#x} dnat', 1)}" for rule in nat] + ["  }"]
+    lines += [f"    {match} ct mark set {FORWARD_MARK:#x} {dnat}" for match, dnat in nat] + ["  }"]
     lines += ["  chain postrouting {", "    type nat hook postrouting priority 100; policy accept;",
               f"    ct mark {FORWARD_MARK:#x} masquerade", "  }"]
     lines += ["  chain refuse_local {", "    type filter hook output priority 0; policy accept;"]
