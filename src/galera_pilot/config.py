@@ -28,6 +28,7 @@ MANAGED_MYCNF_KEYS = frozenset({
     "wsrep_start_position", "binlog_format", "innodb_autoinc_lock_mode", "default_storage_engine",
     "innodb_buffer_pool_size", "innodb_log_file_size", "innodb_flush_log_at_trx_commit", "extra_port",
     "extra_max_connections", "skip_name_resolve", "performance_schema", "wsrep_node_incoming_address",
+    "ssl_ca", "ssl_capath", "ssl_cert", "ssl_key", "ssl", "require_secure_transport",
 })
 PORT_LABELS = ("client", "galera", "ist", "sst", "api")
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
@@ -179,6 +180,25 @@ class MariadbSettings(BaseModel):
         return value
 
 
+class TlsSettings(BaseModel):
+    """Transport security (on unless switched off): Galera replication, IST and SST, client connections
+    and the REST API, all from one bundle (tls/bundle.py) issued by `galera-pilot pki issue`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="false: everything in plaintext, the REST API open to anyone who "
+                          "reaches it (for networks that are private by other means)")
+    bundle: Path | None = Field(None, description="the folder with ca.pem, client-ca.pem, node.pem, node.key "
+                                "and api-token; default: the node folder's tls/")
+
+    @field_validator("bundle")
+    @classmethod
+    def _absolute_bundle(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError(f"must be an absolute path, got {str(value)!r}")
+        return value
+
+
 class NodeConfig(BaseModel):
     """Everything one agent needs to run its node."""
 
@@ -224,6 +244,7 @@ class NodeConfig(BaseModel):
     recovery: Recovery = Field(default_factory=Recovery)
     disk: DiskSettings = Field(default_factory=lambda: DiskSettings.model_validate({}))
     mariadb: MariadbSettings = Field(default_factory=MariadbSettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
 
     @field_validator("address")
     @classmethod
@@ -301,6 +322,16 @@ class NodeConfig(BaseModel):
         return self.log_dir / "agent.log"
 
     @property
+    def tls_bundle(self) -> Path:
+        """The node's TLS bundle folder (what `pki issue` wrote for it)."""
+        return self.tls.bundle or self.base_dir / "tls"
+
+    @property
+    def server_tls_dir(self) -> Path:
+        """mariadbd's copy of the bundle's files, owned by the mariadbd user (it cannot read the agent's)."""
+        return self.run_dir / "tls"
+
+    @property
     def effective_mariadbd_user(self) -> str | None:
         """mariadbd must not run as root: rsync SST then fails ("Permission denied" on ibdata1)."""
         if self.mariadbd_user:
@@ -327,7 +358,8 @@ class NodeConfig(BaseModel):
     @property
     def api_url(self) -> str:
         """The REST API as peers, proxies and the CLI reach it (advertised address and port)."""
-        return f"http://{self.advertised_address}:{self.advertised_port('api')}"
+        scheme = "https" if self.tls.enabled else "http"
+        return f"{scheme}://{self.advertised_address}:{self.advertised_port('api')}"
 
 
 def _describe(error: ValidationError, source: str) -> str:

@@ -49,7 +49,7 @@ def test_without_advertise_nothing_changes() -> None:
     options = provider(config)
     assert options["ist.recv_addr"] == "10.77.0.11:4568"
     assert "ist.recv_bind" not in options
-    assert config.api_url == "http://10.77.0.11:8008"
+    assert config.api_url == "https://10.77.0.11:8008"
 
 
 def test_binds_listen_addresses_and_advertises_published_ones(natted: NodeConfig) -> None:
@@ -77,7 +77,7 @@ def test_member_record_publishes_what_peers_dial(natted: NodeConfig, tmp_path: P
     ha = Ha(natted, dcs, CREDENTIALS)
     member = ha.member()
     assert (member.address, member.client_port, member.galera_port) == ("203.0.113.7", 13306, 14567)
-    assert member.api_url == "http://203.0.113.7:18008"
+    assert member.api_url == "https://203.0.113.7:18008"
     assert ha._roster_entry(False).address == "203.0.113.7"
     assert ha._roster_entry(False).client_port == 13306
     dcs.close()

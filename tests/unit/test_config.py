@@ -60,7 +60,8 @@ def test_derived_paths_live_under_base_dir() -> None:
     assert config.mycnf == Path("/srv/n2/my.cnf")
     assert config.error_log == Path("/srv/n2/log/mariadbd.err")
     assert config.agent_log == Path("/srv/n2/log/agent.log")
-    assert config.api_url == "http://127.0.0.3:9000"
+    assert config.api_url == "https://127.0.0.3:9000"
+    assert config.tls_bundle == Path("/srv/n2/tls") and config.server_tls_dir == Path("/srv/n2/run/tls")
 
 
 def test_nested_sections_are_read(tmp_path: Path) -> None:

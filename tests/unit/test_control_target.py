@@ -58,7 +58,7 @@ def test_the_command_line_wins_over_the_environment(tmp_path: Path) -> None:
     target = resolve(tmp_path / "c", node_config(tmp_path), None, None, from_env=frozenset({"-c/--config"}))
     assert target.cluster_name == "alpha" and target.embedded is not None
     assert set(target.known) == {"node1", "node2"}
-    assert target.known["node2"].api_url == "http://127.0.0.252:8008"
+    assert target.known["node2"].api_url == "https://127.0.0.252:8008"
     # Only the environment: its configuration file is used.
     target = resolve(None, node_config(tmp_path), None, None, from_env=frozenset({"-c/--config"}))
     assert target.cluster_name == "prod"
@@ -147,7 +147,7 @@ def test_cli_list_during_an_outage_says_so_and_what_it_shows(tmp_path: Path) -> 
     assert result.exit_code == 1, result.output
     assert lines[0].startswith("the DCS etcd://127.0.0.1:9 is unreachable")
     assert "showing what the members' REST APIs say at their last known addresses (answered: none)" in lines[0]
-    assert "node1" in result.output and "its REST API did not answer (http://127.0.0.251:8008)" in result.output
+    assert "node1" in result.output and "its REST API did not answer (https://127.0.0.251:8008)" in result.output
 
 
 @pytest.mark.parametrize("verb", [["bootstrap", "--member", "node1", "--force"], ["switchover"],

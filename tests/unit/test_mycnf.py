@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 from unit_helpers import make_config
 
-from galera_pilot.config import NodeConfig
+from galera_pilot.config import NodeConfig, TlsSettings
 from galera_pilot.credentials import Credentials
 from galera_pilot.errors import ConfigError
 from galera_pilot.mariadb.mycnf import provider_options, render_mycnf, sst_receive_address
@@ -142,9 +142,30 @@ def test_header_names_the_node(node3: NodeConfig) -> None:
 
 
 def test_provider_options_plain(node3: NodeConfig) -> None:
-    options = dict(item.split("=", 1) for item in provider_options(node3).split(";"))
+    plain = node3.model_copy(update={"tls": TlsSettings(enabled=False)})
+    options = dict(item.split("=", 1) for item in provider_options(plain).split(";"))
     assert options == {"gmcast.listen_addr": "tcp://127.0.0.4:4570", "ist.recv_addr": "127.0.0.4:4571",
                        "gcache.size": "128M", "pc.recovery": "TRUE", "evs.join_retrans_period": "PT0.2S"}
+    assert "ssl" not in render_mycnf(plain, CREDENTIALS, ()).replace("wsrep_sst", "")
+
+
+def test_tls_reaches_galera_sst_clients_and_the_dump_client(node3: NodeConfig) -> None:
+    """Replication strictly over TLS (no socket.dynamic), the SST stream with the node CA, TCP clients
+    refused without TLS, and the mysqldump SST's client verifying the joiner."""
+    run_tls = "/srv/n3/run/tls"
+    options = dict(item.split("=", 1) for item in provider_options(node3).split(";"))
+    assert options["socket.ssl_cert"] == f"{run_tls}/node.pem" and options["socket.ssl_key"] == f"{run_tls}/node.key"
+    assert options["socket.ssl_ca"] == f"{run_tls}/ca.pem" and "socket.dynamic" not in options
+    parsed = configparser.ConfigParser(allow_no_value=True, strict=True, interpolation=None)
+    parsed.optionxform = str
+    parsed.read_string(render_mycnf(node3, CREDENTIALS, ()))
+    assert parsed["mariadbd"]["require_secure_transport"] == "ON"
+    assert parsed["mariadbd"]["ssl_ca"] == f"{run_tls}/client-trust.pem"  # node CA + client CA
+    assert parsed["sst"]["ssl-ca"] == f"{run_tls}/ca.pem" and parsed["sst"]["ssl-mode"] == "VERIFY_IDENTITY"
+    assert "ssl-verify-server-cert" in parsed["client"] and parsed["client"]["ssl-ca"] == f"{run_tls}/ca.pem"
+    rsync = node3.model_copy(update={"sst_method": "rsync"})
+    parsed.read_string(render_mycnf(rsync, CREDENTIALS, ()))
+    assert parsed["sst"]["ssl-mode"] == "VERIFY_CA"  # stunnel's VERIFY_IDENTITY pins the peer certificate
 
 
 def test_join_retrans_period_is_rendered_in_iso_seconds() -> None:

@@ -13,13 +13,21 @@ hung server cannot make a check hang, and HAProxy's checks cost microseconds of 
 | POST /failsafe      | a peer writer that cannot renew its lease asks us not to take the role    |
 
 HEAD and OPTIONS return the status code without a body (HAProxy checks with OPTIONS).
+
+With TLS (the default) the API speaks HTTPS only. Reads stay open to anyone who can reach it (they are
+what HAProxy and monitoring poll); every state-changing request must present a client certificate that
+the node CA signed (the agents do) or the bundle's API token as `Authorization: Bearer`, compared in
+constant time. The handshake runs in the connection's worker thread under the request timeout: wrapping
+the listening socket instead let one idle connection hang the whole API (measured).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -123,6 +131,18 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._answer(True)
 
+    def _authorized(self) -> bool:
+        """A state change: a client certificate the node CA signed (verified in the handshake), or the token."""
+        if not self.server.tls:
+            return True  # a --no-tls cluster: said at `up` and in docs/security.md
+        if isinstance(self.connection, ssl.SSLSocket) and self.connection.getpeercert():
+            return True
+        scheme, _, presented = self.headers.get("Authorization", "").partition(" ")
+        token = self.server.token
+        if not token or scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(presented.strip().encode(), token.encode())
+
     def do_POST(self) -> None:
         """`/failsafe` only (failsafe.py): {"writer": NAME, "ttl": SECONDS} -> 200 granted / 409 refused."""
         path = self.path.partition("?")[0].rstrip("/")
@@ -131,7 +151,11 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:
             length = -1
-        if path != "/failsafe":
+        if not self._authorized():
+            code, document = HTTPStatus.UNAUTHORIZED, {"error": "a client certificate from the node CA or the "
+                                                       "API token (Authorization: Bearer) is required"}
+            log.warning("refused an unauthenticated %s %s from %s", self.command, path, self.client_address[0])
+        elif path != "/failsafe":
             code, document = HTTPStatus.NOT_FOUND, {"error": "not found"}
         elif not 0 <= length <= MAX_POST:
             code, document = HTTPStatus.BAD_REQUEST, {"error": f"a body of at most {MAX_POST} bytes is expected"}
@@ -148,7 +172,7 @@ class _Handler(BaseHTTPRequestHandler):
                 document = {"granted": verdict.ok, "reason": verdict.reason}
                 log.log(logging.DEBUG if verdict.ok else logging.INFO, "failsafe request from %s: %s",
                         request.get("writer"), verdict.reason)
-        if code == HTTPStatus.BAD_REQUEST or code == HTTPStatus.NOT_FOUND:
+        if code in (HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND, HTTPStatus.UNAUTHORIZED):
             self.close_connection = True  # the body may not have been read
         self._send(code, json.dumps(document).encode(), "application/json", True)
 
@@ -162,8 +186,11 @@ class _Handler(BaseHTTPRequestHandler):
 class ApiServer(HTTPServer):
     allow_reuse_address = True
 
-    def __init__(self, address: str, port: int, ha: Ha) -> None:
+    def __init__(self, address: str, port: int, ha: Ha, tls: ssl.SSLContext | None = None,
+                 token: str | None = None) -> None:
         self.ha = ha
+        self.tls = tls
+        self.token = token
         self.registry = agent_registry(ha)
         self._workers = ThreadPoolExecutor(max_workers=API_THREADS, thread_name_prefix="rest-api-worker")
         try:
@@ -178,6 +205,14 @@ class ApiServer(HTTPServer):
 
     def _serve(self, request: Any, client_address: Any) -> None:
         try:
+            if self.tls is not None:
+                request.settimeout(REQUEST_TIMEOUT)
+                try:
+                    request = self.tls.wrap_socket(request, server_side=True)
+                except (ssl.SSLError, OSError) as error:
+                    # A plaintext client, a wrong CA, a scanner: its problem, logged quietly.
+                    log.debug("api: TLS handshake with %s failed: %s", client_address[0], error)
+                    return
             self.finish_request(request, client_address)
         except Exception:
             self.handle_error(request, client_address)

@@ -7,9 +7,7 @@ a fresh snapshot, and asks the other members' REST APIs first (a DCS key may exp
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 
 from galera_pilot.agent.decisions import Action, Decision, LocalState, RecoveryPolicy, decide
 from galera_pilot.agent.memory import AgentMemory, History
@@ -17,6 +15,7 @@ from galera_pilot.agent.starter import Starter
 from galera_pilot.cluster import Cluster
 from galera_pilot.config import NodeConfig
 from galera_pilot.dcs.base import DCS
+from galera_pilot.routing.peers import fetch_status
 
 
 class Bootstrapper:
@@ -36,10 +35,8 @@ class Bootstrapper:
         for name, entry in cluster.roster.items():
             if name == self.config.name or not entry.api_url:
                 continue
-            try:
-                with urllib.request.urlopen(entry.api_url + "/status", timeout=0.5) as response:
-                    data = json.loads(response.read())
-            except Exception:
+            data, _ = fetch_status(entry.api_url, timeout=0.5)
+            if data is None:
                 continue
             if data.get("running") and data.get("cluster_status") == "Primary":
                 return name

@@ -47,6 +47,7 @@ from galera_pilot.mariadb.grastate import datadir_position
 from galera_pilot.mariadb.process import MariadbProcess
 from galera_pilot.routing.health import QUERY_TIMEOUT
 from galera_pilot.routing.keeper import WriterKeeper
+from galera_pilot.tls.node import NodeTls
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,9 @@ class Ha:
     """One node's agent: the cycle ladder, and the wiring of the rooms that carry its decisions out."""
 
     def __init__(self, config: NodeConfig, dcs: DCS, credentials: Credentials,
-                 policy: RecoveryPolicy | None = None) -> None:
+                 policy: RecoveryPolicy | None = None, node_tls: NodeTls | None = None) -> None:
         self.config = config
+        self.node_tls = node_tls
         self.dcs = dcs
         self.credentials = credentials
         self.policy = policy or RecoveryPolicy(config.recovery.policy, config.recovery.majority_timeout)
@@ -97,7 +99,8 @@ class Ha:
         self.positions = PositionReader(config, self.process, self.disk, memory)
         self.observation = NodeObservation(config, credentials, self.host, self.process, memory, self._member,
                                            self.disk, self.positions, self.exits, self._exit_watch)
-        self.starter = Starter(config, credentials, self.process, memory, self.positions, self._exit_watch, history)
+        self.starter = Starter(config, credentials, self.process, memory, self.positions, self._exit_watch, history,
+                               node_tls)
         self.datadir = DatadirKeeper(config, dcs, credentials, self.host, self.process, memory, self.positions,
                                      self.starter, history)
         self.initializer = Initializer(config, dcs, self.process, memory, self.datadir, self.starter, history)

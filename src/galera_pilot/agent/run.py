@@ -15,6 +15,10 @@ from galera_pilot.config import load_config
 from galera_pilot.credentials import load_credentials
 from galera_pilot.dcs import get_dcs
 from galera_pilot.errors import DCSError, PilotError
+from galera_pilot.tls import http
+from galera_pilot.tls.contexts import use_mysql_context
+from galera_pilot.tls.http import ApiClient
+from galera_pilot.tls.node import load_node_tls
 
 log = logging.getLogger("galera_pilot.agent.run")
 REPEAT_LOG_EVERY = 30.0
@@ -23,9 +27,14 @@ REPEAT_LOG_EVERY = 30.0
 def run_agent(config_path: Path) -> None:
     config = load_config(config_path)
     credentials = load_credentials(config.credentials_file)
+    node_tls = load_node_tls(config)  # checked before anything starts: a bad file is named now
+    if node_tls is not None:
+        http.use(ApiClient(node_tls.client, node_tls.token))
+        use_mysql_context(node_tls.client)
     dcs = get_dcs(config.dcs, config.cluster_name)
-    ha = Ha(config, dcs, credentials)
-    api = ApiServer(config.address, config.ports.api, ha)
+    ha = Ha(config, dcs, credentials, node_tls=node_tls)
+    api = ApiServer(config.address, config.ports.api, ha, node_tls.server if node_tls else None,
+                    node_tls.token if node_tls else None)
     ha.start_background()
     api.start()
     stop = threading.Event()

@@ -23,6 +23,7 @@ from galera_pilot.mariadb.exit_watch import ExitWatcher
 from galera_pilot.mariadb.grastate import restore_cluster_uuid, rewrite_grastate, set_safe_to_bootstrap
 from galera_pilot.mariadb.mycnf import render_mycnf
 from galera_pilot.mariadb.process import MariadbProcess, chown_tree, tail
+from galera_pilot.tls.node import NodeTls, install_server_files
 
 log = logging.getLogger(CYCLE_LOGGER)
 
@@ -33,8 +34,10 @@ class Starter:
     """Starts mariadbd (and watches for its exit from then on); the other rooms say how and towards whom."""
 
     def __init__(self, config: NodeConfig, credentials: Credentials, process: MariadbProcess, memory: AgentMemory,
-                 positions: PositionReader, exit_watch: ExitWatcher, history: History) -> None:
+                 positions: PositionReader, exit_watch: ExitWatcher, history: History,
+                 node_tls: NodeTls | None = None) -> None:
         self.config = config
+        self.node_tls = node_tls
         self.credentials = credentials
         self.process = process
         self.memory = memory
@@ -50,6 +53,9 @@ class Starter:
                 shutil.chown(path, user, user)
 
     def write_mycnf(self, peers: tuple[str, ...], start_position: str | None = None) -> None:
+        if self.node_tls is not None:
+            self.prepare_dirs()
+            install_server_files(self.config, self.node_tls)  # the files my.cnf names, mariadbd's copy
         text = render_mycnf(self.config, self.credentials, peers, start_position)
         write_private(self.config.mycnf, text, 0o640)
         user = self.config.effective_mariadbd_user

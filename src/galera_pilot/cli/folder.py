@@ -45,14 +45,23 @@ dir_option = click.option("--dir", "directory", type=click.Path(path_type=Path),
               "(user:password@) goes in the environment variable GALERA_PILOT_DCS, never on the command line")
 @click.option("--cluster-name", default=None, metavar="NAME",
               help="cluster name for a new DIR (default: galera); clusters sharing one etcd need distinct names")
+@click.option("--tls/--no-tls", "tls", default=None,
+              help="a new DIR encrypts replication, state transfer, client connections and the REST API with "
+              "its own CA in DIR/pki (the default); --no-tls: all plaintext and an open REST API (docs/security.md)")
 def up(directory: Path, nodes: int, base_address: str, sst_method: str, use_seed: bool, timeout: float,
        with_proxy: bool, writer_bind: str | None, reader_bind: str | None, proxy_mode: str | None,
-       dcs: str | None, cluster_name: str | None) -> None:
+       dcs: str | None, cluster_name: str | None, tls: bool | None) -> None:
     """Lay out DIR (or extend it), start an agent per node and wait until every node is Synced; then start
     the managed HAProxy and wait until clients reach the writer through it."""
     started_at = time.monotonic()
     cluster = EmbeddedCluster.layout(directory, nodes, base_address, sst_method,  # type: ignore[arg-type]
-                                     cluster_name=cluster_name, use_seed=use_seed, dcs=dcs)
+                                     cluster_name=cluster_name, use_seed=use_seed, dcs=dcs, tls=tls)
+    if tls is False:
+        click.echo("TLS is off: replication, state transfer, client connections and the REST API are plaintext, "
+                   "and anyone who reaches an agent's API can change its state (docs/security.md)", err=True)
+    binds = cluster.proxy.planned_binds(writer_bind, reader_bind) if with_proxy else ()
+    cluster.ensure_tls([client_address(bind)[0] for bind in binds])
+    from_directory(cluster.dir).use_tls()  # this process verifies the nodes with DIR/pki/ca.pem from now on
     started = cluster.start_agents()
     snapshot = cluster.wait_synced(timeout)
     if with_proxy:

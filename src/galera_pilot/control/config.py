@@ -51,6 +51,10 @@ class ControlConfig(BaseModel):
     members: dict[str, str] = Field(default_factory=dict,
                                     description="member name -> REST API URL, asked while the DCS is unreachable")
     endpoints: Endpoints = Field(default_factory=Endpoints)
+    ca_file: Path | None = Field(None, description="the cluster's node CA (ca.pem): verifies the members' HTTPS "
+                                 "REST APIs and their MySQL certificates")
+    api_token_file: Path | None = Field(None, description="the API token (api-token, mode 0600) for "
+                                        "state-changing REST API requests")
 
     @field_validator("members")
     @classmethod

@@ -16,13 +16,12 @@ wait here at once.
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from galera_pilot.dcs.base import DCS
 from galera_pilot.errors import PilotError
 from galera_pilot.routing.peers import STATUS_TIMEOUT, fetch_status
+from galera_pilot.tls.http import ApiUnreachable, api
 
 KEEPER_STALE = 1.0  # s: a writer election that has not read the DCS for longer cannot take the role now
 
@@ -99,13 +98,9 @@ def wait_drained(api_url: str, timeout: float, poll: float = 0.05) -> float:
     """Seconds until the agent at `api_url` answers neither /read nor /writer with 200 (an agent that does
     not answer counts as drained: HAProxy's checks fail too); PilotError after `timeout`."""
     def code(path: str) -> int:
-        request = urllib.request.Request(api_url + path, method="OPTIONS")
         try:
-            with urllib.request.urlopen(request, timeout=STATUS_TIMEOUT) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as error:
-            return error.code
-        except OSError:
+            return api().request("OPTIONS", api_url + path, timeout=STATUS_TIMEOUT)[0]
+        except ApiUnreachable:
             return 0
 
     started = time.monotonic()

@@ -11,6 +11,8 @@ credentials file) is what lets `list`, `query --member` and `dsn` work while the
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +22,15 @@ from galera_pilot.control.config import ControlConfig, Endpoints, load_any_confi
 from galera_pilot.credentials import Credentials, load_credentials
 from galera_pilot.dcs import DCS, get_dcs
 from galera_pilot.embedded.cluster import EmbeddedCluster, find_cluster_config
+from galera_pilot.embedded.tls import authority_of
 from galera_pilot.errors import DCSError, PilotError
 from galera_pilot.proxy.manager import ProxyConfig
+from galera_pilot.tls import http
+from galera_pilot.tls.bundle import CA, TOKEN
+from galera_pilot.tls.contexts import client_context, use_mysql_context
+from galera_pilot.tls.http import ApiClient
+
+CA_ENV = "GALERA_PILOT_CA"  # the node CA for a cluster addressed by --dcs alone
 
 NONE_GIVEN = ("no cluster given: use --dir DIR (a folder made by `up`), -c FILE (or GALERA_PILOT_CONFIG; a "
               "control, node or proxy configuration), or --dcs URL --cluster NAME")
@@ -50,6 +59,23 @@ class ClusterTarget:
     known: dict[str, KnownMember] = field(default_factory=dict)
     endpoints: Endpoints = field(default_factory=Endpoints)
     embedded: EmbeddedCluster | None = None
+    ca_file: Path | None = None  # the node CA: verifies the members' REST APIs and servers (TLS clusters)
+    token_file: Path | None = None  # the API token, for state-changing requests
+    ca_required: bool = False  # the CA was named by the operator (control configuration): it must exist
+
+    def use_tls(self) -> None:
+        """Make this process's REST API and MySQL clients verify this cluster's certificates (its CA);
+        without a CA they stay plaintext, and an https:// member says what is missing."""
+        ca_file = self.ca_file or (Path(os.environ[CA_ENV]) if os.environ.get(CA_ENV) else None)
+        if ca_file is None or (not ca_file.exists() and not self.ca_required):
+            return  # a node or proxy bundle not copied here yet: verbs that need it say so
+        context = client_context(ca_file)
+        token = None
+        if self.token_file is not None:
+            with contextlib.suppress(OSError):
+                token = self.token_file.read_text().strip() or None
+        http.use(ApiClient(context, token))
+        use_mysql_context(context)
 
     @property
     def dcs_label(self) -> str:
@@ -114,6 +140,7 @@ def resolve(directory: Path | None, config: Path | None, dcs: str | None, cluste
     if cluster is not None and cluster != target.cluster_name:
         raise PilotError(f"{target.source} addresses the cluster {target.cluster_name!r}, not {cluster!r}; "
                          "drop --cluster (it only goes with --dcs)")
+    target.use_tls()
     return target
 
 
@@ -121,25 +148,34 @@ def from_directory(directory: Path) -> ClusterTarget:
     embedded = find_cluster_config(directory)
     known = {node.name: _known(node.config) for node in embedded.nodes()}
     proxy = embedded.proxy.config()
+    authority = authority_of(embedded.dir)
+    tls = embedded.tls and authority.ca_file.exists()
     return ClusterTarget(dcs_url=embedded.dcs_url, cluster_name=embedded.cluster_name,
                          source=f"the folder {embedded.dir}", credentials_file=embedded.credentials_file,
                          known=known, endpoints=_proxy_endpoints(proxy) if proxy else Endpoints(),
-                         embedded=embedded)
+                         embedded=embedded, ca_file=authority.ca_file if tls else None,
+                         token_file=authority.token_file if tls else None)
 
 
 def from_config_file(path: Path) -> ClusterTarget:
     config = load_any_config(path)
     source = str(path)
     if isinstance(config, NodeConfig):
+        bundle = config.tls_bundle if config.tls.enabled else None
         return ClusterTarget(dcs_url=config.dcs, cluster_name=config.cluster_name, source=source,
-                             credentials_file=config.credentials_file, known={config.name: _known(config)})
+                             credentials_file=config.credentials_file, known={config.name: _known(config)},
+                             ca_file=bundle / CA if bundle else None, token_file=bundle / TOKEN if bundle else None)
     if isinstance(config, ProxyConfig):
+        bundle = config.tls.bundle if config.tls.enabled else None
         return ClusterTarget(dcs_url=config.dcs, cluster_name=config.cluster_name, source=source,
-                             endpoints=_proxy_endpoints(config))
+                             endpoints=_proxy_endpoints(config), ca_file=bundle / CA if bundle else None,
+                             token_file=bundle / TOKEN if bundle else None)
     assert isinstance(config, ControlConfig)
     known = {name: KnownMember(name, url) for name, url in config.members.items()}
     return ClusterTarget(dcs_url=config.dcs, cluster_name=config.cluster_name, source=source,
-                         credentials_file=config.credentials_file, known=known, endpoints=config.endpoints)
+                         credentials_file=config.credentials_file, known=known, endpoints=config.endpoints,
+                         ca_file=config.ca_file, token_file=config.api_token_file,
+                         ca_required=config.ca_file is not None)
 
 
 def _known(config: NodeConfig) -> KnownMember:

@@ -29,6 +29,7 @@ from galera_pilot.dcs import DCS, get_dcs
 from galera_pilot.embedded.layout import lay_out, read_marker
 from galera_pilot.embedded.processes import check_binaries, check_ports, running_pid
 from galera_pilot.embedded.proxy import EmbeddedProxy
+from galera_pilot.embedded.tls import ensure_authority, ensure_node_bundle, ensure_proxy_bundle
 from galera_pilot.errors import PilotError
 from galera_pilot.mariadb.process import MariadbProcess, tail
 
@@ -66,14 +67,33 @@ class EmbeddedCluster:
         self.cluster_name: str = self.meta.get("cluster_name", "galera")
         self.dcs_url: str = self.meta["dcs"]
         self.credentials_file = self.dir / "credentials.yaml"
-        self.proxy = EmbeddedProxy(self.dir, self.cluster_name, self.dcs_url, self.credentials, self.snapshot)
+        self.proxy = EmbeddedProxy(self.dir, self.cluster_name, self.dcs_url, self.credentials, self.snapshot,
+                                   tls=bool(self.meta.get("tls", False)))
         self._spawned: dict[str, subprocess.Popen[bytes]] = {}  # agents this process started, by node
 
     @classmethod
     def layout(cls, directory: Path, nodes: int, base_address: str, sst_method: SstMethod,
-               cluster_name: str | None = None, use_seed: bool = True, dcs: str | None = None) -> EmbeddedCluster:
+               cluster_name: str | None = None, use_seed: bool = True, dcs: str | None = None,
+               tls: bool | None = None) -> EmbeddedCluster:
         """Create DIR, or extend an existing cluster folder to `nodes` nodes (layout.lay_out)."""
-        return cls(lay_out(directory, nodes, base_address, sst_method, cluster_name, use_seed, dcs))
+        return cls(lay_out(directory, nodes, base_address, sst_method, cluster_name, use_seed, dcs, tls))
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.meta.get("tls", False))
+
+    def ensure_tls(self, endpoint_hosts: list[str]) -> list[str]:
+        """The PKI and every bundle, issued where missing or unfit (embedded/tls.py); what was issued."""
+        if not self.tls:
+            return []
+        authority = ensure_authority(self.dir, self.cluster_name)
+        issued = []
+        for node in self.nodes():
+            if node.agent_pid() is None and ensure_node_bundle(authority, node.config, endpoint_hosts):
+                issued.append(node.name)
+        if self.proxy.pid() is None and ensure_proxy_bundle(authority, self.proxy.tls_bundle):
+            issued.append("proxy")
+        return issued
 
     def nodes(self) -> list[Node]:
         result = []

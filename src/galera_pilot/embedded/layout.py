@@ -43,12 +43,14 @@ def read_marker(directory: Path) -> dict[str, Any]:
 
 
 def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMethod,
-           cluster_name: str | None = None, use_seed: bool = True, dcs: str | None = None) -> Path:
+           cluster_name: str | None = None, use_seed: bool = True, dcs: str | None = None,
+           tls: bool | None = None) -> Path:
     """Create DIR, or extend an existing cluster folder to `nodes` nodes; existing nodes are kept.
 
-    `dcs` (default: a SQLite file in DIR) and `cluster_name` (default `galera`) are fixed when DIR is
-    created: an existing folder keeps its own, and asking for different ones is an error rather than a
-    silent switch to another store (its agents would no longer see each other).
+    `dcs` (default: a SQLite file in DIR), `cluster_name` (default `galera`) and `tls` (default on) are
+    fixed when DIR is created: an existing folder keeps its own, and asking for different ones is an
+    error rather than a silent switch (its agents would no longer see each other; plaintext and TLS
+    nodes cannot talk).
     """
     directory = directory.resolve()
     marker = directory / MARKER
@@ -79,9 +81,15 @@ def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMetho
         if cluster_name is not None and cluster_name != known_name:
             raise PilotError(f"{directory} holds the cluster {known_name!r}, not {cluster_name!r}")
         cluster_name = known_name
+        known_tls = bool(existing.get("tls", False))  # folders made before TLS existed run plaintext
+        if tls is not None and tls != known_tls:
+            raise PilotError(f"{directory} runs {'with' if known_tls else 'without'} TLS; drop "
+                             f"{'--no-tls' if known_tls else '--tls'} (the folder remembers it)")
+        tls = known_tls
     else:
         names = []
         cluster_name = cluster_name or "galera"
+        tls = True if tls is None else tls
         dcs_url = dcs or f"sqlite://{directory / 'dcs.sqlite'}"
         store = get_dcs(dcs_url, cluster_name)  # validates the URL before anything is written
         try:
@@ -100,11 +108,11 @@ def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMetho
         config = parse_config({
             "name": name, "cluster_name": cluster_name, "address": address, "dcs": dcs_url,
             "base_dir": str(base), "credentials_file": str(directory / "credentials.yaml"),
-            "sst_method": sst_method, "use_seed": use_seed,
+            "sst_method": sst_method, "use_seed": use_seed, "tls": {"enabled": tls},
         }, f"node {name}")
         _write_config(base / "agent.yaml", dump_config(config), dcs_url)
         names.append(name)
-    meta = {"galera_pilot": 1, "cluster_name": cluster_name, "dcs": dcs_url, "nodes": names}
+    meta = {"galera_pilot": 1, "cluster_name": cluster_name, "dcs": dcs_url, "nodes": names, "tls": tls}
     _write_config(marker, yaml.safe_dump(meta, sort_keys=False), dcs_url)
     return directory
 

@@ -45,8 +45,9 @@ class EmbeddedProxy:
     that this class needs nothing else of the cluster."""
 
     def __init__(self, cluster_dir: Path, cluster_name: str, dcs_url: str,
-                 credentials: Callable[[], Credentials], snapshot: Callable[[], Cluster]) -> None:
+                 credentials: Callable[[], Credentials], snapshot: Callable[[], Cluster], tls: bool = False) -> None:
         self.cluster_dir = cluster_dir
+        self.tls = tls
         self.cluster_name = cluster_name
         self.dcs_url = dcs_url
         self._credentials = credentials
@@ -60,23 +61,35 @@ class EmbeddedProxy:
     def run_dir(self) -> Path:
         return self.cluster_dir / PROXY_DIR
 
+    @property
+    def tls_bundle(self) -> Path:
+        return self.run_dir / "tls"
+
     def config(self) -> ProxyConfig | None:
         """The proxy's configuration, or None when this cluster has no managed proxy."""
         if not self.config_path.exists():
             return None
         return load_proxy_config(self.config_path)
 
-    def configure(self, writer_bind: str | None, reader_bind: str | None, mode: str | None = None) -> ProxyConfig:
-        """Write DIR/proxy.yaml: given binds win, else those already configured, else the defaults."""
+    def planned_binds(self, writer_bind: str | None, reader_bind: str | None) -> tuple[str, str]:
+        """The binds `configure` will use: given binds win, else those already configured, else the defaults."""
         current = self.config()
+        return (writer_bind or (current.writer_bind if current else DEFAULT_WRITER_BIND),
+                reader_bind or (current.reader_bind if current else DEFAULT_READER_BIND))
+
+    def configure(self, writer_bind: str | None, reader_bind: str | None, mode: str | None = None) -> ProxyConfig:
+        """Write DIR/proxy.yaml with the planned binds (see planned_binds)."""
+        current = self.config()
+        writer_bind, reader_bind = self.planned_binds(writer_bind, reader_bind)
         data = {
             **(current.model_dump(mode="json") if current else {}),  # keeps fields set by hand (nbthread, ...)
             "cluster_name": self.cluster_name,
             "dcs": self.dcs_url,
-            "writer_bind": writer_bind or (current.writer_bind if current else DEFAULT_WRITER_BIND),
-            "reader_bind": reader_bind or (current.reader_bind if current else DEFAULT_READER_BIND),
+            "writer_bind": writer_bind,
+            "reader_bind": reader_bind,
             "run_dir": str(self.run_dir),
             "mode": mode or (current.mode if current else "haproxy"),
+            "tls": {"enabled": self.tls, "bundle": str(self.tls_bundle) if self.tls else None},
         }
         config = parse_proxy_config(data, str(self.config_path))
         if current != config:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from galera_pilot.config import NodeConfig
 from galera_pilot.credentials import Credentials
+from galera_pilot.tls.node import server_tls_paths as tls_paths
 
 
 def provider_options(config: NodeConfig) -> str:
@@ -37,6 +38,11 @@ def provider_options(config: NodeConfig) -> str:
         # during a view change (see MariadbSettings.join_retrans_period).
         "evs.join_retrans_period": f"PT{config.mariadb.join_retrans_period:g}S",
     }
+    if config.tls.enabled:
+        # Replication and IST over TLS, strictly: no socket.dynamic (with every node dynamic one link stayed
+        # plaintext, measured). Galera checks the peer's chain against the node CA, not its name.
+        paths = tls_paths(config)
+        options |= {"socket.ssl_cert": paths["cert"], "socket.ssl_key": paths["key"], "socket.ssl_ca": paths["ca"]}
     return ";".join(f"{k}={v}" for k, v in options.items())
 
 
@@ -106,6 +112,12 @@ def render_mycnf(config: NodeConfig, credentials: Credentials, peers: Sequence[s
                          f"{config.advertised_address}:{config.advertised_port('client')}"))
     if start_position:
         settings.append(("wsrep_start_position", start_position))
+    tls = tls_paths(config) if config.tls.enabled else None
+    if tls:
+        # Clients: TLS or the unix socket (the agent's way in). ssl_ca also trusts the client CA, so
+        # application users created REQUIRE X509 can present a certificate from it.
+        settings += [("ssl_ca", tls["client_trust"]), ("ssl_cert", tls["cert"]), ("ssl_key", tls["key"]),
+                     ("require_secure_transport", "ON")]
     settings += sorted(config.mariadb.extra.items())
     lines += [f"{key} = {value}" for key, value in settings]
     lines += [
@@ -114,9 +126,19 @@ def render_mycnf(config: NodeConfig, credentials: Credentials, peers: Sequence[s
         # The joiner's socat listens on the wildcard address by default, so two joiners on one host
         # collide on *:4444; binding to the node's own address lets them run at the same time.
         f'sockopt = ",bind={config.address}"',
-        "",
-        "[client]",
-        f"socket = {config.socket}",
-        "",
     ]
+    if tls:
+        # The SST stream (mariabackup's socat, rsync's stunnel) over TLS against the node CA only. It runs
+        # for IST-only joins too, so donor and joiner must agree on these. mariabackup checks the peer's
+        # name (localhost for a local address: node certificates carry it); rsync's stunnel would pin
+        # the peer's certificate with VERIFY_IDENTITY, so it checks the chain.
+        mode = "VERIFY_IDENTITY" if config.sst_method == "mariabackup" else "VERIFY_CA"
+        lines += [f"ssl-ca = {tls['ca']}", f"ssl-cert = {tls['cert']}", f"ssl-key = {tls['key']}",
+                  f"ssl-mode = {mode}"]
+    lines += ["", "[client]", f"socket = {config.socket}"]
+    if tls:
+        # mysqldump SST: the donor's client pushes the dump to the joiner over TCP with these.
+        lines += [f"ssl-ca = {tls['ca']}", f"ssl-cert = {tls['cert']}", f"ssl-key = {tls['key']}",
+                  "ssl-verify-server-cert"]
+    lines.append("")
     return "\n".join(lines)

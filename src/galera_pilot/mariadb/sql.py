@@ -3,18 +3,24 @@
 The agent must never hang on a sick server, so every connection has connect/read/write timeouts of a
 couple of seconds; the REST API answers from the last observation instead of querying live.
 
-No connection negotiates TLS (`ssl_disabled`): PyMySQL 1.2 made TLS "preferred" by default and builds a
-new SSL context, loading the system CA store, on every connect: 18 ms of CPU per connect and status query
-over the unix socket, against 0.3 ms without (measured), and nothing is encrypted today anyway (the
-servers have no certificates). TLS, when it comes, builds one context and reuses it.
+The unix socket never negotiates TLS (`ssl_disabled`): PyMySQL 1.2 made TLS "preferred" by default and
+builds a new SSL context, loading the system CA store, on every connect: 18 ms of CPU per connect and
+status query over the unix socket, against 0.3 ms without (measured). TCP connections use one context,
+built once per process (tls/contexts.py), that verifies the server's certificate and name; without one
+(a cluster running --no-tls) they are plaintext, never "preferred".
 """
 
 from __future__ import annotations
+
+import ssl
 
 import pymysql
 
 from galera_pilot.config import NodeConfig
 from galera_pilot.credentials import Credentials
+from galera_pilot.tls.contexts import mysql_context
+
+PROCESS_DEFAULT = object()  # connect_tcp's tls: this process's context (tls.contexts.use_mysql_context)
 
 WSREP_STATUS_KEYS = (
     "wsrep_ready",
@@ -52,7 +58,10 @@ def connect_socket(config: NodeConfig, credentials: Credentials | None, timeout:
 
 
 def connect_tcp(host: str, port: int, credentials: Credentials, timeout: float = 5.0,
-                database: str | None = None):
+                database: str | None = None, tls: ssl.SSLContext | object | None = PROCESS_DEFAULT):
+    """A TCP connection as the admin user; `tls`: a context (verifying), None (plaintext) or the process's."""
+    context = mysql_context() if tls is PROCESS_DEFAULT else tls
+    verified = context if isinstance(context, ssl.SSLContext) else None
     return pymysql.connect(
         host=host,
         port=port,
@@ -63,7 +72,8 @@ def connect_tcp(host: str, port: int, credentials: Credentials, timeout: float =
         read_timeout=max(timeout, 30.0),
         write_timeout=max(timeout, 30.0),
         autocommit=True,
-        ssl_disabled=True,
+        ssl=verified,
+        ssl_disabled=verified is None,
     )
 
 

@@ -127,6 +127,10 @@ class ProxySettings:
     # Worker threads; None: HAProxy's default, one per CPU. On a machine shared with the database and
     # its clients, fewer threads can mean less contention (docs/benchmarks.md).
     nbthread: int | None = None
+    # Checks over HTTPS (a TLS cluster): the node CA that must have signed each agent's certificate, and
+    # the proxy's own certificate + key (one PEM) that it presents, both paths.
+    check_ca_file: str | None = None
+    check_cert_file: str | None = None
 
     def __post_init__(self) -> None:
         writer = parse_bind(self.writer_bind, "writer_bind")
@@ -175,7 +179,8 @@ def check_run_dir(run_dir: Path) -> None:
         raise ValueError(f"run_dir {text!r} is too long for a unix socket path (at most {UNIX_PATH_MAX} bytes)")
 
 
-def _backend(name: str, uri: str, balance: str | None, backends: list[ProxyBackend]) -> list[str]:
+def _backend(name: str, uri: str, balance: str | None, backends: list[ProxyBackend],
+             settings: ProxySettings) -> list[str]:
     lines = [f"backend {name}"]
     if balance:
         lines.append(f"    balance {balance}")
@@ -184,7 +189,10 @@ def _backend(name: str, uri: str, balance: str | None, backends: list[ProxyBacke
         f"    http-check send meth OPTIONS uri {uri}",
         "    http-check expect status 200",
     ]
-    lines += [f"    server {b.name} {b.address}:{b.client_port} check port {b.api_port}" for b in backends]
+    # check-ssl applies to the checks only: MySQL sessions pass through untouched (their own TLS).
+    tls = (f" check-ssl verify required ca-file {settings.check_ca_file} crt {settings.check_cert_file}"
+           if settings.check_ca_file else "")
+    lines += [f"    server {b.name} {b.address}:{b.client_port} check port {b.api_port}{tls}" for b in backends]
     return lines
 
 
@@ -239,7 +247,7 @@ def render_haproxy_config(settings: ProxySettings, backends: Iterable[ProxyBacke
         f"    bind {_bind_text(writer_host, writer_port)}",
         "    default_backend writer",
         "",
-        *_backend("writer", "/writer", None, members),
+        *_backend("writer", "/writer", None, members, s),
         "",
         "frontend reader",
         f"    bind {_bind_text(reader_host, reader_port)}",
@@ -247,6 +255,6 @@ def render_haproxy_config(settings: ProxySettings, backends: Iterable[ProxyBacke
         "",
         # leastconn: database sessions are long-lived and uneven, so counting open connections spreads
         # load better than taking turns.
-        *_backend("reader", "/read", "leastconn", members),
+        *_backend("reader", "/read", "leastconn", members, s),
     ]
     return "\n".join(lines) + "\n"

@@ -37,6 +37,7 @@ from galera_pilot.proxy.kernel_rules import (
 )
 from galera_pilot.proxy.membership import backends_from
 from galera_pilot.routing.peers import fetch_status
+from galera_pilot.tls.http import api
 
 log = logging.getLogger("galera_pilot.proxy")
 MEMBERSHIP_EVERY = 1.0  # s between two reads of the DCS membership (checks run every check interval)
@@ -121,7 +122,8 @@ class KernelEndpoints:
         timeout = max(0.2, min(1.0, 2 * self.interval))
 
         def one(backend: ProxyBackend) -> Answer | None:
-            document, _ = fetch_status(f"http://{backend.address}:{backend.api_port}", timeout)
+            scheme = "https" if api().tls else "http"
+            document, _ = fetch_status(f"{scheme}://{backend.address}:{backend.api_port}", timeout)
             return answer_from_status(document)
         return dict(zip([b.name for b in backends], self._pool.map(one, backends), strict=True))
 

@@ -23,6 +23,7 @@ from galera_pilot.config import NAME_PATTERN, load_model, parse_model
 from galera_pilot.dcs import get_dcs
 from galera_pilot.dcs.base import DCS
 from galera_pilot.errors import DCSError, PilotError
+from galera_pilot.proxy.check_tls import ProxyTls, prepare_check_tls
 from galera_pilot.proxy.haproxy_config import (
     ProxySettings,
     check_run_dir,
@@ -158,6 +159,7 @@ class ProxyConfig(BaseModel):
     mode: Literal["haproxy", "kernel"] = Field(
         "haproxy", description="haproxy: a proxy process carries the connections; kernel: nftables DNAT rules "
         "lead them to the members (proxy/kernel.py)")
+    tls: ProxyTls = Field(default_factory=ProxyTls)
 
     @field_validator("writer_bind", "reader_bind")
     @classmethod
@@ -177,9 +179,11 @@ class ProxyConfig(BaseModel):
             raise ValueError("writer_bind and reader_bind must differ")
         return self
 
-    def settings(self) -> ProxySettings:
+    def settings(self, check_tls: tuple[str, str] | None = None) -> ProxySettings:
+        ca_file, cert_file = check_tls or (None, None)
         return ProxySettings(writer_bind=self.writer_bind, reader_bind=self.reader_bind,
-                             check_interval_ms=self.check_interval_ms, nbthread=self.nbthread)
+                             check_interval_ms=self.check_interval_ms, nbthread=self.nbthread,
+                             check_ca_file=ca_file, check_cert_file=cert_file)
 
 
 def parse_proxy_config(data: object, source: str = "<config>") -> ProxyConfig:
@@ -196,6 +200,7 @@ def run_proxy(config_path: Path) -> None:
     A manager killed without that (kill -9, a crash) leaves HAProxy serving; the next one adopts it.
     """
     config = load_proxy_config(Path(config_path))
+    check_tls = prepare_check_tls(config.tls, config.run_dir)  # a bad bundle is named before anything starts
     dcs = get_dcs(config.dcs, config.cluster_name)
     stop = threading.Event()
 
@@ -208,7 +213,7 @@ def run_proxy(config_path: Path) -> None:
     if config.mode == "kernel":
         from galera_pilot.proxy.kernel import KernelEndpoints, run_kernel_proxy
 
-        endpoints = KernelEndpoints(dcs, config.settings(), config.cluster_name)
+        endpoints = KernelEndpoints(dcs, config.settings(check_tls), config.cluster_name)
         log.info("proxy for cluster %s started in kernel mode: writer %s, reader %s (nftables table %s)",
                  config.cluster_name, config.writer_bind, config.reader_bind, endpoints.table)
         try:
@@ -217,7 +222,7 @@ def run_proxy(config_path: Path) -> None:
             dcs.close()
             log.info("proxy for cluster %s stopped; its nftables table is removed", config.cluster_name)
         return
-    manager = ProxyManager(dcs, config.settings(), config.run_dir)
+    manager = ProxyManager(dcs, config.settings(check_tls), config.run_dir)
     log.info("proxy for cluster %s started: writer %s, reader %s, run dir %s", config.cluster_name,
              config.writer_bind, config.reader_bind, config.run_dir)
     last_sentence, last_logged = "", 0.0

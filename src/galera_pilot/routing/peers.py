@@ -8,35 +8,30 @@ caller (failsafe.py's rule) keeps the writer role only when nobody refused.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import urllib3
-
 from galera_pilot.routing.failsafe import ASK_TIMEOUT, Peer
+from galera_pilot.tls.http import ApiUnreachable, api
 
-_pool = urllib3.PoolManager(num_pools=16, maxsize=2, retries=False,
-                            timeout=urllib3.Timeout(connect=ASK_TIMEOUT, read=ASK_TIMEOUT))
 _executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ask-peer")
 
 
 def _ask(peer: Peer, body: bytes) -> str:
     """"" when the peer granted; otherwise why not, in a few words."""
     try:
-        response = _pool.request("POST", peer.api_url.rstrip("/") + "/failsafe", body=body,
-                                 headers={"Content-Type": "application/json"})
-    except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
-        return f"{peer.name} did not answer ({type(error).__name__})"
+        status, data = api().request("POST", peer.api_url.rstrip("/") + "/failsafe", body=body,
+                                     timeout=ASK_TIMEOUT, authorized=True)
+    except (ApiUnreachable, ValueError) as error:
+        return f"{peer.name} did not answer ({error})"
     try:
-        answer = json.loads(response.data or b"{}")
+        answer = json.loads(data or b"{}")
     except ValueError:
         answer = {}
-    if response.status == 200 and isinstance(answer, dict) and answer.get("granted") is True:
+    if status == 200 and isinstance(answer, dict) and answer.get("granted") is True:
         return ""
     reason = answer.get("reason") if isinstance(answer, dict) else None
-    return f"{peer.name} refused ({reason or f'HTTP {response.status}'})"
+    return f"{peer.name} refused ({reason or f'HTTP {status}'})"
 
 
 def ask_peers_over_http(peers: list[Peer], request: dict[str, object]) -> list[str]:
@@ -53,8 +48,10 @@ def fetch_status(api_url: str, timeout: float = STATUS_TIMEOUT) -> tuple[dict[st
     if not api_url:
         return None, "its member record publishes no REST API address"
     try:
-        with urllib.request.urlopen(api_url + "/status", timeout=timeout) as response:
-            document = json.loads(response.read())
-    except (OSError, ValueError) as error:
-        return None, f"{api_url} does not answer ({getattr(error, 'reason', error)})"
+        _status, data = api().request("GET", api_url + "/status", timeout=timeout)
+        document = json.loads(data)
+    except ApiUnreachable as error:
+        return None, str(error)
+    except ValueError:
+        return None, f"{api_url} answered no JSON"
     return (document, "") if isinstance(document, dict) else (None, f"{api_url} answered no JSON object")

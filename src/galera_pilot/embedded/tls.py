@@ -1,0 +1,72 @@
+"""The embedded cluster's PKI: DIR/pki holds the CAs (this machine runs every node, so the CA key is
+where the operator is), each node's bundle is DIR/nodeN/tls, the proxy's DIR/proxy/tls.
+
+Node certificates name the node's address, localhost (mariabackup's SST checks the joiner as
+`localhost` when its address is local), 127.0.0.1 and the endpoint addresses: HAProxy passes MySQL TLS
+through, so a client verifying the endpoint sees a node's certificate. `up` issues what is missing and
+re-issues a bundle that lacks an endpoint address or is two thirds through its life, for nodes whose
+agent is not running (a running one keeps its files until it restarts)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from pathlib import Path
+
+from galera_pilot.config import NodeConfig
+from galera_pilot.errors import ConfigError
+from galera_pilot.tls.authority import Authority, init_authority
+from galera_pilot.tls.bundle import load_bundle
+from galera_pilot.tls.pki import now_utc
+
+PKI_DIR = "pki"
+LOCAL_NAMES = ("localhost",)
+
+
+def authority_of(cluster_dir: Path) -> Authority:
+    return Authority(cluster_dir / PKI_DIR)
+
+
+def ensure_authority(cluster_dir: Path, cluster_name: str) -> Authority:
+    authority = authority_of(cluster_dir)
+    return authority if authority.exists() else init_authority(authority.dir, cluster_name)
+
+
+def _needs_issue(bundle_dir: Path, ips: Iterable[str]) -> str | None:
+    """Why the bundle must be (re)issued, or None when it is fine."""
+    try:
+        bundle = load_bundle(bundle_dir)
+    except ConfigError as error:
+        return str(error)
+    missing = sorted(set(ips) - set(bundle.facts.ips))
+    if missing:
+        return f"its certificate does not name {', '.join(missing)}"
+    if bundle.facts.renew_due(now_utc()):
+        return f"its certificate is two thirds through its life (expires {bundle.expires():%Y-%m-%d})"
+    return None
+
+
+def ensure_node_bundle(authority: Authority, config: NodeConfig, endpoint_hosts: Iterable[str]) -> str | None:
+    """Issue the node's bundle if it is missing or unfit; returns why it was issued (None: kept)."""
+    ips = list(dict.fromkeys([config.address, config.advertised_address, "127.0.0.1", *endpoint_hosts]))
+    ips = [ip for ip in ips if _is_ip(ip) and ip != "0.0.0.0"]
+    names = [n for n in (config.address, config.advertised_address) if not _is_ip(n)]
+    reason = _needs_issue(config.tls_bundle, ips)
+    if reason is not None:
+        authority.issue_bundle(config.name, ips, [*LOCAL_NAMES, *names], out=config.tls_bundle)
+    return reason
+
+
+def ensure_proxy_bundle(authority: Authority, bundle_dir: Path) -> str | None:
+    reason = _needs_issue(bundle_dir, ["127.0.0.1"])
+    if reason is not None:
+        authority.issue_bundle("proxy", ["127.0.0.1"], list(LOCAL_NAMES), out=bundle_dir)
+    return reason
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return False

@@ -1,0 +1,100 @@
+"""The operator's PKI folder: the cluster's two CAs and their keys, and the bundles issued from them.
+
+    ca.pem  ca.key (0600)                 the node CA: signs node and proxy certificates
+    client-ca.pem  client-ca.key (0600)   the client CA: signs application certificates only
+    api-token (0600)                      what state-changing REST API requests must carry
+    issued/NAME/                          the bundle of each host (bundle.py), to copy to that host
+
+The CA keys stay here, where the operator runs the CLI: never in the DCS, never on every node. The
+embedded cluster keeps its PKI folder in DIR/pki, on the one machine that runs every node.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from galera_pilot.errors import ConfigError, PilotError
+from galera_pilot.files import write_private
+from galera_pilot.tls import pki
+from galera_pilot.tls.bundle import write_bundle
+
+NODE_CA, CLIENT_CA, TOKEN = "ca", "client-ca", "api-token"
+
+
+@dataclass(frozen=True)
+class Authority:
+    dir: Path
+
+    def _pair(self, stem: str) -> pki.Issued:
+        cert, key = self.dir / f"{stem}.pem", self.dir / f"{stem}.key"
+        try:
+            if key.stat().st_mode & 0o077:
+                raise ConfigError(f"CA key {key} must not be readable by group or others (chmod 600 it)")
+            return pki.Issued(cert.read_bytes(), key.read_bytes())
+        except FileNotFoundError as error:
+            raise PilotError(f"{error.filename} is missing: {self.dir} is not a PKI folder (galera-pilot pki "
+                             "init makes one)") from None
+
+    def node_ca(self) -> pki.Issued:
+        return self._pair(NODE_CA)
+
+    def client_ca(self) -> pki.Issued:
+        return self._pair(CLIENT_CA)
+
+    @property
+    def ca_file(self) -> Path:
+        return self.dir / f"{NODE_CA}.pem"
+
+    @property
+    def token_file(self) -> Path:
+        return self.dir / TOKEN
+
+    def api_token(self) -> str:
+        return self.token_file.read_text().strip()
+
+    def exists(self) -> bool:
+        return (self.dir / f"{NODE_CA}.key").exists()
+
+    def issued_dir(self, name: str) -> Path:
+        return self.dir / "issued" / name
+
+    def issue_bundle(self, name: str, ips: Sequence[str], dns: Sequence[str] = (), days: int = pki.LEAF_DAYS,
+                     out: Path | None = None) -> Path:
+        """Write NAME's bundle (to `out`, default issued/NAME) and return its folder."""
+        leaf = pki.issue(self.node_ca(), name, ips, dns, days)
+        target = out or self.issued_dir(name)
+        write_bundle(target, self.ca_file.read_bytes(), (self.dir / f"{CLIENT_CA}.pem").read_bytes(), leaf,
+                     self.api_token())
+        return target
+
+    def issue_client(self, name: str, days: int = pki.LEAF_DAYS, out: Path | None = None) -> Path:
+        """An application's certificate from the client CA (never from the node CA: Galera trusts anything
+        the node CA signed). Written as NAME.pem / NAME.key with the node CA to verify servers."""
+        leaf = pki.issue(self.client_ca(), name, dns=[name], days=days, server=False, client=True)
+        target = out or self.dir / "clients"
+        target.mkdir(parents=True, exist_ok=True)
+        os.chmod(target, 0o700)
+        write_private(target / f"{name}.key", leaf.key_pem.decode())
+        write_private(target / f"{name}.pem", leaf.cert_pem.decode(), 0o644)
+        write_private(target / "ca.pem", self.ca_file.read_text(), 0o644)
+        return target
+
+
+def init_authority(directory: Path, cluster_name: str) -> Authority:
+    """Make the two CAs and the API token; refuses to overwrite an existing PKI (its certificates are in use)."""
+    authority = Authority(directory)
+    if authority.exists():
+        raise PilotError(f"{directory} already holds a PKI (ca.key); it is kept (remove it by hand only if no "
+                         "cluster uses it)")
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    for stem, label in ((NODE_CA, "node CA"), (CLIENT_CA, "client CA")):
+        ca = pki.make_ca(f"galera-pilot {cluster_name} {label}")
+        write_private(directory / f"{stem}.key", ca.key_pem.decode())
+        write_private(directory / f"{stem}.pem", ca.cert_pem.decode(), 0o644)
+    write_private(directory / TOKEN, secrets.token_urlsafe(32) + "\n")
+    return authority
