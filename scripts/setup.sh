@@ -11,7 +11,7 @@ REPO="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "$REPO"
 
 PACKAGES=(mariadb-server galera-4 mariadb-backup mariadb-client socat rsync haproxy etcd-server sysbench
-          iproute2 iptables nftables conntrack python3-venv psmisc faketime)
+          iproute2 iptables nftables conntrack python3-venv psmisc faketime stunnel4 tcpdump)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

@@ -10,6 +10,11 @@ Environment:
   GP_TEST_ETCD_HOST         address etcd listens on (random free ports), default 127.0.0.1.
   GP_TEST_ADDRESS_BASE      moves every `up --base-address` into 36 addresses from this one (e.g.
                             127.0.0.140), so a second checkout's tests can run beside the first's.
+
+TLS: every test cluster runs with TLS (the default), its certificates issued by one PKI made for the
+session (`up --pki-dir`), so this process verifies every cluster's agents and servers with one CA:
+`agent_url` gives https:// URLs, `api()` and `sql.connect_tcp` verify with it. A test that wants `up`
+to make its own PKI in DIR/pki passes `--own-pki`; one that wants plaintext passes `--no-tls`.
 """
 
 from __future__ import annotations
@@ -24,13 +29,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
+from galera_pilot.tls import http
+from galera_pilot.tls.authority import Authority, init_authority
+from galera_pilot.tls.contexts import client_context, use_mysql_context
+from tests.integration.agents import agent_url, http_json, http_status  # noqa: F401  (re-exported to tests)
 from tests.unit.dcs_backends import EtcdProcess
 
 CLI = [sys.executable, "-m", "galera_pilot"]
@@ -39,6 +47,26 @@ ADDRESS_BASE = os.environ.get("GP_TEST_ADDRESS_BASE")
 ADDRESS_SPAN = 36
 _etcd_url: str | None = None
 _cluster_numbers = itertools.count(1)
+_session_pki: Authority | None = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_pki() -> Iterator[Authority]:
+    """One PKI for every cluster of the session; this process's API and MySQL clients verify with it."""
+    global _session_pki
+    base = Path(tempfile.mkdtemp(prefix="gp-pki-"))
+    authority = init_authority(base / "pki", "tests")
+    context = client_context(authority.ca_file)
+    http.use(http.ApiClient(context, authority.api_token()))
+    use_mysql_context(context)
+    _session_pki = authority
+    try:
+        yield authority
+    finally:
+        _session_pki = None
+        http.use(http.ApiClient())
+        use_mysql_context(None)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -98,6 +126,10 @@ def _up_arguments(args: list[str]) -> list[str]:
     elif ADDRESS_BASE:
         args += ["--base-address", test_address("127.0.0.2")]
     directory = Path(args[args.index("--dir") + 1])
+    if "--own-pki" in args:
+        args.remove("--own-pki")
+    elif "--no-tls" not in args and "--pki-dir" not in args and _session_pki is not None:
+        args += ["--pki-dir", str(_session_pki.dir)]
     if DCS == "etcd" and "--dcs" not in args and not (directory / "cluster.yaml").exists():
         assert _etcd_url is not None, "DCS=etcd but no etcd is running"
         args += ["--dcs", _etcd_url, "--cluster-name", f"gp{os.getpid()}x{next(_cluster_numbers)}"]
@@ -131,14 +163,6 @@ def query(directory: Path, sql: str, member: str | None = None) -> list[list[str
         args += ["--member", member]
     out = cli(*args, sql).stdout
     return [line.split("\t") for line in out.splitlines()]
-
-
-def http_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 def mariadbd_pid(directory: Path, node: str) -> int | None:

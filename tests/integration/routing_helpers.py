@@ -11,13 +11,12 @@ import itertools
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 
 import pymysql
 
 from galera_pilot.mariadb import sql
+from tests.integration.agents import agent_url, http_status
 
 PROXY_HOST = "127.0.0.100"
 WRITER_PORT = 3306
@@ -28,14 +27,7 @@ IPTABLES_COMMENT = "galera-pilot-routing-test"
 
 def endpoint_code(address: str, path: str, method: str = "OPTIONS", port: int = 8008) -> int:
     """The status an agent answers (0 when it does not answer at all)."""
-    request = urllib.request.Request(f"http://{address}:{port}{path}", method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=2) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return 0
+    return http_status(agent_url(address, path, port), method)
 
 
 @dataclass

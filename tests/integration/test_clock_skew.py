@@ -16,14 +16,12 @@ without skew. The last test runs a second cluster on the SQLite store.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,10 +31,11 @@ import pytest
 from galera_pilot.cluster import Switchover
 from galera_pilot.config import NodeConfig
 from galera_pilot.embedded.cluster import EmbeddedCluster
+from galera_pilot.tls.http import api
 from tests.unit.dcs_backends import EtcdProcess, etcd_process
 from tests.waiting import wait_for
 
-from .conftest import cli, destroy, mariadbd_pid, members, new_cluster_path
+from .conftest import cli, destroy, http_json, mariadbd_pid, members, new_cluster_path
 from .routing_helpers import WriterPoller
 
 BASE = "127.0.0.30"
@@ -138,13 +137,13 @@ def restart_agent(directory: Path, node: str, offset: str | None, fake_monotonic
 
 
 def status(directory: Path, node: str) -> dict:
-    with urllib.request.urlopen(config(directory, node).api_url + "/status", timeout=2) as response:
-        return json.loads(response.read())
+    return http_json(config(directory, node).api_url + "/status")
 
 
 def metrics(directory: Path, node: str) -> str:
-    with urllib.request.urlopen(config(directory, node).api_url + "/metrics", timeout=2) as response:
-        return response.read().decode()
+    code, body = api().request("GET", config(directory, node).api_url + "/metrics", timeout=2.0)
+    assert code == 200
+    return body.decode()
 
 
 def writer(directory: Path) -> str | None:

@@ -7,7 +7,6 @@ import os
 import signal
 import stat
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +14,21 @@ import psutil
 import pytest
 import yaml
 
+from galera_pilot.tls.http import api
 from tests.waiting import wait_for
 
-from .conftest import cli, destroy, http_status, mariadbd_pid, members, new_cluster_path, query, test_address
+from .conftest import (
+    agent_url,
+    cli,
+    destroy,
+    http_json,
+    http_status,
+    mariadbd_pid,
+    members,
+    new_cluster_path,
+    query,
+    test_address,
+)
 
 NODE2 = test_address("127.0.0.3")
 
@@ -65,14 +76,11 @@ def test_write_on_one_node_is_read_on_the_others(cluster: Path) -> None:
 
 
 def test_rest_api_health_and_status(cluster: Path) -> None:
-    assert http_status(f"http://{NODE2}:8008/health") == 200
-    with urllib.request.urlopen(f"http://{NODE2}:8008/status", timeout=2) as response:
-        status = json.loads(response.read())
+    assert http_status(agent_url(NODE2, "/health")) == 200
+    status = http_json(agent_url(NODE2, "/status"))
     assert status["name"] == "node2" and status["state"] == "Synced" and status["cluster_size"] == 3
-    assert http_status(f"http://{NODE2}:8008/nope") == 404
-    request = urllib.request.Request(f"http://{NODE2}:8008/health", method="HEAD")
-    with urllib.request.urlopen(request, timeout=2) as response:
-        assert response.status == 200 and response.read() == b""
+    assert http_status(agent_url(NODE2, "/nope")) == 404
+    assert api().request("HEAD", agent_url(NODE2, "/health")) == (200, b"")
 
 
 def test_secrets_stay_private(cluster: Path) -> None:

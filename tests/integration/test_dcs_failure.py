@@ -14,8 +14,6 @@ import os
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,10 +23,11 @@ import pytest
 from galera_pilot.credentials import load_credentials
 from galera_pilot.embedded.cluster import EmbeddedCluster
 from galera_pilot.mariadb import sql
+from galera_pilot.tls.http import api
 from tests.unit.dcs_backends import EtcdProcess, etcd_process
 from tests.waiting import wait_for
 
-from .conftest import cli, destroy, http_status, mariadbd_pid, members, new_cluster_path, query
+from .conftest import cli, destroy, http_json, http_status, mariadbd_pid, members, new_cluster_path, query
 from .routing_helpers import WriterPoller
 
 BASE = "127.0.0.70"
@@ -75,19 +74,13 @@ class Writer(threading.Thread):
 
 def status(directory: Path, node: str) -> dict:
     """The agent's /status, straight from its REST API (the CLI needs the DCS, this does not)."""
-    url = EmbeddedCluster(directory).node(node).config.api_url
-    with urllib.request.urlopen(url + "/status", timeout=2) as response:
-        return json.loads(response.read())
+    return http_json(EmbeddedCluster(directory).node(node).config.api_url + "/status")
 
 
 def post(url: str, body: bytes) -> tuple[int, dict]:
     """POST body; the status and the JSON answer, for errors too."""
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=2) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
+    code, answer = api().request("POST", url, body=body, timeout=2.0, authorized=True)
+    return code, json.loads(answer or b"{}")
 
 
 def health(directory: Path, node: str) -> int:

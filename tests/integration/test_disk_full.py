@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,9 +24,10 @@ from galera_pilot.config import load_config
 from galera_pilot.credentials import load_credentials
 from galera_pilot.mariadb import sql
 from galera_pilot.mariadb.disk import enospc_line, lines_since_last_start
+from galera_pilot.tls.http import api
 from tests.waiting import wait_for
 
-from .conftest import cli, destroy, mariadbd_pid, members, new_cluster_path, query
+from .conftest import cli, destroy, http_json, mariadbd_pid, members, new_cluster_path, query
 
 SIZE = "260m"
 GROWN = "700m"
@@ -58,14 +58,14 @@ def cluster() -> Iterator[Path]:
 
 def status(directory: Path, node: str) -> dict:
     config = load_config(directory / node / "agent.yaml")
-    with urllib.request.urlopen(config.api_url + "/status", timeout=2) as response:
-        return json.loads(response.read())
+    return http_json(config.api_url + "/status")
 
 
 def metrics(directory: Path, node: str) -> str:
     config = load_config(directory / node / "agent.yaml")
-    with urllib.request.urlopen(config.api_url + "/metrics", timeout=2) as response:
-        return response.read().decode()
+    code, body = api().request("GET", config.api_url + "/metrics", timeout=2.0)
+    assert code == 200
+    return body.decode()
 
 
 def agent_log(directory: Path, node: str) -> str:

@@ -13,8 +13,6 @@ import shutil
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,9 +21,10 @@ import pytest
 import yaml
 
 from galera_pilot.mariadb import sql
+from galera_pilot.tls.http import ApiUnreachable, api
 from tests.waiting import wait_for
 
-from .conftest import cli, destroy, mariadbd_pid, members, new_cluster_path, query
+from .conftest import agent_url, cli, destroy, http_json, mariadbd_pid, members, new_cluster_path, query
 from .routing_helpers import (
     BASE_ADDRESS,
     PROXY_HOST,
@@ -161,22 +160,19 @@ def test_endpoints_of_a_synced_cluster(cluster: Path) -> None:
         assert endpoint_code(address, "/read?max_queue=0") == 200
     writer = the_writer(cluster)
     assert endpoint_code(ADDRESSES[writer], "/writer", "GET") == 200
-    with urllib.request.urlopen(f"http://{ADDRESSES[writer]}:8008/status", timeout=2) as response:
-        status = json.loads(response.read())
+    status = http_json(agent_url(ADDRESSES[writer], "/status"))
     assert status["routing"]["writer"] is True and status["routing"]["healthy"] is True
     assert status["routing"]["observed_ago"] < 2
     # The DCS watch delivers on this backend (SQLite or etcd): the peers' records reached it as changes.
     assert status["dcs_watch"]["changes_seen"] > 0, status
-    with urllib.request.urlopen(f"http://{ADDRESSES[writer]}:8008/metrics", timeout=2) as response:
-        metrics = response.read().decode()
+    metrics = api().request("GET", agent_url(ADDRESSES[writer], "/metrics"))[1].decode()
     for name in ("galera_pilot_wsrep_local_state", "galera_pilot_wsrep_cluster_size",
                  "galera_pilot_wsrep_flow_control_paused", "galera_pilot_wsrep_local_recv_queue",
                  "galera_pilot_wsrep_last_committed", "galera_pilot_agent_cycle_seconds"):
         assert f'{name}{{member="{writer}"}}' in metrics, name
     assert f'galera_pilot_writer{{member="{writer}"}} 1.0' in metrics
-    request = urllib.request.Request(f"http://{ADDRESSES[writer]}:8008/writer", method="OPTIONS")
-    with urllib.request.urlopen(request, timeout=2) as response:
-        assert response.read() == b"", "OPTIONS answers with the status code only"
+    assert api().request("OPTIONS", agent_url(ADDRESSES[writer], "/writer"))[1] == b"", \
+        "OPTIONS answers with the status code only"
 
 
 def test_writer_endpoint_reaches_the_writer_and_reader_endpoint_a_node(cluster: Path) -> None:
@@ -326,8 +322,7 @@ def test_partitioned_node_is_taken_out_of_both_endpoints(cluster: Path) -> None:
     try:
         wait_for(lambda: endpoint_code(address, "/read") == 503 and endpoint_code(address, "/writer") == 503,
                  60, f"{victim} out of both endpoints")
-        with urllib.request.urlopen(f"http://{address}:8008/status", timeout=2) as response:
-            status = json.loads(response.read())
+        status = http_json(agent_url(address, "/status"))
         print(f"isolated {victim}: {status['routing']['health']}")
         new = str(wait_for(lambda: next(iter(w for w in writers() if w != victim), None), 60, "a new writer"))
         wait_for(lambda: routed_to(cluster, WRITER_PORT) == new, 10, "the writer endpoint to reach the new writer")
@@ -394,12 +389,10 @@ def test_added_member_reaches_haproxy_without_dropping_open_connections(cluster:
 def _read_reason(address: str) -> tuple[int, str]:
     """/read's status and the agent's reason (0 and "" when the agent does not answer yet)."""
     try:
-        with urllib.request.urlopen(f"http://{address}:8008/read", timeout=2) as response:
-            return response.status, json.loads(response.read())["reason"]
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}").get("reason", "")
-    except OSError:
+        code, body = api().request("GET", agent_url(address, "/read"), timeout=2.0)
+    except ApiUnreachable:
         return 0, ""
+    return code, json.loads(body or b"{}").get("reason", "")
 
 
 def _watch_reads(left: dict[str, set[str]], stop: threading.Event) -> None:

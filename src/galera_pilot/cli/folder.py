@@ -48,14 +48,18 @@ dir_option = click.option("--dir", "directory", type=click.Path(path_type=Path),
 @click.option("--tls/--no-tls", "tls", default=None,
               help="a new DIR encrypts replication, state transfer, client connections and the REST API with "
               "its own CA in DIR/pki (the default); --no-tls: all plaintext and an open REST API (docs/security.md)")
+@click.option("--pki-dir", type=click.Path(path_type=Path), default=None, envvar="GALERA_PILOT_PKI",
+              help="a new DIR takes its certificates from this PKI folder (made by `pki init`, or made here) "
+              "instead of DIR/pki [env: GALERA_PILOT_PKI]")
 def up(directory: Path, nodes: int, base_address: str, sst_method: str, use_seed: bool, timeout: float,
        with_proxy: bool, writer_bind: str | None, reader_bind: str | None, proxy_mode: str | None,
-       dcs: str | None, cluster_name: str | None, tls: bool | None) -> None:
+       dcs: str | None, cluster_name: str | None, tls: bool | None, pki_dir: Path | None) -> None:
     """Lay out DIR (or extend it), start an agent per node and wait until every node is Synced; then start
     the managed HAProxy and wait until clients reach the writer through it."""
     started_at = time.monotonic()
     cluster = EmbeddedCluster.layout(directory, nodes, base_address, sst_method,  # type: ignore[arg-type]
-                                     cluster_name=cluster_name, use_seed=use_seed, dcs=dcs, tls=tls)
+                                     cluster_name=cluster_name, use_seed=use_seed, dcs=dcs, tls=tls,
+                                     pki_dir=pki_dir)
     if tls is False:
         click.echo("TLS is off: replication, state transfer, client connections and the REST API are plaintext, "
                    "and anyone who reaches an agent's API can change its state (docs/security.md)", err=True)

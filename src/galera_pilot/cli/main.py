@@ -17,7 +17,7 @@ VERBS = {
     "up": "folder", "down": "folder",
     "list": "inspect", "history": "inspect", "query": "inspect", "dsn": "inspect",
     "bootstrap": "steer", "switchover": "steer", "maintenance": "steer",
-    "agent": "daemons", "proxy": "daemons",
+    "agent": "daemons", "proxy": "daemons", "pki": "pki",
 }
 
 

@@ -22,7 +22,6 @@ from galera_pilot.control.config import ControlConfig, Endpoints, load_any_confi
 from galera_pilot.credentials import Credentials, load_credentials
 from galera_pilot.dcs import DCS, get_dcs
 from galera_pilot.embedded.cluster import EmbeddedCluster, find_cluster_config
-from galera_pilot.embedded.tls import authority_of
 from galera_pilot.errors import DCSError, PilotError
 from galera_pilot.proxy.manager import ProxyConfig
 from galera_pilot.tls import http
@@ -148,7 +147,7 @@ def from_directory(directory: Path) -> ClusterTarget:
     embedded = find_cluster_config(directory)
     known = {node.name: _known(node.config) for node in embedded.nodes()}
     proxy = embedded.proxy.config()
-    authority = authority_of(embedded.dir)
+    authority = embedded.authority
     tls = embedded.tls and authority.ca_file.exists()
     return ClusterTarget(dcs_url=embedded.dcs_url, cluster_name=embedded.cluster_name,
                          source=f"the folder {embedded.dir}", credentials_file=embedded.credentials_file,

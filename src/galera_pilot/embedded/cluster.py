@@ -29,9 +29,10 @@ from galera_pilot.dcs import DCS, get_dcs
 from galera_pilot.embedded.layout import lay_out, read_marker
 from galera_pilot.embedded.processes import check_binaries, check_ports, running_pid
 from galera_pilot.embedded.proxy import EmbeddedProxy
-from galera_pilot.embedded.tls import ensure_authority, ensure_node_bundle, ensure_proxy_bundle
+from galera_pilot.embedded.tls import authority_of, ensure_authority, ensure_node_bundle, ensure_proxy_bundle
 from galera_pilot.errors import PilotError
 from galera_pilot.mariadb.process import MariadbProcess, tail
+from galera_pilot.tls.authority import Authority
 
 # `up` gives up once every agent has said this long that only a person can go on (a moment of that can be
 # a recovery still gathering positions).
@@ -74,9 +75,13 @@ class EmbeddedCluster:
     @classmethod
     def layout(cls, directory: Path, nodes: int, base_address: str, sst_method: SstMethod,
                cluster_name: str | None = None, use_seed: bool = True, dcs: str | None = None,
-               tls: bool | None = None) -> EmbeddedCluster:
+               tls: bool | None = None, pki_dir: Path | None = None) -> EmbeddedCluster:
         """Create DIR, or extend an existing cluster folder to `nodes` nodes (layout.lay_out)."""
-        return cls(lay_out(directory, nodes, base_address, sst_method, cluster_name, use_seed, dcs, tls))
+        return cls(lay_out(directory, nodes, base_address, sst_method, cluster_name, use_seed, dcs, tls, pki_dir))
+
+    @property
+    def authority(self) -> Authority:
+        return authority_of(self.dir, self.meta)
 
     @property
     def tls(self) -> bool:
@@ -86,7 +91,7 @@ class EmbeddedCluster:
         """The PKI and every bundle, issued where missing or unfit (embedded/tls.py); what was issued."""
         if not self.tls:
             return []
-        authority = ensure_authority(self.dir, self.cluster_name)
+        authority = ensure_authority(self.authority, self.cluster_name)
         issued = []
         for node in self.nodes():
             if node.agent_pid() is None and ensure_node_bundle(authority, node.config, endpoint_hosts):

@@ -44,7 +44,7 @@ def read_marker(directory: Path) -> dict[str, Any]:
 
 def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMethod,
            cluster_name: str | None = None, use_seed: bool = True, dcs: str | None = None,
-           tls: bool | None = None) -> Path:
+           tls: bool | None = None, pki_dir: Path | None = None) -> Path:
     """Create DIR, or extend an existing cluster folder to `nodes` nodes; existing nodes are kept.
 
     `dcs` (default: a SQLite file in DIR), `cluster_name` (default `galera`) and `tls` (default on) are
@@ -86,10 +86,16 @@ def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMetho
             raise PilotError(f"{directory} runs {'with' if known_tls else 'without'} TLS; drop "
                              f"{'--no-tls' if known_tls else '--tls'} (the folder remembers it)")
         tls = known_tls
+        known_pki = existing.get("pki")
+        if pki_dir is not None and known_pki is not None and Path(known_pki) != pki_dir.resolve():
+            raise PilotError(f"{directory} uses the PKI in {known_pki}, not {pki_dir}; drop --pki-dir (the folder "
+                             "remembers it)")
+        pki_text = known_pki
     else:
         names = []
         cluster_name = cluster_name or "galera"
         tls = True if tls is None else tls
+        pki_text = str(pki_dir.resolve()) if (pki_dir is not None and tls) else None
         dcs_url = dcs or f"sqlite://{directory / 'dcs.sqlite'}"
         store = get_dcs(dcs_url, cluster_name)  # validates the URL before anything is written
         try:
@@ -112,7 +118,10 @@ def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMetho
         }, f"node {name}")
         _write_config(base / "agent.yaml", dump_config(config), dcs_url)
         names.append(name)
-    meta = {"galera_pilot": 1, "cluster_name": cluster_name, "dcs": dcs_url, "nodes": names, "tls": tls}
+    meta: dict[str, Any] = {"galera_pilot": 1, "cluster_name": cluster_name, "dcs": dcs_url, "nodes": names,
+                            "tls": tls}
+    if pki_text:
+        meta["pki"] = pki_text  # a PKI folder outside DIR (`up --pki-dir`); default DIR/pki
     _write_config(marker, yaml.safe_dump(meta, sort_keys=False), dcs_url)
     return directory
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from galera_pilot.config import NodeConfig
 from galera_pilot.errors import ConfigError
@@ -23,12 +24,12 @@ PKI_DIR = "pki"
 LOCAL_NAMES = ("localhost",)
 
 
-def authority_of(cluster_dir: Path) -> Authority:
-    return Authority(cluster_dir / PKI_DIR)
+def authority_of(cluster_dir: Path, meta: dict[str, Any]) -> Authority:
+    """The folder's PKI: DIR/pki, or the one `up --pki-dir` named when DIR was made (cluster.yaml: pki)."""
+    return Authority(Path(meta["pki"]) if meta.get("pki") else cluster_dir / PKI_DIR)
 
 
-def ensure_authority(cluster_dir: Path, cluster_name: str) -> Authority:
-    authority = authority_of(cluster_dir)
+def ensure_authority(authority: Authority, cluster_name: str) -> Authority:
     return authority if authority.exists() else init_authority(authority.dir, cluster_name)
 
 

@@ -1,0 +1,124 @@
+"""`pki`: the cluster's certificate authorities, kept where the operator runs the CLI (tls/authority.py).
+
+    galera-pilot pki init [--pki-dir DIR] [--cluster-name NAME]
+    galera-pilot pki issue NODE --ip ADDRESS [--ip …] [--dns NAME …] [--days N] [--out DIR]
+    galera-pilot pki issue-client NAME [--days N] [--out DIR]
+    galera-pilot pki show
+
+The PKI folder is --pki-dir, else GALERA_PILOT_PKI, else DIR/pki of a cluster folder given by --dir.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from galera_pilot.cli.addressing import Addressing
+from galera_pilot.errors import PilotError
+from galera_pilot.tls import pki
+from galera_pilot.tls.authority import Authority, init_authority
+from galera_pilot.tls.bundle import CERT
+from galera_pilot.tls.pki import describe, now_utc
+
+pki_dir_option = click.option("--pki-dir", type=click.Path(path_type=Path), envvar="GALERA_PILOT_PKI", default=None,
+                              help="the PKI folder [env: GALERA_PILOT_PKI; default: DIR/pki with --dir DIR]")
+days_option = click.option("--days", type=click.IntRange(pki.MIN_LEAF_DAYS, pki.MAX_LEAF_DAYS),
+                           default=pki.LEAF_DAYS, show_default=True, help="how long the certificate lives")
+
+
+def _pki_dir(ctx: click.Context, pki_dir: Path | None) -> Path:
+    if pki_dir is not None:
+        return pki_dir
+    group = ctx.find_object(Addressing)
+    if group is not None and group.directory is not None:
+        return group.directory / "pki"
+    raise PilotError("no PKI folder given: use --pki-dir DIR (or GALERA_PILOT_PKI), or --dir of a cluster folder")
+
+
+@click.group()
+def pki_group() -> None:
+    """The cluster's CAs, node bundles and application certificates."""
+
+
+@pki_group.command("init")
+@pki_dir_option
+@click.option("--cluster-name", default="galera", show_default=True, help="named in the CA certificates")
+@click.pass_context
+def init(ctx: click.Context, pki_dir: Path | None, cluster_name: str) -> None:
+    """Make the node CA, the client CA and the API token (ECDSA P-256, keys 0600)."""
+    authority = init_authority(_pki_dir(ctx, pki_dir), cluster_name)
+    click.echo(f"PKI made in {authority.dir}: node CA {authority.ca_file}, client CA, API token. The CA keys "
+               "stay in this folder: copy only the bundles `pki issue` writes.")
+
+
+@pki_group.command("issue")
+@pki_dir_option
+@click.argument("name")
+@click.option("--ip", "ips", multiple=True, help="an IP address the host is reached at (repeat; include the "
+              "endpoint addresses clients use)")
+@click.option("--dns", "dns", multiple=True, help="a DNS name the host is reached at (repeat)")
+@days_option
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="where to write the bundle [default: PKI/issued/NAME]")
+@click.pass_context
+def issue(ctx: click.Context, pki_dir: Path | None, name: str, ips: tuple[str, ...], dns: tuple[str, ...],
+          days: int, out: Path | None) -> None:
+    """Write NAME's bundle: CA certificates, its certificate and key (server and client use), the API token."""
+    if not ips and not dns:
+        raise PilotError("give at least one --ip or --dns: peers verify the names they dial")
+    authority = Authority(_pki_dir(ctx, pki_dir))
+    try:
+        target = authority.issue_bundle(name, ips, dns, days, out)
+    except ValueError as error:
+        raise PilotError(f"cannot issue {name}: {error}") from None
+    facts = describe((target / CERT).read_bytes())
+    click.echo(f"{name}: bundle written to {target} (mode 0600 for the key and the token), valid until "
+               f"{facts.not_after:%Y-%m-%d}, names {', '.join([*facts.ips, *facts.dns])}.\n"
+               f"Copy the folder to the host (e.g. scp -rp {target} HOST:/etc/galera-pilot/tls) and point the "
+               "node's tls.bundle (or the proxy's) at it.")
+
+
+@pki_group.command("issue-client")
+@pki_dir_option
+@click.argument("name")
+@days_option
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="where to write NAME.pem, NAME.key and ca.pem [default: PKI/clients]")
+@click.pass_context
+def issue_client(ctx: click.Context, pki_dir: Path | None, name: str, days: int, out: Path | None) -> None:
+    """An application's client certificate, from the client CA (the node CA would let it join Galera)."""
+    authority = Authority(_pki_dir(ctx, pki_dir))
+    try:
+        target = authority.issue_client(name, days, out)
+    except ValueError as error:
+        raise PilotError(f"cannot issue {name}: {error}") from None
+    click.echo(f"{name}: {target / (name + '.pem')} and {target / (name + '.key')} (client CA); verify servers "
+               f"with {target / 'ca.pem'}. A user created REQUIRE X509 accepts it.")
+
+
+@pki_group.command("show")
+@pki_dir_option
+@click.pass_context
+def show(ctx: click.Context, pki_dir: Path | None) -> None:
+    """The CAs and every issued bundle, with their expiry."""
+    authority = Authority(_pki_dir(ctx, pki_dir))
+    now = now_utc()
+    rows = []
+    for label, path in (("node CA", authority.ca_file), ("client CA", authority.dir / "client-ca.pem")):
+        if not path.exists():
+            raise PilotError(f"{path} is missing: {authority.dir} is not a PKI folder (galera-pilot pki init)")
+        rows.append((label, path))
+    issued = authority.dir / "issued"
+    rows += [(bundle.name, bundle / CERT) for bundle in sorted(issued.iterdir()) if (bundle / CERT).exists()] \
+        if issued.is_dir() else []
+    for label, path in rows:
+        facts = describe(path.read_bytes())
+        left = facts.remaining(now).days
+        state = "EXPIRED" if left < 0 else ("renew now" if facts.renew_due(now) else "ok")
+        click.echo(f"{label:<12} until {facts.not_after:%Y-%m-%d} ({left} days, {state})  "
+                   f"{', '.join([*facts.ips, *facts.dns])}")
+
+
+pki_group.name = "pki"
+COMMANDS = (pki_group,)
