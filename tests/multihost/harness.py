@@ -28,6 +28,9 @@ import yaml
 from galera_pilot.cluster import Cluster
 from galera_pilot.credentials import Credentials, load_credentials, save_credentials
 from galera_pilot.dcs import DCS, get_dcs
+from galera_pilot.tls import http
+from galera_pilot.tls.authority import Authority, init_authority
+from galera_pilot.tls.contexts import client_context, use_mysql_context
 from tests.unit.dcs_backends import ETCD_BINARY, etcd_answers
 from tests.waiting import wait_for
 
@@ -95,7 +98,11 @@ class Host:
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.address}:8008"
+        return f"https://{self.address}:8008"
+
+    @property
+    def tls_bundle(self) -> Path:
+        return self.dir / "tls"
 
     def exec_args(self, *args: str) -> list[str]:
         return ["ip", "netns", "exec", self.namespace, *args]
@@ -204,19 +211,34 @@ class MultiHost:
         (as an operator would install it on each machine). `per_host` adds fields for one node."""
         master = self.root / "credentials.yaml"
         save_credentials(master, Credentials.generate())
+        authority = self.authority()
         for host in self.hosts:
             host.dir.mkdir(parents=True, exist_ok=True)
+            # As an operator would: one bundle per host from the PKI on this (the operator's) host, naming
+            # the host's address and the bridge's, where the endpoints of test_control_plane listen.
+            authority.issue_bundle(host.node, [host.address, BRIDGE_ADDRESS, "127.0.0.1"], ["localhost"],
+                                   out=host.tls_bundle)
             credentials = host.dir / "credentials.yaml"
             save_credentials(credentials, load_credentials(master))
             config = {
                 "name": host.node, "cluster_name": self.cluster_name, "address": host.address, "dcs": self.dcs_url,
                 "base_dir": str(host.dir / "node"), "credentials_file": str(credentials),
-                "sst_method": self.sst_method, "use_seed": False,
+                "sst_method": self.sst_method, "use_seed": False, "tls": {"bundle": str(host.tls_bundle)},
             } | overrides | (per_host or {}).get(host.node, {})
             host.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def credentials(self) -> Credentials:
         return load_credentials(self.root / "credentials.yaml")
+
+    def authority(self) -> Authority:
+        """The cluster's PKI (made on first use); this process's API and MySQL clients verify with it."""
+        authority = Authority(self.root / "pki")
+        if not authority.exists():
+            init_authority(authority.dir, self.cluster_name)
+            context = client_context(authority.ca_file)
+            http.use(http.ApiClient(context, authority.api_token()))
+            use_mysql_context(context)
+        return authority
 
     def start_agent(self, host: Host) -> None:
         log_dir = host.dir / "node" / "log"

@@ -48,11 +48,13 @@ class ProxyHost:
         self.control.write_text(yaml.safe_dump({
             "dcs": multi.dcs_url, "cluster_name": multi.cluster_name, "credentials_file": str(credentials),
             "members": {"node1": multi.host("node1").api_url},  # one is enough: the others are learned from it
-            "endpoints": {"writer": WRITER_BIND, "reader": READER_BIND}}))
+            "endpoints": {"writer": WRITER_BIND, "reader": READER_BIND},
+            "ca_file": str(multi.authority().ca_file), "api_token_file": str(multi.authority().token_file)}))
+        bundle = multi.authority().issue_bundle("proxy", [BRIDGE_ADDRESS], out=self.dir / "proxy-tls")
         self.proxy_config = self.dir / "proxy.yaml"
         self.proxy_config.write_text(yaml.safe_dump({
             "dcs": multi.dcs_url, "cluster_name": multi.cluster_name, "writer_bind": WRITER_BIND,
-            "reader_bind": READER_BIND, "run_dir": str(self.dir / "proxy")}))
+            "reader_bind": READER_BIND, "run_dir": str(self.dir / "proxy"), "tls": {"bundle": str(bundle)}}))
         self.proxy: subprocess.Popen[bytes] | None = None
 
     def start_proxy(self) -> None:

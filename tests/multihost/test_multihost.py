@@ -9,23 +9,19 @@ import json
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
 from galera_pilot.mariadb import sql
+from galera_pilot.tls import http
 
 from .harness import MultiHost, wait_for
 
 
 def api(url: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
+    code, body = http.api().request("GET", url, timeout=3.0)
+    return code, json.loads(body or b"{}")
 
 
 @pytest.fixture(scope="module")

@@ -56,7 +56,7 @@ def test_a_natted_host_joins_through_its_advertised_ports(natted: MultiHost) -> 
     node3 = natted.host("node3")
     member = natted.snapshot().members["node3"]
     assert (member.address, member.client_port, member.galera_port) == (node3.address, 13306, 14567)
-    assert member.api_url == f"http://{node3.address}:18008"
+    assert member.api_url == f"https://{node3.address}:18008"
     # The DCS report and the API's own status sampler (every 0.25 s) reach Synced a moment apart.
     wait_for(lambda: api(member.api_url + "/health")[0] == 200, 10, "node3's /health through its published port")
     # Either other node shows node3's advertised client address. Not always both: a node that finished its

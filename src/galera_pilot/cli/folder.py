@@ -86,6 +86,8 @@ def up(directory: Path, nodes: int, base_address: str, sst_method: str, use_seed
     print_rows(rows_from_snapshot(from_directory(cluster.dir), snapshot), "table")
     print_high_water(snapshot)
     admin = cluster.credentials().admin_user
+    if cluster.tls:  # connect verifying the node's certificate (the endpoints pass TLS through)
+        admin = f"{admin} --ssl-ca {cluster.authority.ca_file} --ssl-verify-server-cert"
     proxy = cluster.proxy.config() if with_proxy else None
     if proxy is not None:
         writer_host, writer_port = client_address(proxy.writer_bind)
