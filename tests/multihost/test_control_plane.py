@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from galera_pilot.mariadb import sql
+from galera_pilot.tls.contexts import client_context
 
 from .harness import BRIDGE_ADDRESS, MultiHost, run, wait_for
 
@@ -158,7 +159,8 @@ def test_history_query_and_dsn(cluster: tuple[MultiHost, ProxyHost]) -> None:
 
     def through_the_proxy() -> str:
         connection = pymysql.connect(host=parsed.hostname, port=parsed.port, user=unquote(parsed.username or ""),
-                                     password=unquote(parsed.password or ""), connect_timeout=3, ssl_disabled=True)
+                                     password=unquote(parsed.password or ""), connect_timeout=3,
+                                     ssl=client_context(multi.authority().ca_file))  # the endpoint is in the SANs
         try:
             return sql.node_name(connection)
         finally:
