@@ -33,13 +33,13 @@ def ensure_authority(authority: Authority, cluster_name: str) -> Authority:
     return authority if authority.exists() else init_authority(authority.dir, cluster_name)
 
 
-def _needs_issue(bundle_dir: Path, ips: Iterable[str]) -> str | None:
+def _needs_issue(bundle_dir: Path, ips: Iterable[str], dns: Iterable[str] = ()) -> str | None:
     """Why the bundle must be (re)issued, or None when it is fine."""
     try:
         bundle = load_bundle(bundle_dir)
     except ConfigError as error:
         return str(error)
-    missing = sorted(set(ips) - set(bundle.facts.ips))
+    missing = sorted(set(ips) - set(bundle.facts.ips)) + sorted(set(dns) - set(bundle.facts.dns))
     if missing:
         return f"its certificate does not name {', '.join(missing)}"
     if bundle.facts.renew_due(now_utc()):
@@ -52,14 +52,15 @@ def ensure_node_bundle(authority: Authority, config: NodeConfig, endpoint_hosts:
     ips = list(dict.fromkeys([config.address, config.advertised_address, "127.0.0.1", *endpoint_hosts]))
     ips = [ip for ip in ips if _is_ip(ip) and ip != "0.0.0.0"]
     names = [n for n in (config.address, config.advertised_address) if not _is_ip(n)]
-    reason = _needs_issue(config.tls_bundle, ips)
+    dns = [*LOCAL_NAMES, *names]
+    reason = _needs_issue(config.tls_bundle, ips, dns)
     if reason is not None:
-        authority.issue_bundle(config.name, ips, [*LOCAL_NAMES, *names], out=config.tls_bundle)
+        authority.issue_bundle(config.name, ips, dns, out=config.tls_bundle)
     return reason
 
 
 def ensure_proxy_bundle(authority: Authority, bundle_dir: Path) -> str | None:
-    reason = _needs_issue(bundle_dir, ["127.0.0.1"])
+    reason = _needs_issue(bundle_dir, ["127.0.0.1"], LOCAL_NAMES)
     if reason is not None:
         authority.issue_bundle("proxy", ["127.0.0.1"], list(LOCAL_NAMES), out=bundle_dir)
     return reason

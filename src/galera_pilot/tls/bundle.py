@@ -95,7 +95,7 @@ def load_bundle(directory: Path, now: dt.datetime | None = None, hint: str = "")
     cert_pem = _read(directory / CERT, "certificate")
     key_pem = _read(directory / KEY, "private key")
     token = _read(directory / TOKEN, "API token").strip()
-    _read(directory / CLIENT_CA, "client CA certificate")
+    client_ca_pem = _read(directory / CLIENT_CA, "client CA certificate")
     try:
         facts = describe(cert_pem)
     except ValueError:
@@ -106,6 +106,12 @@ def load_bundle(directory: Path, now: dt.datetime | None = None, hint: str = "")
         raise ConfigError(f"CA certificate {directory / CA} is not a PEM certificate") from None
     if not ca_facts:
         raise ConfigError(f"CA certificate {directory / CA} holds no certificate")
+    try:
+        client_ca_facts = [describe(block) for block in _pem_blocks(client_ca_pem)]
+    except ValueError:
+        raise ConfigError(f"client CA certificate {directory / CLIENT_CA} is not a PEM certificate") from None
+    if not client_ca_facts:
+        raise ConfigError(f"client CA certificate {directory / CLIENT_CA} holds no certificate")
     try:
         matches = key_matches(cert_pem, key_pem)
     except (ValueError, TypeError):

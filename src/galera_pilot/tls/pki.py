@@ -107,6 +107,9 @@ def issue(ca: Issued, common_name: str, ips: Sequence[str] = (), dns: Sequence[s
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    unusable = [name for name in dns if not _is_host_name(name)]
+    if unusable:
+        raise ValueError(f"not a DNS name: {', '.join(unusable)} (IP addresses go in ips)")
     key = _new_key()
     names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in dict.fromkeys(ips)]
     names += [x509.DNSName(name) for name in dict.fromkeys([*dns, common_name]) if _is_host_name(name)]
@@ -133,6 +136,8 @@ def issue(ca: Issued, common_name: str, ips: Sequence[str] = (), dns: Sequence[s
 
 
 def _is_host_name(name: str) -> bool:
+    if not name.isascii():  # str.isalnum() below accepts any Unicode letter; DNS names are ASCII (A-labels)
+        return False
     try:
         ipaddress.ip_address(name)
         return False
