@@ -136,6 +136,9 @@ class Member:
     # location -> {path, total_bytes, free_bytes, total_inodes, free_inodes, free_percent, ..., warning}.
     disk: dict[str, dict[str, Any]] = field(default_factory=dict)
     clock_skew: float | None = None  # this host's clock minus the other members' (freshness.py), None: unknown
+    # TLS: when the node's certificate expires (ISO 8601, "" without TLS), and why a new bundle was refused.
+    tls_not_after: str = ""
+    tls_warning: str = ""
 
     @property
     def is_primary(self) -> bool:

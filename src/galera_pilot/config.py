@@ -190,8 +190,10 @@ class TlsSettings(BaseModel):
                           "reaches it (for networks that are private by other means)")
     bundle: Path | None = Field(None, description="the folder with ca.pem, client-ca.pem, node.pem, node.key "
                                 "and api-token; default: the node folder's tls/")
+    authority: Path | None = Field(None, description="a PKI folder whose CA key this host holds (the embedded "
+                                   "cluster's): the agent then renews its own certificate at two thirds of its life")
 
-    @field_validator("bundle")
+    @field_validator("bundle", "authority")
     @classmethod
     def _absolute_bundle(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_absolute():

@@ -12,12 +12,14 @@ One cluster for the module (127.0.0.160-.163). What must hold:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import ssl
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,13 +38,15 @@ from tests.waiting import wait_for
 from .conftest import CLI, agent_url, cli, destroy, members, new_cluster_path, query, test_address
 
 NODES = [test_address(f"127.0.0.{160 + i}") for i in range(4)]
+ENDPOINT = test_address("127.0.0.164")
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Path]:
     directory = new_cluster_path()
     try:
-        cli("up", "--dir", str(directory), "--nodes", "3", "--base-address", NODES[0], "--own-pki")
+        cli("up", "--dir", str(directory), "--nodes", "3", "--base-address", NODES[0], "--own-pki",
+            "--writer-bind", f"{ENDPOINT}:3306", "--reader-bind", f"{ENDPOINT}:3307")
         yield directory
     finally:
         destroy(directory)
@@ -119,6 +123,48 @@ def test_rest_api_is_https_and_state_changes_need_credentials(cluster: Path) -> 
     bundle = cluster / "node1" / "tls"  # an agent's own certificate authorizes it (how peers ask)
     peer = ApiClient(client_context(bundle / "ca.pem", bundle / "node.pem", bundle / "node.key"))
     assert peer.request("POST", url + "/failsafe", body=body)[0] == 409
+
+
+def test_rotation_is_live_and_a_broken_bundle_keeps_the_old_certificates(cluster: Path) -> None:
+    """`pki rotate --dir`: every agent, Galera, the server and the proxy take the new certificates while
+    running; the cluster never loses a member. A broken bundle is refused by name, the old one stays."""
+    client = ApiClient(own_ca(cluster))
+
+    def status(node: int) -> dict:
+        code, body = client.request("GET", agent_url(NODES[node], "/status"), timeout=2.0)
+        assert code == 200
+        return json.loads(body)
+
+    before = [status(i)["tls"]["not_after"] for i in range(3)]
+    assert all(before) and members(cluster)["node1"]["cert"].endswith(" d")
+    time.sleep(1.1)  # a new certificate's validity starts in another second: not_after differs
+    cli("pki", "rotate", "--dir", str(cluster))
+    wait_for(lambda: all(status(i)["tls"]["not_after"] != before[i] for i in range(3)), 20,
+             "every agent to load its new certificate")
+    history = cli("history", "--dir", str(cluster)).stdout
+    assert history.count("Galera and the server reloaded it") >= 3, history
+    wait_for(lambda: "loaded a new proxy certificate" in (cluster / "proxy" / "proxy.log").read_text(), 20,
+             "the proxy to load its new certificate")
+    rows = members(cluster)
+    assert all(rows[f"node{i}"]["state"] == "Synced" and rows[f"node{i}"]["cluster_size"] == 3 for i in (1, 2, 3))
+    credentials = load_credentials(cluster / "credentials.yaml")
+    fresh = pymysql.connect(host=ENDPOINT, port=3306, user=credentials.admin_user, password=credentials.admin_password,
+                            connect_timeout=3, ssl=own_ca(cluster))  # the writer endpoint, the new certificate
+    with fresh.cursor() as cursor:
+        cursor.execute("SHOW STATUS LIKE 'Ssl_server_not_after'")
+        served = str(cursor.fetchone()[1])
+    fresh.close()
+    assert served and served not in before, "FLUSH SSL: the server presents the new certificate"
+    # A broken bundle on node2: refused by name, the old certificates stay, everything keeps working.
+    (cluster / "node2" / "tls" / "node.pem").write_text("not a certificate\n")
+    wait_for(lambda: status(1)["tls"]["reload_error"], 10, "node2 to refuse the broken bundle")
+    assert "node.pem" in status(1)["tls"]["reload_error"]
+    _code, metrics = client.request("GET", agent_url(NODES[1], "/metrics"))
+    assert 'galera_pilot_tls_reload_failed{member="node2"} 1.0' in metrics.decode()
+    assert client.request("GET", agent_url(NODES[1], "/health"))[0] == 200
+    assert "TLS: the new TLS bundle is not used" in members(cluster)["node2"]["activity"]
+    cli("pki", "rotate", "--dir", str(cluster), "node2")  # a good one again, named from the folder
+    wait_for(lambda: status(1)["tls"]["reload_error"] is None, 20, "node2 to load a good bundle again")
 
 
 def test_a_bad_bundle_is_named_and_a_foreign_ca_cannot_join(cluster: Path) -> None:

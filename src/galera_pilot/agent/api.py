@@ -85,6 +85,7 @@ def status_document(ha: Ha) -> dict[str, Any]:
     member["disk"] = ha.disk.report()  # the agent's last measurement (every cycle), never measured here
     member["disk_full"] = ha.disk.refusal
     member["cycle_errors"] = {"total": ha.cycle_errors.total, "consecutive": ha.cycle_errors.consecutive}
+    member["tls"] = ha.tls.report() if ha.tls is not None else {"enabled": False}
     return member
 
 

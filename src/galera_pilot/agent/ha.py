@@ -19,6 +19,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from galera_pilot.agent.bootstrap import Bootstrapper
@@ -36,6 +37,7 @@ from galera_pilot.agent.memory import AgentMemory, DcsHistory, MemberRecord
 from galera_pilot.agent.observation import NodeObservation, PositionReader
 from galera_pilot.agent.observer import StatusObserver
 from galera_pilot.agent.starter import Starter
+from galera_pilot.agent.tls_keeper import TlsKeeper
 from galera_pilot.cluster import Cluster, Member, RosterEntry
 from galera_pilot.config import NodeConfig
 from galera_pilot.credentials import Credentials
@@ -56,9 +58,9 @@ class Ha:
     """One node's agent: the cycle ladder, and the wiring of the rooms that carry its decisions out."""
 
     def __init__(self, config: NodeConfig, dcs: DCS, credentials: Credentials,
-                 policy: RecoveryPolicy | None = None, node_tls: NodeTls | None = None) -> None:
+                 policy: RecoveryPolicy | None = None, node_tls: NodeTls | None = None,
+                 on_tls_reload: Callable[[NodeTls], None] | None = None) -> None:
         self.config = config
-        self.node_tls = node_tls
         self.dcs = dcs
         self.credentials = credentials
         self.policy = policy or RecoveryPolicy(config.recovery.policy, config.recovery.majority_timeout)
@@ -106,6 +108,13 @@ class Ha:
         self.initializer = Initializer(config, dcs, self.process, memory, self.datadir, self.starter, history)
         self.bootstrapper = Bootstrapper(config, dcs, self.policy, memory, self.starter, history)
         self.joiner = Joiner(config, dcs, credentials, self.process, self.datadir, self.starter, history)
+        self.tls = None if node_tls is None else TlsKeeper(config, node_tls, credentials, self.process, history,
+                                                           lambda fresh: self._tls_reloaded(fresh, on_tls_reload))
+
+    def _tls_reloaded(self, fresh: NodeTls, then: Callable[[NodeTls], None] | None) -> None:
+        self.starter.node_tls = fresh  # the next start installs the new files too
+        if then is not None:
+            then(fresh)  # the REST API's and this process's client contexts (run.py)
 
     def start_background(self) -> None:
         """Start the status observer and the writer keeper (the REST API reads both), and the DCS watch."""
@@ -151,6 +160,10 @@ class Ha:
 
     def publish(self) -> None:
         member = replace(self.member(), activity=self.activity, clock_skew=self.writer.clock_skew)
+        if self.tls is not None:
+            report = self.tls.report()
+            member = replace(member, tls_not_after=report["not_after"],
+                             tls_warning=report["reload_error"] or report["warning"] or "")
         self._member.set(member)
         self.dcs.publish_member(member, self.config.timing.member_ttl)
 
@@ -198,6 +211,8 @@ class Ha:
         return min(0.25, self.config.timing.loop_wait) if self._transitional else self.config.timing.loop_wait
 
     def _after_cycle(self, local: LocalState, cluster: Cluster) -> None:
+        if self.tls is not None:
+            self.tls.check()
         joiner = self.joiner
         if local.running and local.cluster_status == "Primary":
             self.dcs.release_lease("join", self.config.name)

@@ -75,6 +75,20 @@ class AgentCollector(Collector):
                                   labels=labels)
         cycle.add_metric([name], ha.last_cycle_seconds)
         yield cycle
+        if ha.tls is not None:
+            expiry = GaugeMetricFamily("galera_pilot_tls_certificate_expiry_timestamp_seconds",
+                                       "when a certificate this node uses expires (unix time)",
+                                       labels=["member", "certificate"])
+            bundle = ha.tls.current.bundle
+            expiry.add_metric([name, "node"], bundle.facts.not_after.timestamp())
+            for index, ca in enumerate(bundle.ca_facts):
+                expiry.add_metric([name, "ca" if index == 0 else f"ca{index + 1}"], ca.not_after.timestamp())
+            yield expiry
+            reload_failed = GaugeMetricFamily("galera_pilot_tls_reload_failed",
+                                              "1 while a changed bundle was refused (the old certificates stay)",
+                                              labels=labels)
+            reload_failed.add_metric([name], 1.0 if ha.tls.reload_error else 0.0)
+            yield reload_failed
         errors = CounterMetricFamily("galera_pilot_agent_cycle_errors", "unexpected errors in the agent cycle "
                                      "(each retried after a backoff)", labels=labels)
         errors.add_metric([name], float(ha.cycle_errors.total))

@@ -18,7 +18,7 @@ from galera_pilot.errors import DCSError, PilotError
 from galera_pilot.tls import http
 from galera_pilot.tls.contexts import use_mysql_context
 from galera_pilot.tls.http import ApiClient
-from galera_pilot.tls.node import load_node_tls
+from galera_pilot.tls.node import NodeTls, load_node_tls
 
 log = logging.getLogger("galera_pilot.agent.run")
 REPEAT_LOG_EVERY = 30.0
@@ -32,7 +32,16 @@ def run_agent(config_path: Path) -> None:
         http.use(ApiClient(node_tls.client, node_tls.token))
         use_mysql_context(node_tls.client)
     dcs = get_dcs(config.dcs, config.cluster_name)
-    ha = Ha(config, dcs, credentials, node_tls=node_tls)
+    api: ApiServer | None = None
+
+    def tls_reloaded(fresh: NodeTls) -> None:
+        """A new bundle (agent/tls_keeper.py): every later connection uses it; open ones finish on the old."""
+        http.use(ApiClient(fresh.client, fresh.token))
+        use_mysql_context(fresh.client)
+        if api is not None:
+            api.tls, api.token = fresh.server, fresh.token
+
+    ha = Ha(config, dcs, credentials, node_tls=node_tls, on_tls_reload=tls_reloaded)
     api = ApiServer(config.address, config.ports.api, ha, node_tls.server if node_tls else None,
                     node_tls.token if node_tls else None)
     ha.start_background()

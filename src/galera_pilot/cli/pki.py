@@ -4,6 +4,7 @@
     galera-pilot pki issue NODE --ip ADDRESS [--ip …] [--dns NAME …] [--days N] [--out DIR]
     galera-pilot pki issue-client NAME [--days N] [--out DIR]
     galera-pilot pki show
+    galera-pilot pki rotate [NAME …] [--due-only]     (--dir DIR: the folder's members, live)
 
 The PKI folder is --pki-dir, else GALERA_PILOT_PKI, else DIR/pki of a cluster folder given by --dir.
 """
@@ -23,16 +24,26 @@ from galera_pilot.tls.pki import describe, now_utc
 
 pki_dir_option = click.option("--pki-dir", type=click.Path(path_type=Path), envvar="GALERA_PILOT_PKI", default=None,
                               help="the PKI folder [env: GALERA_PILOT_PKI; default: DIR/pki with --dir DIR]")
+dir_option = click.option("--dir", "directory", type=click.Path(path_type=Path), default=None,
+                          help="an embedded cluster's folder: its PKI (DIR/pki or the one it was made with)")
 days_option = click.option("--days", type=click.IntRange(pki.MIN_LEAF_DAYS, pki.MAX_LEAF_DAYS),
                            default=pki.LEAF_DAYS, show_default=True, help="how long the certificate lives")
+
+
+def _cluster_dir(ctx: click.Context) -> Path | None:
+    own = ctx.params.get("directory")
+    group = ctx.find_object(Addressing)
+    return own or (group.directory if group is not None else None)
 
 
 def _pki_dir(ctx: click.Context, pki_dir: Path | None) -> Path:
     if pki_dir is not None:
         return pki_dir
-    group = ctx.find_object(Addressing)
-    if group is not None and group.directory is not None:
-        return group.directory / "pki"
+    directory = _cluster_dir(ctx)
+    if directory is not None:
+        from galera_pilot.embedded.cluster import find_cluster_config
+
+        return find_cluster_config(directory).authority.dir
     raise PilotError("no PKI folder given: use --pki-dir DIR (or GALERA_PILOT_PKI), or --dir of a cluster folder")
 
 
@@ -43,9 +54,10 @@ def pki_group() -> None:
 
 @pki_group.command("init")
 @pki_dir_option
+@dir_option
 @click.option("--cluster-name", default="galera", show_default=True, help="named in the CA certificates")
 @click.pass_context
-def init(ctx: click.Context, pki_dir: Path | None, cluster_name: str) -> None:
+def init(ctx: click.Context, pki_dir: Path | None, directory: Path | None, cluster_name: str) -> None:
     """Make the node CA, the client CA and the API token (ECDSA P-256, keys 0600)."""
     authority = init_authority(_pki_dir(ctx, pki_dir), cluster_name)
     click.echo(f"PKI made in {authority.dir}: node CA {authority.ca_file}, client CA, API token. The CA keys "
@@ -54,6 +66,7 @@ def init(ctx: click.Context, pki_dir: Path | None, cluster_name: str) -> None:
 
 @pki_group.command("issue")
 @pki_dir_option
+@dir_option
 @click.argument("name")
 @click.option("--ip", "ips", multiple=True, help="an IP address the host is reached at (repeat; include the "
               "endpoint addresses clients use)")
@@ -62,8 +75,8 @@ def init(ctx: click.Context, pki_dir: Path | None, cluster_name: str) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="where to write the bundle [default: PKI/issued/NAME]")
 @click.pass_context
-def issue(ctx: click.Context, pki_dir: Path | None, name: str, ips: tuple[str, ...], dns: tuple[str, ...],
-          days: int, out: Path | None) -> None:
+def issue(ctx: click.Context, pki_dir: Path | None, directory: Path | None, name: str, ips: tuple[str, ...],
+          dns: tuple[str, ...], days: int, out: Path | None) -> None:
     """Write NAME's bundle: CA certificates, its certificate and key (server and client use), the API token."""
     if not ips and not dns:
         raise PilotError("give at least one --ip or --dns: peers verify the names they dial")
@@ -81,12 +94,14 @@ def issue(ctx: click.Context, pki_dir: Path | None, name: str, ips: tuple[str, .
 
 @pki_group.command("issue-client")
 @pki_dir_option
+@dir_option
 @click.argument("name")
 @days_option
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="where to write NAME.pem, NAME.key and ca.pem [default: PKI/clients]")
 @click.pass_context
-def issue_client(ctx: click.Context, pki_dir: Path | None, name: str, days: int, out: Path | None) -> None:
+def issue_client(ctx: click.Context, pki_dir: Path | None, directory: Path | None, name: str, days: int,
+                 out: Path | None) -> None:
     """An application's client certificate, from the client CA (the node CA would let it join Galera)."""
     authority = Authority(_pki_dir(ctx, pki_dir))
     try:
@@ -99,8 +114,9 @@ def issue_client(ctx: click.Context, pki_dir: Path | None, name: str, days: int,
 
 @pki_group.command("show")
 @pki_dir_option
+@dir_option
 @click.pass_context
-def show(ctx: click.Context, pki_dir: Path | None) -> None:
+def show(ctx: click.Context, pki_dir: Path | None, directory: Path | None) -> None:
     """The CAs and every issued bundle, with their expiry."""
     authority = Authority(_pki_dir(ctx, pki_dir))
     now = now_utc()
@@ -118,6 +134,45 @@ def show(ctx: click.Context, pki_dir: Path | None) -> None:
         state = "EXPIRED" if left < 0 else ("renew now" if facts.renew_due(now) else "ok")
         click.echo(f"{label:<12} until {facts.not_after:%Y-%m-%d} ({left} days, {state})  "
                    f"{', '.join([*facts.ips, *facts.dns])}")
+
+
+@pki_group.command("rotate")
+@pki_dir_option
+@dir_option
+@click.argument("names", nargs=-1)
+@days_option
+@click.option("--due-only", is_flag=True, help="only certificates two thirds through their life or expired")
+@click.pass_context
+def rotate(ctx: click.Context, pki_dir: Path | None, directory: Path | None, names: tuple[str, ...], days: int,
+           due_only: bool) -> None:
+    """New certificates with the same names. With --dir DIR: each member's and the proxy's, which pick them
+    up while running. With a PKI folder: the bundles in PKI/issued, to copy to their hosts again (an agent
+    notices a new bundle and reloads it within a cycle). Works for expired certificates too."""
+    cluster_dir = _cluster_dir(ctx)
+    if pki_dir is None and cluster_dir is not None:
+        from galera_pilot.embedded.cluster import find_cluster_config
+
+        done = find_cluster_config(cluster_dir).rotate(list(names))
+        click.echo(f"new certificates: {', '.join(done) or 'none'}; running agents and the proxy load them "
+                   "within a second (galera-pilot list shows each node's expiry)")
+        return
+    authority = Authority(_pki_dir(ctx, pki_dir))
+    issued = authority.dir / "issued"
+    candidates = [issued / n for n in names] if names else sorted(p for p in issued.glob("*") if p.is_dir())
+    now = now_utc()
+    done = []
+    for bundle in candidates:
+        if due_only:
+            try:
+                facts = describe((bundle / CERT).read_bytes())
+            except (OSError, ValueError):
+                facts = None
+            if facts is not None and not facts.renew_due(now) and facts.not_after > now:
+                continue
+        new = authority.reissue(bundle, bundle.name, days)
+        done.append(f"{bundle.name} (until {new.not_after:%Y-%m-%d})")
+    click.echo(f"new bundles in {issued}: {', '.join(done) or 'none'}; copy each to its host (an agent loads a "
+               "new bundle within a cycle, no restart)")
 
 
 pki_group.name = "pki"

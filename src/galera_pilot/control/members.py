@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from galera_pilot.cluster import Cluster, Member
@@ -22,7 +23,7 @@ from galera_pilot.routing.freshness import skew_warning
 from galera_pilot.routing.peers import fetch_status
 
 LIST_KEYS = ("name", "address", "role", "state", "cluster_status", "cluster_size", "cluster_uuid", "seqno",
-             "disk", "activity")
+             "disk", "cert", "activity")
 
 Row = dict[str, object]
 StatusFetch = Callable[[str], dict[str, Any] | None]
@@ -56,12 +57,13 @@ def _member_row(member: Member, role: str) -> Row:
     return {"name": member.name, "address": member.address, "role": role, "state": member.state,
             "cluster_status": member.cluster_status, "cluster_size": member.cluster_size,
             "cluster_uuid": member.cluster_uuid, "seqno": seqno, "disk": disk_column(member.disk),
-            "activity": with_skew(member.activity, member.clock_skew)}
+            "cert": cert_column(member.tls_not_after), "activity": with_warnings(member),
+            "tls_not_after": member.tls_not_after}
 
 
 def _absent_row(name: str, address: str, role: str, state: str, activity: str) -> Row:
     return {"name": name, "address": address, "role": role, "state": state, "cluster_status": "",
-            "cluster_size": 0, "cluster_uuid": "", "seqno": -1, "disk": "", "activity": activity}
+            "cluster_size": 0, "cluster_uuid": "", "seqno": -1, "disk": "", "cert": "", "activity": activity}
 
 
 @dataclass
@@ -169,6 +171,24 @@ def disk_column(disk: dict[str, dict[str, object]]) -> str:
             text = f"{describe(usage)} ({usage.free_percent:.0f}%)"
             parts.append(("LOW " if low else "") + (text if location == "data" else f"{location}: {text}"))
     return "; ".join(parts)
+
+
+def cert_column(not_after: str) -> str:
+    """Days until the node's certificate expires ("" without TLS)."""
+    if not not_after:
+        return ""
+    try:
+        left = datetime.fromisoformat(not_after) - datetime.now(UTC)
+    except ValueError:
+        return "?"
+    return "expired" if left.total_seconds() <= 0 else f"{left.days} d"
+
+
+def with_warnings(member: Member) -> str:
+    """The activity, prefixed with what needs a person: a skewed clock, a certificate near expiry or a new
+    bundle that was refused."""
+    activity = with_skew(member.activity, member.clock_skew)
+    return f"TLS: {member.tls_warning}! {activity}" if member.tls_warning else activity
 
 
 def with_skew(activity: str, skew: float | None) -> str:

@@ -32,7 +32,9 @@ from galera_pilot.embedded.proxy import EmbeddedProxy
 from galera_pilot.embedded.tls import authority_of, ensure_authority, ensure_node_bundle, ensure_proxy_bundle
 from galera_pilot.errors import PilotError
 from galera_pilot.mariadb.process import MariadbProcess, tail
+from galera_pilot.proxy.haproxy_config import parse_bind
 from galera_pilot.tls.authority import Authority
+from galera_pilot.tls.pki import describe
 
 # `up` gives up once every agent has said this long that only a person can go on (a moment of that can be
 # a recovery still gathering positions).
@@ -87,6 +89,11 @@ class EmbeddedCluster:
     def tls(self) -> bool:
         return bool(self.meta.get("tls", False))
 
+    def endpoint_hosts(self) -> list[str]:
+        """The client endpoints' addresses as configured (node certificates name them)."""
+        proxy = self.proxy.config()
+        return [parse_bind(bind)[0] or "127.0.0.1" for bind in (proxy.writer_bind, proxy.reader_bind)] if proxy else []
+
     def ensure_tls(self, endpoint_hosts: list[str]) -> list[str]:
         """The PKI and every bundle, issued where missing or unfit (embedded/tls.py); what was issued."""
         if not self.tls:
@@ -99,6 +106,27 @@ class EmbeddedCluster:
         if self.proxy.pid() is None and ensure_proxy_bundle(authority, self.proxy.tls_bundle):
             issued.append("proxy")
         return issued
+
+    def rotate(self, names: list[str]) -> list[str]:
+        """New certificates for these members (every member and the proxy when empty), running or not: a
+        running agent or proxy picks its new bundle up within a cycle (agent/tls_keeper.py)."""
+        if not self.tls:
+            raise PilotError(f"{self.dir} runs without TLS: there is nothing to rotate")
+        authority = self.authority
+        wanted = names or [*self.meta["nodes"], "proxy"]
+        done = []
+        for name in wanted:
+            if name == "proxy":
+                if self.proxy.config() is None:
+                    continue
+                ensure_proxy_bundle(authority, self.proxy.tls_bundle, force=True)
+                bundle = self.proxy.tls_bundle
+            else:
+                config = self.node(name).config
+                ensure_node_bundle(authority, config, self.endpoint_hosts(), force=True)
+                bundle = config.tls_bundle
+            done.append(f"{name} (until {describe((bundle / 'node.pem').read_bytes()).not_after:%Y-%m-%d})")
+        return done
 
     def nodes(self) -> list[Node]:
         result = []

@@ -114,7 +114,9 @@ def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMetho
         config = parse_config({
             "name": name, "cluster_name": cluster_name, "address": address, "dcs": dcs_url,
             "base_dir": str(base), "credentials_file": str(directory / "credentials.yaml"),
-            "sst_method": sst_method, "use_seed": use_seed, "tls": {"enabled": tls},
+            "sst_method": sst_method, "use_seed": use_seed,
+            # The CA key is on this machine: each agent renews its own certificate (agent/tls_keeper.py).
+            "tls": {"enabled": tls, "authority": (pki_text or str(directory / "pki")) if tls else None},
         }, f"node {name}")
         _write_config(base / "agent.yaml", dump_config(config), dcs_url)
         names.append(name)

@@ -47,20 +47,26 @@ def _needs_issue(bundle_dir: Path, ips: Iterable[str], dns: Iterable[str] = ()) 
     return None
 
 
-def ensure_node_bundle(authority: Authority, config: NodeConfig, endpoint_hosts: Iterable[str]) -> str | None:
-    """Issue the node's bundle if it is missing or unfit; returns why it was issued (None: kept)."""
+def node_names(config: NodeConfig, endpoint_hosts: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(IP addresses, DNS names) a node's certificate must name (see the module docstring)."""
     ips = list(dict.fromkeys([config.address, config.advertised_address, "127.0.0.1", *endpoint_hosts]))
     ips = [ip for ip in ips if _is_ip(ip) and ip != "0.0.0.0"]
     names = [n for n in (config.address, config.advertised_address) if not _is_ip(n)]
-    dns = [*LOCAL_NAMES, *names]
-    reason = _needs_issue(config.tls_bundle, ips, dns)
+    return ips, [*LOCAL_NAMES, *names]
+
+
+def ensure_node_bundle(authority: Authority, config: NodeConfig, endpoint_hosts: Iterable[str],
+                       force: bool = False) -> str | None:
+    """Issue the node's bundle if it is missing or unfit (or `force`); returns why it was issued (None: kept)."""
+    ips, dns = node_names(config, endpoint_hosts)
+    reason = "rotation asked for" if force else _needs_issue(config.tls_bundle, ips, dns)
     if reason is not None:
         authority.issue_bundle(config.name, ips, dns, out=config.tls_bundle)
     return reason
 
 
-def ensure_proxy_bundle(authority: Authority, bundle_dir: Path) -> str | None:
-    reason = _needs_issue(bundle_dir, ["127.0.0.1"], LOCAL_NAMES)
+def ensure_proxy_bundle(authority: Authority, bundle_dir: Path, force: bool = False) -> str | None:
+    reason = "rotation asked for" if force else _needs_issue(bundle_dir, ["127.0.0.1"], LOCAL_NAMES)
     if reason is not None:
         authority.issue_bundle("proxy", ["127.0.0.1"], list(LOCAL_NAMES), out=bundle_dir)
     return reason

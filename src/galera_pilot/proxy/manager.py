@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from galera_pilot.config import NAME_PATTERN, load_model, parse_model
 from galera_pilot.dcs import get_dcs
 from galera_pilot.dcs.base import DCS
-from galera_pilot.errors import DCSError, PilotError
+from galera_pilot.errors import ConfigError, DCSError, PilotError
 from galera_pilot.proxy.check_tls import ProxyTls, prepare_check_tls
 from galera_pilot.proxy.haproxy_config import (
     ProxySettings,
@@ -32,6 +32,7 @@ from galera_pilot.proxy.haproxy_config import (
 )
 from galera_pilot.proxy.haproxy_process import HaproxyProcess
 from galera_pilot.proxy.membership import backends_from
+from galera_pilot.tls.bundle import bundle_signature
 
 log = logging.getLogger("galera_pilot.proxy")
 CONFIG_FILE = "haproxy.cfg"
@@ -142,6 +143,11 @@ class ProxyManager:
         self.process.stop()
         self._applied = None
 
+    def reload_certificates(self) -> None:
+        """The check certificates changed on disk (same configuration text): reload at the next cycle."""
+        if self._applied is not None:
+            self._applied = "# reload: the check certificates changed\n"
+
 
 class ProxyConfig(BaseModel):
     """`galera-pilot proxy -c CONFIG`: where the endpoints listen and which cluster they front."""
@@ -194,6 +200,25 @@ def load_proxy_config(path: Path) -> ProxyConfig:
     return load_model(ProxyConfig, path)
 
 
+def _follow_bundle(config: ProxyConfig, manager: ProxyManager | None,
+                   watched: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    """A new proxy bundle (pki rotate): checked, then HAProxy reloaded with it; a broken one is refused and
+    the old certificates stay."""
+    assert config.tls.bundle is not None
+    now = bundle_signature(config.tls.bundle)
+    if now == watched:
+        return watched
+    try:
+        prepare_check_tls(config.tls, config.run_dir)
+    except ConfigError as error:
+        log.error("the new proxy TLS bundle is not used, the old certificates stay: %s", error)
+        return now
+    log.info("loaded a new proxy certificate from %s", config.tls.bundle)
+    if manager is not None:
+        manager.reload_certificates()
+    return now
+
+
 def run_proxy(config_path: Path) -> None:
     """Run the proxy manager in the foreground until SIGTERM or SIGINT, then stop HAProxy.
 
@@ -226,8 +251,11 @@ def run_proxy(config_path: Path) -> None:
     log.info("proxy for cluster %s started: writer %s, reader %s, run dir %s", config.cluster_name,
              config.writer_bind, config.reader_bind, config.run_dir)
     last_sentence, last_logged = "", 0.0
+    watched = bundle_signature(config.tls.bundle) if check_tls and config.tls.bundle else None
     try:
         while not stop.is_set():
+            if watched is not None and config.tls.bundle is not None:
+                watched = _follow_bundle(config, manager, watched)
             try:
                 sentence = manager.run_cycle()
             except PilotError as error:

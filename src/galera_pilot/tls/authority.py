@@ -71,6 +71,17 @@ class Authority:
                      self.api_token())
         return target
 
+    def reissue(self, bundle_dir: Path, name: str, days: int = pki.LEAF_DAYS) -> pki.CertificateFacts:
+        """A new certificate for the bundle in `bundle_dir`, with the names the current one has (expired or
+        not: `pki rotate` is how a cluster whose certificates all expired comes back)."""
+        try:
+            old = pki.describe((bundle_dir / "node.pem").read_bytes())
+        except (OSError, ValueError):
+            raise PilotError(f"{bundle_dir / 'node.pem'} cannot be read as a certificate: issue {name} anew with "
+                             "its addresses (galera-pilot pki issue)") from None
+        self.issue_bundle(name, old.ips, [d for d in old.dns if d != name], days, out=bundle_dir)
+        return pki.describe((bundle_dir / "node.pem").read_bytes())
+
     def issue_client(self, name: str, days: int = pki.LEAF_DAYS, out: Path | None = None) -> Path:
         """An application's certificate from the client CA (never from the node CA: Galera trusts anything
         the node CA signed). Written as NAME.pem / NAME.key with the node CA to verify servers."""

@@ -61,6 +61,18 @@ class Bundle:
         return self.facts.not_after
 
 
+def bundle_signature(directory: Path) -> tuple[tuple[int, int], ...]:
+    """(mtime, size) of every file of a bundle: what a running process compares to notice a new one."""
+    result = []
+    for name in (CA, CLIENT_CA, CERT, KEY, TOKEN):
+        try:
+            stat = (directory / name).stat()
+            result.append((stat.st_mtime_ns, stat.st_size))
+        except OSError:
+            result.append((0, 0))
+    return tuple(result)
+
+
 def write_bundle(directory: Path, ca_pem: bytes, client_ca_pem: bytes, leaf: Issued, token: str) -> None:
     """Write a bundle folder, each file atomically (a reader sees the old file or the new one, whole)."""
     directory.mkdir(parents=True, exist_ok=True)
