@@ -39,6 +39,12 @@ def test_agent_with_unreachable_dcs_and_missing_credentials(tmp_path: Path) -> N
     from galera_pilot.credentials import Credentials, save_credentials
 
     save_credentials(tmp_path / "missing.yaml", Credentials.generate())
+    # TLS is on by default: a node without its bundle says where it looked and how to make one.
+    assert_clean_failure(cli("agent", str(config), check=False), f"TLS bundle folder {tmp_path / 'n1' / 'tls'}",
+                         "galera-pilot pki issue node1 --ip 127.0.0.40")
+    from galera_pilot.tls.authority import init_authority
+
+    init_authority(tmp_path / "pki", "galera").issue_bundle("node1", ["127.0.0.40"], out=tmp_path / "n1" / "tls")
     assert_clean_failure(cli("agent", str(config), check=False), "/nonexistent/folder", "does not exist")
 
 

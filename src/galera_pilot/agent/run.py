@@ -31,7 +31,7 @@ def run_agent(config_path: Path) -> None:
     if node_tls is not None:
         http.use(ApiClient(node_tls.client, node_tls.token))
         use_mysql_context(node_tls.client)
-    dcs = get_dcs(config.dcs, config.cluster_name)
+    dcs = get_dcs(config.dcs, config.cluster_name, node_tls.bundle.files() if node_tls else None)
     api: ApiServer | None = None
 
     def tls_reloaded(fresh: NodeTls) -> None:

@@ -55,6 +55,9 @@ class ControlConfig(BaseModel):
                                  "REST APIs and their MySQL certificates")
     api_token_file: Path | None = Field(None, description="the API token (api-token, mode 0600) for "
                                         "state-changing REST API requests")
+    tls_bundle: Path | None = Field(None, description="an operator's bundle (galera-pilot pki issue operator …): "
+                                    "its CA and token unless ca_file/api_token_file say otherwise, and its "
+                                    "certificate for an etcds:// DCS that asks for client certificates")
 
     @field_validator("members")
     @classmethod

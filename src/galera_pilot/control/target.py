@@ -25,7 +25,7 @@ from galera_pilot.embedded.cluster import EmbeddedCluster, find_cluster_config
 from galera_pilot.errors import DCSError, PilotError
 from galera_pilot.proxy.manager import ProxyConfig
 from galera_pilot.tls import http
-from galera_pilot.tls.bundle import CA, TOKEN
+from galera_pilot.tls.bundle import CA, CERT, KEY, TOKEN
 from galera_pilot.tls.contexts import client_context, use_mysql_context
 from galera_pilot.tls.http import ApiClient
 
@@ -61,6 +61,7 @@ class ClusterTarget:
     ca_file: Path | None = None  # the node CA: verifies the members' REST APIs and servers (TLS clusters)
     token_file: Path | None = None  # the API token, for state-changing requests
     ca_required: bool = False  # the CA was named by the operator (control configuration): it must exist
+    dcs_tls: tuple[Path, Path, Path] | None = None  # CA, certificate, key an etcds:// DCS is reached with
 
     def use_tls(self) -> None:
         """Make this process's REST API and MySQL clients verify this cluster's certificates (its CA);
@@ -81,7 +82,7 @@ class ClusterTarget:
         return redact_dcs_url(self.dcs_url)
 
     def open_dcs(self) -> DCS:
-        return get_dcs(self.dcs_url, self.cluster_name)
+        return get_dcs(self.dcs_url, self.cluster_name, self.dcs_tls)
 
     def snapshot(self) -> Cluster:
         """One read of the DCS. DCSUnreachable when it does not answer; a PilotError naming the clusters the
@@ -153,7 +154,7 @@ def from_directory(directory: Path) -> ClusterTarget:
                          source=f"the folder {embedded.dir}", credentials_file=embedded.credentials_file,
                          known=known, endpoints=_proxy_endpoints(proxy) if proxy else Endpoints(),
                          embedded=embedded, ca_file=authority.ca_file if tls else None,
-                         token_file=authority.token_file if tls else None)
+                         token_file=authority.token_file if tls else None, dcs_tls=embedded.dcs_tls)
 
 
 def from_config_file(path: Path) -> ClusterTarget:
@@ -163,18 +164,26 @@ def from_config_file(path: Path) -> ClusterTarget:
         bundle = config.tls_bundle if config.tls.enabled else None
         return ClusterTarget(dcs_url=config.dcs, cluster_name=config.cluster_name, source=source,
                              credentials_file=config.credentials_file, known={config.name: _known(config)},
-                             ca_file=bundle / CA if bundle else None, token_file=bundle / TOKEN if bundle else None)
+                             ca_file=bundle / CA if bundle else None, token_file=bundle / TOKEN if bundle else None,
+                             dcs_tls=_files(bundle))
     if isinstance(config, ProxyConfig):
         bundle = config.tls.bundle if config.tls.enabled else None
         return ClusterTarget(dcs_url=config.dcs, cluster_name=config.cluster_name, source=source,
                              endpoints=_proxy_endpoints(config), ca_file=bundle / CA if bundle else None,
-                             token_file=bundle / TOKEN if bundle else None)
+                             token_file=bundle / TOKEN if bundle else None, dcs_tls=_files(bundle))
     assert isinstance(config, ControlConfig)
     known = {name: KnownMember(name, url) for name, url in config.members.items()}
+    bundle = config.tls_bundle
     return ClusterTarget(dcs_url=config.dcs, cluster_name=config.cluster_name, source=source,
                          credentials_file=config.credentials_file, known=known, endpoints=config.endpoints,
-                         ca_file=config.ca_file, token_file=config.api_token_file,
-                         ca_required=config.ca_file is not None)
+                         ca_file=config.ca_file or (bundle / CA if bundle else None),
+                         token_file=config.api_token_file or (bundle / TOKEN if bundle else None),
+                         ca_required=config.ca_file is not None or bundle is not None, dcs_tls=_files(bundle))
+
+
+def _files(bundle: Path | None) -> tuple[Path, Path, Path] | None:
+    """A bundle's (CA, certificate, key): how an etcds:// DCS with no options of its own is reached."""
+    return (bundle / CA, bundle / CERT, bundle / KEY) if bundle else None
 
 
 def _known(config: NodeConfig) -> KnownMember:

@@ -29,7 +29,13 @@ from galera_pilot.dcs import DCS, get_dcs
 from galera_pilot.embedded.layout import lay_out, read_marker
 from galera_pilot.embedded.processes import check_binaries, check_ports, running_pid
 from galera_pilot.embedded.proxy import EmbeddedProxy
-from galera_pilot.embedded.tls import authority_of, ensure_authority, ensure_node_bundle, ensure_proxy_bundle
+from galera_pilot.embedded.tls import (
+    OPERATOR,
+    authority_of,
+    ensure_authority,
+    ensure_node_bundle,
+    ensure_proxy_bundle,
+)
 from galera_pilot.errors import PilotError
 from galera_pilot.mariadb.process import MariadbProcess, tail
 from galera_pilot.proxy.haproxy_config import parse_bind
@@ -105,6 +111,8 @@ class EmbeddedCluster:
                 issued.append(node.name)
         if self.proxy.pid() is None and ensure_proxy_bundle(authority, self.proxy.tls_bundle):
             issued.append("proxy")
+        if ensure_proxy_bundle(authority, authority.issued_dir(OPERATOR), name=OPERATOR):
+            issued.append(OPERATOR)
         return issued
 
     def rotate(self, names: list[str]) -> list[str]:
@@ -144,8 +152,16 @@ class EmbeddedCluster:
     def credentials(self) -> Credentials:
         return load_credentials(self.credentials_file)
 
+    @property
+    def dcs_tls(self) -> tuple[Path, Path, Path] | None:
+        """The CLI's own certificate for an etcds:// DCS (PKI/issued/operator, made by ensure_tls)."""
+        if not self.tls:
+            return None
+        bundle = self.authority.issued_dir(OPERATOR)
+        return (bundle / "ca.pem", bundle / "node.pem", bundle / "node.key")
+
     def dcs(self) -> DCS:
-        return get_dcs(self.dcs_url, self.cluster_name)
+        return get_dcs(self.dcs_url, self.cluster_name, self.dcs_tls)
 
     def snapshot(self) -> Cluster:
         """One read of the DCS, connection closed again (what the read-only commands need)."""

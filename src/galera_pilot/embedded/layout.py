@@ -22,8 +22,10 @@ from galera_pilot.config import (
 )
 from galera_pilot.credentials import Credentials, save_credentials
 from galera_pilot.dcs import get_dcs
+from galera_pilot.embedded.tls import OPERATOR, PKI_DIR, ensure_authority, ensure_proxy_bundle
 from galera_pilot.errors import ConfigError, PilotError
 from galera_pilot.files import write_private
+from galera_pilot.tls.authority import Authority
 
 MARKER = "cluster.yaml"
 
@@ -97,7 +99,15 @@ def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMetho
         tls = True if tls is None else tls
         pki_text = str(pki_dir.resolve()) if (pki_dir is not None and tls) else None
         dcs_url = dcs or f"sqlite://{directory / 'dcs.sqlite'}"
-        store = get_dcs(dcs_url, cluster_name)  # validates the URL before anything is written
+        tls_files = None
+        if tls and dcs_url.startswith("etcds://"):
+            # The CLI's own certificate, before the first request: an etcd asking for client certificates
+            # answers nothing without one.
+            authority = ensure_authority(Authority(Path(pki_text) if pki_text else directory / PKI_DIR), cluster_name)
+            ensure_proxy_bundle(authority, authority.issued_dir(OPERATOR), name=OPERATOR)
+            operator = authority.issued_dir(OPERATOR)
+            tls_files = (operator / "ca.pem", operator / "node.pem", operator / "node.key")
+        store = get_dcs(dcs_url, cluster_name, tls_files)  # validates the URL before anything is written
         try:
             if not dcs_url.startswith("sqlite://") and store.list(""):
                 raise PilotError(f"the DCS {redact_dcs_url(dcs_url)} already holds a cluster named "

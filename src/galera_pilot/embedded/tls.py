@@ -21,6 +21,7 @@ from galera_pilot.tls.bundle import load_bundle
 from galera_pilot.tls.pki import now_utc
 
 PKI_DIR = "pki"
+OPERATOR = "operator"  # the CLI's own certificate on this machine (PKI/issued/operator)
 LOCAL_NAMES = ("localhost",)
 
 
@@ -65,10 +66,12 @@ def ensure_node_bundle(authority: Authority, config: NodeConfig, endpoint_hosts:
     return reason
 
 
-def ensure_proxy_bundle(authority: Authority, bundle_dir: Path, force: bool = False) -> str | None:
+def ensure_proxy_bundle(authority: Authority, bundle_dir: Path, force: bool = False,
+                        name: str = "proxy") -> str | None:
+    """The proxy's bundle (or the operator's, `name`: the CLI's own certificate, for an etcds:// DCS)."""
     reason = "rotation asked for" if force else _needs_issue(bundle_dir, ["127.0.0.1"], LOCAL_NAMES)
     if reason is not None:
-        authority.issue_bundle("proxy", ["127.0.0.1"], list(LOCAL_NAMES), out=bundle_dir)
+        authority.issue_bundle(name, ["127.0.0.1"], list(LOCAL_NAMES), out=bundle_dir)
     return reason
 
 

@@ -226,7 +226,9 @@ def run_proxy(config_path: Path) -> None:
     """
     config = load_proxy_config(Path(config_path))
     check_tls = prepare_check_tls(config.tls, config.run_dir)  # a bad bundle is named before anything starts
-    dcs = get_dcs(config.dcs, config.cluster_name)
+    bundle = config.tls.bundle if config.tls.enabled else None
+    dcs = get_dcs(config.dcs, config.cluster_name, (bundle / "ca.pem", bundle / "node.pem", bundle / "node.key")
+                  if bundle else None)
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: object) -> None:

@@ -57,6 +57,10 @@ class Bundle:
     def api_token(self) -> str:
         return self.token_file.read_text().strip()
 
+    def files(self) -> tuple[Path, Path, Path]:
+        """(CA, certificate, key): what an etcds:// DCS without options of its own presents and verifies."""
+        return self.ca, self.cert, self.key
+
     def expires(self) -> dt.datetime:
         return self.facts.not_after
 
