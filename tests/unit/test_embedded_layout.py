@@ -81,7 +81,7 @@ def test_files_holding_a_password_are_0600(tmp_path: Path, etcd_server: EtcdServ
     from galera_pilot.embedded import layout as embedded
 
     real_get_dcs = embedded.get_dcs
-    monkeypatch.setattr(embedded, "get_dcs", lambda url, name: real_get_dcs(etcd_server.url, name))
+    monkeypatch.setattr(embedded, "get_dcs", lambda url, name, tls_files=None: real_get_dcs(etcd_server.url, name))
     url = etcd_server.url.replace("etcd://", "etcd://pilot:s3cret@")
     cluster = EmbeddedCluster.layout(tmp_path / "c", 1, "127.0.0.140", "rsync",
                                      cluster_name=f"layout{etcd_server.port}c", dcs=url)
