@@ -27,6 +27,9 @@ import pymysql
 import yaml
 from galera_cli import CLI, run
 
+from galera_pilot.control.target import from_directory
+from galera_pilot.tls.contexts import mysql_context
+
 PROXY = "127.0.0.90"
 BENCH_USER = "gp_bench"
 BASE = "127.0.0.91"
@@ -63,7 +66,7 @@ class Writer(threading.Thread):
 
     def run(self) -> None:
         connection = pymysql.connect(host=PROXY, port=3306, user=self.user, password=self.password,
-                                     autocommit=True, ssl_disabled=True)
+                                     autocommit=True, ssl=mysql_context(), ssl_disabled=mysql_context() is None)
         with connection.cursor() as cursor:
             cursor.execute("CREATE DATABASE IF NOT EXISTS bench")
             cursor.execute("CREATE TABLE IF NOT EXISTS bench.w (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
@@ -98,6 +101,7 @@ def main() -> None:
     try:
         run("up", "--dir", str(directory), "--base-address", BASE, "--writer-bind", f"{PROXY}:3306",
             "--reader-bind", f"{PROXY}:3307", "--proxy-mode", args.proxy_mode)
+        from_directory(directory).use_tls()  # the folder's CA verifies its servers (a TLS cluster)
         time.sleep(5)  # let the start settle (joins, first checks)
         procs = processes(directory)
         report(f"idle, {args.seconds:.0f} s", measure(procs, args.seconds))
@@ -112,7 +116,8 @@ def main() -> None:
         if args.sysbench:
             password = secrets.token_urlsafe(18)
             admin = pymysql.connect(host=BASE, port=3306, user=credentials["admin_user"],
-                                    password=credentials["admin_password"], autocommit=True, ssl_disabled=True)
+                                    password=credentials["admin_password"], autocommit=True, ssl=mysql_context(),
+                                    ssl_disabled=mysql_context() is None)
             with admin.cursor() as cursor:  # a throwaway account: sysbench takes its password on the command line
                 cursor.execute("CREATE DATABASE IF NOT EXISTS sbtest")
                 cursor.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (BENCH_USER, password))
@@ -120,7 +125,8 @@ def main() -> None:
             sysbench_args = ["sysbench", "oltp_write_only", f"--mysql-host={PROXY}", "--mysql-port=3306",
                              f"--mysql-user={BENCH_USER}", f"--mysql-password={password}", "--mysql-db=sbtest",
                              "--tables=4", "--table-size=10000", f"--threads={args.threads}",
-                             f"--time={int(args.seconds) + 4}", "--report-interval=0"]
+                             f"--time={int(args.seconds) + 4}", "--report-interval=0",
+                             f"--mysql-ssl={'on' if mysql_context() else 'off'}"]
             subprocess.run([*sysbench_args, "prepare"], capture_output=True, check=True)
             load = subprocess.Popen([*sysbench_args, "run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True)

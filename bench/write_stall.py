@@ -27,6 +27,7 @@ import pymysql
 import yaml
 from galera_cli import CLI, run
 
+from galera_pilot.control.target import from_directory
 from galera_pilot.credentials import load_credentials
 from galera_pilot.mariadb import sql
 
@@ -114,6 +115,7 @@ def main() -> None:
     results: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
     try:
         run("up", "--dir", str(directory), "--base-address", BASE)
+        from_directory(directory).use_tls()  # sql.connect_tcp verifies with the folder's CA
         run("query", "--dir", str(directory), "--member", "node1", "CREATE DATABASE b")
         run("query", "--dir", str(directory), "--member", "node1",
             "CREATE TABLE b.t (id BIGINT AUTO_INCREMENT PRIMARY KEY, at DATETIME(6))")

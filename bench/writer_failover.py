@@ -34,6 +34,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from galera_cli import CLI, run
 
+from galera_pilot.control.target import from_directory
 from tests.integration.routing_helpers import AckWriter, endpoint_code
 
 PROXY = "127.0.0.120"
@@ -114,6 +115,7 @@ def main() -> None:
     try:
         run("up", "--dir", str(directory), "--base-address", BASE, "--writer-bind", f"{PROXY}:3306",
             "--reader-bind", f"{PROXY}:3307")
+        from_directory(directory).use_tls()  # endpoint_code asks the agents over HTTPS with the folder's CA
         data = yaml.safe_load((directory / "credentials.yaml").read_text())
         credentials = (data["admin_user"], data["admin_password"])
         run("query", "--dir", str(directory), "CREATE DATABASE IF NOT EXISTS app")

@@ -5,8 +5,9 @@ integration test would count as passing and hide a broken setup.
 
 Environment:
   DCS=sqlite|etcd           the store `up` gives new clusters (default sqlite). With etcd, one real
-                            single-member etcd serves the whole session, and every new cluster gets a
-                            unique --cluster-name, so no test sees another's keys.
+                            single-member etcd serves the whole session over TLS with client
+                            certificates from the session's PKI (etcds://), and every new cluster gets
+                            a unique --cluster-name, so no test sees another's keys.
   GP_TEST_ETCD_HOST         address etcd listens on (random free ports), default 127.0.0.1.
   GP_TEST_ADDRESS_BASE      moves every `up --base-address` into 36 addresses from this one (e.g.
                             127.0.0.140), so a second checkout's tests can run beside the first's.
@@ -70,14 +71,18 @@ def _test_pki() -> Iterator[Authority]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _dcs_backend() -> Iterator[None]:
+def _dcs_backend(_test_pki: Authority) -> Iterator[None]:
     """With DCS=etcd: one real etcd for the session, torn down even when tests fail."""
     global _etcd_url
     assert DCS in ("sqlite", "etcd"), f"DCS={DCS!r}: expected sqlite or etcd"
     if DCS == "sqlite":
         yield
         return
-    etcd = EtcdProcess(os.environ.get("GP_TEST_ETCD_HOST", "127.0.0.1"))
+    host = os.environ.get("GP_TEST_ETCD_HOST", "127.0.0.1")
+    # etcd over TLS with client certificates from the session's PKI: agents present their bundles, the
+    # CLI its folder's operator certificate (an etcds:// URL without options of its own).
+    assert _session_pki is not None
+    etcd = EtcdProcess(host, tls=_session_pki.issue_bundle("etcd", [host], out=_session_pki.dir / "etcd-tls"))
     try:
         _etcd_url = etcd.start().url
         yield
@@ -106,8 +111,13 @@ def test_dcs(sqlite_dir: Path) -> tuple[str, str]:
     the session's etcd with a cluster name no other test uses."""
     if DCS == "sqlite":
         return f"sqlite://{sqlite_dir}/dcs.sqlite", "proxytest"
-    assert _etcd_url is not None, "DCS=etcd but no etcd is running"
-    return _etcd_url, f"gp{os.getpid()}x{next(_cluster_numbers)}"
+    assert _etcd_url is not None and _session_pki is not None, "DCS=etcd but no etcd is running"
+    operator = _session_pki.issued_dir("operator")
+    if not operator.exists():
+        _session_pki.issue_bundle("operator", ["127.0.0.1"], out=operator)
+    # The test's own certificate, in the URL: the store is opened directly, by no agent with a bundle.
+    files = f"cacert={operator / 'ca.pem'}&cert={operator / 'node.pem'}&key={operator / 'node.key'}"
+    return f"{_etcd_url}?{files}", f"gp{os.getpid()}x{next(_cluster_numbers)}"
 
 
 test_dcs.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test

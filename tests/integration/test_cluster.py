@@ -33,7 +33,7 @@ from .conftest import (
 NODE2 = test_address("127.0.0.3")
 
 LIST_KEYS = {"name", "address", "role", "state", "cluster_status", "cluster_size", "cluster_uuid", "seqno", "disk",
-             "activity"}
+             "cert", "activity", "tls_not_after"}
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,7 @@ def test_up_brings_three_synced_members_of_one_cluster(cluster: Path) -> None:
     for row in rows.values():
         assert set(row) == LIST_KEYS
         assert (row["state"], row["cluster_status"], row["cluster_size"]) == ("Synced", "Primary", 3)
+        assert row["cert"].endswith(" d") and row["tls_not_after"], row  # days left of the node certificate
     assert len({r["cluster_uuid"] for r in rows.values()}) == 1
     table = cli("list", "--dir", str(cluster)).stdout
     assert "node3" in table and "Synced" in table

@@ -20,6 +20,7 @@ def test_simultaneous_agents_bootstrap_exactly_one_node() -> None:
         procs: list[subprocess.Popen[bytes]] = []
         try:
             cluster = EmbeddedCluster.layout(directory, 3, "127.0.0.20", "mariabackup")
+            cluster.ensure_tls([])  # what `up` does first: the folder's PKI and every node's bundle
             # Spawned back to back (microseconds apart; each agent needs ~0.5 s just to import).
             procs = [cluster.spawn_agent(node) for node in cluster.nodes()]
             snapshot = cluster.wait_synced(timeout=300)

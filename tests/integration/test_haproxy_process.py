@@ -570,6 +570,7 @@ def test_run_proxy_serves_until_sigterm_then_stops_haproxy(nodes: dict[str, Stan
     config.write_text(yaml.safe_dump({
         "cluster_name": cluster_name, "dcs": dcs_url, "writer_bind": f"{PROXY_ADDRESS}:{WRITER_PORT}",
         "reader_bind": f"{PROXY_ADDRESS}:{READER_PORT}", "run_dir": str(run_dir / "proxy"), "check_interval_ms": 200,
+        "tls": {"enabled": False},  # the stand-in agents answer plain HTTP
     }))
     code = f"from galera_pilot.proxy.manager import run_proxy; run_proxy({str(config)!r})"
     proxy = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -27,9 +27,11 @@ import psutil
 import pymysql
 import pytest
 
+from galera_pilot.client import connect_writer, is_writer
 from galera_pilot.credentials import load_credentials
 from galera_pilot.embedded.cluster import EmbeddedCluster
 from galera_pilot.embedded.layout import lay_out
+from galera_pilot.errors import PilotError
 from galera_pilot.tls.authority import Authority, init_authority
 from galera_pilot.tls.contexts import client_context
 from galera_pilot.tls.http import ApiClient, ApiUnreachable
@@ -123,6 +125,23 @@ def test_rest_api_is_https_and_state_changes_need_credentials(cluster: Path) -> 
     bundle = cluster / "node1" / "tls"  # an agent's own certificate authorizes it (how peers ask)
     peer = ApiClient(client_context(bundle / "ca.pem", bundle / "node.pem", bundle / "node.key"))
     assert peer.request("POST", url + "/failsafe", body=body)[0] == 409
+
+
+def test_connect_writer_verifies_the_agents_and_the_server(cluster: Path) -> None:
+    """The application helper (client.py) over TLS: the agents' HTTPS API and the writer's certificate."""
+    credentials = load_credentials(cluster / "credentials.yaml")
+    urls = [agent_url(address) for address in NODES[:3]]
+    connection = connect_writer(urls, credentials.admin_user, credentials.admin_password,
+                                ca_file=str(cluster / "pki" / "ca.pem"))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW SESSION STATUS LIKE 'Ssl_version'")
+            assert str(cursor.fetchone()[1]).startswith("TLSv1.")
+        assert is_writer(connection, urls, ca_file=str(cluster / "pki" / "ca.pem"))
+    finally:
+        connection.close()
+    with pytest.raises(PilotError, match="knows no CA"):
+        connect_writer(urls, credentials.admin_user, credentials.admin_password)
 
 
 def test_rotation_is_live_and_a_broken_bundle_keeps_the_old_certificates(cluster: Path) -> None:

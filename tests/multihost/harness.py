@@ -28,10 +28,11 @@ import yaml
 from galera_pilot.cluster import Cluster
 from galera_pilot.credentials import Credentials, load_credentials, save_credentials
 from galera_pilot.dcs import DCS, get_dcs
+from galera_pilot.errors import DCSError
 from galera_pilot.tls import http
 from galera_pilot.tls.authority import Authority, init_authority
 from galera_pilot.tls.contexts import client_context, use_mysql_context
-from tests.unit.dcs_backends import ETCD_BINARY, etcd_answers
+from tests.unit.dcs_backends import ETCD_BINARY
 from tests.waiting import wait_for
 
 PREFIX = "gp5-"
@@ -131,7 +132,27 @@ class MultiHost:
 
     @property
     def dcs_url(self) -> str:
-        return "etcd://" + ",".join(f"{h.address}:{ETCD_CLIENT_PORT}" for h in self.etcd_hosts)
+        """etcd over TLS with client certificates from the cluster's PKI: agents and the proxy present their
+        bundles (an etcds:// URL without options of its own), the operator's CLI its own bundle."""
+        return "etcds://" + ",".join(f"{h.address}:{ETCD_CLIENT_PORT}" for h in self.etcd_hosts)
+
+    @property
+    def operator_bundle(self) -> Path:
+        """The operator's own certificate (this process, the CLI in the root namespace)."""
+        bundle = self.authority().issued_dir("operator")
+        if not bundle.exists():
+            self.authority().issue_bundle("operator", [BRIDGE_ADDRESS], out=bundle)
+        return bundle
+
+    @property
+    def operator_dcs_url(self) -> str:
+        """The DCS URL an operator gives with --dcs: it names the operator's certificate and the CA."""
+        bundle = self.operator_bundle
+        return f"{self.dcs_url}?cacert={bundle / 'ca.pem'}&cert={bundle / 'node.pem'}&key={bundle / 'node.key'}"
+
+    def operator_tls(self) -> tuple[Path, Path, Path]:
+        bundle = self.operator_bundle
+        return bundle / "ca.pem", bundle / "node.pem", bundle / "node.key"
 
     def host(self, node: str) -> Host:
         return next(h for h in self.hosts if h.node == node)
@@ -184,19 +205,34 @@ class MultiHost:
         shm = Path("/dev/shm")
         data_root = Path(tempfile.mkdtemp(prefix="gp5-etcd-", dir=shm if shm.is_dir() else None))
         self._etcd_data = data_root
-        initial = ",".join(f"e{h.index}=http://{h.address}:{ETCD_PEER_PORT}" for h in self.etcd_hosts)
+        initial = ",".join(f"e{h.index}=https://{h.address}:{ETCD_PEER_PORT}" for h in self.etcd_hosts)
         for host in self.etcd_hosts:
-            client, peer = f"http://{host.address}:{ETCD_CLIENT_PORT}", f"http://{host.address}:{ETCD_PEER_PORT}"
+            client, peer = f"https://{host.address}:{ETCD_CLIENT_PORT}", f"https://{host.address}:{ETCD_PEER_PORT}"
             host.dir.mkdir(parents=True, exist_ok=True)
+            # etcd's own certificate from the cluster's PKI; clients and peers must present one it signed.
+            tls = self.authority().issue_bundle(f"etcd{host.index}", [host.address], out=host.dir / "etcd-tls")
+            files = ["--cert-file", str(tls / "node.pem"), "--key-file", str(tls / "node.key"),
+                     "--trusted-ca-file", str(tls / "ca.pem"), "--client-cert-auth",
+                     "--peer-cert-file", str(tls / "node.pem"), "--peer-key-file", str(tls / "node.key"),
+                     "--peer-trusted-ca-file", str(tls / "ca.pem"), "--peer-client-cert-auth"]
             self._etcd_args[host.node] = host.exec_args(
                 ETCD_BINARY, "--name", f"e{host.index}", "--data-dir", str(data_root / f"e{host.index}"),
                 "--listen-client-urls", client, "--advertise-client-urls", client, "--listen-peer-urls", peer,
                 "--initial-advertise-peer-urls", peer, "--initial-cluster", initial,
-                "--initial-cluster-token", f"gp5-{os.getpid()}", "--initial-cluster-state", "new")
+                "--initial-cluster-token", f"gp5-{os.getpid()}", "--initial-cluster-state", "new", *files)
             self.restart_etcd(host)
         for host in self.etcd_hosts:
-            wait_for(lambda h=host: etcd_answers(f"http://{h.address}:{ETCD_CLIENT_PORT}"), timeout,
-                     f"etcd member e{host.index} to answer")
+            wait_for(lambda h=host: self._etcd_member_answers(h), timeout, f"etcd member e{host.index} to answer")
+
+    def _etcd_member_answers(self, host: Host) -> bool:
+        store = get_dcs(f"etcds://{host.address}:{ETCD_CLIENT_PORT}", self.cluster_name, self.operator_tls())
+        try:
+            store.list("")
+            return True
+        except DCSError:
+            return False
+        finally:
+            store.close()
 
     def restart_etcd(self, host: Host) -> None:
         """(Re)start host's etcd member with its data: after a kill it rejoins its cluster as it was."""
@@ -271,7 +307,7 @@ class MultiHost:
             raise AssertionError(f"{error}\n{logs}") from None
 
     def dcs(self) -> DCS:
-        return get_dcs(self.dcs_url, self.cluster_name)
+        return get_dcs(self.dcs_url, self.cluster_name, self.operator_tls())
 
     def snapshot(self) -> Cluster:
         store = self.dcs()

@@ -50,7 +50,7 @@ class ProxyHost:
             "dcs": multi.dcs_url, "cluster_name": multi.cluster_name, "credentials_file": str(credentials),
             "members": {"node1": multi.host("node1").api_url},  # one is enough: the others are learned from it
             "endpoints": {"writer": WRITER_BIND, "reader": READER_BIND},
-            "ca_file": str(multi.authority().ca_file), "api_token_file": str(multi.authority().token_file)}))
+            "tls_bundle": str(multi.operator_bundle)}))
         bundle = multi.authority().issue_bundle("proxy", [BRIDGE_ADDRESS], out=self.dir / "proxy-tls")
         self.proxy_config = self.dir / "proxy.yaml"
         self.proxy_config.write_text(yaml.safe_dump({
@@ -121,7 +121,7 @@ def cluster() -> Iterator[tuple[MultiHost, ProxyHost]]:
 
 def addressings(multi: MultiHost, proxy_host: ProxyHost) -> list[list[str]]:
     return [["-c", str(proxy_host.control)], ["-c", str(multi.host("node2").config_path)],
-            ["--dcs", multi.dcs_url, "--cluster", multi.cluster_name]]
+            ["--dcs", multi.operator_dcs_url, "--cluster", multi.cluster_name]]
 
 
 def test_every_way_of_addressing_lists_the_cluster(cluster: tuple[MultiHost, ProxyHost]) -> None:
@@ -136,7 +136,7 @@ def test_every_way_of_addressing_lists_the_cluster(cluster: tuple[MultiHost, Pro
     env_list = subprocess.run([sys.executable, "-m", "galera_pilot", "list"], capture_output=True, text=True,
                               env={**os.environ, "GALERA_PILOT_CONFIG": str(proxy_host.control)}, timeout=60)
     assert env_list.returncode == 0 and len(rows(env_list.stdout)) == 3, env_list.stderr
-    wrong = cli("--dcs", multi.dcs_url, "--cluster", "nope", "list", check=False)
+    wrong = cli("--dcs", multi.operator_dcs_url, "--cluster", "nope", "list", check=False)
     assert wrong.returncode == 1 and f"holds no cluster named 'nope' (it holds: {multi.cluster_name})" in wrong.stderr
     none = cli("list", check=False)
     assert none.returncode == 1 and "no cluster given" in none.stderr
@@ -175,7 +175,8 @@ def test_switchover_maintenance_and_the_bootstrap_refusal(cluster: tuple[MultiHo
     control = ["-c", str(proxy_host.control)]
     writer = writer_of(cli(*control, "list").stdout)
     target = next(n for n in ("node1", "node2", "node3") if n != writer)
-    moved = cli("--dcs", multi.dcs_url, "--cluster", multi.cluster_name, "switchover", "--to", target).stdout
+    moved = cli("--dcs", multi.operator_dcs_url, "--cluster", multi.cluster_name, "switchover", "--to",
+                target).stdout
     assert f"writer moved from {writer} to {target}" in moved
     assert writer_of(cli(*control, "list").stdout) == target
     drained = cli("-c", str(multi.host("node3").config_path), "maintenance", "on", "node3").stdout
@@ -250,7 +251,7 @@ def test_forced_bootstrap_after_a_full_outage_with_a_host_gone(cluster: tuple[Mu
     shown = cli(*control, "bootstrap", "--member", source, check=False)
     assert shown.returncode == 1 and "not ordered; run again with --force" in shown.stderr
     assert "WARNING: no position from node3" in shown.stdout, shown.stdout
-    ordered = cli("--dcs", multi.dcs_url, "--cluster", multi.cluster_name, "bootstrap", "--member", source,
+    ordered = cli("--dcs", multi.operator_dcs_url, "--cluster", multi.cluster_name, "bootstrap", "--member", source,
                   "--force").stdout
     assert f"ordered: {source}'s agent bootstraps the cluster" in ordered
     wait_for(lambda: all("Synced" in rows(cli(*control, "list").stdout).get(n, [])

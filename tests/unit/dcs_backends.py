@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -72,16 +73,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def etcd_request(client_url: str, path: str, body: dict, timeout: float = 2.0) -> dict:
+def etcd_request(client_url: str, path: str, body: dict, timeout: float = 2.0,
+                 context: ssl.SSLContext | None = None) -> dict:
     """A raw gateway call, independent of the code under test (stdlib urllib, not urllib3)."""
     request = urllib.request.Request(f"{client_url}/v3{path}", data=json.dumps(body).encode(), method="POST")
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
         return json.loads(response.read())
 
 
-def etcd_answers(client_url: str) -> bool:
+def etcd_answers(client_url: str, context: ssl.SSLContext | None = None) -> bool:
     try:
-        return "header" in etcd_request(client_url, "/kv/range", {"key": "AA=="}, timeout=1.0)
+        return "header" in etcd_request(client_url, "/kv/range", {"key": "AA=="}, timeout=1.0, context=context)
     except OSError:
         return False
 
@@ -94,13 +96,16 @@ class EtcdProcess:
     agents publishing several times a second) make thousands of them.
     """
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", tls: Path | None = None) -> None:
+        """`tls`: a bundle folder (ca.pem, node.pem, node.key): serve https and ask every client for a
+        certificate that CA signed (--client-cert-auth), as a production etcd of the cluster's PKI."""
         assert os.access(ETCD_BINARY, os.X_OK), f"{ETCD_BINARY} is missing: apt-get install etcd-server"
         shm = Path("/dev/shm")
         self.data_root = Path(tempfile.mkdtemp(prefix="galera-pilot-etcd-", dir=shm if shm.is_dir() else None))
         self.host = host
         self.client_port, self.peer_port = free_port(host), free_port(host)
-        self.client_url = f"http://{host}:{self.client_port}"
+        self.tls = tls
+        self.client_url = f"{'https' if tls else 'http'}://{host}:{self.client_port}"
         self.peer_url = f"http://{host}:{self.peer_port}"
         self.log_path = self.data_root / "etcd.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -108,7 +113,8 @@ class EtcdProcess:
     @property
     def server(self) -> EtcdServer:
         assert self.process is not None
-        return EtcdServer(self.client_url, f"etcd://{self.host}:{self.client_port}", self.client_port, self.process)
+        scheme = "etcds" if self.tls else "etcd"
+        return EtcdServer(self.client_url, f"{scheme}://{self.host}:{self.client_port}", self.client_port, self.process)
 
     def start(self, timeout: float = 30.0) -> EtcdServer:
         """Start (or start again, on the same data) and wait until it answers."""
@@ -118,15 +124,25 @@ class EtcdProcess:
                 [ETCD_BINARY, "--name", "t", "--data-dir", str(self.data_root / "data"),
                  "--listen-client-urls", self.client_url, "--advertise-client-urls", self.client_url,
                  "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
-                 "--initial-cluster", f"t={self.peer_url}"],
+                 "--initial-cluster", f"t={self.peer_url}", *self._tls_flags()],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
-        while not etcd_answers(self.client_url):
+        context = None
+        if self.tls:
+            context = ssl.create_default_context(cafile=str(self.tls / "ca.pem"))
+            context.load_cert_chain(str(self.tls / "node.pem"), str(self.tls / "node.key"))
+        while not etcd_answers(self.client_url, context):
             log_tail = self.log_path.read_text(errors="replace")[-2000:]
             assert self.process.poll() is None, f"etcd exited with {self.process.returncode}:\n{log_tail}"
             assert time.monotonic() < deadline, f"etcd did not answer within {timeout:.0f} s:\n{log_tail}"
             time.sleep(0.1)
         return self.server
+
+    def _tls_flags(self) -> list[str]:
+        if self.tls is None:
+            return []
+        return ["--cert-file", str(self.tls / "node.pem"), "--key-file", str(self.tls / "node.key"),
+                "--trusted-ca-file", str(self.tls / "ca.pem"), "--client-cert-auth"]
 
     def pause(self) -> None:
         assert self.process is not None

@@ -430,3 +430,20 @@ def test_a_compacted_revision_is_reported_as_a_resync(etcd_server: EtcdServer, c
     seen: list[Change] = []
     revision, _ = store._watch_stream(etcd_server.client_url, old - 1, seen.extend, threading.Event())
     assert seen == [Change(RESYNC, None)] and revision is None
+
+
+def test_an_etcds_url_without_options_presents_the_callers_bundle(tmp_path: Path) -> None:
+    """A node's or proxy's bundle reaches etcd (client certificates from the cluster's PKI), unless the URL
+    names files of its own; plain etcd:// never gets TLS files."""
+    files = tuple(tmp_path / name for name in ("ca.pem", "node.pem", "node.key"))
+    for path in files:
+        path.write_text("x")
+    store = get_dcs("etcds://h:2379", "g", files)  # type: ignore[arg-type]
+    assert isinstance(store, EtcdDCS)
+    assert (store.settings.cacert, store.settings.cert, store.settings.key) == tuple(str(p) for p in files)
+    own = tmp_path / "own.pem"
+    own.write_text("x")
+    store = get_dcs(f"etcds://h:2379?cacert={own}", "g", files)  # type: ignore[arg-type]
+    assert isinstance(store, EtcdDCS) and store.settings.cacert == str(own) and store.settings.cert is None
+    store = get_dcs("etcd://h:2379", "g", files)  # type: ignore[arg-type]
+    assert isinstance(store, EtcdDCS) and store.settings.cacert is None

@@ -412,3 +412,20 @@ def test_without_the_dcs_a_stopped_haproxy_starts_from_its_last_config(tmp_path:
     dcs.cluster = None
     assert manager.run_cycle().startswith("DCS unavailable; started haproxy (pid 4242) with its last config")
     assert "server node1 127.0.0.2:3306" in process.config_path.read_text()
+
+
+def test_checks_over_https_verify_the_agents_with_the_proxy_certificate(tmp_path: Path) -> None:
+    """check-ssl on the checks only (MySQL sessions pass through), verify required against the node CA."""
+    settings = ProxySettings(check_ca_file="/b/ca.pem", check_cert_file="/r/check-client.pem")
+    text = render_haproxy_config(settings, [ProxyBackend("node1", "127.0.0.2", 3306, 8008)], tmp_path)
+    assert ("server node1 127.0.0.2:3306 check port 8008 check-ssl verify required ca-file /b/ca.pem "
+            "crt /r/check-client.pem") in text
+    assert " ssl " not in text.replace("check-ssl", "")
+
+
+def test_a_tls_proxy_without_its_bundle_is_told_what_to_do(tmp_path: Path) -> None:
+    from galera_pilot.proxy.check_tls import ProxyTls, prepare_check_tls
+
+    with pytest.raises(ConfigError, match=r"field 'tls.bundle'.*pki issue proxy"):
+        prepare_check_tls(ProxyTls(), tmp_path)
+    assert prepare_check_tls(ProxyTls(enabled=False), tmp_path) is None

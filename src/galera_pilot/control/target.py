@@ -133,7 +133,8 @@ def resolve(directory: Path | None, config: Path | None, dcs: str | None, cluste
         target = from_config_file(config)
     else:
         assert dcs is not None
-        target = ClusterTarget(dcs_url=dcs, cluster_name=cluster or "galera", source=redact_dcs_url(dcs))
+        target = ClusterTarget(dcs_url=dcs, cluster_name=cluster or "galera", source=redact_dcs_url(dcs),
+                               ca_file=_url_ca(dcs))
         cluster = None
     if cluster is not None and "--cluster" in from_env:
         cluster = None  # GALERA_PILOT_CLUSTER goes with a --dcs from the command line or the environment only
@@ -179,6 +180,16 @@ def from_config_file(path: Path) -> ClusterTarget:
                          ca_file=config.ca_file or (bundle / CA if bundle else None),
                          token_file=config.api_token_file or (bundle / TOKEN if bundle else None),
                          ca_required=config.ca_file is not None or bundle is not None, dcs_tls=_files(bundle))
+
+
+def _url_ca(dcs: str) -> Path | None:
+    """An etcds:// URL's `cacert`: the cluster's CA verifies its members' REST APIs and servers too."""
+    if not dcs.startswith("etcds://"):
+        return None
+    from galera_pilot.dcs.etcd import parse_etcd_url
+
+    cacert = parse_etcd_url(dcs).cacert
+    return Path(cacert) if cacert else None
 
 
 def _files(bundle: Path | None) -> tuple[Path, Path, Path] | None:
