@@ -59,8 +59,10 @@ def test_three_hosts_form_one_cluster_over_etcd(hosts: MultiHost) -> None:
     run_sql(hosts, "node2", "INSERT INTO smoke.t VALUES (1), (2)")
     wait_for(lambda: run_sql(hosts, "node3", "SELECT COUNT(*) FROM smoke.t") == [(2,)], 30,
              "node3 to see node2's rows")
+    # The DCS records come from each agent's cycle, /health from its status sampler (every 0.25 s): they
+    # reach Synced a moment apart (as in test_nat).
     for host in hosts.hosts:
-        assert api(host.api_url + "/health")[0] == 200
+        wait_for(lambda h=host: api(h.api_url + "/health")[0] == 200, 10, f"{host.node}'s /health to answer 200")
 
 
 def test_partition_majority_serves_minority_refuses_and_rejoins(hosts: MultiHost) -> None:
