@@ -29,18 +29,11 @@ from galera_pilot.dcs import DCS, get_dcs
 from galera_pilot.embedded.layout import lay_out, read_marker
 from galera_pilot.embedded.processes import check_binaries, check_ports, running_pid
 from galera_pilot.embedded.proxy import EmbeddedProxy
-from galera_pilot.embedded.tls import (
-    OPERATOR,
-    authority_of,
-    ensure_authority,
-    ensure_node_bundle,
-    ensure_proxy_bundle,
-)
+from galera_pilot.embedded.tls import OPERATOR, authority_of, ensure_folder_tls, rotate_folder
 from galera_pilot.errors import PilotError
 from galera_pilot.mariadb.process import MariadbProcess, tail
 from galera_pilot.proxy.haproxy_config import parse_bind
 from galera_pilot.tls.authority import Authority
-from galera_pilot.tls.pki import describe
 
 # `up` gives up once every agent has said this long that only a person can go on (a moment of that can be
 # a recovery still gathering positions).
@@ -101,40 +94,22 @@ class EmbeddedCluster:
         return [parse_bind(bind)[0] or "127.0.0.1" for bind in (proxy.writer_bind, proxy.reader_bind)] if proxy else []
 
     def ensure_tls(self, endpoint_hosts: list[str]) -> list[str]:
-        """The PKI and every bundle, issued where missing or unfit (embedded/tls.py); what was issued."""
+        """The PKI and every stopped member's bundle, issued where missing or unfit; what was issued."""
         if not self.tls:
             return []
-        authority = ensure_authority(self.authority, self.cluster_name)
-        issued = []
-        for node in self.nodes():
-            if node.agent_pid() is None and ensure_node_bundle(authority, node.config, endpoint_hosts):
-                issued.append(node.name)
-        if self.proxy.pid() is None and ensure_proxy_bundle(authority, self.proxy.tls_bundle):
-            issued.append("proxy")
-        if ensure_proxy_bundle(authority, authority.issued_dir(OPERATOR), name=OPERATOR):
-            issued.append(OPERATOR)
-        return issued
+        stopped = [node.config for node in self.nodes() if node.agent_pid() is None]
+        proxy = self.proxy.tls_bundle if self.proxy.pid() is None else None
+        return ensure_folder_tls(self.authority, self.cluster_name, stopped, proxy, endpoint_hosts)
 
     def rotate(self, names: list[str]) -> list[str]:
         """New certificates for these members (every member and the proxy when empty), running or not: a
         running agent or proxy picks its new bundle up within a cycle (agent/tls_keeper.py)."""
         if not self.tls:
             raise PilotError(f"{self.dir} runs without TLS: there is nothing to rotate")
-        authority = self.authority
         wanted = names or [*self.meta["nodes"], "proxy"]
-        done = []
-        for name in wanted:
-            if name == "proxy":
-                if self.proxy.config() is None:
-                    continue
-                ensure_proxy_bundle(authority, self.proxy.tls_bundle, force=True)
-                bundle = self.proxy.tls_bundle
-            else:
-                config = self.node(name).config
-                ensure_node_bundle(authority, config, self.endpoint_hosts(), force=True)
-                bundle = config.tls_bundle
-            done.append(f"{name} (until {describe((bundle / 'node.pem').read_bytes()).not_after:%Y-%m-%d})")
-        return done
+        configs = [self.node(name).config for name in wanted if name != "proxy"]
+        proxy = self.proxy.tls_bundle if "proxy" in wanted and self.proxy.config() is not None else None
+        return rotate_folder(self.authority, configs, proxy, self.endpoint_hosts())
 
     def nodes(self) -> list[Node]:
         result = []

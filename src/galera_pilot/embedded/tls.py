@@ -18,7 +18,7 @@ from galera_pilot.config import NodeConfig
 from galera_pilot.errors import ConfigError
 from galera_pilot.tls.authority import Authority, init_authority
 from galera_pilot.tls.bundle import load_bundle
-from galera_pilot.tls.pki import now_utc
+from galera_pilot.tls.pki import describe, now_utc
 
 PKI_DIR = "pki"
 OPERATOR = "operator"  # the CLI's own certificate on this machine (PKI/issued/operator)
@@ -73,6 +73,37 @@ def ensure_proxy_bundle(authority: Authority, bundle_dir: Path, force: bool = Fa
     if reason is not None:
         authority.issue_bundle(name, ["127.0.0.1"], list(LOCAL_NAMES), out=bundle_dir)
     return reason
+
+
+def ensure_folder_tls(authority: Authority, cluster_name: str, stopped: list[NodeConfig], proxy_bundle: Path | None,
+                      endpoint_hosts: Iterable[str]) -> list[str]:
+    """The PKI, the bundles of these stopped nodes and of the stopped proxy, and the operator's, issued
+    where missing or unfit; the names of what was issued."""
+    authority = ensure_authority(authority, cluster_name)
+    issued = [config.name for config in stopped if ensure_node_bundle(authority, config, endpoint_hosts)]
+    if proxy_bundle is not None and ensure_proxy_bundle(authority, proxy_bundle):
+        issued.append("proxy")
+    if ensure_proxy_bundle(authority, authority.issued_dir(OPERATOR), name=OPERATOR):
+        issued.append(OPERATOR)
+    return issued
+
+
+def rotate_folder(authority: Authority, configs: list[NodeConfig], proxy_bundle: Path | None,
+                  endpoint_hosts: Iterable[str]) -> list[str]:
+    """New certificates now for these nodes (and the proxy), whatever their state: `pki rotate --dir`."""
+    done = []
+    hosts = list(endpoint_hosts)
+    for config in configs:
+        ensure_node_bundle(authority, config, hosts, force=True)
+        done.append(f"{config.name} (until {_expiry(config.tls_bundle)})")
+    if proxy_bundle is not None:
+        ensure_proxy_bundle(authority, proxy_bundle, force=True)
+        done.append(f"proxy (until {_expiry(proxy_bundle)})")
+    return done
+
+
+def _expiry(bundle: Path) -> str:
+    return f"{describe((bundle / 'node.pem').read_bytes()).not_after:%Y-%m-%d}"
 
 
 def _is_ip(value: str) -> bool:
