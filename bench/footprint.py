@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 import pymysql
 import yaml
-from galera_cli import CLI, run
+from galera_cli import CLI, run, sysbench_workdir
 
 from galera_pilot.control.target import from_directory
 from galera_pilot.tls.contexts import mysql_context
@@ -127,9 +127,10 @@ def main() -> None:
                              "--tables=4", "--table-size=10000", f"--threads={args.threads}",
                              f"--time={int(args.seconds) + 4}", "--report-interval=0",
                              f"--mysql-ssl={'on' if mysql_context() else 'off'}"]
-            subprocess.run([*sysbench_args, "prepare"], capture_output=True, check=True)
+            workdir = sysbench_workdir(directory)
+            subprocess.run([*sysbench_args, "prepare"], capture_output=True, check=True, cwd=workdir)
             load = subprocess.Popen([*sysbench_args, "run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True)
+                                    text=True, cwd=workdir)
             time.sleep(2)
             figures = measure(procs, args.seconds)
             out = load.communicate(timeout=args.seconds + 60)[0]

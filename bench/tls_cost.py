@@ -33,7 +33,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from galera_cli import CLI, run
+from galera_cli import CLI, run, sysbench_workdir
 
 from galera_pilot.control.target import from_directory
 from galera_pilot.credentials import load_credentials
@@ -86,16 +86,20 @@ def sysbench(directory: Path, tls: bool, seconds: float) -> tuple[float, float]:
     args = ["sysbench", "oltp_write_only", f"--mysql-host={PROXY}", "--mysql-port=3306", f"--mysql-user={BENCH_USER}",
             f"--mysql-password={password}", "--mysql-db=sbtest", "--tables=4", "--table-size=10000", "--threads=4",
             f"--time={int(seconds)}", "--report-interval=0", f"--mysql-ssl={'on' if tls else 'off'}"]
+    workdir = sysbench_workdir(directory)  # the client certificate files sysbench wants (TLS)
     try:
-        subprocess.run([*args, "prepare"], capture_output=True, check=True)
+        subprocess.run([*args, "prepare"], capture_output=True, check=True, cwd=workdir)
         before = mariadbd_cpu(directory)
-        out = subprocess.run([*args, "run"], capture_output=True, text=True, check=True).stdout
+        result = subprocess.run([*args, "run"], capture_output=True, text=True, check=False, cwd=workdir)
+        if result.returncode != 0:
+            raise RuntimeError(f"sysbench run failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
+        out = result.stdout
         used = mariadbd_cpu(directory) - before
         found = re.search(r"transactions:\s+(\d+)\s+\(([\d.]+) per sec", out)
         if not found:
             raise RuntimeError(f"sysbench said:\n{out}")
         transactions, tps = int(found.group(1)), float(found.group(2))
-        subprocess.run([*args, "cleanup"], capture_output=True, check=False)
+        subprocess.run([*args, "cleanup"], capture_output=True, check=False, cwd=workdir)
         return tps, 1000 * used / transactions
     finally:
         with admin.cursor() as cursor:
@@ -153,7 +157,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=30.0, help="sysbench duration per mode")
     parser.add_argument("--runs", type=int, default=3, help="failovers per mode")
+    parser.add_argument("--modes", default="plaintext,tls", help="plaintext,tls (the comparison) or one of them")
     args = parser.parse_args()
+    parser_modes = args.modes.split(",")
+    if parser_modes != ["plaintext", "tls"]:
+        for mode in parser_modes:
+            print(mode, one_mode(mode == "tls", args.seconds, args.runs), flush=True)
+        return
     plain = one_mode(False, args.seconds, args.runs)
     print("plaintext: " + ", ".join(f"{k} {v:.3f}" for k, v in plain.items()), flush=True)
     tls = one_mode(True, args.seconds, args.runs)
