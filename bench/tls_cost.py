@@ -19,6 +19,7 @@ on failover and cold start.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import secrets
@@ -39,23 +40,15 @@ from galera_pilot.control.target import from_directory
 from galera_pilot.credentials import load_credentials
 from galera_pilot.mariadb import sql
 from tests.integration.routing_helpers import AckWriter
+from tests.waiting import wait_for
 
 PROXY = "127.0.0.190"
 BASE = "127.0.0.191"
 BENCH_USER = "gp_tls_bench"
 
 
-def wait(predicate, timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out waiting for {what}")
+# The tests' poller (tests/waiting.py), polling more often than their default.
+wait = functools.partial(wait_for, interval=0.05)
 
 
 def mariadbd_cpu(directory: Path) -> float:

@@ -19,6 +19,7 @@ After each run every acknowledged id must be on every node. Nodes on 127.0.0.121
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -36,6 +37,7 @@ from galera_cli import CLI, run
 
 from galera_pilot.control.target import from_directory
 from tests.integration.routing_helpers import AckWriter, endpoint_code
+from tests.waiting import wait_for
 
 PROXY = "127.0.0.120"
 BASE = "127.0.0.121"
@@ -46,17 +48,8 @@ def rows(directory: Path) -> dict[str, dict]:
     return {r["name"]: r for r in json.loads(run("list", "--dir", str(directory), "--format", "json"))}
 
 
-def wait(predicate, timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out waiting for {what}")
+# The tests' poller (tests/waiting.py), polling more often than their default.
+wait = functools.partial(wait_for, interval=0.1)
 
 
 def writer_of(directory: Path) -> str:

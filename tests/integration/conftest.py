@@ -38,7 +38,7 @@ import pytest
 
 from galera_pilot.tls import http
 from galera_pilot.tls.authority import Authority, init_authority
-from galera_pilot.tls.contexts import client_context, use_mysql_context
+from galera_pilot.tls.contexts import client_context
 from tests.integration.agents import agent_url, http_json, http_status  # noqa: F401  (re-exported to tests)
 from tests.unit.dcs_backends import EtcdProcess
 
@@ -57,16 +57,13 @@ def _test_pki() -> Iterator[Authority]:
     global _session_pki
     base = Path(tempfile.mkdtemp(prefix="gp-pki-"))
     authority = init_authority(base / "pki", "tests")
-    context = client_context(authority.ca_file)
-    http.use(http.ApiClient(context, authority.api_token()))
-    use_mysql_context(context)
+    http.use_for_process(client_context(authority.ca_file), authority.api_token())
     _session_pki = authority
     try:
         yield authority
     finally:
         _session_pki = None
-        http.use(http.ApiClient())
-        use_mysql_context(None)
+        http.use_for_process(None)
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -31,7 +31,8 @@ from galera_pilot.dcs import DCS, get_dcs
 from galera_pilot.errors import DCSError
 from galera_pilot.tls import http
 from galera_pilot.tls.authority import Authority, init_authority
-from galera_pilot.tls.contexts import client_context, use_mysql_context
+from galera_pilot.tls.bundle import bundle_files
+from galera_pilot.tls.contexts import client_context
 from tests.unit.dcs_backends import ETCD_BINARY
 from tests.waiting import wait_for
 
@@ -151,8 +152,7 @@ class MultiHost:
         return f"{self.dcs_url}?cacert={bundle / 'ca.pem'}&cert={bundle / 'node.pem'}&key={bundle / 'node.key'}"
 
     def operator_tls(self) -> tuple[Path, Path, Path]:
-        bundle = self.operator_bundle
-        return bundle / "ca.pem", bundle / "node.pem", bundle / "node.key"
+        return bundle_files(self.operator_bundle)
 
     def host(self, node: str) -> Host:
         return next(h for h in self.hosts if h.node == node)
@@ -271,9 +271,7 @@ class MultiHost:
         authority = Authority(self.root / "pki")
         if not authority.exists():
             init_authority(authority.dir, self.cluster_name)
-            context = client_context(authority.ca_file)
-            http.use(http.ApiClient(context, authority.api_token()))
-            use_mysql_context(context)
+            http.use_for_process(client_context(authority.ca_file), authority.api_token())
         return authority
 
     def start_agent(self, host: Host) -> None:

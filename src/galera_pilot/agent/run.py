@@ -16,8 +16,6 @@ from galera_pilot.credentials import load_credentials
 from galera_pilot.dcs import get_dcs
 from galera_pilot.errors import DCSError, PilotError
 from galera_pilot.tls import http
-from galera_pilot.tls.contexts import use_mysql_context
-from galera_pilot.tls.http import ApiClient
 from galera_pilot.tls.node import NodeTls, load_node_tls
 
 log = logging.getLogger("galera_pilot.agent.run")
@@ -28,18 +26,17 @@ def run_agent(config_path: Path) -> None:
     config = load_config(config_path)
     credentials = load_credentials(config.credentials_file)
     node_tls = load_node_tls(config)  # checked before anything starts: a bad file is named now
-    if node_tls is not None:
-        http.use(ApiClient(node_tls.client, node_tls.token))
-        use_mysql_context(node_tls.client)
-    dcs = get_dcs(config.dcs, config.cluster_name, node_tls.bundle.files() if node_tls else None)
     api: ApiServer | None = None
 
     def tls_reloaded(fresh: NodeTls) -> None:
-        """A new bundle (agent/tls_keeper.py): every later connection uses it; open ones finish on the old."""
-        http.use(ApiClient(fresh.client, fresh.token))
-        use_mysql_context(fresh.client)
+        """A (new) bundle (agent/tls_keeper.py): every later connection uses it; open ones finish on the old."""
+        http.use_for_process(fresh.client, fresh.token)
         if api is not None:
             api.tls, api.token = fresh.server, fresh.token
+
+    if node_tls is not None:
+        tls_reloaded(node_tls)
+    dcs = get_dcs(config.dcs, config.cluster_name, node_tls.bundle.files() if node_tls else None)
 
     ha = Ha(config, dcs, credentials, node_tls=node_tls, on_tls_reload=tls_reloaded)
     api = ApiServer(config.address, config.ports.api, ha, node_tls.server if node_tls else None,

@@ -54,7 +54,6 @@ class Starter:
 
     def write_mycnf(self, peers: tuple[str, ...], start_position: str | None = None) -> None:
         if self.node_tls is not None:
-            self.prepare_dirs()
             install_server_files(self.config, self.node_tls)  # the files my.cnf names, mariadbd's copy
         text = render_mycnf(self.config, self.credentials, peers, start_position)
         write_private(self.config.mycnf, text, 0o640)

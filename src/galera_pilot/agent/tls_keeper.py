@@ -33,10 +33,6 @@ log = logging.getLogger(CYCLE_LOGGER)
 EXPIRY_WARNING_DAYS = 30
 
 
-def _signature(config: NodeConfig) -> tuple[tuple[int, int], ...]:
-    return bundle_signature(config.tls_bundle)
-
-
 class TlsKeeper:
     def __init__(self, config: NodeConfig, current: NodeTls, credentials: Credentials, process: MariadbProcess,
                  history: History, on_reload: Callable[[NodeTls], None]) -> None:
@@ -46,14 +42,14 @@ class TlsKeeper:
         self.process = process
         self.history = history
         self.on_reload = on_reload
-        self._loaded = _signature(config)
+        self._loaded = bundle_signature(config.tls_bundle)
         self.reload_error: str | None = None
         self.renew_error: str | None = None
 
     def check(self) -> None:
         """Once per cycle: renew when due and possible, reload when the files changed."""
         self._renew_if_due()
-        signature = _signature(self.config)
+        signature = bundle_signature(self.config.tls_bundle)
         if signature == self._loaded:
             return
         try:

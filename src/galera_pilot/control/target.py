@@ -15,6 +15,7 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from galera_pilot.cluster import Cluster
 from galera_pilot.config import NodeConfig, redact_dcs_url
@@ -25,9 +26,8 @@ from galera_pilot.embedded.cluster import EmbeddedCluster, find_cluster_config
 from galera_pilot.errors import DCSError, PilotError
 from galera_pilot.proxy.manager import ProxyConfig
 from galera_pilot.tls import http
-from galera_pilot.tls.bundle import CA, CERT, KEY, TOKEN
-from galera_pilot.tls.contexts import client_context, use_mysql_context
-from galera_pilot.tls.http import ApiClient
+from galera_pilot.tls.bundle import CA, TOKEN, bundle_files
+from galera_pilot.tls.contexts import client_context
 
 CA_ENV = "GALERA_PILOT_CA"  # the node CA for a cluster addressed by --dcs alone
 
@@ -69,13 +69,11 @@ class ClusterTarget:
         ca_file = self.ca_file or (Path(os.environ[CA_ENV]) if os.environ.get(CA_ENV) else None)
         if ca_file is None or (not ca_file.exists() and not self.ca_required):
             return  # a node or proxy bundle not copied here yet: verbs that need it say so
-        context = client_context(ca_file)
         token = None
         if self.token_file is not None:
             with contextlib.suppress(OSError):
                 token = self.token_file.read_text().strip() or None
-        http.use(ApiClient(context, token))
-        use_mysql_context(context)
+        http.use_for_process(client_context(ca_file), token)
 
     @property
     def dcs_label(self) -> str:
@@ -162,16 +160,13 @@ def from_config_file(path: Path) -> ClusterTarget:
     config = load_any_config(path)
     source = str(path)
     if isinstance(config, NodeConfig):
-        bundle = config.tls_bundle if config.tls.enabled else None
         return ClusterTarget(dcs_url=config.dcs, cluster_name=config.cluster_name, source=source,
                              credentials_file=config.credentials_file, known={config.name: _known(config)},
-                             ca_file=bundle / CA if bundle else None, token_file=bundle / TOKEN if bundle else None,
-                             dcs_tls=_files(bundle))
+                             **_trust_of(config.tls_bundle if config.tls.enabled else None))
     if isinstance(config, ProxyConfig):
-        bundle = config.tls.bundle if config.tls.enabled else None
         return ClusterTarget(dcs_url=config.dcs, cluster_name=config.cluster_name, source=source,
-                             endpoints=_proxy_endpoints(config), ca_file=bundle / CA if bundle else None,
-                             token_file=bundle / TOKEN if bundle else None, dcs_tls=_files(bundle))
+                             endpoints=_proxy_endpoints(config),
+                             **_trust_of(config.tls.bundle if config.tls.enabled else None))
     assert isinstance(config, ControlConfig)
     known = {name: KnownMember(name, url) for name, url in config.members.items()}
     bundle = config.tls_bundle
@@ -179,7 +174,8 @@ def from_config_file(path: Path) -> ClusterTarget:
                          credentials_file=config.credentials_file, known=known, endpoints=config.endpoints,
                          ca_file=config.ca_file or (bundle / CA if bundle else None),
                          token_file=config.api_token_file or (bundle / TOKEN if bundle else None),
-                         ca_required=config.ca_file is not None or bundle is not None, dcs_tls=_files(bundle))
+                         ca_required=config.ca_file is not None or bundle is not None,
+                         dcs_tls=bundle_files(bundle) if bundle else None)
 
 
 def _url_ca(dcs: str) -> Path | None:
@@ -192,9 +188,12 @@ def _url_ca(dcs: str) -> Path | None:
     return Path(cacert) if cacert else None
 
 
-def _files(bundle: Path | None) -> tuple[Path, Path, Path] | None:
-    """A bundle's (CA, certificate, key): how an etcds:// DCS with no options of its own is reached."""
-    return (bundle / CA, bundle / CERT, bundle / KEY) if bundle else None
+def _trust_of(bundle: Path | None) -> dict[str, Any]:
+    """What a host's bundle gives the CLI: the CA and token for the REST APIs and servers, and the
+    certificate for an etcds:// DCS (nothing without a bundle: a --no-tls cluster)."""
+    if bundle is None:
+        return {}
+    return {"ca_file": bundle / CA, "token_file": bundle / TOKEN, "dcs_tls": bundle_files(bundle)}
 
 
 def _known(config: NodeConfig) -> KnownMember:

@@ -34,6 +34,7 @@ from galera_pilot.errors import PilotError
 from galera_pilot.mariadb.process import MariadbProcess, tail
 from galera_pilot.proxy.haproxy_config import parse_bind
 from galera_pilot.tls.authority import Authority
+from galera_pilot.tls.bundle import bundle_files
 
 # `up` gives up once every agent has said this long that only a person can go on (a moment of that can be
 # a recovery still gathering positions).
@@ -70,7 +71,7 @@ class EmbeddedCluster:
         self.dcs_url: str = self.meta["dcs"]
         self.credentials_file = self.dir / "credentials.yaml"
         self.proxy = EmbeddedProxy(self.dir, self.cluster_name, self.dcs_url, self.credentials, self.snapshot,
-                                   tls=bool(self.meta.get("tls", False)))
+                                   tls=self.tls)
         self._spawned: dict[str, subprocess.Popen[bytes]] = {}  # agents this process started, by node
 
     @classmethod
@@ -130,10 +131,7 @@ class EmbeddedCluster:
     @property
     def dcs_tls(self) -> tuple[Path, Path, Path] | None:
         """The CLI's own certificate for an etcds:// DCS (PKI/issued/operator, made by ensure_tls)."""
-        if not self.tls:
-            return None
-        bundle = self.authority.issued_dir(OPERATOR)
-        return (bundle / "ca.pem", bundle / "node.pem", bundle / "node.key")
+        return bundle_files(self.authority.issued_dir(OPERATOR)) if self.tls else None
 
     def dcs(self) -> DCS:
         return get_dcs(self.dcs_url, self.cluster_name, self.dcs_tls)

@@ -22,7 +22,7 @@ from galera_pilot.config import (
 )
 from galera_pilot.credentials import Credentials, save_credentials
 from galera_pilot.dcs import get_dcs
-from galera_pilot.embedded.tls import OPERATOR, PKI_DIR, ensure_authority, ensure_proxy_bundle
+from galera_pilot.embedded.tls import PKI_DIR, ensure_authority, ensure_operator_bundle
 from galera_pilot.errors import ConfigError, PilotError
 from galera_pilot.files import write_private
 from galera_pilot.tls.authority import Authority
@@ -104,9 +104,7 @@ def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMetho
             # The CLI's own certificate, before the first request: an etcd asking for client certificates
             # answers nothing without one.
             authority = ensure_authority(Authority(Path(pki_text) if pki_text else directory / PKI_DIR), cluster_name)
-            ensure_proxy_bundle(authority, authority.issued_dir(OPERATOR), name=OPERATOR)
-            operator = authority.issued_dir(OPERATOR)
-            tls_files = (operator / "ca.pem", operator / "node.pem", operator / "node.key")
+            tls_files = ensure_operator_bundle(authority)[1]
         store = get_dcs(dcs_url, cluster_name, tls_files)  # validates the URL before anything is written
         try:
             if not dcs_url.startswith("sqlite://") and store.list(""):

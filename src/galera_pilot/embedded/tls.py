@@ -17,7 +17,7 @@ from typing import Any
 from galera_pilot.config import NodeConfig
 from galera_pilot.errors import ConfigError
 from galera_pilot.tls.authority import Authority, init_authority
-from galera_pilot.tls.bundle import load_bundle
+from galera_pilot.tls.bundle import bundle_files, load_bundle
 from galera_pilot.tls.pki import describe, now_utc
 
 PKI_DIR = "pki"
@@ -83,9 +83,16 @@ def ensure_folder_tls(authority: Authority, cluster_name: str, stopped: list[Nod
     issued = [config.name for config in stopped if ensure_node_bundle(authority, config, endpoint_hosts)]
     if proxy_bundle is not None and ensure_proxy_bundle(authority, proxy_bundle):
         issued.append("proxy")
-    if ensure_proxy_bundle(authority, authority.issued_dir(OPERATOR), name=OPERATOR):
+    if ensure_operator_bundle(authority)[0]:
         issued.append(OPERATOR)
     return issued
+
+
+def ensure_operator_bundle(authority: Authority) -> tuple[str | None, tuple[Path, Path, Path]]:
+    """The CLI's own certificate on this machine (PKI/issued/operator), issued if missing or unfit: (why it
+    was issued or None, its (CA, certificate, key) files)."""
+    bundle = authority.issued_dir(OPERATOR)
+    return ensure_proxy_bundle(authority, bundle, name=OPERATOR), bundle_files(bundle)
 
 
 def rotate_folder(authority: Authority, configs: list[NodeConfig], proxy_bundle: Path | None,

@@ -32,7 +32,7 @@ from galera_pilot.proxy.haproxy_config import (
 )
 from galera_pilot.proxy.haproxy_process import HaproxyProcess
 from galera_pilot.proxy.membership import backends_from
-from galera_pilot.tls.bundle import bundle_signature
+from galera_pilot.tls.bundle import bundle_files, bundle_signature
 
 log = logging.getLogger("galera_pilot.proxy")
 CONFIG_FILE = "haproxy.cfg"
@@ -227,8 +227,7 @@ def run_proxy(config_path: Path) -> None:
     config = load_proxy_config(Path(config_path))
     check_tls = prepare_check_tls(config.tls, config.run_dir)  # a bad bundle is named before anything starts
     bundle = config.tls.bundle if config.tls.enabled else None
-    dcs = get_dcs(config.dcs, config.cluster_name, (bundle / "ca.pem", bundle / "node.pem", bundle / "node.key")
-                  if bundle else None)
+    dcs = get_dcs(config.dcs, config.cluster_name, bundle_files(bundle) if bundle else None)
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: object) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from galera_pilot.errors import ConfigError
 from galera_pilot.files import write_private
-from galera_pilot.tls.pki import CertificateFacts, Issued, describe, key_matches, now_utc, signed_by
+from galera_pilot.tls.pki import CertificateFacts, Issued, describe, describe_all, key_matches, now_utc, signed_by
 
 CA, CLIENT_CA, CERT, KEY, TOKEN = "ca.pem", "client-ca.pem", "node.pem", "node.key", "api-token"
 PRIVATE = (KEY, TOKEN)
@@ -58,11 +58,16 @@ class Bundle:
         return self.token_file.read_text().strip()
 
     def files(self) -> tuple[Path, Path, Path]:
-        """(CA, certificate, key): what an etcds:// DCS without options of its own presents and verifies."""
-        return self.ca, self.cert, self.key
+        return bundle_files(self.dir)
 
     def expires(self) -> dt.datetime:
         return self.facts.not_after
+
+
+def bundle_files(directory: Path) -> tuple[Path, Path, Path]:
+    """(CA, certificate, key) of a bundle folder: what an etcds:// DCS without options of its own is
+    reached with (verified by the CA, the certificate presented)."""
+    return directory / CA, directory / CERT, directory / KEY
 
 
 def bundle_signature(directory: Path) -> tuple[tuple[int, int], ...]:
@@ -117,13 +122,13 @@ def load_bundle(directory: Path, now: dt.datetime | None = None, hint: str = "")
     except ValueError:
         raise ConfigError(f"certificate {directory / CERT} is not a PEM certificate") from None
     try:
-        ca_facts = tuple(describe(block) for block in _pem_blocks(ca_pem))
+        ca_facts = describe_all(ca_pem)
     except ValueError:
         raise ConfigError(f"CA certificate {directory / CA} is not a PEM certificate") from None
     if not ca_facts:
         raise ConfigError(f"CA certificate {directory / CA} holds no certificate")
     try:
-        client_ca_facts = [describe(block) for block in _pem_blocks(client_ca_pem)]
+        client_ca_facts = describe_all(client_ca_pem)
     except ValueError:
         raise ConfigError(f"client CA certificate {directory / CLIENT_CA} is not a PEM certificate") from None
     if not client_ca_facts:
@@ -146,8 +151,3 @@ def load_bundle(directory: Path, now: dt.datetime | None = None, hint: str = "")
     if len(token) < 16:
         raise ConfigError(f"API token {directory / TOKEN} is shorter than 16 characters")
     return Bundle(directory, facts, ca_facts)
-
-
-def _pem_blocks(data: bytes) -> list[bytes]:
-    marker = b"-----END CERTIFICATE-----"
-    return [block.strip() + b"\n" + marker + b"\n" for block in data.split(marker)[:-1] if block.strip()]

@@ -14,6 +14,7 @@ from typing import Any
 import urllib3
 
 from galera_pilot.errors import PilotError
+from galera_pilot.tls.contexts import use_mysql_context
 
 
 class ApiUnreachable(PilotError):
@@ -79,3 +80,10 @@ def use(client: ApiClient) -> None:
 
 def api() -> ApiClient:
     return _client
+
+
+def use_for_process(context: ssl.SSLContext | None, token: str | None = None) -> None:
+    """This process's REST API client and its TCP connections to mariadbd both verify with `context`
+    (None: plaintext again); what every entry point that knows the cluster's CA calls."""
+    use(ApiClient(context, token))
+    use_mysql_context(context)

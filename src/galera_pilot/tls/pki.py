@@ -165,6 +165,15 @@ def describe(cert_pem: bytes) -> CertificateFacts:
                             cert.not_valid_after_utc, ips, dns, is_ca, cert.fingerprint(hashes.SHA256()).hex())
 
 
+def describe_all(pem: bytes) -> tuple[CertificateFacts, ...]:
+    """What every certificate in a PEM file says (a CA file holds two during a CA rotation); () when it
+    holds none. ValueError when a block is not a certificate."""
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        return ()
+    return tuple(describe(cert.public_bytes(serialization.Encoding.PEM))
+                 for cert in x509.load_pem_x509_certificates(pem))
+
+
 def key_matches(cert_pem: bytes, key_pem: bytes) -> bool:
     """Whether the private key belongs to the certificate (a swapped key file fails every handshake)."""
     cert = x509.load_pem_x509_certificate(cert_pem)
