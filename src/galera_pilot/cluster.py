@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from galera_pilot.lifecycle.records import Pause, RestartRequest, Roll
+
 UNKNOWN_UUID = "00000000-0000-0000-0000-000000000000"
 EMPTY_SOURCE = "empty"
 
@@ -139,6 +141,14 @@ class Member:
     # TLS: when the node's certificate expires (ISO 8601, "" without TLS), and why a new bundle was refused.
     tls_not_after: str = ""
     tls_warning: str = ""
+    # For the lifecycle (lifecycle/): whether this agent sees the cluster paused, mariadbd's version, its
+    # receive queue, the gcache it keeps for IST (bytes) and the write-set traffic it sees (bytes/s, over a
+    # minute): a rolling restart checks that the others' gcache covers a node's downtime.
+    paused: bool = False
+    version: str = ""
+    recv_queue: int = 0
+    gcache_bytes: int = 0
+    write_rate: float = 0.0
 
     @property
     def is_primary(self) -> bool:
@@ -283,6 +293,10 @@ class Cluster:
     # Each member record's DCS version (etcd mod_revision, SQLite revision): it changes with every write,
     # which is how an agent tells a live member from a stale record without reading another host's clock.
     member_versions: dict[str, int] = field(default_factory=dict)
+    pause: Pause | None = None  # `galera-pilot pause`: no agent takes any action
+    roll: Roll | None = None  # the rolling restart in progress (lifecycle/records.py)
+    roll_driver: str | None = None  # the holder of the roll_driver lease: None when nobody drives the roll
+    restarts: dict[str, RestartRequest] = field(default_factory=dict)  # member -> its restart request
 
     @property
     def primary_members(self) -> list[Member]:

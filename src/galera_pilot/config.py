@@ -163,13 +163,21 @@ class MariadbSettings(BaseModel):
 
     innodb_buffer_pool_size: str = "128M"
     innodb_log_file_size: str = "48M"
-    gcache_size: str = "128M"
+    gcache_size: str = Field("128M", pattern=r"^[0-9]+[KkMmGgTt]?$",
+                             description="Galera's gcache.size: bytes, or with a K, M, G or T suffix")
     # Jepsen: flush_log_at_trx_commit=0 loses acknowledged writes when nodes crash in quick succession.
     innodb_flush_log_at_trx_commit: Literal[0, 1, 2] = 1
     # Galera's evs.join_retrans_period (default 1 s) paces every membership change: a node rejoining a
     # loaded cluster stalled writes for 2.0 s with 1 s and for 0.5-0.7 s with 0.2 s (measured here).
     join_retrans_period: float = Field(0.2, gt=0, le=10)
     extra: dict[str, str] = Field(default_factory=dict, description="more [mariadbd] options, verbatim")
+
+    @property
+    def gcache_bytes(self) -> int:
+        """gcache.size in bytes: how much write-set history a donor keeps for IST."""
+        text = self.gcache_size.upper()
+        scale = 1024 ** ("KMGT".index(text[-1]) + 1) if text[-1] in "KMGT" else 1
+        return int(text.rstrip("KMGT")) * scale
 
     @field_validator("extra")
     @classmethod

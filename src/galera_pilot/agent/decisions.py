@@ -36,6 +36,7 @@ class Action(StrEnum):
     RESTART = "restart"  # stop a mariadbd that left the group for good, so that it rejoins
     PC_RECOVER = "pc_recover"  # start mariadbd towards the other members and let pc.recovery re-form the PC
     FORM = "form"  # a new cluster's nodes start together from the seed and form the first PC via pc.recovery
+    ROLL_RESTART = "roll_restart"  # stop mariadbd cleanly for a rolling restart (the ladder then rejoins it)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class LocalState:
     pc_recovering_for: float = 0.0  # how long a mariadbd started for pc.recovery has been waiting, not Primary
     # Why mariadbd must not be started now for lack of disk space (mariadb/disk.start_refusal), or None.
     disk_full: str | None = None
+    # A rolling restart asks this node to restart the mariadbd running now (lifecycle/restart.restart_due).
+    restart_due: bool = False
 
 
 @dataclass(frozen=True)
@@ -250,6 +253,9 @@ def decide_running(local: LocalState, cluster: Cluster) -> Decision:
         return Decision(Action.RESTART, f"mariadbd has been Disconnected from the group for "
                                         f"{local.disconnected_for:.0f} s while a Primary Component exists; "
                                         "restarting it to rejoin")
+    if local.cluster_status == "Primary" and local.restart_due:
+        return Decision(Action.ROLL_RESTART, "a rolling restart asks for this node: stopping mariadbd cleanly, "
+                                             "then it rejoins (IST)")
     if local.cluster_status == "Primary":
         return Decision(Action.NONE, f"mariadbd is running, Primary and {local.state}")
     if local.state == "starting":
@@ -260,6 +266,12 @@ def decide_running(local: LocalState, cluster: Cluster) -> Decision:
 
 def decide(local: LocalState, cluster: Cluster, policy: RecoveryPolicy, now: float) -> Decision:
     """One step of the ladder. Returns exactly one action and the sentence the agent logs."""
+    if cluster.pause is not None:
+        # A person works by hand: start, stop, bootstrap and join nothing, whatever the node's state.
+        running = (f"running, {local.cluster_status or 'not connected'} and {local.state}" if local.running
+                   else "stopped")
+        return Decision(Action.NONE, f"the cluster is paused (by {cluster.pause.by}): mariadbd is {running}; "
+                                     "taking no action until galera-pilot resume")
     if local.running:
         return decide_running(local, cluster)
     if local.crash_loop:

@@ -36,6 +36,7 @@ from galera_pilot.agent.join import Joiner
 from galera_pilot.agent.memory import AgentMemory, DcsHistory, MemberRecord
 from galera_pilot.agent.observation import NodeObservation, PositionReader
 from galera_pilot.agent.observer import StatusObserver
+from galera_pilot.agent.restarts import RollingRestarts
 from galera_pilot.agent.starter import Starter
 from galera_pilot.agent.tls_keeper import TlsKeeper
 from galera_pilot.cluster import Cluster, Member, RosterEntry
@@ -72,7 +73,8 @@ class Ha:
         self._member = MemberRecord(Member(
             name=config.name, address=config.advertised_address, api_url=config.api_url,
             client_port=config.advertised_port("client"), galera_port=config.advertised_port("galera"),
-            host=self.host, use_seed=config.use_seed, priority=config.priority))
+            host=self.host, use_seed=config.use_seed, priority=config.priority,
+            gcache_bytes=config.mariadb.gcache_bytes))
         self.memory = AgentMemory(expect_running=self.process.is_running())  # adopt an earlier agent's mariadbd
         self.disk = DiskGuard(config)  # issue 20: disk space observed, no restart into a full disk
         self.cycle_errors = CycleErrors()  # unexpected errors in the cycle (agent.py retries with a backoff)
@@ -90,6 +92,7 @@ class Ha:
         self.writer = WriterKeeper(config.name, dcs, self.observer.latest, config.priority,
                                    config.timing.writer_lease_ttl, fresh_within=max(3.0, 3 * config.timing.loop_wait),
                                    on_change=self._writer_changed, failsafe=config.timing.writer_failsafe)
+        self.writer.paused = None  # unknown until the first cycle has read the DCS: take no role before
         # Watches (issue 5): run the cycle or the writer election at once when the DCS says something changed.
         self.dcs_watch = DcsWatch(dcs, config.name, self.wake.set, self.writer.wake)
         # The rooms that carry the decisions out, each given what it needs.
@@ -108,6 +111,8 @@ class Ha:
         self.initializer = Initializer(config, dcs, self.process, memory, self.datadir, self.starter, history)
         self.bootstrapper = Bootstrapper(config, dcs, self.policy, memory, self.starter, history)
         self.joiner = Joiner(config, dcs, credentials, self.process, self.datadir, self.starter, history)
+        self.restarts = RollingRestarts(config, dcs, self.process, memory, self.writer, history)
+        self.paused = False  # the cluster is paused (`galera-pilot pause`), as of the last cycle's snapshot
         self.tls = None if node_tls is None else TlsKeeper(config, node_tls, credentials, self.process, history,
                                                            lambda fresh: self._tls_reloaded(fresh, on_tls_reload))
 
@@ -159,7 +164,7 @@ class Ha:
         return self.observation.observe(now)
 
     def publish(self) -> None:
-        member = replace(self.member(), activity=self.activity, clock_skew=self.writer.clock_skew)
+        member = replace(self.member(), activity=self.activity, clock_skew=self.writer.clock_skew, paused=self.paused)
         if self.tls is not None:
             report = self.tls.report()
             member = replace(member, tls_not_after=report["not_after"],
@@ -180,6 +185,10 @@ class Ha:
         local = self.observe(now)
         self.publish()
         cluster = self.dcs.snapshot()
+        self.paused = cluster.pause is not None
+        self.writer.paused = self.paused
+        pid = self.process.pid()
+        local = replace(local, restart_due=self.restarts.due(cluster, pid))
         self._raise_high_water(local, cluster)
         if cluster.has_primary or local.cluster_status == "Primary":
             self.memory.no_primary_since = None
@@ -190,9 +199,16 @@ class Ha:
             self._data_gone_recorded = True  # once per agent run: the sentence stays in `activity`
             self._history("data-gone", decision.reason, decision.inputs)
         self._transitional = decision.action != Action.NONE or local.state != "Synced"
-        sentence = self._act(decision, local, cluster)
+        try:
+            sentence = self._act(decision, local, cluster)
+        except PilotError as error:
+            self.restarts.note_failure(cluster, pid, str(error))  # a rolling restart's start that failed
+            raise
+        if decision.action == Action.HALT or local.backoff_remaining > 0:
+            self.restarts.note_failure(cluster, pid, decision.reason)
         self.activity = sentence
         self._after_cycle(local, cluster)
+        self.restarts.after_cycle(local, cluster, self.process.pid())
         self.publish()
         return sentence
 
@@ -251,6 +267,8 @@ class Ha:
             return self.bootstrapper.pc_recover(decision, local)
         if decision.action == Action.FORM:
             return self.initializer.form(decision)
+        if decision.action == Action.ROLL_RESTART:
+            return self.restarts.stop(cluster, decision.reason)
         if decision.action == Action.RESTART:
             if self.memory.pc_recovery_started is not None:
                 self.memory.pc_recovery_failed = True

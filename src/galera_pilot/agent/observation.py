@@ -14,6 +14,7 @@ from galera_pilot.agent.decisions import LocalState
 from galera_pilot.agent.disk_guard import DiskGuard
 from galera_pilot.agent.exits import ExitHandler
 from galera_pilot.agent.memory import CYCLE_LOGGER, AgentMemory, MemberRecord
+from galera_pilot.agent.write_rate import WriteRate
 from galera_pilot.cluster import EMPTY_POSITION, UNKNOWN_UUID, Position
 from galera_pilot.config import NodeConfig
 from galera_pilot.credentials import Credentials
@@ -27,14 +28,19 @@ from galera_pilot.mariadb.process import MariadbProcess
 log = logging.getLogger(CYCLE_LOGGER)
 
 
-def query_status(config: NodeConfig, credentials: Credentials, as_root: bool = False) -> dict[str, str] | None:
-    """mariadbd's wsrep status over its socket, or None when it does not answer (yet)."""
+def query_status(config: NodeConfig, credentials: Credentials, as_root: bool = False,
+                 with_version: bool = False) -> dict[str, str] | None:
+    """mariadbd's wsrep status over its socket (and its `version` when asked), or None when it does not
+    answer (yet)."""
     try:
         connection = sql.connect_socket(config, None if as_root else credentials, timeout=2.0)
     except Exception:
         return None
     try:
-        return sql.wsrep_status(connection)
+        status = sql.wsrep_status(connection)
+        if with_version:
+            status["version"] = sql.server_version(connection)
+        return status
     except Exception:
         return None
     finally:
@@ -117,6 +123,8 @@ class NodeObservation:
         self.positions = positions
         self.exits = exits
         self.exit_watch = exit_watch
+        self.write_rate = WriteRate()
+        self._version: tuple[int, str] | None = None  # (pid, version) of the running server, asked once per pid
 
     def observe(self, now: float) -> LocalState:
         memory = self.memory
@@ -126,7 +134,11 @@ class NodeObservation:
             self.exits.on_unexpected_exit(now)
         elif memory.expect_running and pid is not None:
             self.exit_watch.watch(pid)
-        status = query_status(self.config, self.credentials) if running else None
+        ask_version = running and (self._version is None or self._version[0] != pid)
+        status = query_status(self.config, self.credentials, with_version=ask_version) if running else None
+        if status and "version" in status and pid is not None:
+            self._version = (pid, status["version"])
+        self.write_rate.add(now, status)
         if status and status.get("wsrep_gcomm_uuid"):
             # Kept across observations that time out (a busy server): fast eviction needs it at the crash.
             memory.gcomm_uuid = status["wsrep_gcomm_uuid"]
@@ -160,6 +172,9 @@ class NodeObservation:
             seqno=int((status or {}).get("wsrep_last_committed", -1) or -1),
             gcomm_uuid=memory.gcomm_uuid,
             position=position, updated_at=time.time(), activity=memory.activity, disk=self.disk.report(),
+            recv_queue=int((status or {}).get("wsrep_local_recv_queue", 0) or 0),
+            write_rate=round(self.write_rate.per_second(), 1),
+            version=self._version[1] if self._version is not None and self._version[0] == pid else "",
         )
         self.member.set(member)
         return LocalState(

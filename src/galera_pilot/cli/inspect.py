@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from galera_pilot.cli.addressing import addressing_options, target_of
-from galera_pilot.cli.output import FORMAT, print_high_water, print_rows, print_table
+from galera_pilot.cli.output import FORMAT, print_high_water, print_lifecycle, print_rows, print_table
 from galera_pilot.control.members import ask_members, outage_heading, rows_from_snapshot
 from galera_pilot.control.query import endpoint_urls, run_statement
 from galera_pilot.control.target import DCSUnreachable
@@ -42,6 +42,7 @@ def list_members(ctx: click.Context, directory: Path | None, config: Path | None
     print_rows(rows_from_snapshot(target, snapshot), fmt)
     if fmt == "table":
         print_high_water(snapshot)
+        print_lifecycle(snapshot)
 
 
 @click.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import click
 from rich.console import Console
@@ -11,6 +12,7 @@ from rich.table import Table
 from galera_pilot.agent.high_water import held_most
 from galera_pilot.cluster import Cluster
 from galera_pilot.control.members import LIST_KEYS, Row
+from galera_pilot.lifecycle.roll import describe
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 
@@ -32,3 +34,12 @@ def print_table(columns: tuple[str, ...], rows: list[list[str]]) -> None:
 def print_high_water(snapshot: Cluster) -> None:
     if snapshot.high_water is not None:
         click.echo(f"high-water mark: {held_most(snapshot)}")
+
+
+def print_lifecycle(snapshot: Cluster) -> None:
+    """A pause and a rolling restart in progress, under the table: they change what every agent does."""
+    if snapshot.pause is not None:
+        since = datetime.fromtimestamp(snapshot.pause.at).strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(f"PAUSED by {snapshot.pause.by} since {since}: the agents take no action (galera-pilot resume)")
+    if snapshot.roll is not None:
+        click.echo(describe(snapshot.roll, driven=snapshot.roll_driver is not None))

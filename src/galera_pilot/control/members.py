@@ -23,7 +23,7 @@ from galera_pilot.routing.freshness import skew_warning
 from galera_pilot.routing.peers import fetch_status
 
 LIST_KEYS = ("name", "address", "role", "state", "cluster_status", "cluster_size", "cluster_uuid", "seqno",
-             "disk", "cert", "activity")
+             "version", "disk", "cert", "activity")
 
 Row = dict[str, object]
 StatusFetch = Callable[[str], dict[str, Any] | None]
@@ -56,14 +56,16 @@ def _member_row(member: Member, role: str) -> Row:
     seqno = member.seqno if member.running else (member.position.seqno if member.position else -1)
     return {"name": member.name, "address": member.address, "role": role, "state": member.state,
             "cluster_status": member.cluster_status, "cluster_size": member.cluster_size,
-            "cluster_uuid": member.cluster_uuid, "seqno": seqno, "disk": disk_column(member.disk),
+            "cluster_uuid": member.cluster_uuid, "seqno": seqno, "version": member.version.split("-")[0],
+            "server_version": member.version, "paused": member.paused, "disk": disk_column(member.disk),
             "cert": cert_column(member.tls_not_after), "activity": with_warnings(member),
             "tls_not_after": member.tls_not_after}
 
 
 def _absent_row(name: str, address: str, role: str, state: str, activity: str) -> Row:
     return {"name": name, "address": address, "role": role, "state": state, "cluster_status": "",
-            "cluster_size": 0, "cluster_uuid": "", "seqno": -1, "disk": "", "cert": "", "activity": activity}
+            "cluster_size": 0, "cluster_uuid": "", "seqno": -1, "version": "", "disk": "", "cert": "",
+            "activity": activity}
 
 
 @dataclass

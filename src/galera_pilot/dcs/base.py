@@ -20,6 +20,8 @@ Keys live under `/galera-pilot/<cluster_name>/`:
   high_water          the highest committed seqno any member ever reported for the cluster's UUID
                       (no TTL; only raised, except by a person's forced bootstrap)
   history/<id>        every bootstrap / recovery decision with its inputs and reason
+  pause, roll, roll_driver, restart/<name>
+                      the lifecycle's records (lifecycle/records.py, written by dcs/lifecycle.py)
 
 Watches: `watch()` reports which keys changed, so an agent runs its cycle (or its writer election) at once
 instead of at its next poll. A watch only shortens waits: every caller still polls, so a change reported
@@ -47,6 +49,7 @@ from galera_pilot.cluster import (
     Switchover,
 )
 from galera_pilot.errors import PilotError
+from galera_pilot.lifecycle.records import Pause, RestartRequest, Roll
 
 WATCH_POLL = 0.1  # the polling watch's interval (SQLite: one small local query)
 HIGH_WATER_ATTEMPTS = 32  # more than the members that may raise the mark at the same moment
@@ -157,6 +160,10 @@ class DCS(ABC):
         maintenance: set[str] = set()
         high_water: HighWater | None = None
         versions: dict[str, int] = {}
+        pause: Pause | None = None
+        roll: Roll | None = None
+        roll_driver: str | None = None
+        restarts: dict[str, RestartRequest] = {}
         for kv in self.list(""):
             data = json.loads(kv.value)
             if kv.key == "initialize":
@@ -182,10 +189,19 @@ class DCS(ABC):
                 roster[kv.key[7:]] = RosterEntry.from_dict(data)
             elif kv.key.startswith("history/"):
                 history.append(HistoryEvent.from_dict(data))
+            elif kv.key == "pause":
+                pause = Pause.from_dict(data)
+            elif kv.key == "roll":
+                roll = Roll.from_dict(data)
+            elif kv.key == "roll_driver":
+                roll_driver = data.get("holder")
+            elif kv.key.startswith("restart/"):
+                restarts[kv.key[8:]] = RestartRequest.from_dict(data)
         return Cluster(initialize=initialize, members=members, roster=roster, seed=seed,
                        bootstrap_lock_holder=bootstrap_holder, forced_bootstrap=forced, history=tuple(history),
                        read_at=time.time(), writer=writer, maintenance=frozenset(maintenance),
-                       switchover=switchover, high_water=high_water, member_versions=versions)
+                       switchover=switchover, high_water=high_water, member_versions=versions,
+                       pause=pause, roll=roll, roll_driver=roll_driver, restarts=restarts)
 
     def routing_view(self) -> Cluster:
         """The part of a snapshot the writer election needs (members, writer, maintenance, switchover),

@@ -39,6 +39,9 @@ WSREP_STATUS_KEYS = (
     "wsrep_local_send_queue",
     "wsrep_flow_control_paused",
     "wsrep_desync_count",
+    # for a rolling restart's gcache check (agent/write_rate.py)
+    "wsrep_replicated_bytes",
+    "wsrep_received_bytes",
 )
 
 
@@ -94,6 +97,13 @@ def global_status(connection, names: tuple[str, ...]) -> dict[str, str]:
 
 def wsrep_status(connection) -> dict[str, str]:
     return global_status(connection, WSREP_STATUS_KEYS)
+
+
+def server_version(connection) -> str:
+    """The running server's version (`10.11.19-MariaDB-0+deb12u1`): what `list` shows and upgrades compare."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT VERSION()")
+        return str(cursor.fetchone()[0])
 
 
 def secure_and_create_users(connection, credentials: Credentials) -> None:

@@ -77,6 +77,9 @@ class WriterKeeper:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.maintenance = False
+        # `galera-pilot pause` (set by the HA cycle from its snapshot): while True the holder keeps the role
+        # and nobody takes it, whatever happens; None (not known yet) only keeps anybody from taking it.
+        self.paused: bool | None = False
         self.holder: str | None = None  # the writer as of our last look at the DCS
         self.last_error: str | None = None
         self.failsafe = failsafe
@@ -156,7 +159,12 @@ class WriterKeeper:
         choice = choose_writer(candidates, holder, switchover.from_member if switchover else None,
                                switchover.to_member if switchover else None)
         step = writer_step(self.name, holder, choice)
-        if self._handover is not None and handback_due(self._handover[1], now) and healthy:
+        paused = self.paused
+        if paused is not False and step == Step.ACQUIRE:
+            return Step.NONE  # paused (or not known yet): no writer change, so nobody takes the role
+        if paused and step == Step.RELEASE:
+            step = Step.RENEW  # paused: the holder keeps the role (its /writer still says whether it is healthy)
+        if self._handover is not None and handback_due(self._handover[1], now) and healthy and not paused:
             return self._take_back(self._handover[0], sent_at)
         if step == Step.RELEASE and healthy and not self.maintenance and switchover is not None and choice is None:
             # Nobody we could hand over to (the target is stale, not Synced or drained in our view): keep

@@ -1,0 +1,81 @@
+"""Carrying out this node's part of a rolling restart (the rules are lifecycle/restart.py).
+
+The driver (`galera-pilot restart`, control/roll.py) drains the node and writes its restart request; the
+agent stops mariadbd cleanly, recording the pid it stopped, and its ordinary ladder rejoins the cluster
+(IST: a clean stop leaves the position in grastate.dat). Once a new mariadbd is Synced the request is
+marked done; a start that fails or a server that keeps exiting marks it failed, with the error log's
+last lines, which halts the roll.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from galera_pilot.agent.decisions import LocalState
+from galera_pilot.agent.memory import CYCLE_LOGGER, AgentMemory, History
+from galera_pilot.cluster import Cluster
+from galera_pilot.config import NodeConfig
+from galera_pilot.dcs.base import DCS
+from galera_pilot.dcs.lifecycle import update_restart
+from galera_pilot.lifecycle.records import DONE, FAILED, STOPPING
+from galera_pilot.lifecycle.restart import restart_confirmed, restart_due, restart_failing
+from galera_pilot.mariadb.process import MariadbProcess, tail
+from galera_pilot.routing.keeper import WriterKeeper
+
+log = logging.getLogger(CYCLE_LOGGER)
+
+STOP_TIMEOUT = 300.0  # s a clean shutdown may take (InnoDB flushes) before the server is killed
+
+
+class RollingRestarts:
+    """This agent's restart requests: stop when asked, confirm once Synced again, report a failure."""
+
+    def __init__(self, config: NodeConfig, dcs: DCS, process: MariadbProcess, memory: AgentMemory,
+                 writer: WriterKeeper, history: History) -> None:
+        self.config = config
+        self.dcs = dcs
+        self.process = process
+        self.memory = memory
+        self.writer = writer
+        self.history = history
+        self._stopped_at: float | None = None  # our clock, when we stopped mariadbd for the request
+
+    def due(self, cluster: Cluster, pid: int | None) -> bool:
+        return restart_due(cluster.restarts.get(self.config.name), pid, cluster.pause is not None)
+
+    def stop(self, cluster: Cluster, reason: str) -> str:
+        """Stop the running mariadbd for the request, cleanly (killed only after STOP_TIMEOUT)."""
+        request = cluster.restarts[self.config.name]
+        pid = self.process.pid()
+        if not update_restart(self.dcs, request.moved(STOPPING, stopped_pid=pid)):
+            return "the rolling restart's request was withdrawn; mariadbd keeps running"
+        self.history("roll-restart", f"{reason} (roll {request.roll}, mariadbd pid {pid})", {"roll": request.roll})
+        self.writer.drop("mariadbd stops for a rolling restart")  # the driver moved the role already; be sure
+        self.memory.expect_running = False  # a deliberate stop, not a crash
+        self._stopped_at = time.monotonic()
+        if self.process.stop(STOP_TIMEOUT):
+            return f"{reason}: mariadbd stopped cleanly"
+        self.process.kill()
+        self.process.wait_exit(30)
+        return f"{reason}: mariadbd did not stop within {STOP_TIMEOUT:.0f} s and was killed (it may need a full SST)"
+
+    def after_cycle(self, local: LocalState, cluster: Cluster, pid: int | None) -> None:
+        request = cluster.restarts.get(self.config.name)
+        synced = local.running and local.cluster_status == "Primary" and local.state == "Synced"
+        if request is None or not restart_confirmed(request, pid, synced):
+            return
+        took = (f" {time.monotonic() - self._stopped_at:.1f} s after the stop"
+                if self._stopped_at is not None else "")
+        self._stopped_at = None
+        if update_restart(self.dcs, request.moved(DONE, detail=f"restarted: mariadbd pid {pid} Synced{took}")):
+            log.info("rolling restart: this node is Synced again%s", took)
+
+    def note_failure(self, cluster: Cluster, pid: int | None, why: str) -> None:
+        """The restart went wrong after the stop: say so in the request (once), with the log's last lines."""
+        request = cluster.restarts.get(self.config.name)
+        if request is None or not restart_failing(request, pid) or request.phase == FAILED:
+            return
+        lines = tail(self.config.error_log, 10)
+        detail = why if lines in why else f"{why}\nlast lines of {self.config.error_log}:\n{lines}"
+        update_restart(self.dcs, request.moved(FAILED, detail=detail))

@@ -1,0 +1,101 @@
+"""The lifecycle verbs: `restart` (a rolling restart), `pause` and `resume`."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import click
+
+from galera_pilot.cli.addressing import addressing_options, target_of
+from galera_pilot.cli.steer import changing
+from galera_pilot.control.pause import pause_cluster, resume_cluster
+from galera_pilot.control.roll import RollDriver, RollOptions
+from galera_pilot.dcs.base import DCS
+from galera_pilot.errors import PilotError
+
+
+def scheduled_moment(text: str, now: datetime) -> datetime:
+    """`--scheduled`: an ISO date and time, or HH:MM (today, or tomorrow when that has passed)."""
+    try:
+        if len(text) <= 5 and ":" in text:
+            hours, minutes = (int(part) for part in text.split(":"))
+            moment = now.replace(hour=hours, minute=minutes, second=0, microsecond=0)
+            return moment if moment > now else moment + timedelta(days=1)
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is neither HH:MM nor an ISO date and time (2026-12-24T03:00)",
+                                 param_hint="--scheduled") from None
+
+
+@click.command()
+@addressing_options(with_env=False)
+@click.argument("members", nargs=-1)
+@click.option("--resume", is_flag=True, help="continue the interrupted or halted rolling restart")
+@click.option("--abort", is_flag=True, help="end the recorded rolling restart where it is")
+@click.option("--allow-sst", is_flag=True, help="restart a node even if its rejoin needs a full state transfer")
+@click.option("--scheduled", default=None, metavar="TIME", help="start at TIME (HH:MM, or an ISO date and time)")
+@click.option("--ready-timeout", default=120.0, show_default=True,
+              help="seconds to wait for the cluster to be calm before each node")
+@click.option("--restart-timeout", default=900.0, show_default=True,
+              help="seconds one node may take to be Synced again")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@click.pass_context
+def restart(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None, cluster: str | None,
+            members: tuple[str, ...], resume: bool, abort: bool, allow_sst: bool, scheduled: str | None,
+            ready_timeout: float, restart_timeout: float, yes: bool) -> None:
+    """Restart MEMBERS' mariadbd (default: every member) one at a time, the writer last after a switchover
+    to a node already restarted; each node is drained first and serves again once Synced."""
+    if resume and abort:
+        raise click.UsageError("--resume and --abort exclude each other")
+    if (resume or abort) and members:
+        raise click.UsageError("--resume and --abort take no MEMBERS: they work on the recorded roll")
+    target = target_of(ctx, directory, config, dcs, cluster)
+    options = RollOptions(members=members, allow_sst=allow_sst, ready_timeout=ready_timeout,
+                          restart_timeout=restart_timeout)
+
+    def roll(store: DCS) -> str:
+        driver = RollDriver(store, click.echo, options)
+        if abort:
+            return driver.abort()
+        if resume:
+            return driver.run(driver.resume())
+        order = driver.plan(store.snapshot())
+        click.echo(f"rolling restart of {', '.join(order)} (in this order; the writer goes last, whoever it is then)")
+        if not yes and not click.confirm("go on?"):
+            raise PilotError("nothing was restarted")
+        if scheduled is not None:
+            moment = scheduled_moment(scheduled, datetime.now())
+            click.echo(f"waiting until {moment:%Y-%m-%d %H:%M:%S} to start")
+            time.sleep(max(0.0, (moment - datetime.now()).total_seconds()))
+        return driver.run(driver.start(order))
+
+    click.echo(changing(target, "restart", roll))
+
+
+@click.command()
+@addressing_options(with_env=False)
+@click.option("--timeout", default=10.0, show_default=True, help="seconds to wait for every agent to confirm")
+@click.pass_context
+def pause(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None, cluster: str | None,
+          timeout: float) -> None:
+    """Stop every agent from acting (no start, stop, bootstrap, join or writer change) while a person works
+    by hand; they keep reporting and their REST checks keep answering."""
+    target = target_of(ctx, directory, config, dcs, cluster)
+    click.echo(changing(target, "pause", lambda store: pause_cluster(store, timeout, click.echo)))
+
+
+@click.command()
+@addressing_options(with_env=False)
+@click.option("--wait", is_flag=True, help="wait until every agent has seen the resume")
+@click.option("--timeout", default=10.0, show_default=True, help="seconds --wait waits")
+@click.pass_context
+def resume(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None, cluster: str | None,
+           wait: bool, timeout: float) -> None:
+    """End a pause: the agents act again."""
+    target = target_of(ctx, directory, config, dcs, cluster)
+    click.echo(changing(target, "resume", lambda store: resume_cluster(store, wait, timeout)))
+
+
+COMMANDS = (restart, pause, resume)
