@@ -103,6 +103,8 @@ def test_paused_nobody_takes_the_writer_role_and_the_holder_keeps_it_even_unheal
     sick.holder = "node1"
     sick.paused = True
     assert sick.tick() == Step.RENEW and world.key() == "node1"
+    sick.paused = None
+    assert sick.tick() == Step.RENEW and world.key() == "node1"
     sick.paused = False
     assert sick.tick() == Step.RELEASE and world.key() is None
 

@@ -260,6 +260,8 @@ def decide_running(local: LocalState, cluster: Cluster) -> Decision:
         return Decision(Action.NONE, f"mariadbd is running, Primary and {local.state}")
     if local.state == "starting":
         return Decision(Action.NONE, "mariadbd is starting; waiting for it to reach the cluster")
+    if local.state.startswith(("Joining", "Joined")):
+        return Decision(Action.NONE, f"mariadbd is joining the cluster ({local.state})")
     return Decision(Action.NONE, f"mariadbd is running but {local.cluster_status or 'not connected'} "
                                  f"({local.state}); Galera re-forms the component by itself")
 

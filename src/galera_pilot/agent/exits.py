@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 
 from galera_pilot.agent.cycle_errors import backoff_delay
@@ -37,7 +38,7 @@ class ExitHandler:
 
     def __init__(self, config: NodeConfig, dcs: DCS, memory: AgentMemory, member: MemberRecord, disk: DiskGuard,
                  eviction: Eviction, observer: StatusObserver, writer: WriterKeeper, wake: threading.Event,
-                 history: History) -> None:
+                 history: History, paused: Callable[[], bool] = lambda: False) -> None:
         self.config = config
         self.dcs = dcs
         self.memory = memory
@@ -48,6 +49,10 @@ class ExitHandler:
         self.writer = writer
         self.wake = wake
         self.history = history
+        # `galera-pilot pause`: a person works by hand. An exit is reported, but not counted as a crash (a
+        # server stopped by hand must not add up to a crash-loop halt), nobody is evicted, the writer role
+        # stays where it is (its /writer answers 503 while the server is down).
+        self.paused = paused
         self._exits: deque[float] = deque(maxlen=CRASH_LOOP_COUNT)
         self._consecutive_failures = 0
         self.crash_loop: str | None = None
@@ -57,11 +62,13 @@ class ExitHandler:
         """The exit watcher's callback, in its thread, the instant mariadbd exits: evict now (each
         millisecond here stalls the survivors' writes), and wake the cycle to do the rest."""
         if self.memory.expect_running:
-            log.warning("mariadbd (pid %d) exited unexpectedly", pid)
+            log.warning("mariadbd (pid %d) exited%s", pid, " (the cluster is paused)" if self.paused() else
+                        " unexpectedly")
             self.observer.mark_stopped()
             self._publish_stopped()
-            self.writer.drop("mariadbd exited")
-            self.eviction.evict_dead_instance()
+            if not self.paused():
+                self.writer.drop("mariadbd exited")
+                self.eviction.evict_dead_instance()
         self.wake.set()
 
     def _publish_stopped(self) -> None:
@@ -75,9 +82,12 @@ class ExitHandler:
             log.warning("could not publish the exit of mariadbd: %s", error)
 
     def on_unexpected_exit(self, now: float) -> None:
-        self.eviction.evict_dead_instance()
         memory = self.memory
         memory.expect_running = False
+        if self.paused():
+            log.info("mariadbd is no longer running (the cluster is paused: not counted as a crash, no action)")
+            return
+        self.eviction.evict_dead_instance()
         if memory.pc_recovery_started is not None:  # pc.recovery did not work out: bootstrap instead
             memory.pc_recovery_failed = True
             memory.pc_recovery_started = None

@@ -98,8 +98,11 @@ class Ha:
         # The rooms that carry the decisions out, each given what it needs.
         memory, history = self.memory, self._history
         self.eviction = Eviction(config, dcs, credentials, memory, history)
+        # The cluster is paused (`galera-pilot pause`), as of the last cycle's snapshot; None until the first
+        # cycle has asked the DCS.
+        self.paused: bool | None = None
         self.exits = ExitHandler(config, dcs, memory, self._member, self.disk, self.eviction, self.observer,
-                                 self.writer, self.wake, history)
+                                 self.writer, self.wake, history, lambda: self.paused is True)
         self._exit_watch = ExitWatcher(self.exits.on_exit_seen)
         self.positions = PositionReader(config, self.process, self.disk, memory)
         self.observation = NodeObservation(config, credentials, self.host, self.process, memory, self._member,
@@ -112,7 +115,6 @@ class Ha:
         self.bootstrapper = Bootstrapper(config, dcs, self.policy, memory, self.starter, history)
         self.joiner = Joiner(config, dcs, credentials, self.process, self.datadir, self.starter, history)
         self.restarts = RollingRestarts(config, dcs, self.process, memory, self.writer, history)
-        self.paused = False  # the cluster is paused (`galera-pilot pause`), as of the last cycle's snapshot
         self.tls = None if node_tls is None else TlsKeeper(config, node_tls, credentials, self.process, history,
                                                            lambda fresh: self._tls_reloaded(fresh, on_tls_reload))
 
@@ -160,11 +162,15 @@ class Ha:
 
     # ---- observation -----------------------------------------------------------------------------------
     def observe(self, now: float) -> LocalState:
-        """The cycle's look at this node (observation.py)."""
-        return self.observation.observe(now)
+        """The cycle's look at this node (observation.py). Paused, it runs no --wsrep-recover: a person may be
+        working on the datadir; so the very first cycle asks the DCS whether the cluster is paused."""
+        if self.paused is None:
+            self.paused = self.dcs.get("pause") is not None
+        return self.observation.observe(now, recover=not self.paused)
 
     def publish(self) -> None:
-        member = replace(self.member(), activity=self.activity, clock_skew=self.writer.clock_skew, paused=self.paused)
+        member = replace(self.member(), activity=self.activity, clock_skew=self.writer.clock_skew,
+                         paused=self.paused is True)
         if self.tls is not None:
             report = self.tls.report()
             member = replace(member, tls_not_after=report["not_after"],

@@ -126,7 +126,8 @@ class NodeObservation:
         self.write_rate = WriteRate()
         self._version: tuple[int, str] | None = None  # (pid, version) of the running server, asked once per pid
 
-    def observe(self, now: float) -> LocalState:
+    def observe(self, now: float, recover: bool = True) -> LocalState:
+        """`recover`: run --wsrep-recover when the datadir's position needs it (not while paused)."""
         memory = self.memory
         pid = self.process.pid()
         running = pid is not None
@@ -158,7 +159,7 @@ class NodeObservation:
             state, cluster_status = "stopped", ""
             # An empty datadir is reported as such: a recovery then knows this member has nothing to offer.
             # Out of space: no --wsrep-recover (it may fail for that alone); grastate.dat's position is published.
-            position = self.positions.read(recover=disk_full is None) if data else EMPTY_POSITION
+            position = self.positions.read(recover=disk_full is None and recover) if data else EMPTY_POSITION
             disk_full = self.disk.judge(running)  # --wsrep-recover may have failed for lack of space
         if running and memory.pc_recovery_started is not None and cluster_status != "Primary":
             position = memory.pc_recovery_position

@@ -40,6 +40,7 @@ class RollingRestarts:
         self.writer = writer
         self.history = history
         self._stopped_at: float | None = None  # our clock, when we stopped mariadbd for the request
+        self._log_offset: int | None = None  # the error log's size at the stop: what the restart wrote follows
 
     def due(self, cluster: Cluster, pid: int | None) -> bool:
         return restart_due(cluster.restarts.get(self.config.name), pid, cluster.pause is not None)
@@ -54,6 +55,10 @@ class RollingRestarts:
         self.writer.drop("mariadbd stops for a rolling restart")  # the driver moved the role already; be sure
         self.memory.expect_running = False  # a deliberate stop, not a crash
         self._stopped_at = time.monotonic()
+        try:
+            self._log_offset = self.config.error_log.stat().st_size
+        except OSError:
+            self._log_offset = None
         if self.process.stop(STOP_TIMEOUT):
             return f"{reason}: mariadbd stopped cleanly"
         self.process.kill()
@@ -67,9 +72,29 @@ class RollingRestarts:
             return
         took = (f" {time.monotonic() - self._stopped_at:.1f} s after the stop"
                 if self._stopped_at is not None else "")
-        self._stopped_at = None
-        if update_restart(self.dcs, request.moved(DONE, detail=f"restarted: mariadbd pid {pid} Synced{took}")):
-            log.info("rolling restart: this node is Synced again%s", took)
+        how = self._transfer()
+        self._stopped_at = self._log_offset = None
+        detail = f"restarted: mariadbd pid {pid} Synced{took}{how}"
+        if update_restart(self.dcs, request.moved(DONE, detail=detail)):
+            log.info("rolling restart: %s", detail)
+
+    def _transfer(self) -> str:
+        """How the node caught up, from what mariadbd logged since the stop (" by IST", " by SST", or "")."""
+        if self._log_offset is None:
+            return ""
+        try:
+            with self.config.error_log.open("rb") as handle:
+                handle.seek(self._log_offset)
+                written = handle.read(4 * 1024 * 1024).decode(errors="replace")
+        except OSError:
+            return ""
+        # The SST scripts run for an IST-only join too (galera-notes: the socat stream) and say which it was:
+        # "mariabackup IST completed on joiner" / "rsync SST completed on joiner".
+        if "SST completed on joiner" in written:
+            return " after a full state transfer (SST)"
+        if "IST completed on joiner" in written or "IST received" in written:
+            return " by IST"
+        return ""
 
     def note_failure(self, cluster: Cluster, pid: int | None, why: str) -> None:
         """The restart went wrong after the stop: say so in the request (once), with the log's last lines."""

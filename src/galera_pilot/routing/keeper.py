@@ -78,7 +78,8 @@ class WriterKeeper:
         self._wake = threading.Event()
         self.maintenance = False
         # `galera-pilot pause` (set by the HA cycle from its snapshot): while True the holder keeps the role
-        # and nobody takes it, whatever happens; None (not known yet) only keeps anybody from taking it.
+        # and nobody takes it, whatever happens; None (not known yet: a restarted agent before its first
+        # cycle, which asks the DCS first thing) counts as paused.
         self.paused: bool | None = False
         self.holder: str | None = None  # the writer as of our last look at the DCS
         self.last_error: str | None = None
@@ -162,7 +163,7 @@ class WriterKeeper:
         paused = self.paused
         if paused is not False and step == Step.ACQUIRE:
             return Step.NONE  # paused (or not known yet): no writer change, so nobody takes the role
-        if paused and step == Step.RELEASE:
+        if paused is not False and step == Step.RELEASE:
             step = Step.RENEW  # paused: the holder keeps the role (its /writer still says whether it is healthy)
         if self._handover is not None and handback_due(self._handover[1], now) and healthy and not paused:
             return self._take_back(self._handover[0], sent_at)
