@@ -106,6 +106,29 @@ def test_all_killed_at_once_re_form_by_pc_recovery_without_bootstrap(cluster: Pa
         assert query(cluster, "SELECT COUNT(*) FROM app.acked", node) == [["2"]]
 
 
+def test_two_of_three_hosts_lost_the_survivor_steps_back_and_the_cluster_recovers(cluster: Path) -> None:
+    """Two hosts die (agents and servers, so nobody evicts the dead instances): the survivor loses its
+    quorum and runs non-Primary, publishing no position, so the recovery, waiting for every member's
+    position, would wait for it forever once the hosts are back. Its agent stops it cleanly once the
+    others are known to be stopped, and the cluster recovers by itself with every acknowledged write."""
+    query(cluster, "INSERT INTO app.acked VALUES (11, 'node1'), (12, 'node1')", "node1")
+    killed_at = time.time()
+    for node in ("node2", "node3"):
+        agent = EmbeddedCluster(cluster).node(node).agent_pid()
+        assert agent is not None
+        os.kill(agent, signal.SIGKILL)
+        kill_mariadbd(cluster, node)
+    wait_for(lambda: members(cluster)["node1"]["cluster_status"] == "non-Primary", 30, "node1 to lose its quorum")
+    cli("up", "--dir", str(cluster), "--timeout", "300")  # the hosts are back: their agents start
+    assert all(r["state"] == "Synced" and r["cluster_size"] == 3 for r in members(cluster).values())
+    events = [e for e in json.loads(cli("history", "--dir", str(cluster), "--format", "json").stdout)
+              if e["at"] >= killed_at]
+    assert any(e["action"] == "restart" and e["member"] == "node1" and "every other member is stopped"
+               in e["reason"] for e in events), events
+    for node in NODES:
+        assert query(cluster, "SELECT id FROM app.acked WHERE id > 10 ORDER BY id", node) == [["11"], ["12"]]
+
+
 def test_agent_killed_and_restarted_under_load_keeps_mariadbd_and_every_write(cluster: Path) -> None:
     """A client writes through node2 all along while node2's agent is killed -9 and started again: the
     server is adopted, not restarted, the client sees no error, and every acknowledged write is there."""

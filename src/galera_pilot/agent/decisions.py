@@ -62,6 +62,7 @@ class LocalState:
     backoff_remaining: float = 0.0
     no_primary_since: float | None = None
     disconnected_for: float = 0.0  # how long a running mariadbd has reported wsrep_cluster_status Disconnected
+    not_primary_for: float = 0.0  # how long a running, answering mariadbd has reported any status but Primary
     pc_recovery_allowed: bool = True  # False once a pc.recovery attempt failed in this outage
     pc_recovering_for: float = 0.0  # how long a mariadbd started for pc.recovery has been waiting, not Primary
     # Why mariadbd must not be started now for lack of disk space (mariadb/disk.start_refusal), or None.
@@ -242,6 +243,23 @@ def datadir_problem(cluster: Cluster, local: LocalState) -> str | None:
 # A running mariadbd whose group channel is closed ("Disconnected", e.g. after "Receiving IST failed, node
 # restart required") never rejoins by itself; a partitioned one is "non-Primary" and does.
 DISCONNECTED_RESTART_AFTER = 10.0
+# A survivor whose peers all died is non-Primary (it lost its quorum) and publishes no position, so the
+# full-outage recovery, which waits for every member's position, would wait for it forever.
+ALONE_RESTART_AFTER = 10.0
+
+
+def alone_without_primary(local: LocalState, cluster: Cluster) -> bool:
+    """No Primary Component anywhere, and every other roster member's agent reports its mariadbd stopped
+    with a known position: nothing can form around this running non-Primary server. (A member whose
+    agent does not report might run a Primary out of sight: then this is not known, and it is False.)"""
+    others = set(cluster.roster) - {local.name}
+    if not others or cluster.has_primary:
+        return False
+    for name in others:
+        member = cluster.members.get(name)
+        if member is None or member.running or member.position is None or member.position.needs_recovery:
+            return False
+    return True
 
 
 def decide_running(local: LocalState, cluster: Cluster) -> Decision:
@@ -253,6 +271,11 @@ def decide_running(local: LocalState, cluster: Cluster) -> Decision:
         return Decision(Action.RESTART, f"mariadbd has been Disconnected from the group for "
                                         f"{local.disconnected_for:.0f} s while a Primary Component exists; "
                                         "restarting it to rejoin")
+    if (local.cluster_status in ("non-Primary", "Disconnected") and local.pc_recovering_for == 0
+            and local.not_primary_for >= ALONE_RESTART_AFTER and alone_without_primary(local, cluster)):
+        return Decision(Action.RESTART, f"mariadbd has been {local.cluster_status} for {local.not_primary_for:.0f} s "
+                                        "and every other member is stopped: no component can form around it; "
+                                        "stopping it cleanly so that the full-outage recovery counts its position")
     if local.cluster_status == "Primary" and local.restart_due:
         return Decision(Action.ROLL_RESTART, "a rolling restart asks for this node: stopping mariadbd cleanly, "
                                              "then it rejoins (IST)")

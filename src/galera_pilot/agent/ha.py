@@ -284,7 +284,7 @@ class Ha:
             if not self.process.stop(120):
                 self.process.kill()
                 self.process.wait_exit(30)
-            self.memory.disconnected_since = None
+            self.memory.disconnected_since = self.memory.not_primary_since = None
         return decision.reason
 
     # ---- stopping ----------------------------------------------------------------------------------------

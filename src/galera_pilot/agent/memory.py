@@ -39,6 +39,7 @@ class AgentMemory:
     pc_recovery_failed: bool = False  # until the next Synced: do not try pc.recovery again
     pc_recovery_position: Position | None = None  # published while waiting for pc.recovery
     disconnected_since: float | None = None  # since when mariadbd reports Disconnected (observation)
+    not_primary_since: float | None = None  # since when a running mariadbd answers but is not Primary (observation)
     no_primary_since: float | None = None  # since when nobody reports Primary (the cycle)
 
 

@@ -184,6 +184,7 @@ class NodeObservation:
             crash_loop=self.exits.crash_loop, backoff_remaining=max(0.0, self.exits.retry_at - now),
             no_primary_since=memory.no_primary_since,
             disconnected_for=self._disconnected_for(cluster_status, now),
+            not_primary_for=self._not_primary_for(running and bool(status), cluster_status, now),
             pc_recovery_allowed=not memory.pc_recovery_failed,
             pc_recovering_for=self._pc_recovering_for(running, cluster_status, now), disk_full=disk_full,
         )
@@ -195,6 +196,14 @@ class NodeObservation:
             self.memory.pc_recovery_started = None
             return 0.0
         return now - self.memory.pc_recovery_started
+
+    def _not_primary_for(self, answering: bool, cluster_status: str, now: float) -> float:
+        if not answering or cluster_status == "Primary":
+            self.memory.not_primary_since = None
+            return 0.0
+        if self.memory.not_primary_since is None:
+            self.memory.not_primary_since = now
+        return now - self.memory.not_primary_since
 
     def _disconnected_for(self, cluster_status: str, now: float) -> float:
         if cluster_status != "Disconnected":
