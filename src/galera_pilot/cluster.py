@@ -145,7 +145,8 @@ class Member:
     # receive queue, the gcache it keeps for IST (bytes) and the write-set traffic it sees (bytes/s, over a
     # minute): a rolling restart checks that the others' gcache covers a node's downtime.
     paused: bool = False
-    version: str = ""
+    version: str = ""  # what the running server says (SELECT VERSION())
+    installed_version: str = ""  # what the installed binary would run (mariadbd --version)
     recv_queue: int = 0
     gcache_bytes: int = 0
     write_rate: float = 0.0

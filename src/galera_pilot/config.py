@@ -85,6 +85,7 @@ class Binaries(BaseModel):
 
     mariadbd: str = "/usr/sbin/mariadbd"
     install_db: str = "/usr/bin/mariadb-install-db"
+    upgrade: str = "/usr/bin/mariadb-upgrade"  # run by a rolling upgrade on every node (galera-pilot upgrade)
     galera_provider: str = "/usr/lib/galera/libgalera_smm.so"
 
 

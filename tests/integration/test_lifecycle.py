@@ -252,3 +252,68 @@ def test_abort_ends_a_recorded_roll_and_undrains(cluster: Path) -> None:
     assert "no rolling restart is recorded" in cli("restart", "--dir", str(cluster), "--resume", check=False).stderr
     # A node whose restart had begun when the roll was aborted rejoins by itself, and serves again.
     wait_for(lambda: settled(cluster) and not dcs_view(cluster).restarts, 180, "the cluster whole again")
+
+
+# ---- rolling upgrade (last: it leaves the nodes on wrapped binaries) ------------------------------------------
+REAL_VERSION = subprocess.run(["/usr/sbin/mariadbd", "--no-defaults", "--version"], capture_output=True,
+                              text=True, check=True).stdout.split("Ver ")[1].split()[0]
+NEW_VERSION = "10.11.99-MariaDB-test"
+
+
+def wrap_binaries(directory: Path, node: str, version: str) -> None:
+    """The node's mariadbd becomes Debian's, wrapped to report `version` (MariaDB's `version` option sets
+    what the server and `mariadbd --version` say): a package update, as far as every check can tell. The
+    wrapper is rewritten each time, as a package replaces its binary. mariadb-upgrade is wrapped to accept
+    a server whose version is not its own, and to run although its own version is the one it recorded
+    last (`--force`; a real update brings a new mariadb-upgrade, which runs because its version is new)."""
+    folder = directory / "wrapped" / node
+    folder.mkdir(parents=True, exist_ok=True)
+    server, upgrade = folder / "mariadbd", folder / "mariadb-upgrade"
+    server.write_text(f'#!/bin/bash\nexec /usr/sbin/mariadbd "$1" --version={version} "${{@:2}}"\n')
+    upgrade.write_text('#!/bin/bash\nexec /usr/bin/mariadb-upgrade "$1" --skip-version-check --force "${@:2}"\n')
+    for path in (server, upgrade):
+        path.chmod(0o755)
+    path = EmbeddedCluster(directory).node(node).config_path
+    config = yaml.safe_load(path.read_text())
+    binaries = config.setdefault("binaries", {})
+    if binaries.get("mariadbd") != str(server):
+        binaries.update(mariadbd=str(server), upgrade=str(upgrade))
+        path.write_text(yaml.safe_dump(config))
+        respawn_agent(directory, node)  # it adopts the running server, and knows the wrapped binaries now
+
+
+def test_rolling_upgrade_onto_installed_binaries_runs_mariadb_upgrade_everywhere(cluster: Path) -> None:
+    for node in NODES:
+        wrap_binaries(cluster, node, REAL_VERSION)
+    wait_for(lambda: settled(cluster), 60, "the agents back")
+    refused = cli("upgrade", "--dir", str(cluster), "--yes", check=False)
+    assert refused.returncode == 1 and "nothing to upgrade" in refused.stderr, refused.stderr
+
+    wrap_binaries(cluster, "node1", NEW_VERSION)  # packages installed on one host only
+    wait_for(lambda: "pending upgrade to 10.11.99" in members(cluster)["node1"]["version"], 30, "node1 pending")
+    refused = cli("upgrade", "--dir", str(cluster), "--yes", check=False)
+    assert "install the same packages on every host first" in refused.stderr, refused.stderr
+
+    for node in NODES:
+        wrap_binaries(cluster, node, "11.8.2-MariaDB-test")
+    wait_for(lambda: all("pending upgrade to 11.8.2" in r["version"] for r in members(cluster).values()), 30,
+             "every node pending 11.8.2")
+    refused = cli("upgrade", "--dir", str(cluster), "--yes", check=False)
+    assert "more than one major step" in refused.stderr, refused.stderr
+
+    started = time.time()
+    for node in NODES:
+        wrap_binaries(cluster, node, NEW_VERSION)
+    wait_for(lambda: all("pending upgrade to 10.11.99" in r["version"] for r in members(cluster).values()), 30,
+             "every node pending 10.11.99")
+    result = cli("upgrade", "--dir", str(cluster), "--yes", timeout=1200)
+    assert "rolling upgrade" in result.stdout and f"run {NEW_VERSION}" in result.stdout, result.stdout
+    assert result.stdout.count("mariadb-upgrade done") == 3 and result.stdout.count(" by IST") == 3, result.stdout
+    rows = members(cluster)
+    assert all(row["server_version"] == NEW_VERSION and row["version"] == "10.11.99" for row in rows.values()), rows
+    events = [e for e in dcs_view(cluster).history if e.at >= started]
+    assert sorted(e.member for e in events if e.action == "upgrade") == list(NODES), events
+    for node in NODES:
+        assert query(cluster, "SELECT VERSION()", node) == [[NEW_VERSION]]
+        info = EmbeddedCluster(cluster).node(node).config.data_dir / "mysql_upgrade_info"  # it writes this last
+        assert info.stat().st_mtime >= started, f"mariadb-upgrade did not run on {node}: {events}"

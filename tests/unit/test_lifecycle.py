@@ -26,6 +26,8 @@ from galera_pilot.lifecycle.roll import (
     plan,
     switchover_target,
 )
+from galera_pilot.lifecycle.upgrade import pending_upgrade, step_allowed, upgrade_refusal
+from galera_pilot.mariadb.version import parse_version
 from galera_pilot.routing.health import LiveStatus
 from galera_pilot.routing.keeper import WriterKeeper
 from galera_pilot.routing.writer import Step
@@ -251,3 +253,50 @@ def test_write_rate_over_the_window() -> None:
     assert rate.per_second() == 0.0
     rate.add(32.0, None)
     assert rate.per_second() == 0.0
+
+
+# ---- rolling upgrade: versions -----------------------------------------------------------------------------------
+
+
+def versions(**pairs: tuple[str, str]) -> Cluster:
+    return snapshot(*(replace(running(name), version=f"{run}-MariaDB-0+deb12u1",
+                              installed_version=f"{inst}-MariaDB-0+deb12u1") for name, (run, inst) in pairs.items()))
+
+
+def test_parse_version() -> None:
+    assert parse_version("10.11.19-MariaDB-0+deb12u1") == (10, 11, 19)
+    assert parse_version("mariadbd  Ver 11.4.2-MariaDB for debian") == (11, 4, 2)
+    assert parse_version("") is None and parse_version("garbage") is None
+
+
+def test_one_major_step_at_a_time() -> None:
+    assert step_allowed((10, 11, 19), (10, 11, 20))  # a minor update
+    assert step_allowed((10, 6, 1), (10, 7, 0))  # the next series
+    assert step_allowed((10, 6, 1), (10, 11, 2))  # a long-term series to the next long-term one
+    assert step_allowed((10, 11, 9), (11, 4, 2))
+    assert not step_allowed((10, 6, 1), (11, 4, 2))  # two long-term steps
+    assert not step_allowed((10, 7, 1), (10, 11, 2))  # not from a long-term series
+    assert not step_allowed((9, 9, 9), (10, 3, 0))  # unknown series
+
+
+def test_upgrade_refusals() -> None:
+    ok = versions(n1=("10.11.19", "10.11.20"), n2=("10.11.19", "10.11.20"), n3=("10.11.19", "10.11.20"))
+    assert upgrade_refusal(ok) == ("", "10.11.20-MariaDB-0+deb12u1")
+    half = versions(n1=("10.11.19", "10.11.20"), n2=("10.11.19", "10.11.19"))
+    assert "install the same packages on every host first" in upgrade_refusal(half)[0]
+    down = versions(n1=("10.11.19", "10.11.18"), n2=("10.11.19", "10.11.18"))
+    assert "downgrade is refused" in upgrade_refusal(down)[0]
+    leap = versions(n1=("10.6.20", "11.4.2"), n2=("10.6.20", "11.4.2"))
+    assert "one major step" in upgrade_refusal(leap)[0]
+    done = versions(n1=("10.11.20", "10.11.20"), n2=("10.11.20", "10.11.20"))
+    assert "nothing to upgrade" in upgrade_refusal(done)[0]
+    mixed = versions(n1=("10.6.20", "10.11.2"), n2=("10.11.2", "10.11.2"))
+    assert "different series" in upgrade_refusal(mixed)[0]
+    silent = replace(ok, members={**ok.members, "n2": replace(ok.members["n2"], installed_version="")})
+    assert "n2 does not report" in upgrade_refusal(silent)[0]
+
+
+def test_pending_upgrade() -> None:
+    assert pending_upgrade("10.11.19-MariaDB", "10.11.20-MariaDB")
+    assert not pending_upgrade("10.11.19-MariaDB", "10.11.19-MariaDB")
+    assert not pending_upgrade("", "10.11.20") and not pending_upgrade("10.11.19", "")

@@ -114,7 +114,7 @@ class Ha:
         self.initializer = Initializer(config, dcs, self.process, memory, self.datadir, self.starter, history)
         self.bootstrapper = Bootstrapper(config, dcs, self.policy, memory, self.starter, history)
         self.joiner = Joiner(config, dcs, credentials, self.process, self.datadir, self.starter, history)
-        self.restarts = RollingRestarts(config, dcs, self.process, memory, self.writer, history)
+        self.restarts = RollingRestarts(config, dcs, self.process, memory, self.writer, history, credentials)
         self.tls = None if node_tls is None else TlsKeeper(config, node_tls, credentials, self.process, history,
                                                            lambda fresh: self._tls_reloaded(fresh, on_tls_reload))
 

@@ -24,6 +24,7 @@ from galera_pilot.mariadb.exit_watch import ExitWatcher
 from galera_pilot.mariadb.grastate import datadir_position, has_data
 from galera_pilot.mariadb.gvwstate import read_saved_view
 from galera_pilot.mariadb.process import MariadbProcess
+from galera_pilot.mariadb.version import InstalledVersion
 
 log = logging.getLogger(CYCLE_LOGGER)
 
@@ -124,6 +125,7 @@ class NodeObservation:
         self.exits = exits
         self.exit_watch = exit_watch
         self.write_rate = WriteRate()
+        self.installed = InstalledVersion(config.binaries.mariadbd)
         self._version: tuple[int, str] | None = None  # (pid, version) of the running server, asked once per pid
 
     def observe(self, now: float, recover: bool = True) -> LocalState:
@@ -176,6 +178,7 @@ class NodeObservation:
             recv_queue=int((status or {}).get("wsrep_local_recv_queue", 0) or 0),
             write_rate=round(self.write_rate.per_second(), 1),
             version=self._version[1] if self._version is not None and self._version[0] == pid else "",
+            installed_version=self.installed.get(),
         )
         self.member.set(member)
         return LocalState(

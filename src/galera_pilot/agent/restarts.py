@@ -16,11 +16,14 @@ from galera_pilot.agent.decisions import LocalState
 from galera_pilot.agent.memory import CYCLE_LOGGER, AgentMemory, History
 from galera_pilot.cluster import Cluster
 from galera_pilot.config import NodeConfig
+from galera_pilot.credentials import Credentials
 from galera_pilot.dcs.base import DCS
 from galera_pilot.dcs.lifecycle import update_restart
-from galera_pilot.lifecycle.records import DONE, FAILED, STOPPING
+from galera_pilot.errors import PilotError
+from galera_pilot.lifecycle.records import DONE, FAILED, STOPPING, RestartRequest
 from galera_pilot.lifecycle.restart import restart_confirmed, restart_due, restart_failing
 from galera_pilot.mariadb.process import MariadbProcess, tail
+from galera_pilot.mariadb.upgrade import run_mariadb_upgrade
 from galera_pilot.routing.keeper import WriterKeeper
 
 log = logging.getLogger(CYCLE_LOGGER)
@@ -32,8 +35,9 @@ class RollingRestarts:
     """This agent's restart requests: stop when asked, confirm once Synced again, report a failure."""
 
     def __init__(self, config: NodeConfig, dcs: DCS, process: MariadbProcess, memory: AgentMemory,
-                 writer: WriterKeeper, history: History) -> None:
+                 writer: WriterKeeper, history: History, credentials: Credentials) -> None:
         self.config = config
+        self.credentials = credentials
         self.dcs = dcs
         self.process = process
         self.memory = memory
@@ -60,9 +64,11 @@ class RollingRestarts:
         except OSError:
             self._log_offset = None
         if self.process.stop(STOP_TIMEOUT):
+            update_restart(self.dcs, request.moved(STOPPING, stopped_pid=pid, stopped_cleanly=True))
             return f"{reason}: mariadbd stopped cleanly"
         self.process.kill()
         self.process.wait_exit(30)
+        update_restart(self.dcs, request.moved(STOPPING, stopped_pid=pid, stopped_cleanly=False))
         return f"{reason}: mariadbd did not stop within {STOP_TIMEOUT:.0f} s and was killed (it may need a full SST)"
 
     def after_cycle(self, local: LocalState, cluster: Cluster, pid: int | None) -> None:
@@ -75,8 +81,25 @@ class RollingRestarts:
         how = self._transfer()
         self._stopped_at = self._log_offset = None
         detail = f"restarted: mariadbd pid {pid} Synced{took}{how}"
+        if request.upgrade:
+            try:
+                detail += self._upgrade(request)
+            except PilotError as error:
+                update_restart(self.dcs, request.moved(FAILED, detail=f"{detail}, but {error}"))
+                return
         if update_restart(self.dcs, request.moved(DONE, detail=detail)):
             log.info("rolling restart: %s", detail)
+
+    def _upgrade(self, request: RestartRequest) -> str:
+        """mariadb-upgrade on the new server: never after an unclean stop (MariaDB's rule)."""
+        if request.stopped_cleanly is not True:
+            raise PilotError("mariadbd did not stop cleanly before the upgrade, and mariadb-upgrade is never run "
+                             "after an unclean stop: check the node, then run mariadb-upgrade by hand")
+        self.memory.activity = "running mariadb-upgrade"
+        lines = run_mariadb_upgrade(self.config, self.credentials)
+        said = f": {lines.splitlines()[-1]}" if lines else ""
+        self.history("upgrade", f"mariadb-upgrade done after the rolling upgrade{said}", {"roll": request.roll})
+        return "; mariadb-upgrade done"
 
     def _transfer(self) -> str:
         """How the node caught up, from what mariadbd logged since the stop (" by IST", " by SST", or "")."""

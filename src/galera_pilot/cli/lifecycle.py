@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -29,31 +30,32 @@ def scheduled_moment(text: str, now: datetime) -> datetime:
                                  param_hint="--scheduled") from None
 
 
-@click.command()
-@addressing_options(with_env=False)
-@click.argument("members", nargs=-1)
-@click.option("--resume", is_flag=True, help="continue the interrupted or halted rolling restart")
-@click.option("--abort", is_flag=True, help="end the recorded rolling restart where it is")
-@click.option("--allow-sst", is_flag=True, help="restart a node even if its rejoin needs a full state transfer")
-@click.option("--scheduled", default=None, metavar="TIME", help="start at TIME (HH:MM, or an ISO date and time)")
-@click.option("--ready-timeout", default=120.0, show_default=True,
-              help="seconds to wait for the cluster to be calm before each node")
-@click.option("--restart-timeout", default=900.0, show_default=True,
-              help="seconds one node may take to be Synced again")
-@click.option("--yes", is_flag=True, help="do not ask for confirmation")
-@click.pass_context
-def restart(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None, cluster: str | None,
-            members: tuple[str, ...], resume: bool, abort: bool, allow_sst: bool, scheduled: str | None,
-            ready_timeout: float, restart_timeout: float, yes: bool) -> None:
-    """Restart MEMBERS' mariadbd (default: every member) one at a time, the writer last after a switchover
-    to a node already restarted; each node is drained first and serves again once Synced."""
+def roll_options(function: Callable[..., None]) -> Callable[..., None]:
+    """The options `restart` and `upgrade` share."""
+    for option in reversed((
+        click.argument("members", nargs=-1),
+        click.option("--resume", is_flag=True, help="continue the interrupted or halted roll"),
+        click.option("--abort", is_flag=True, help="end the recorded roll where it is"),
+        click.option("--scheduled", default=None, metavar="TIME",
+                     help="start at TIME (HH:MM, or an ISO date and time)"),
+        click.option("--ready-timeout", default=120.0, show_default=True,
+                     help="seconds to wait for the cluster to be calm before each node"),
+        click.option("--restart-timeout", default=900.0, show_default=True,
+                     help="seconds one node may take to be Synced again"),
+        click.option("--yes", is_flag=True, help="do not ask for confirmation"),
+    )):
+        function = option(function)
+    return addressing_options(with_env=False)(function)
+
+
+def run_roll(ctx: click.Context, target_args: tuple, members: tuple[str, ...], resume: bool, abort: bool,
+             scheduled: str | None, yes: bool, options: RollOptions) -> None:
+    verb = "upgrade" if options.upgrade else "restart"
     if resume and abort:
         raise click.UsageError("--resume and --abort exclude each other")
     if (resume or abort) and members:
         raise click.UsageError("--resume and --abort take no MEMBERS: they work on the recorded roll")
-    target = target_of(ctx, directory, config, dcs, cluster)
-    options = RollOptions(members=members, allow_sst=allow_sst, ready_timeout=ready_timeout,
-                          restart_timeout=restart_timeout)
+    target = target_of(ctx, *target_args)
 
     def roll(store: DCS) -> str:
         driver = RollDriver(store, click.echo, options)
@@ -62,16 +64,42 @@ def restart(ctx: click.Context, directory: Path | None, config: Path | None, dcs
         if resume:
             return driver.run(driver.resume())
         order = driver.plan(store.snapshot())
-        click.echo(f"rolling restart of {', '.join(order)} (in this order; the writer goes last, whoever it is then)")
+        click.echo(f"rolling {verb} of {', '.join(order)} (in this order; the writer goes last, whoever it is then)")
         if not yes and not click.confirm("go on?"):
-            raise PilotError("nothing was restarted")
+            raise PilotError(f"nothing was {verb}ed")
         if scheduled is not None:
             moment = scheduled_moment(scheduled, datetime.now())
             click.echo(f"waiting until {moment:%Y-%m-%d %H:%M:%S} to start")
             time.sleep(max(0.0, (moment - datetime.now()).total_seconds()))
         return driver.run(driver.start(order))
 
-    click.echo(changing(target, "restart", roll))
+    click.echo(changing(target, verb, roll))
+
+
+@click.command()
+@roll_options
+@click.option("--allow-sst", is_flag=True, help="restart a node even if its rejoin needs a full state transfer")
+@click.pass_context
+def restart(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None, cluster: str | None,
+            members: tuple[str, ...], resume: bool, abort: bool, allow_sst: bool, scheduled: str | None,
+            ready_timeout: float, restart_timeout: float, yes: bool) -> None:
+    """Restart MEMBERS' mariadbd (default: every member) one at a time, the writer last after a switchover
+    to a node already restarted; each node is drained first and serves again once Synced."""
+    run_roll(ctx, (directory, config, dcs, cluster), members, resume, abort, scheduled, yes,
+             RollOptions(members=members, allow_sst=allow_sst, ready_timeout=ready_timeout,
+                         restart_timeout=restart_timeout))
+
+
+@click.command()
+@roll_options
+@click.pass_context
+def upgrade(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None, cluster: str | None,
+            members: tuple[str, ...], resume: bool, abort: bool, scheduled: str | None, ready_timeout: float,
+            restart_timeout: float, yes: bool) -> None:
+    """After new MariaDB packages are installed on every host: a rolling restart onto them, one major step
+    at a time, every node rejoining by IST, then mariadb-upgrade on each node (it is not replicated)."""
+    run_roll(ctx, (directory, config, dcs, cluster), members, resume, abort, scheduled, yes,
+             RollOptions(members=members, ready_timeout=ready_timeout, restart_timeout=restart_timeout, upgrade=True))
 
 
 @click.command()
@@ -98,4 +126,4 @@ def resume(ctx: click.Context, directory: Path | None, config: Path | None, dcs:
     click.echo(changing(target, "resume", lambda store: resume_cluster(store, wait, timeout)))
 
 
-COMMANDS = (restart, pause, resume)
+COMMANDS = (restart, upgrade, pause, resume)

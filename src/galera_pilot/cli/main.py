@@ -18,7 +18,7 @@ VERBS = {
     "list": "inspect", "history": "inspect", "query": "inspect", "dsn": "inspect",
     "bootstrap": "steer", "switchover": "steer", "maintenance": "steer",
     "agent": "daemons", "proxy": "daemons", "pki": "pki",
-    "restart": "lifecycle", "pause": "lifecycle", "resume": "lifecycle",
+    "restart": "lifecycle", "upgrade": "lifecycle", "pause": "lifecycle", "resume": "lifecycle",
 }
 
 

@@ -18,7 +18,9 @@ from typing import Any
 from galera_pilot.cluster import Cluster, Member
 from galera_pilot.control.target import ClusterTarget, DCSUnreachable, KnownMember
 from galera_pilot.errors import PilotError
+from galera_pilot.lifecycle.upgrade import pending_upgrade
 from galera_pilot.mariadb.disk import Usage, describe
+from galera_pilot.mariadb.version import short
 from galera_pilot.routing.freshness import skew_warning
 from galera_pilot.routing.peers import fetch_status
 
@@ -52,12 +54,20 @@ def rows_from_snapshot(target: ClusterTarget, snapshot: Cluster) -> list[Row]:
     return rows
 
 
+def version_column(member: Member) -> str:
+    """The running version, and `pending upgrade` when the installed binary is newer (lifecycle/upgrade.py)."""
+    if pending_upgrade(member.version, member.installed_version):
+        return f"{short(member.version)} (pending upgrade to {short(member.installed_version)})"
+    return short(member.version)
+
+
 def _member_row(member: Member, role: str) -> Row:
     seqno = member.seqno if member.running else (member.position.seqno if member.position else -1)
     return {"name": member.name, "address": member.address, "role": role, "state": member.state,
             "cluster_status": member.cluster_status, "cluster_size": member.cluster_size,
-            "cluster_uuid": member.cluster_uuid, "seqno": seqno, "version": member.version.split("-")[0],
-            "server_version": member.version, "paused": member.paused, "disk": disk_column(member.disk),
+            "cluster_uuid": member.cluster_uuid, "seqno": seqno, "version": version_column(member),
+            "server_version": member.version, "installed_version": member.installed_version,
+            "paused": member.paused, "disk": disk_column(member.disk),
             "cert": cert_column(member.tls_not_after), "activity": with_warnings(member),
             "tls_not_after": member.tls_not_after}
 

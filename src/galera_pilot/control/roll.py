@@ -46,6 +46,7 @@ from galera_pilot.lifecycle.roll import (
     plan,
     switchover_target,
 )
+from galera_pilot.lifecycle.upgrade import upgrade_refusal
 from galera_pilot.routing.peers import STATUS_TIMEOUT
 from galera_pilot.tls.http import ApiUnreachable, api
 
@@ -61,6 +62,7 @@ class RollOptions:
     ready_timeout: float = 120.0  # s to wait for the cluster to be calm before the next node
     restart_timeout: float = 900.0  # s one node may take to be Synced again
     serve_timeout: float = 60.0  # s a Synced node may take to answer /read again once out of maintenance
+    upgrade: bool = False  # a rolling upgrade onto the installed binaries (lifecycle/upgrade.py)
 
 
 class RollHalted(PilotError):
@@ -80,6 +82,10 @@ class RollDriver:
         self._stop_renewing = threading.Event()
 
     # ---- starting, resuming, aborting ----------------------------------------------------------------
+    @property
+    def verb(self) -> str:
+        return "upgrade" if self.options.upgrade else "restart"
+
     def plan(self, snapshot: Cluster) -> tuple[str, ...]:
         known = set(snapshot.roster) | set(snapshot.members)
         try:
@@ -94,9 +100,15 @@ class RollDriver:
                              "--resume continues it, --abort ends it")
         why = blocker(snapshot)
         if why.startswith("the cluster is paused"):
-            raise PilotError(f"restart refused: {why}")
+            raise PilotError(f"{self.verb} refused: {why}")
+        target = ""
+        if self.options.upgrade:
+            why, target = upgrade_refusal(snapshot)
+            if why:
+                raise PilotError(f"upgrade refused: {why}")
         roll = Roll(id=time.strftime("%Y%m%d-%H%M%S"), order=order, started_at=time.time(), by=self.me,
-                    allow_sst=self.options.allow_sst)
+                    allow_sst=self.options.allow_sst and not self.options.upgrade,
+                    kind="upgrade" if self.options.upgrade else "restart", target=target)
         if not hold_driver(self.dcs, self.me, DRIVER_TTL):
             raise PilotError(f"another galera-pilot restart ({snapshot.roll_driver}) is driving a roll")
         if not create_roll(self.dcs, roll):
@@ -111,8 +123,8 @@ class RollDriver:
         if not hold_driver(self.dcs, self.me, DRIVER_TTL):
             raise PilotError(f"{snapshot.roll_driver} is still driving rolling restart {snapshot.roll.id} (a driver "
                              f"that died lets go within {DRIVER_TTL:.0f} s)")
-        roll = replace(snapshot.roll, halted="", by=self.me,
-                       allow_sst=snapshot.roll.allow_sst or self.options.allow_sst)
+        allow_sst = (snapshot.roll.allow_sst or self.options.allow_sst) and snapshot.roll.kind != "upgrade"
+        roll = replace(snapshot.roll, halted="", by=self.me, allow_sst=allow_sst)
         save_roll(self.dcs, roll)
         self.say(f"resuming rolling restart {roll.id}: {len(roll.done)} of {len(roll.order)} restarted"
                  + (f", {roll.current} was being restarted" if roll.current else ""))
@@ -151,6 +163,8 @@ class RollDriver:
                 release_driver(self.dcs, self.me)
         took = time.monotonic() - self._started
         sentence = f"rolling restart {roll.id} done: {', '.join(roll.done)} restarted in {took:.1f} s"
+        if roll.kind == "upgrade":
+            sentence = f"rolling upgrade {roll.id} done: {', '.join(roll.done)} run {roll.target} ({took:.1f} s)"
         delete_roll(self.dcs, roll.id)
         self._record(sentence)
         return sentence
@@ -172,8 +186,15 @@ class RollDriver:
         snapshot = self._wait_calm(roll, member)
         if member not in snapshot.members:
             raise RollHalted(f"{member} does not report: its agent or host is down")
-        if not roll.allow_sst and member not in roll.drained:
+        if roll.kind == "upgrade" and snapshot.members[member].installed_version != roll.target:
+            installed = snapshot.members[member].installed_version or "nothing"
+            raise RollHalted(f"{member}'s installed binary runs {installed}, not {roll.target}: install the same "
+                             "packages there first")
+        if (not roll.allow_sst or roll.kind == "upgrade") and member not in roll.drained:
             why = ist_shortfall(snapshot, member, expected_downtime(roll))
+            if why and roll.kind == "upgrade":
+                raise RollHalted(f"{why}; an upgrade must rejoin by IST (a cross-version SST does not work, "
+                                 "MDEV-33263): raise mariadb.gcache_size, or upgrade at a quieter time")
             if why:
                 raise RollHalted(f"{why}; the roll stops before it (galera-pilot restart --resume --allow-sst restarts "
                                  "it anyway, or raise mariadb.gcache_size)")
@@ -193,7 +214,7 @@ class RollDriver:
         except PilotError:
             raise RollHalted(f"{member} still serves 30 s after it was put in maintenance") from None
         self._step(f"{member}: drained in {took:.2f} s; asking its agent to restart mariadbd")
-        request_restart(self.dcs, RestartRequest(member, roll.id, time.time()))
+        request_restart(self.dcs, RestartRequest(member, roll.id, time.time(), upgrade=roll.kind == "upgrade"))
         return roll
 
     def _wait_calm(self, roll: Roll, member: str) -> Cluster:
@@ -231,6 +252,8 @@ class RollDriver:
             if request.phase == DONE:
                 took = time.monotonic() - started
                 self._step(f"{member}: {request.detail}")
+                if roll.kind == "upgrade":
+                    self._check_version(roll, member)
                 return took
             if request.phase == FAILED:
                 raise RollHalted(f"{member} did not come back: {request.detail}")
@@ -260,6 +283,19 @@ class RollDriver:
         save_roll(self.dcs, roll)
         self._step(f"{member}: serving again ({len(roll.done)} of {len(roll.order)} restarted)")
         return roll
+
+    def _check_version(self, roll: Roll, member: str) -> None:
+        """After an upgrade restart the node must run the target (its record says so within a few seconds)."""
+        deadline = time.monotonic() + 10.0
+        while True:
+            record = self._snapshot(roll).members.get(member)
+            running = record.version if record is not None else ""
+            if running == roll.target:
+                self._record(f"{member} runs {roll.target} now (rolling upgrade {roll.id})")
+                return
+            if time.monotonic() >= deadline:
+                raise RollHalted(f"{member} runs {running or 'nothing known'} after its restart, not {roll.target}")
+            time.sleep(POLL)
 
     # ---- helpers ---------------------------------------------------------------------------------------
     def _snapshot(self, roll: Roll) -> Cluster:

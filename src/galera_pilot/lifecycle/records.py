@@ -53,6 +53,8 @@ class RestartRequest:
     phase: str = REQUESTED
     stopped_pid: int | None = None  # the mariadbd the agent stopped: a different pid Synced means "restarted"
     detail: str = ""  # done: how it went; failed: why, with the error log's last lines
+    upgrade: bool = False  # a rolling upgrade: run mariadb-upgrade once the new server is Synced
+    stopped_cleanly: bool | None = None  # the agent's stop: mariadb-upgrade never runs after an unclean one
 
     @property
     def open(self) -> bool:
@@ -77,6 +79,8 @@ class Roll:
 
     id: str
     order: tuple[str, ...]
+    kind: str = "restart"  # restart | upgrade
+    target: str = ""  # upgrade: the version every node runs at the end
     done: tuple[str, ...] = ()
     current: str | None = None
     started_at: float = 0.0

@@ -120,4 +120,7 @@ def describe(roll: Roll, driven: bool) -> str:
     else:
         state = ""
     hint = " (galera-pilot restart --resume continues it, --abort ends it)" if roll.halted or not driven else ""
-    return f"rolling restart {roll.id}: {done}{now}{state}{hint}"
+    what = f"rolling upgrade to {roll.target}" if roll.kind == "upgrade" else "rolling restart"
+    verb = "upgrade" if roll.kind == "upgrade" else "restart"
+    hint = hint.replace("galera-pilot restart", f"galera-pilot {verb}")
+    return f"{what} {roll.id}: {done}{now}{state}{hint}"
