@@ -29,6 +29,7 @@ from galera_pilot.dcs.base import DCS
 from galera_pilot.dcs.lifecycle import (
     create_roll,
     delete_roll,
+    drop_driver,
     hold_driver,
     release_driver,
     request_restart,
@@ -110,7 +111,7 @@ class RollDriver:
                     allow_sst=self.options.allow_sst and not self.options.upgrade,
                     kind="upgrade" if self.options.upgrade else "restart", target=target)
         if not hold_driver(self.dcs, self.me, DRIVER_TTL):
-            raise PilotError(f"another galera-pilot restart ({snapshot.roll_driver}) is driving a roll")
+            raise PilotError(f"another galera-pilot restart or upgrade ({snapshot.roll_driver}) is starting a roll")
         if not create_roll(self.dcs, roll):
             release_driver(self.dcs, self.me)
             raise PilotError("another rolling restart was recorded at the same moment; see galera-pilot list")
@@ -138,6 +139,7 @@ class RollDriver:
         for name in roll.drained:
             self.dcs.set_maintenance(name, False)
         delete_roll(self.dcs, roll.id)
+        drop_driver(self.dcs)
         self._record(f"rolling restart {roll.id} aborted after {len(roll.done)} of {len(roll.order)} members")
         undrained = f"; {', '.join(roll.drained)} out of maintenance again" if roll.drained else ""
         return (f"rolling restart {roll.id} aborted: {len(roll.done)} of {len(roll.order)} were restarted"

@@ -51,6 +51,12 @@ def release_driver(dcs: DCS, me: str) -> None:
     dcs.release_lease(DRIVER_KEY, me)
 
 
+def drop_driver(dcs: DCS) -> None:
+    """`--abort`: whoever drove the roll (a killed driver's lease would block the next roll until it expires;
+    a live driver notices the roll is gone and stops)."""
+    dcs.delete(DRIVER_KEY)
+
+
 def request_restart(dcs: DCS, request: RestartRequest) -> None:
     dcs.put(f"restart/{request.member}", json.dumps(request.to_dict()))
 
