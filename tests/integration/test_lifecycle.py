@@ -137,6 +137,14 @@ def test_paused_agents_take_no_action_and_resume_catches_up(cluster: Path) -> No
     assert all(endpoint_code(ADDRESSES[n], "/writer") == 503 for n in NODES)
     assert "paused" in view.members[writer].activity and view.members[writer].paused
     assert view.members[other].is_synced
+    # A paused agent that is stopped (SIGTERM, as systemd does) leaves its mariadbd running, as Patroni does.
+    agent, server = EmbeddedCluster(cluster).node(other).agent_pid(), mariadbd_pid(cluster, other)
+    assert agent is not None and server is not None
+    os.kill(agent, signal.SIGTERM)
+    wait_for(lambda: EmbeddedCluster(cluster).node(other).agent_pid() is None, 30, f"{other}'s agent to stop")
+    assert mariadbd_pid(cluster, other) == server, "a paused agent's stop took its mariadbd down"
+    respawn_agent(cluster, other)
+    wait_for(lambda: status(other)["routing"]["healthy"], 60, f"{other}'s new agent to adopt mariadbd")
     assert "restart refused: the cluster is paused" in cli("restart", "--dir", str(cluster), "--yes",
                                                            check=False).stderr
 

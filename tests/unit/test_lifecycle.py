@@ -4,7 +4,9 @@ readiness, IST coverage and the agent's restart request (lifecycle/, issue 13)."
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
+import pytest
 from decision_builders import ALL, NOW, local_of, position, running, snapshot, stopped
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,6 +15,8 @@ from keeper_world import TTL, FakeDcs, World, wsrep
 from galera_pilot.agent.decisions import Action, decide
 from galera_pilot.agent.write_rate import WriteRate
 from galera_pilot.cluster import Cluster
+from galera_pilot.dcs.lifecycle import RollGone, create_roll, delete_roll, request_restart, save_roll, update_restart
+from galera_pilot.dcs.sqlite import SQLiteDCS
 from galera_pilot.lifecycle.records import DONE, FAILED, REQUESTED, STOPPING, Pause, RestartRequest, Roll
 from galera_pilot.lifecycle.restart import restart_confirmed, restart_due, restart_failing
 from galera_pilot.lifecycle.roll import (
@@ -300,3 +304,25 @@ def test_pending_upgrade() -> None:
     assert pending_upgrade("10.11.19-MariaDB", "10.11.20-MariaDB")
     assert not pending_upgrade("10.11.19-MariaDB", "10.11.19-MariaDB")
     assert not pending_upgrade("", "10.11.20") and not pending_upgrade("10.11.19", "")
+
+
+# ---- the records in a real (SQLite) DCS: a driver that lost its roll never writes it back ----------------------
+def test_a_driver_never_writes_back_an_aborted_roll_nor_resets_a_request(tmp_path: Path) -> None:
+    dcs = SQLiteDCS(tmp_path / "dcs.sqlite", "galera")
+    roll = Roll("r1", ("n1", "n2"))
+    assert create_roll(dcs, roll) and not create_roll(dcs, Roll("r2", ("n1",)))
+    save_roll(dcs, replace(roll, current="n1"))
+    assert dcs.snapshot().roll == replace(roll, current="n1")
+    assert request_restart(dcs, RestartRequest("n1", "r1"))
+    moved = RestartRequest("n1", "r1").moved(DONE, stopped_pid=7)
+    assert update_restart(dcs, moved)
+    assert not request_restart(dcs, RestartRequest("n1", "r1")), "a resumed driver reset a request"
+    assert dcs.snapshot().restarts["n1"].phase == DONE
+    delete_roll(dcs, "r1")  # --abort
+    snapshot = dcs.snapshot()
+    assert snapshot.roll is None and not snapshot.restarts
+    with pytest.raises(RollGone):
+        save_roll(dcs, replace(roll, done=("n1",)))
+    assert dcs.snapshot().roll is None
+    assert not update_restart(dcs, moved), "a late agent update revived an aborted request"
+    assert request_restart(dcs, RestartRequest("n1", "r3"))  # a new roll's request replaces nothing it should not

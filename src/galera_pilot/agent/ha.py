@@ -114,7 +114,8 @@ class Ha:
         self.initializer = Initializer(config, dcs, self.process, memory, self.datadir, self.starter, history)
         self.bootstrapper = Bootstrapper(config, dcs, self.policy, memory, self.starter, history)
         self.joiner = Joiner(config, dcs, credentials, self.process, self.datadir, self.starter, history)
-        self.restarts = RollingRestarts(config, dcs, self.process, memory, self.writer, history, credentials)
+        self.restarts = RollingRestarts(config, dcs, self.process, memory, self.writer, history, credentials,
+                                        self._heartbeat)
         self.tls = None if node_tls is None else TlsKeeper(config, node_tls, credentials, self.process, history,
                                                            lambda fresh: self._tls_reloaded(fresh, on_tls_reload))
 
@@ -178,6 +179,11 @@ class Ha:
         self._member.set(member)
         self.dcs.publish_member(member, self.config.timing.member_ttl)
 
+    def _heartbeat(self) -> None:
+        """Publish during a long step of the cycle (mariadb-upgrade), so the record does not expire."""
+        with contextlib.suppress(PilotError):
+            self.publish()
+
     # ---- one cycle --------------------------------------------------------------------------------------
     def run_cycle(self) -> str:
         started = time.monotonic()
@@ -210,11 +216,12 @@ class Ha:
         except PilotError as error:
             self.restarts.note_failure(cluster, pid, str(error))  # a rolling restart's start that failed
             raise
-        if decision.action == Action.HALT or local.backoff_remaining > 0:
+        if not self.paused and (decision.action == Action.HALT or local.backoff_remaining > 0):
             self.restarts.note_failure(cluster, pid, decision.reason)
         self.activity = sentence
         self._after_cycle(local, cluster)
-        self.restarts.after_cycle(local, cluster, self.process.pid())
+        if not self.paused:
+            self.restarts.after_cycle(local, cluster, self.process.pid())
         self.publish()
         return sentence
 
@@ -233,7 +240,7 @@ class Ha:
         return min(0.25, self.config.timing.loop_wait) if self._transitional else self.config.timing.loop_wait
 
     def _after_cycle(self, local: LocalState, cluster: Cluster) -> None:
-        if self.tls is not None:
+        if self.tls is not None and not self.paused:  # paused: not even a TLS reload
             self.tls.check()
         joiner = self.joiner
         if local.running and local.cluster_status == "Primary":
@@ -296,7 +303,15 @@ class Ha:
             self.dcs.raise_high_water(position.uuid, position.seqno, self.config.name)
 
     def shutdown(self) -> None:
-        """Graceful stop: mariadbd flushes and records its seqno; the roster remembers a clean stop."""
+        """Graceful stop: mariadbd flushes and records its seqno; the roster remembers a clean stop. While
+        the cluster is paused the agent leaves mariadbd running, as Patroni does in maintenance mode: a
+        person who restarts the agent then does not take the node down (its successor adopts it)."""
+        if self.paused is True:
+            log.info("the cluster is paused: leaving mariadbd running (the next agent adopts it)")
+            self.dcs_watch.stop()
+            self.writer.stop()
+            self.observer.stop()
+            return
         self.activity = "stopping mariadbd"
         # Drain first: give the writer role up so clients move to another node before mariadbd stops.
         self.dcs_watch.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from galera_pilot.agent.decisions import LocalState
 from galera_pilot.agent.memory import CYCLE_LOGGER, AgentMemory, History
@@ -35,8 +36,10 @@ class RollingRestarts:
     """This agent's restart requests: stop when asked, confirm once Synced again, report a failure."""
 
     def __init__(self, config: NodeConfig, dcs: DCS, process: MariadbProcess, memory: AgentMemory,
-                 writer: WriterKeeper, history: History, credentials: Credentials) -> None:
+                 writer: WriterKeeper, history: History, credentials: Credentials,
+                 heartbeat: Callable[[], None] = lambda: None) -> None:
         self.config = config
+        self.heartbeat = heartbeat  # publishes the member record while mariadb-upgrade runs
         self.credentials = credentials
         self.dcs = dcs
         self.process = process
@@ -53,6 +56,8 @@ class RollingRestarts:
         """Stop the running mariadbd for the request, cleanly (killed only after STOP_TIMEOUT)."""
         request = cluster.restarts[self.config.name]
         pid = self.process.pid()
+        if pid is None:
+            return "mariadbd is no longer running; the rolling restart's request waits for it to be Synced again"
         if not update_restart(self.dcs, request.moved(STOPPING, stopped_pid=pid)):
             return "the rolling restart's request was withdrawn; mariadbd keeps running"
         self.history("roll-restart", f"{reason} (roll {request.roll}, mariadbd pid {pid})", {"roll": request.roll})
@@ -85,7 +90,7 @@ class RollingRestarts:
             try:
                 detail += self._upgrade(request)
             except PilotError as error:
-                update_restart(self.dcs, request.moved(FAILED, detail=f"{detail}, but {error}"))
+                update_restart(self.dcs, request.moved(FAILED, detail=f"{detail}, but {error}", upgrade_failed=True))
                 return
         if update_restart(self.dcs, request.moved(DONE, detail=detail)):
             log.info("rolling restart: %s", detail)
@@ -96,7 +101,8 @@ class RollingRestarts:
             raise PilotError("mariadbd did not stop cleanly before the upgrade, and mariadb-upgrade is never run "
                              "after an unclean stop: check the node, then run mariadb-upgrade by hand")
         self.memory.activity = "running mariadb-upgrade"
-        lines = run_mariadb_upgrade(self.config, self.credentials)
+        self.heartbeat()
+        lines = run_mariadb_upgrade(self.config, self.credentials, self.heartbeat)
         said = f": {lines.splitlines()[-1]}" if lines else ""
         self.history("upgrade", f"mariadb-upgrade done after the rolling upgrade{said}", {"roll": request.roll})
         return "; mariadb-upgrade done"

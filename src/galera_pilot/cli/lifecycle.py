@@ -70,7 +70,7 @@ def run_roll(ctx: click.Context, target_args: tuple, members: tuple[str, ...], r
         if scheduled is not None:
             moment = scheduled_moment(scheduled, datetime.now())
             click.echo(f"waiting until {moment:%Y-%m-%d %H:%M:%S} to start")
-            time.sleep(max(0.0, (moment - datetime.now()).total_seconds()))
+            time.sleep(max(0.0, (moment - datetime.now(moment.tzinfo)).total_seconds()))
         return driver.run(driver.start(order))
 
     click.echo(changing(target, verb, roll))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import threading
 import time
@@ -29,7 +30,7 @@ from galera_pilot.dcs.base import DCS
 from galera_pilot.dcs.lifecycle import (
     create_roll,
     delete_roll,
-    drop_driver,
+    driver_of,
     hold_driver,
     release_driver,
     request_restart,
@@ -47,7 +48,7 @@ from galera_pilot.lifecycle.roll import (
     plan,
     switchover_target,
 )
-from galera_pilot.lifecycle.upgrade import upgrade_refusal
+from galera_pilot.lifecycle.upgrade import same_version, upgrade_refusal
 from galera_pilot.routing.peers import STATUS_TIMEOUT
 from galera_pilot.tls.http import ApiUnreachable, api
 
@@ -107,11 +108,13 @@ class RollDriver:
             why, target = upgrade_refusal(snapshot)
             if why:
                 raise PilotError(f"upgrade refused: {why}")
-        roll = Roll(id=time.strftime("%Y%m%d-%H%M%S"), order=order, started_at=time.time(), by=self.me,
+        roll_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"  # never an aborted roll's id again
+        roll = Roll(id=roll_id, order=order, started_at=time.time(), by=self.me,
                     allow_sst=self.options.allow_sst and not self.options.upgrade,
                     kind="upgrade" if self.options.upgrade else "restart", target=target)
         if not hold_driver(self.dcs, self.me, DRIVER_TTL):
-            raise PilotError(f"another galera-pilot restart or upgrade ({snapshot.roll_driver}) is starting a roll")
+            raise PilotError(f"another galera-pilot restart or upgrade ({snapshot.roll_driver or 'another process'}) "
+                             "is starting a roll")
         if not create_roll(self.dcs, roll):
             release_driver(self.dcs, self.me)
             raise PilotError("another rolling restart was recorded at the same moment; see galera-pilot list")
@@ -136,10 +139,16 @@ class RollDriver:
         roll = snapshot.roll
         if roll is None:
             raise PilotError("no rolling restart is recorded: nothing to abort")
+        deadline = time.monotonic() + DRIVER_TTL + 2 * DRIVER_RENEW
+        while (driver := driver_of(self.dcs)) is not None:  # a killed driver's lease lapses within DRIVER_TTL
+            if time.monotonic() >= deadline:
+                raise PilotError(f"{driver} is driving rolling restart {roll.id}: stop that process first (Ctrl-C "
+                                 "leaves the roll where it is), then abort")
+            time.sleep(POLL)
+        roll = self.dcs.snapshot().roll or roll
         for name in roll.drained:
             self.dcs.set_maintenance(name, False)
         delete_roll(self.dcs, roll.id)
-        drop_driver(self.dcs)
         self._record(f"rolling restart {roll.id} aborted after {len(roll.done)} of {len(roll.order)} members")
         undrained = f"; {', '.join(roll.drained)} out of maintenance again" if roll.drained else ""
         return (f"rolling restart {roll.id} aborted: {len(roll.done)} of {len(roll.order)} were restarted"
@@ -188,7 +197,7 @@ class RollDriver:
         snapshot = self._wait_calm(roll, member)
         if member not in snapshot.members:
             raise RollHalted(f"{member} does not report: its agent or host is down")
-        if roll.kind == "upgrade" and snapshot.members[member].installed_version != roll.target:
+        if roll.kind == "upgrade" and not same_version(snapshot.members[member].installed_version, roll.target):
             installed = snapshot.members[member].installed_version or "nothing"
             raise RollHalted(f"{member}'s installed binary runs {installed}, not {roll.target}: install the same "
                              "packages there first")
@@ -208,7 +217,7 @@ class RollDriver:
             except PilotError as error:
                 raise RollHalted(f"the writer role could not be moved off {member}: {error}") from None
         roll = replace(roll, current=member, drained=tuple(dict.fromkeys((*roll.drained, member))))
-        save_roll(self.dcs, roll)
+        self._save(roll)
         self.dcs.set_maintenance(member, True)
         api_url = snapshot.members[member].api_url
         try:
@@ -216,6 +225,7 @@ class RollDriver:
         except PilotError:
             raise RollHalted(f"{member} still serves 30 s after it was put in maintenance") from None
         self._step(f"{member}: drained in {took:.2f} s; asking its agent to restart mariadbd")
+        self._snapshot(roll)  # still ours (not aborted, not taken over) right before the request
         request_restart(self.dcs, RestartRequest(member, roll.id, time.time(), upgrade=roll.kind == "upgrade"))
         return roll
 
@@ -270,6 +280,7 @@ class RollDriver:
             time.sleep(POLL)
 
     def _serve_again(self, roll: Roll, member: str, downtime: float) -> Roll:
+        self._snapshot(roll)
         self.dcs.set_maintenance(member, False)
         snapshot = self._snapshot(roll)
         record = snapshot.members.get(member)
@@ -282,7 +293,7 @@ class RollDriver:
         roll = replace(roll, done=(*roll.done, member), current=None,
                        drained=tuple(n for n in roll.drained if n != member),
                        downtimes={**roll.downtimes, member: round(downtime, 1)})
-        save_roll(self.dcs, roll)
+        self._save(roll)
         self._step(f"{member}: serving again ({len(roll.done)} of {len(roll.order)} restarted)")
         return roll
 
@@ -292,7 +303,7 @@ class RollDriver:
         while True:
             record = self._snapshot(roll).members.get(member)
             running = record.version if record is not None else ""
-            if running == roll.target:
+            if same_version(running, roll.target):
                 self._record(f"{member} runs {roll.target} now (rolling upgrade {roll.id})")
                 return
             if time.monotonic() >= deadline:
@@ -308,14 +319,19 @@ class RollDriver:
             raise PilotError(f"rolling restart {roll.id} is no longer recorded (aborted); this one stops")
         return snapshot
 
+    def _save(self, roll: Roll) -> None:
+        if self._lost.is_set():
+            raise PilotError(f"another process took over driving rolling restart {roll.id}; this one stops")
+        save_roll(self.dcs, roll)
+
     def _halt(self, roll: Roll, why: str) -> None:
         try:
             current = self.dcs.snapshot().roll
-            if current is not None and current.id == roll.id:
+            if current is not None and current.id == roll.id and not self._lost.is_set():
                 save_roll(self.dcs, replace(current, halted=why))
                 self._record(f"rolling restart {roll.id} halted: {why}")
-        except DCSError:
-            pass  # the roll stays as last recorded; `list` shows it interrupted once the lease lapses
+        except PilotError:
+            pass  # the roll stays as last recorded (or is gone); `list` shows it interrupted once the lease lapses
 
     def _renew(self) -> None:
         while not self._stop_renewing.wait(DRIVER_RENEW):

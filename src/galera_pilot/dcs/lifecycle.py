@@ -8,6 +8,7 @@ import json
 import time
 
 from galera_pilot.dcs.base import DCS
+from galera_pilot.errors import PilotError
 from galera_pilot.lifecycle.records import Pause, RestartRequest, Roll
 
 DRIVER_KEY = "roll_driver"
@@ -27,9 +28,18 @@ def create_roll(dcs: DCS, roll: Roll) -> bool:
     return dcs.create("roll", json.dumps(roll.to_dict()))
 
 
+class RollGone(PilotError):
+    """The roll is no longer the one this driver drives (aborted, or replaced)."""
+
+
 def save_roll(dcs: DCS, roll: Roll) -> None:
-    """The driver's progress (only the holder of the driver lease writes it)."""
-    dcs.put("roll", json.dumps(roll.to_dict()))
+    """The driver's progress: written over the stored roll of the same id only (compare-and-set), so a
+    driver that lost the roll (aborted meanwhile, or taken over) never writes it back."""
+    current = dcs.get("roll")
+    if current is None or json.loads(current.value).get("id") != roll.id:
+        raise RollGone(f"rolling restart {roll.id} is no longer recorded (aborted); this driver stops")
+    if not dcs.compare_and_set("roll", json.dumps(roll.to_dict()), current.version):
+        raise RollGone(f"rolling restart {roll.id} changed under this driver (another one took over); it stops")
 
 
 def delete_roll(dcs: DCS, roll_id: str) -> None:
@@ -51,14 +61,22 @@ def release_driver(dcs: DCS, me: str) -> None:
     dcs.release_lease(DRIVER_KEY, me)
 
 
-def drop_driver(dcs: DCS) -> None:
-    """`--abort`: whoever drove the roll (a killed driver's lease would block the next roll until it expires;
-    a live driver notices the roll is gone and stops)."""
-    dcs.delete(DRIVER_KEY)
+def driver_of(dcs: DCS) -> str | None:
+    """Who holds the driver lease now (None: nobody drives the roll)."""
+    current = dcs.get(DRIVER_KEY)
+    return json.loads(current.value).get("holder") if current is not None else None
 
 
-def request_restart(dcs: DCS, request: RestartRequest) -> None:
-    dcs.put(f"restart/{request.member}", json.dumps(request.to_dict()))
+def request_restart(dcs: DCS, request: RestartRequest) -> bool:
+    """Ask `request.member`'s agent to restart; False (and nothing written) when this roll's request for it
+    exists already: a driver that resumes must never reset one its agent moved along."""
+    key = f"restart/{request.member}"
+    current = dcs.get(key)
+    if current is not None and json.loads(current.value).get("roll") == request.roll:
+        return False
+    if current is None:
+        return dcs.create(key, json.dumps(request.to_dict()))
+    return dcs.compare_and_set(key, json.dumps(request.to_dict()), current.version)  # an older roll's
 
 
 def update_restart(dcs: DCS, request: RestartRequest) -> bool:

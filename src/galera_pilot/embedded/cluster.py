@@ -257,13 +257,11 @@ class EmbeddedCluster:
                                      f"see {node.config.agent_log}")
                 time.sleep(0.05)
             node.agent_pid_file.unlink(missing_ok=True)
-            return node.name
         process = MariadbProcess(node.config)
-        if process.is_running():  # an orphan mariadbd whose agent died
-            if not process.stop(timeout):
-                raise PilotError(f"{node.name}: mariadbd did not stop within {timeout:.0f} s")
-            return node.name
-        return None
+        running = process.is_running()  # an orphan whose agent died, or one a paused agent left running
+        if running and not process.stop(timeout):
+            raise PilotError(f"{node.name}: mariadbd did not stop within {timeout:.0f} s")
+        return node.name if pid is not None or running else None
 
 
 def _synced(member: Member | None, size: int) -> bool:

@@ -55,6 +55,7 @@ class RestartRequest:
     detail: str = ""  # done: how it went; failed: why, with the error log's last lines
     upgrade: bool = False  # a rolling upgrade: run mariadb-upgrade once the new server is Synced
     stopped_cleanly: bool | None = None  # the agent's stop: mariadb-upgrade never runs after an unclean one
+    upgrade_failed: bool = False  # mariadb-upgrade failed or was refused: never retried by the agent
 
     @property
     def open(self) -> bool:

@@ -22,9 +22,10 @@ def restart_due(request: RestartRequest | None, pid: int | None, paused: bool) -
 
 def restart_confirmed(request: RestartRequest | None, pid: int | None, synced: bool) -> bool:
     """Whether the request is carried out: a new mariadbd (not the one stopped) is Synced. A FAILED
-    request turns done too, once the node recovered (the driver halted; `restart --resume` goes on)."""
+    request turns done too, once the node recovered (the driver halted; `restart --resume` goes on),
+    unless mariadb-upgrade failed: that is for a person to look at, never retried by itself."""
     return (request is not None and request.phase in (STOPPING, FAILED) and request.stopped_pid is not None
-            and pid is not None and pid != request.stopped_pid and synced)
+            and pid is not None and pid != request.stopped_pid and synced and not request.upgrade_failed)
 
 
 def restart_failing(request: RestartRequest | None, pid: int | None) -> bool:

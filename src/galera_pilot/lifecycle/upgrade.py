@@ -30,6 +30,13 @@ def step_allowed(running: Version, target: Version) -> bool:
     return now in LTS and then in LTS and LTS.index(then) == LTS.index(now) + 1
 
 
+def same_version(one: str, other: str) -> bool:
+    """The same release, whatever the suffixes say (`VERSION()` adds `-log` when a log is on; two builds
+    of one release differ after the `-`)."""
+    parsed = parse_version(one)
+    return parsed is not None and parsed == parse_version(other)
+
+
 def pending_upgrade(running: str, installed: str) -> bool:
     """The installed binary is newer than the running server (`list` says `pending upgrade`)."""
     now, then = parse_version(running), parse_version(installed)

@@ -165,7 +165,7 @@ class WriterKeeper:
             return Step.NONE  # paused (or not known yet): no writer change, so nobody takes the role
         if paused is not False and step == Step.RELEASE:
             step = Step.RENEW  # paused: the holder keeps the role (its /writer still says whether it is healthy)
-        if self._handover is not None and handback_due(self._handover[1], now) and healthy and not paused:
+        if self._handover is not None and handback_due(self._handover[1], now) and healthy and paused is False:
             return self._take_back(self._handover[0], sent_at)
         if step == Step.RELEASE and healthy and not self.maintenance and switchover is not None and choice is None:
             # Nobody we could hand over to (the target is stale, not Synced or drained in our view): keep
