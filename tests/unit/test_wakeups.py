@@ -36,6 +36,7 @@ def test_heartbeats_wake_nothing() -> None:
     wake = WakeFilter("node1")
     wake.judge([member("node2")])
     assert wake.judge([member("node2", updated_at=2.0, seqno=99, activity="busy")]) == Wake()
+    assert wake.judge([member("node2", write_rate=1234.5, recv_queue=3)]) == Wake()  # they move with the load
 
 
 def test_own_record_and_history_wake_nothing() -> None:

@@ -18,7 +18,9 @@ from typing import Any
 from galera_pilot.dcs.base import RESYNC, Change
 
 # Fields that change without anything happening that another loop must act on.
-VOLATILE_FIELDS = frozenset({"updated_at", "seqno", "activity", "at"})
+# The write rate and the receive queue move with the load, like seqno (a rolling restart reads them; no
+# loop acts on them the moment they change).
+VOLATILE_FIELDS = frozenset({"updated_at", "seqno", "activity", "at", "write_rate", "recv_queue"})
 # Keys only the writer election reads; members concern both loops; everything else the HA cycle.
 WRITER_KEYS = ("writer", "switchover")
 WRITER_PREFIXES = ("maintenance/",)
