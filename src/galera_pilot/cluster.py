@@ -6,10 +6,8 @@ do, so they can be tested exhaustively without any process, socket or clock.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
-
-from galera_pilot.lifecycle.records import Pause, RestartRequest, Roll
 
 UNKNOWN_UUID = "00000000-0000-0000-0000-000000000000"
 EMPTY_SOURCE = "empty"
@@ -277,6 +275,100 @@ class Switchover:
         return cls(str(data.get("from", "")), data.get("to"), float(data.get("at", 0.0)), str(data.get("failed", "")))
 
 
+# ---- the lifecycle's records (pause, rolling restart): lifecycle/ holds their rules ---------------------------
+# Keys (under the cluster prefix):
+#   pause            a person's `galera-pilot pause`: every agent keeps reporting and takes no action
+#   roll             the rolling restart in progress: its order, who is done, who is being restarted now
+#   roll_driver      the lease of the `galera-pilot restart` process that drives the roll (TTL): when it
+#                    lapses the roll is interrupted, shown by `list`, and `restart --resume` continues it
+#   restart/<name>   the request that <name>'s agent restart its mariadbd, and how far it got
+# Times in these records are the writing host's wall clock, for people to read; no decision compares them.
+
+@dataclass(frozen=True)
+class Pause:
+    """`galera-pilot pause`: until `resume`, no agent restarts, bootstraps, joins or moves the writer."""
+
+    by: str
+    at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Pause:
+        return cls(**_pick(cls, data))
+
+
+# A restart request's phases: the driver writes REQUESTED; the agent STOPPING (with the pid it stops), then
+# DONE once a new mariadbd is Synced, or FAILED with why (it may still turn DONE if the node recovers).
+REQUESTED, STOPPING, DONE, FAILED = "requested", "stopping", "done", "failed"
+
+
+@dataclass(frozen=True)
+class RestartRequest:
+    """That `member`'s agent stop its mariadbd cleanly and let it rejoin (for the roll `roll`)."""
+
+    member: str
+    roll: str
+    at: float = 0.0
+    phase: str = REQUESTED
+    stopped_pid: int | None = None  # the mariadbd the agent stopped: a different pid Synced means "restarted"
+    detail: str = ""  # done: how it went; failed: why, with the error log's last lines
+    upgrade: bool = False  # a rolling upgrade: run mariadb-upgrade once the new server is Synced
+    stopped_cleanly: bool | None = None  # the agent's stop: mariadb-upgrade never runs after an unclean one
+    upgrade_failed: bool = False  # mariadb-upgrade failed or was refused: never retried by the agent
+
+    @property
+    def open(self) -> bool:
+        """Still to be carried out or confirmed by the agent."""
+        return self.phase in (REQUESTED, STOPPING, FAILED)
+
+    def moved(self, phase: str, **changes: Any) -> RestartRequest:
+        return replace(self, phase=phase, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RestartRequest:
+        return cls(**_pick(cls, data))
+
+
+@dataclass(frozen=True)
+class Roll:
+    """A rolling restart: members are restarted one at a time in `order` (the writer last, whoever it is
+    then), `done` those finished, `current` the one being restarted (or about to be)."""
+
+    id: str
+    order: tuple[str, ...]
+    kind: str = "restart"  # restart | upgrade
+    target: str = ""  # upgrade: the version every node runs at the end
+    done: tuple[str, ...] = ()
+    current: str | None = None
+    started_at: float = 0.0
+    by: str = ""  # host and pid of the `galera-pilot restart` that started it
+    allow_sst: bool = False
+    halted: str = ""  # why the roll stopped (a node that did not come back); `restart --resume` clears it
+    drained: tuple[str, ...] = ()  # members the roll put in maintenance (and must take out again)
+    downtimes: dict[str, float] = field(default_factory=dict)  # member -> seconds it was out, measured
+
+    @property
+    def remaining(self) -> tuple[str, ...]:
+        return tuple(name for name in self.order if name not in self.done)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["order"], data["done"], data["drained"] = list(self.order), list(self.done), list(self.drained)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Roll:
+        picked = _pick(cls, data)
+        for name in ("order", "done", "drained"):
+            picked[name] = tuple(picked.get(name) or ())
+        return cls(**picked)
+
+
 @dataclass(frozen=True)
 class Cluster:
     initialize: InitializeRecord | None = None
@@ -295,7 +387,7 @@ class Cluster:
     # which is how an agent tells a live member from a stale record without reading another host's clock.
     member_versions: dict[str, int] = field(default_factory=dict)
     pause: Pause | None = None  # `galera-pilot pause`: no agent takes any action
-    roll: Roll | None = None  # the rolling restart in progress (lifecycle/records.py)
+    roll: Roll | None = None  # the rolling restart in progress
     roll_driver: str | None = None  # the holder of the roll_driver lease: None when nobody drives the roll
     restarts: dict[str, RestartRequest] = field(default_factory=dict)  # member -> its restart request
 

@@ -19,9 +19,8 @@ import psutil
 import pytest
 import yaml
 
-from galera_pilot.cluster import Cluster
+from galera_pilot.cluster import DONE, STOPPING, Cluster
 from galera_pilot.embedded.cluster import EmbeddedCluster
-from galera_pilot.lifecycle.records import DONE, STOPPING
 from tests.waiting import wait_for
 
 from .conftest import CLI, agent_url, cli, destroy, http_json, mariadbd_pid, members, new_cluster_path, query

@@ -14,10 +14,9 @@ from keeper_world import TTL, FakeDcs, World, wsrep
 
 from galera_pilot.agent.decisions import Action, decide
 from galera_pilot.agent.write_rate import WriteRate
-from galera_pilot.cluster import Cluster
+from galera_pilot.cluster import DONE, FAILED, REQUESTED, STOPPING, Cluster, Pause, RestartRequest, Roll
 from galera_pilot.dcs.lifecycle import RollGone, create_roll, delete_roll, request_restart, save_roll, update_restart
 from galera_pilot.dcs.sqlite import SQLiteDCS
-from galera_pilot.lifecycle.records import DONE, FAILED, REQUESTED, STOPPING, Pause, RestartRequest, Roll
 from galera_pilot.lifecycle.restart import restart_confirmed, restart_due, restart_failing
 from galera_pilot.lifecycle.roll import (
     DEFAULT_DOWNTIME,

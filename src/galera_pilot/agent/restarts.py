@@ -15,13 +15,12 @@ from collections.abc import Callable
 
 from galera_pilot.agent.decisions import LocalState
 from galera_pilot.agent.memory import CYCLE_LOGGER, AgentMemory, History
-from galera_pilot.cluster import Cluster
+from galera_pilot.cluster import DONE, FAILED, STOPPING, Cluster, RestartRequest
 from galera_pilot.config import NodeConfig
 from galera_pilot.credentials import Credentials
 from galera_pilot.dcs.base import DCS
 from galera_pilot.dcs.lifecycle import update_restart
 from galera_pilot.errors import PilotError
-from galera_pilot.lifecycle.records import DONE, FAILED, STOPPING, RestartRequest
 from galera_pilot.lifecycle.restart import restart_confirmed, restart_due, restart_failing
 from galera_pilot.mariadb.process import MariadbProcess, tail
 from galera_pilot.mariadb.upgrade import run_mariadb_upgrade

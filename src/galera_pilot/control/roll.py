@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from galera_pilot.cluster import Cluster, HistoryEvent
+from galera_pilot.cluster import DONE, FAILED, Cluster, HistoryEvent, RestartRequest, Roll
 from galera_pilot.control.handover import run_switchover, wait_drained
 from galera_pilot.dcs.base import DCS
 from galera_pilot.dcs.lifecycle import (
@@ -37,7 +37,6 @@ from galera_pilot.dcs.lifecycle import (
     save_roll,
 )
 from galera_pilot.errors import DCSError, PilotError
-from galera_pilot.lifecycle.records import DONE, FAILED, RestartRequest, Roll
 from galera_pilot.lifecycle.roll import (
     SETTLE,
     PlanError,

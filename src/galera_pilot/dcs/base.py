@@ -21,7 +21,7 @@ Keys live under `/galera-pilot/<cluster_name>/`:
                       (no TTL; only raised, except by a person's forced bootstrap)
   history/<id>        every bootstrap / recovery decision with its inputs and reason
   pause, roll, roll_driver, restart/<name>
-                      the lifecycle's records (lifecycle/records.py, written by dcs/lifecycle.py)
+                      the lifecycle's records (cluster.py, written by dcs/lifecycle.py)
 
 Watches: `watch()` reports which keys changed, so an agent runs its cycle (or its writer election) at once
 instead of at its next poll. A watch only shortens waits: every caller still polls, so a change reported
@@ -44,12 +44,14 @@ from galera_pilot.cluster import (
     HistoryEvent,
     InitializeRecord,
     Member,
+    Pause,
+    RestartRequest,
+    Roll,
     RosterEntry,
     SeedRecord,
     Switchover,
 )
 from galera_pilot.errors import PilotError
-from galera_pilot.lifecycle.records import Pause, RestartRequest, Roll
 
 WATCH_POLL = 0.1  # the polling watch's interval (SQLite: one small local query)
 HIGH_WATER_ATTEMPTS = 32  # more than the members that may raise the mark at the same moment

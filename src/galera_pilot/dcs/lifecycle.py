@@ -1,15 +1,15 @@
-"""The lifecycle's records (lifecycle/records.py) written with the DCS primitives: one place that knows
-their keys. Only the roll's driver (control/roll.py) writes `roll` and creates restart requests; only the
-named member's agent moves its request along (agent/restarts.py)."""
+"""The lifecycle's records (cluster.py: Pause, Roll, RestartRequest) written with the DCS primitives: one
+place that knows their keys. Only the roll's driver (control/roll.py) writes `roll` and creates restart
+requests; only the named member's agent moves its request along (agent/restarts.py)."""
 
 from __future__ import annotations
 
 import json
 import time
 
+from galera_pilot.cluster import Pause, RestartRequest, Roll
 from galera_pilot.dcs.base import DCS
 from galera_pilot.errors import PilotError
-from galera_pilot.lifecycle.records import Pause, RestartRequest, Roll
 
 DRIVER_KEY = "roll_driver"
 

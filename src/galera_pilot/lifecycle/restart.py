@@ -8,7 +8,7 @@ compares clocks.
 
 from __future__ import annotations
 
-from galera_pilot.lifecycle.records import FAILED, REQUESTED, STOPPING, RestartRequest
+from galera_pilot.cluster import FAILED, REQUESTED, STOPPING, RestartRequest
 
 
 def restart_due(request: RestartRequest | None, pid: int | None, paused: bool) -> bool:

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from galera_pilot.cluster import Cluster
-from galera_pilot.lifecycle.records import Roll
+from galera_pilot.cluster import Cluster, Roll
 
 SETTLE = 3.0  # s every member must have been Synced before the next node goes
 MAX_RECV_QUEUE = 16  # write-sets waiting to be applied on a member: more means it is still catching up
