@@ -24,13 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from galera_cli import CLI, run
-from writer_failover import all_synced, check_acked, wait
+from writer_failover import all_synced, check_acked, up_behind_proxy, wait
 
-from galera_pilot.control.target import from_directory
 from tests.integration.routing_helpers import AckWriter
 
 PROXY = "127.0.0.200"
@@ -70,13 +67,7 @@ def main() -> None:
     base.chmod(0o755)
     directory = base / "c"
     try:
-        run("up", "--dir", str(directory), "--base-address", BASE, "--writer-bind", f"{PROXY}:3306",
-            "--reader-bind", f"{PROXY}:3307")
-        from_directory(directory).use_tls()
-        data = yaml.safe_load((directory / "credentials.yaml").read_text())
-        credentials = (data["admin_user"], data["admin_password"])
-        run("query", "--dir", str(directory), "CREATE DATABASE IF NOT EXISTS app")
-        run("query", "--dir", str(directory), "CREATE TABLE IF NOT EXISTS app.acks (id INT PRIMARY KEY)")
+        credentials = up_behind_proxy(directory, BASE, PROXY)
         switchover_gaps, totals, roll_gaps, by_ist = [], [], [], []
         for index in range(args.runs):
             _, gap, _ = one_run(directory, credentials, ["switchover"])

@@ -98,6 +98,18 @@ def one_run(directory: Path, kind: str, credentials: tuple[str, str]) -> float:
     return figure
 
 
+def up_behind_proxy(directory: Path, base: str, proxy: str) -> tuple[str, str]:
+    """`up` a 3-node cluster from `base` with its managed proxy on `proxy`:3306/3307, this process trusting
+    the folder's CA, and the app.acks table the AckWriter fills; the admin credentials."""
+    run("up", "--dir", str(directory), "--base-address", base, "--writer-bind", f"{proxy}:3306",
+        "--reader-bind", f"{proxy}:3307")
+    from_directory(directory).use_tls()  # endpoint_code asks the agents over HTTPS with the folder's CA
+    data = yaml.safe_load((directory / "credentials.yaml").read_text())
+    run("query", "--dir", str(directory), "CREATE DATABASE IF NOT EXISTS app")
+    run("query", "--dir", str(directory), "CREATE TABLE IF NOT EXISTS app.acks (id INT PRIMARY KEY)")
+    return data["admin_user"], data["admin_password"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
@@ -106,13 +118,7 @@ def main() -> None:
     base.chmod(0o755)
     directory = base / "c"
     try:
-        run("up", "--dir", str(directory), "--base-address", BASE, "--writer-bind", f"{PROXY}:3306",
-            "--reader-bind", f"{PROXY}:3307")
-        from_directory(directory).use_tls()  # endpoint_code asks the agents over HTTPS with the folder's CA
-        data = yaml.safe_load((directory / "credentials.yaml").read_text())
-        credentials = (data["admin_user"], data["admin_password"])
-        run("query", "--dir", str(directory), "CREATE DATABASE IF NOT EXISTS app")
-        run("query", "--dir", str(directory), "CREATE TABLE IF NOT EXISTS app.acks (id INT PRIMARY KEY)")
+        credentials = up_behind_proxy(directory, BASE, PROXY)
         results: dict[str, list[float]] = {"failover": [], "switchover": []}
         for kind in ("failover", "switchover"):
             for index in range(args.runs):

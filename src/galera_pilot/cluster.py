@@ -318,11 +318,6 @@ class RestartRequest:
     stopped_cleanly: bool | None = None  # the agent's stop: mariadb-upgrade never runs after an unclean one
     upgrade_failed: bool = False  # mariadb-upgrade failed or was refused: never retried by the agent
 
-    @property
-    def open(self) -> bool:
-        """Still to be carried out or confirmed by the agent."""
-        return self.phase in (REQUESTED, STOPPING, FAILED)
-
     def moved(self, phase: str, **changes: Any) -> RestartRequest:
         return replace(self, phase=phase, **changes)
 

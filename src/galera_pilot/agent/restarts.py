@@ -127,7 +127,7 @@ class RollingRestarts:
     def note_failure(self, cluster: Cluster, pid: int | None, why: str) -> None:
         """The restart went wrong after the stop: say so in the request (once), with the log's last lines."""
         request = cluster.restarts.get(self.config.name)
-        if request is None or not restart_failing(request, pid) or request.phase == FAILED:
+        if request is None or not restart_failing(request, pid):
             return
         lines = tail(self.config.error_log, 10)
         detail = why if lines in why else f"{why}\nlast lines of {self.config.error_log}:\n{lines}"

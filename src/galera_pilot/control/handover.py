@@ -94,18 +94,21 @@ def run_switchover(dcs: DCS, target: str | None, timeout: float) -> str:
     raise PilotError(f"the writer did not move from {holder} within {timeout:.0f} s")
 
 
+def endpoint_code(api_url: str, path: str) -> int:
+    """What the agent at `api_url` answers on a routing endpoint (as HAProxy asks: OPTIONS); 0 when it
+    does not answer."""
+    try:
+        return api().request("OPTIONS", api_url + path, timeout=STATUS_TIMEOUT)[0]
+    except ApiUnreachable:
+        return 0
+
+
 def wait_drained(api_url: str, timeout: float, poll: float = 0.05) -> float:
     """Seconds until the agent at `api_url` answers neither /read nor /writer with 200 (an agent that does
     not answer counts as drained: HAProxy's checks fail too); PilotError after `timeout`."""
-    def code(path: str) -> int:
-        try:
-            return api().request("OPTIONS", api_url + path, timeout=STATUS_TIMEOUT)[0]
-        except ApiUnreachable:
-            return 0
-
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        if code("/read") != 200 and code("/writer") != 200:
+        if endpoint_code(api_url, "/read") != 200 and endpoint_code(api_url, "/writer") != 200:
             return time.monotonic() - started
         time.sleep(poll)
     raise PilotError(f"{api_url} still answers 200 on /read or /writer after {timeout:.0f} s")

@@ -30,7 +30,7 @@ def wait_confirmed(dcs: DCS, paused: bool, timeout: float) -> list[str]:
     """Wait until every live agent reports `paused`; the ones that did not within `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
-        missing = unconfirmed(dcs.snapshot(), paused)
+        missing = unconfirmed(dcs.routing_view(), paused)  # the members only, not the whole history
         if not missing or time.monotonic() >= deadline:
             return missing
         time.sleep(CONFIRM_POLL)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from galera_pilot.cluster import DONE, FAILED, Cluster, HistoryEvent, RestartRequest, Roll
-from galera_pilot.control.handover import run_switchover, wait_drained
+from galera_pilot.control.handover import endpoint_code, run_switchover, wait_drained
 from galera_pilot.dcs.base import DCS
 from galera_pilot.dcs.lifecycle import (
     create_roll,
@@ -48,8 +48,6 @@ from galera_pilot.lifecycle.roll import (
     switchover_target,
 )
 from galera_pilot.lifecycle.upgrade import same_version, upgrade_refusal
-from galera_pilot.routing.peers import STATUS_TIMEOUT
-from galera_pilot.tls.http import ApiUnreachable, api
 
 DRIVER_TTL = 10.0  # s: a driver that stops renewing leaves the roll interrupted after this long
 DRIVER_RENEW = 2.0
@@ -99,9 +97,8 @@ class RollDriver:
         if snapshot.roll is not None:
             raise PilotError(f"a rolling restart ({snapshot.roll.id}) is already recorded: galera-pilot restart "
                              "--resume continues it, --abort ends it")
-        why = blocker(snapshot)
-        if why.startswith("the cluster is paused"):
-            raise PilotError(f"{self.verb} refused: {why}")
+        if snapshot.pause is not None:
+            raise PilotError(f"{self.verb} refused: {blocker(snapshot)}")
         target = ""
         if self.options.upgrade:
             why, target = upgrade_refusal(snapshot)
@@ -284,7 +281,7 @@ class RollDriver:
         snapshot = self._snapshot(roll)
         record = snapshot.members.get(member)
         deadline = time.monotonic() + self.options.serve_timeout
-        while record is not None and _read_code(record.api_url) != 200:
+        while record is not None and endpoint_code(record.api_url, "/read") != 200:
             if time.monotonic() >= deadline:
                 raise RollHalted(f"{member} is Synced but its /read does not answer 200 within "
                                  f"{self.options.serve_timeout:.0f} s of leaving maintenance")
@@ -347,9 +344,3 @@ class RollDriver:
     def _record(self, sentence: str) -> None:
         self.dcs.record_history(HistoryEvent(time.time(), "galera-pilot", "roll", sentence, {"by": self.me}))
 
-
-def _read_code(api_url: str) -> int:
-    try:
-        return api().request("OPTIONS", api_url + "/read", timeout=STATUS_TIMEOUT)[0]
-    except ApiUnreachable:
-        return 0

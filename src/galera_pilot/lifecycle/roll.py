@@ -110,16 +110,15 @@ def switchover_target(cluster: Cluster, roll: Roll, writer: str) -> str | None:
 
 def describe(roll: Roll, driven: bool) -> str:
     """One line for `list`: where the roll stands and what continues it."""
+    verb = "upgrade" if roll.kind == "upgrade" else "restart"
+    what = f"rolling upgrade to {roll.target}" if roll.kind == "upgrade" else "rolling restart"
     done = f"{len(roll.done)} of {len(roll.order)} restarted" + (f" ({', '.join(roll.done)})" if roll.done else "")
     now = f"; {roll.current} is being restarted" if roll.current and roll.current not in roll.done else ""
     if roll.halted:
         state = f"; HALTED: {roll.halted.splitlines()[0]}"
     elif not driven:
-        state = "; INTERRUPTED: no galera-pilot restart drives it"
+        state = f"; INTERRUPTED: no galera-pilot {verb} drives it"
     else:
         state = ""
-    hint = " (galera-pilot restart --resume continues it, --abort ends it)" if roll.halted or not driven else ""
-    what = f"rolling upgrade to {roll.target}" if roll.kind == "upgrade" else "rolling restart"
-    verb = "upgrade" if roll.kind == "upgrade" else "restart"
-    hint = hint.replace("galera-pilot restart", f"galera-pilot {verb}")
+    hint = f" (galera-pilot {verb} --resume continues it, --abort ends it)" if roll.halted or not driven else ""
     return f"{what} {roll.id}: {done}{now}{state}{hint}"
