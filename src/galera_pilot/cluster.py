@@ -148,6 +148,12 @@ class Member:
     recv_queue: int = 0
     gcache_bytes: int = 0
     write_rate: float = 0.0
+    # Cluster-wide settings (settings/): the revision of the `config` record this agent follows, the
+    # settings its running server still lacks until a restart (variables, provider options), and why the
+    # last change could not be taken ("" when it could).
+    settings_revision: int = 0
+    pending_restart: tuple[str, ...] = ()
+    settings_error: str = ""
 
     @property
     def is_primary(self) -> bool:
@@ -170,6 +176,7 @@ class Member:
     def from_dict(cls, data: dict[str, Any]) -> Member:
         picked = _pick(cls, data)
         picked["position"] = Position.from_dict(data.get("position"))
+        picked["pending_restart"] = tuple(picked.get("pending_restart") or ())
         return cls(**picked)
 
 
@@ -365,6 +372,30 @@ class Roll:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """The `config` record (`galera-pilot edit-config`): settings every node takes unless its own file sets
+    them (local wins, as in Patroni). `mariadb`: server variables and the mariadb section's own fields;
+    `galera`: provider options; `timing`: the agents' timers. settings/ holds their rules."""
+
+    mariadb: dict[str, str] = field(default_factory=dict)
+    galera: dict[str, str] = field(default_factory=dict)
+    timing: dict[str, Any] = field(default_factory=dict)
+    revision: int = 0
+    by: str = ""
+    at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClusterSettings:
+        picked = _pick(cls, data)
+        for name in ("mariadb", "galera", "timing"):
+            picked[name] = dict(picked.get(name) or {})
+        return cls(**picked)
+
+
+@dataclass(frozen=True)
 class Cluster:
     initialize: InitializeRecord | None = None
     members: dict[str, Member] = field(default_factory=dict)
@@ -385,6 +416,7 @@ class Cluster:
     roll: Roll | None = None  # the rolling restart in progress
     roll_driver: str | None = None  # the holder of the roll_driver lease: None when nobody drives the roll
     restarts: dict[str, RestartRequest] = field(default_factory=dict)  # member -> its restart request
+    settings: ClusterSettings | None = None  # `galera-pilot edit-config`'s cluster-wide settings
 
     @property
     def primary_members(self) -> list[Member]:

@@ -30,6 +30,19 @@ MANAGED_MYCNF_KEYS = frozenset({
     "extra_max_connections", "skip_name_resolve", "performance_schema", "wsrep_node_incoming_address",
     "ssl_ca", "ssl_capath", "ssl_cert", "ssl_key", "ssl", "require_secure_transport",
 })
+# Server variables the agent itself sets while mariadbd runs (a drained writer's read-only, a donor's
+# desync): a configured value would fight it.
+RUNTIME_OWNED_VARIABLES = frozenset({"read_only", "wsrep_desync", "wsrep_reject_queries", "wsrep_sst_donor"})
+# The settings of my.cnf a person may tune: the MariadbSettings fields that render a [mariadbd] line.
+TUNABLE_MYCNF_KEYS = frozenset({"innodb_buffer_pool_size", "innodb_log_file_size", "innodb_flush_log_at_trx_commit"})
+# Galera provider options galera-pilot renders itself (mariadb/mycnf.py provider_options) or that are actions,
+# not settings (pc.bootstrap, evs.evict); gcache.size and evs.join_retrans_period have their own fields.
+MANAGED_PROVIDER_OPTIONS = {
+    "gmcast.listen_addr": "", "ist.recv_addr": "", "ist.recv_bind": "", "pc.recovery": "", "base_host": "",
+    "base_port": "", "base_dir": "", "socket.ssl": "", "socket.ssl_cert": "", "socket.ssl_key": "",
+    "socket.ssl_ca": "", "socket.dynamic": "", "pc.bootstrap": "", "evs.evict": "",
+    "gcache.size": "mariadb.gcache_size", "evs.join_retrans_period": "mariadb.join_retrans_period",
+}
 PORT_LABELS = ("client", "galera", "ist", "sst", "api")
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
 
@@ -172,6 +185,8 @@ class MariadbSettings(BaseModel):
     # loaded cluster stalled writes for 2.0 s with 1 s and for 0.5-0.7 s with 0.2 s (measured here).
     join_retrans_period: float = Field(0.2, gt=0, le=10)
     extra: dict[str, str] = Field(default_factory=dict, description="more [mariadbd] options, verbatim")
+    provider_options: dict[str, str] = Field(default_factory=dict, description="more Galera provider options "
+                                             "(wsrep_provider_options), e.g. gcs.fc_limit: '64'")
 
     @property
     def gcache_bytes(self) -> int:
@@ -187,6 +202,27 @@ class MariadbSettings(BaseModel):
         if clash:
             raise ValueError(f"{', '.join(clash)} is managed by galera-pilot and cannot be set in extra")
         return value
+
+    @field_validator("provider_options")
+    @classmethod
+    def _no_managed_options(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, option in value.items():
+            problem = provider_option_problem(name, option)
+            if problem:
+                raise ValueError(f"{name}: {problem}")
+        return value
+
+
+def provider_option_problem(name: str, value: str) -> str:
+    """Why NAME=VALUE cannot be a configured Galera provider option ("" when it can)."""
+    if name in MANAGED_PROVIDER_OPTIONS:
+        instead = MANAGED_PROVIDER_OPTIONS[name]
+        return f"set {instead} instead" if instead else "managed by galera-pilot"
+    if not re.fullmatch(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+", name):
+        return "not a Galera provider option name (like gcs.fc_limit)"
+    if not value or any(c in value for c in ';"\'\n\\') or value != value.strip():
+        return "the value must be non-empty, without ; quotes or backslashes"
+    return ""
 
 
 class TlsSettings(BaseModel):
@@ -445,4 +481,6 @@ def redact_dcs_url(url: str) -> str:
 
 
 def dump_config(config: NodeConfig) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    """The fields set explicitly only: what the file leaves out stays free for the cluster-wide settings
+    (`galera-pilot edit-config`) and for later defaults, since a node's own file wins over both."""
+    return yaml.safe_dump(config.model_dump(mode="json", exclude_unset=True), sort_keys=False)

@@ -76,7 +76,7 @@ def test_missing_mariadbd_is_named(tmp_path: Path) -> None:
     EmbeddedCluster.layout(directory, 1, "127.0.0.42", "mariabackup")
     config_path = directory / "node1" / "agent.yaml"
     config = yaml.safe_load(config_path.read_text())
-    config["binaries"]["mariadbd"] = "/opt/nowhere/mariadbd"
+    config.setdefault("binaries", {})["mariadbd"] = "/opt/nowhere/mariadbd"
     config_path.write_text(yaml.safe_dump(config))
     result = cli("up", "--dir", str(directory), "--nodes", "1", check=False)
     assert_clean_failure(result, "/opt/nowhere/mariadbd (binaries.mariadbd) not found")

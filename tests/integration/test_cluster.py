@@ -33,7 +33,7 @@ from .conftest import (
 NODE2 = test_address("127.0.0.3")
 
 LIST_KEYS = {"name", "address", "role", "state", "cluster_status", "cluster_size", "cluster_uuid", "seqno", "disk",
-             "version", "server_version", "installed_version", "paused",
+             "version", "server_version", "installed_version", "paused", "pending_restart",
              "cert", "activity", "tls_not_after"}
 
 

@@ -11,6 +11,8 @@ hung server cannot make a check hang, and HAProxy's checks cost microseconds of 
 | /status, /          | always (JSON)                                                             |
 | /metrics            | always (Prometheus text format)                                           |
 | POST /failsafe      | a peer writer that cannot renew its lease asks us not to take the role    |
+| POST /reload        | the node's file was re-read (`galera-pilot reload`); 400 names the error  |
+| POST /settings/check| always: proposed settings judged against this server (`edit-config`)     |
 
 HEAD and OPTIONS return the status code without a body (HAProxy checks with OPTIONS).
 
@@ -38,6 +40,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import TYPE_CHECKING, Any
 
 from galera_pilot.agent.metrics import agent_registry, render_metrics
+from galera_pilot.agent.settings_keeper import check as check_settings
 from galera_pilot.agent.verdicts import verdicts
 from galera_pilot.errors import PilotError
 from galera_pilot.routing.health import parse_max_queue
@@ -46,7 +49,7 @@ if TYPE_CHECKING:
     from galera_pilot.agent.ha import Ha
 
 log = logging.getLogger(__name__)
-MAX_POST = 4096
+MAX_POST = 65536
 # Requests are served by a few kept threads, one answer per connection: a thread started per request
 # was most of an idle agent's CPU (HAProxy checks every agent ten times a second; measured 0.47 against
 # 0.18 ms of CPU per check with kept threads, bench/footprint.py). Closing after each answer, and a
@@ -147,7 +150,8 @@ class _Handler(BaseHTTPRequestHandler):
         return hmac.compare_digest(presented.strip().encode(), token.encode())
 
     def do_POST(self) -> None:
-        """`/failsafe` only (failsafe.py): {"writer": NAME, "ttl": SECONDS} -> 200 granted / 409 refused."""
+        """`/failsafe` (failsafe.py): {"writer": NAME, "ttl": SECONDS} -> 200 granted / 409 refused;
+        `/reload`; `/settings/check` {"mariadb": {...}, "galera": {...}} -> the server's judgement."""
         path = self.path.partition("?")[0].rstrip("/")
         document: dict[str, object]
         try:
@@ -158,7 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
             code, document = HTTPStatus.UNAUTHORIZED, {"error": "a client certificate from the node CA or the "
                                                        "API token (Authorization: Bearer) is required"}
             log.warning("refused an unauthenticated %s %s from %s", self.command, path, self.client_address[0])
-        elif path != "/failsafe":
+        elif path not in ("/failsafe", "/reload", "/settings/check"):
             code, document = HTTPStatus.NOT_FOUND, {"error": "not found"}
         elif not 0 <= length <= MAX_POST:
             code, document = HTTPStatus.BAD_REQUEST, {"error": f"a body of at most {MAX_POST} bytes is expected"}
@@ -169,6 +173,8 @@ class _Handler(BaseHTTPRequestHandler):
                 request = None
             if not isinstance(request, dict):
                 code, document = HTTPStatus.BAD_REQUEST, {"error": "the body must be a JSON object"}
+            elif path != "/failsafe":
+                code, document = settings_request(self.server.ha, path, request)
             else:
                 verdict = self.server.ha.writer.grant_failsafe(request.get("writer"), request.get("ttl"))
                 code = HTTPStatus.OK if verdict.ok else HTTPStatus.CONFLICT
@@ -184,6 +190,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_OPTIONS(self) -> None:
         self._answer(False)
+
+
+def settings_request(ha: Ha, path: str, request: dict[str, Any]) -> tuple[HTTPStatus, dict[str, object]]:
+    """`/reload` and `/settings/check` (agent/settings_keeper.py)."""
+    try:
+        if path == "/reload":
+            changed = ha.settings.reload()
+            ha.wake.set()
+            log.info("reloaded %s: %s", ha.settings.path, ", ".join(changed) if changed else "nothing changed")
+            return HTTPStatus.OK, {"reloaded": True, "changed": changed}
+        proposed = [request.get("mariadb") or {}, request.get("galera") or {}]
+        if not all(isinstance(p, dict) and all(isinstance(v, str) for v in p.values()) for p in proposed):
+            return HTTPStatus.BAD_REQUEST, {"error": "mariadb and galera must map names to strings"}
+        judged = check_settings(ha.config, ha.credentials, proposed[0], proposed[1])
+        return HTTPStatus.OK, {"errors": list(judged.errors), "at_once": list(judged.at_once),
+                               "restart": list(judged.restart)}
+    except PilotError as error:
+        return HTTPStatus.BAD_REQUEST, {"error": str(error)}
 
 
 class ApiServer(HTTPServer):

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from galera_pilot.agent.bootstrap import Bootstrapper
 from galera_pilot.agent.cycle_errors import CycleErrors
@@ -37,6 +38,7 @@ from galera_pilot.agent.memory import AgentMemory, DcsHistory, MemberRecord
 from galera_pilot.agent.observation import NodeObservation, PositionReader
 from galera_pilot.agent.observer import StatusObserver
 from galera_pilot.agent.restarts import RollingRestarts
+from galera_pilot.agent.settings_keeper import SettingsKeeper
 from galera_pilot.agent.starter import Starter
 from galera_pilot.agent.tls_keeper import TlsKeeper
 from galera_pilot.cluster import Cluster, Member, RosterEntry
@@ -60,10 +62,11 @@ class Ha:
 
     def __init__(self, config: NodeConfig, dcs: DCS, credentials: Credentials,
                  policy: RecoveryPolicy | None = None, node_tls: NodeTls | None = None,
-                 on_tls_reload: Callable[[NodeTls], None] | None = None) -> None:
+                 on_tls_reload: Callable[[NodeTls], None] | None = None, config_path: Path | None = None) -> None:
         self.config = config
         self.dcs = dcs
         self.credentials = credentials
+        self._policy_given = policy is not None  # a test's own; else the configuration's (it may be reloaded)
         self.policy = policy or RecoveryPolicy(config.recovery.policy, config.recovery.majority_timeout)
         self.process = MariadbProcess(config)
         self.host = socket.gethostname()
@@ -116,6 +119,8 @@ class Ha:
         self.joiner = Joiner(config, dcs, credentials, self.process, self.datadir, self.starter, history)
         self.restarts = RollingRestarts(config, dcs, self.process, memory, self.writer, history, credentials,
                                         self._heartbeat)
+        # Cluster-wide settings merged with the node's file, followed on the running server (`edit-config`).
+        self.settings = SettingsKeeper(config, config_path, credentials, self.writer)
         self.tls = None if node_tls is None else TlsKeeper(config, node_tls, credentials, self.process, history,
                                                            lambda fresh: self._tls_reloaded(fresh, on_tls_reload))
 
@@ -170,8 +175,10 @@ class Ha:
         return self.observation.observe(now, recover=not self.paused)
 
     def publish(self) -> None:
+        settings = self.settings.report
         member = replace(self.member(), activity=self.activity, clock_skew=self.writer.clock_skew,
-                         paused=self.paused is True)
+                         paused=self.paused is True, settings_revision=settings.revision,
+                         pending_restart=settings.pending_restart, settings_error=settings.error)
         if self.tls is not None:
             report = self.tls.report()
             member = replace(member, tls_not_after=report["not_after"],
@@ -199,6 +206,8 @@ class Ha:
         cluster = self.dcs.snapshot()
         self.paused = cluster.pause is not None
         self.writer.paused = self.paused
+        if not self.paused:  # paused: no SET GLOBAL, no new timings either
+            self._follow_settings(cluster, local)
         pid = self.process.pid()
         local = replace(local, restart_due=self.restarts.due(cluster, pid))
         self._raise_high_water(local, cluster)
@@ -224,6 +233,13 @@ class Ha:
             self.restarts.after_cycle(local, cluster, self.process.pid())
         self.publish()
         return sentence
+
+    def _follow_settings(self, cluster: Cluster, local: LocalState) -> None:
+        self.settings.follow(cluster, local.running and local.state in ("Synced", "Donor/Desynced"))
+        if not self._policy_given:  # `reload` may have changed the recovery section
+            recovery = self.config.recovery
+            if (self.policy.mode, self.policy.majority_timeout) != (recovery.policy, recovery.majority_timeout):
+                self.policy = self.bootstrapper.policy = RecoveryPolicy(recovery.policy, recovery.majority_timeout)
 
     def _raise_high_water(self, local: LocalState, cluster: Cluster) -> None:
         """Keep the DCS's memory of how far the cluster got (high_water.py) current: a write only when

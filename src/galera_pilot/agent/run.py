@@ -38,7 +38,7 @@ def run_agent(config_path: Path) -> None:
         tls_reloaded(node_tls)
     dcs = get_dcs(config.dcs, config.cluster_name, node_tls.bundle.files() if node_tls else None)
 
-    ha = Ha(config, dcs, credentials, node_tls=node_tls, on_tls_reload=tls_reloaded)
+    ha = Ha(config, dcs, credentials, node_tls=node_tls, on_tls_reload=tls_reloaded, config_path=config_path)
     api = ApiServer(config.address, config.ports.api, ha, node_tls.server if node_tls else None,
                     node_tls.token if node_tls else None)
     ha.start_background()
@@ -50,8 +50,13 @@ def run_agent(config_path: Path) -> None:
         stop.set()
         ha.wake.set()
 
+    def _on_hangup(_signum: int, _frame: object) -> None:
+        # What `galera-pilot reload` asks over the REST API, for a person on the host (systemctl reload).
+        threading.Thread(target=reload_and_log, args=(ha,), name="reload", daemon=True).start()
+
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGHUP, _on_hangup)
     log.info("agent for %s started (pid file %s, API %s)", config.name, config.pid_file, config.api_url)
     try:
         supervise(ha, stop)
@@ -60,6 +65,16 @@ def run_agent(config_path: Path) -> None:
         api.shutdown()
         dcs.close()
         log.info("agent for %s stopped", config.name)
+
+
+def reload_and_log(ha: Ha) -> None:
+    try:
+        changed = ha.settings.reload()
+    except PilotError as error:
+        log.warning("reload refused: %s", error)
+        return
+    log.info("reloaded %s: %s", ha.settings.path, ", ".join(changed) if changed else "nothing changed")
+    ha.wake.set()
 
 
 def supervise(ha: Ha, stop: threading.Event) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from galera_pilot.cli.addressing import addressing_options, target_of
 from galera_pilot.cli.steer import changing
 from galera_pilot.control.pause import pause_cluster, resume_cluster
 from galera_pilot.control.roll import RollDriver, RollOptions
+from galera_pilot.control.settings import pending_members
 from galera_pilot.dcs.base import DCS
 from galera_pilot.errors import PilotError
 
@@ -49,12 +51,14 @@ def roll_options(function: Callable[..., None]) -> Callable[..., None]:
 
 
 def run_roll(ctx: click.Context, target_args: tuple, members: tuple[str, ...], resume: bool, abort: bool,
-             scheduled: str | None, yes: bool, options: RollOptions) -> None:
+             scheduled: str | None, yes: bool, options: RollOptions, pending: bool = False) -> None:
     verb = "upgrade" if options.upgrade else "restart"
     if resume and abort:
         raise click.UsageError("--resume and --abort exclude each other")
-    if (resume or abort) and members:
+    if (resume or abort) and (members or pending):
         raise click.UsageError("--resume and --abort take no MEMBERS: they work on the recorded roll")
+    if pending and members:
+        raise click.UsageError("--pending chooses the members itself; give either MEMBERS or --pending")
     target = target_of(ctx, *target_args)
 
     def roll(store: DCS) -> str:
@@ -63,7 +67,12 @@ def run_roll(ctx: click.Context, target_args: tuple, members: tuple[str, ...], r
             return driver.abort()
         if resume:
             return driver.run(driver.resume())
-        order = driver.plan(store.snapshot())
+        snapshot = store.snapshot()
+        if pending:
+            driver.options = replace(options, members=pending_members(snapshot))
+            if not driver.options.members:
+                return "no member has settings pending a restart; nothing to do"
+        order = driver.plan(snapshot)
         click.echo(f"rolling {verb} of {', '.join(order)} (in this order; the writer goes last, whoever it is then)")
         if not yes and not click.confirm("go on?"):
             raise PilotError(f"nothing was {verb}ed")
@@ -79,15 +88,16 @@ def run_roll(ctx: click.Context, target_args: tuple, members: tuple[str, ...], r
 @click.command()
 @roll_options
 @click.option("--allow-sst", is_flag=True, help="restart a node even if its rejoin needs a full state transfer")
+@click.option("--pending", is_flag=True, help="restart only the members whose settings wait for a restart")
 @click.pass_context
 def restart(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None, cluster: str | None,
-            members: tuple[str, ...], resume: bool, abort: bool, allow_sst: bool, scheduled: str | None,
-            ready_timeout: float, restart_timeout: float, yes: bool) -> None:
+            members: tuple[str, ...], resume: bool, abort: bool, allow_sst: bool, pending: bool,
+            scheduled: str | None, ready_timeout: float, restart_timeout: float, yes: bool) -> None:
     """Restart MEMBERS' mariadbd (default: every member) one at a time, the writer last after a switchover
     to a node already restarted; each node is drained first and serves again once Synced."""
     run_roll(ctx, (directory, config, dcs, cluster), members, resume, abort, scheduled, yes,
              RollOptions(members=members, allow_sst=allow_sst, ready_timeout=ready_timeout,
-                         restart_timeout=restart_timeout))
+                         restart_timeout=restart_timeout), pending)
 
 
 @click.command()

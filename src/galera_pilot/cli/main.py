@@ -19,6 +19,7 @@ VERBS = {
     "bootstrap": "steer", "switchover": "steer", "maintenance": "steer",
     "agent": "daemons", "proxy": "daemons", "pki": "pki",
     "restart": "lifecycle", "upgrade": "lifecycle", "pause": "lifecycle", "resume": "lifecycle",
+    "show-config": "settings", "edit-config": "settings", "reload": "settings",
 }
 
 

@@ -56,9 +56,11 @@ def rows_from_snapshot(target: ClusterTarget, snapshot: Cluster) -> list[Row]:
 
 def version_column(member: Member) -> str:
     """The running version, and `pending upgrade` when the installed binary is newer (lifecycle/upgrade.py)."""
-    if pending_upgrade(member.version, member.installed_version):
-        return f"{short(member.version)} (pending upgrade to {short(member.installed_version)})"
-    return short(member.version)
+    notes = [f"pending upgrade to {short(member.installed_version)}"] if pending_upgrade(
+        member.version, member.installed_version) else []
+    if member.pending_restart:
+        notes.append("pending restart")
+    return f"{short(member.version)} ({', '.join(notes)})" if notes else short(member.version)
 
 
 def _member_row(member: Member, role: str) -> Row:
@@ -67,7 +69,8 @@ def _member_row(member: Member, role: str) -> Row:
             "cluster_status": member.cluster_status, "cluster_size": member.cluster_size,
             "cluster_uuid": member.cluster_uuid, "seqno": seqno, "version": version_column(member),
             "server_version": member.version, "installed_version": member.installed_version,
-            "paused": member.paused, "disk": disk_column(member.disk),
+            "paused": member.paused, "pending_restart": list(member.pending_restart),
+            "disk": disk_column(member.disk),
             "cert": cert_column(member.tls_not_after), "activity": with_warnings(member),
             "tls_not_after": member.tls_not_after}
 
@@ -200,6 +203,8 @@ def with_warnings(member: Member) -> str:
     """The activity, prefixed with what needs a person: a skewed clock, a certificate near expiry or a new
     bundle that was refused."""
     activity = with_skew(member.activity, member.clock_skew)
+    if member.settings_error:
+        activity = f"settings: {member.settings_error}! {activity}"
     return f"TLS: {member.tls_warning}! {activity}" if member.tls_warning else activity
 
 

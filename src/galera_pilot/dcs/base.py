@@ -22,6 +22,7 @@ Keys live under `/galera-pilot/<cluster_name>/`:
   history/<id>        every bootstrap / recovery decision with its inputs and reason
   pause, roll, roll_driver, restart/<name>
                       the lifecycle's records (cluster.py, written by dcs/lifecycle.py)
+  config              the cluster-wide settings (`galera-pilot edit-config`; dcs/settings.py)
 
 Watches: `watch()` reports which keys changed, so an agent runs its cycle (or its writer election) at once
 instead of at its next poll. A watch only shortens waits: every caller still polls, so a change reported
@@ -40,6 +41,7 @@ from typing import Any
 
 from galera_pilot.cluster import (
     Cluster,
+    ClusterSettings,
     HighWater,
     HistoryEvent,
     InitializeRecord,
@@ -166,6 +168,7 @@ class DCS(ABC):
         roll: Roll | None = None
         roll_driver: str | None = None
         restarts: dict[str, RestartRequest] = {}
+        settings: ClusterSettings | None = None
         for kv in self.list(""):
             data = json.loads(kv.value)
             if kv.key == "initialize":
@@ -199,11 +202,13 @@ class DCS(ABC):
                 roll_driver = data.get("holder")
             elif kv.key.startswith("restart/"):
                 restarts[kv.key[8:]] = RestartRequest.from_dict(data)
+            elif kv.key == "config":
+                settings = ClusterSettings.from_dict(data)
         return Cluster(initialize=initialize, members=members, roster=roster, seed=seed,
                        bootstrap_lock_holder=bootstrap_holder, forced_bootstrap=forced, history=tuple(history),
                        read_at=time.time(), writer=writer, maintenance=frozenset(maintenance),
                        switchover=switchover, high_water=high_water, member_versions=versions,
-                       pause=pause, roll=roll, roll_driver=roll_driver, restarts=restarts)
+                       pause=pause, roll=roll, roll_driver=roll_driver, restarts=restarts, settings=settings)
 
     def routing_view(self) -> Cluster:
         """The part of a snapshot the writer election needs (members, writer, maintenance, switchover),

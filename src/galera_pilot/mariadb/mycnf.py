@@ -38,6 +38,7 @@ def provider_options(config: NodeConfig) -> str:
         # during a view change (see MariadbSettings.join_retrans_period).
         "evs.join_retrans_period": f"PT{config.mariadb.join_retrans_period:g}S",
     }
+    options.update(sorted(config.mariadb.provider_options.items()))  # the person's own (config validation)
     if config.tls.enabled:
         # Replication and IST over TLS, strictly: no socket.dynamic (with every node dynamic one link stayed
         # plaintext, measured). Galera checks the peer's chain against the node CA, not its name.
@@ -142,3 +143,66 @@ def render_mycnf(config: NodeConfig, credentials: Credentials, peers: Sequence[s
                   "ssl-verify-server-cert"]
     lines.append("")
     return "\n".join(lines)
+
+
+# ---- the file as the record of what the running server was started with (settings/follow.py) -------------
+def option_key(name: str) -> str:
+    """my.cnf spells options with - or _; the server variable is always the _ spelling, lower case."""
+    return name.strip().replace("-", "_").lower()
+
+
+def server_section(text: str) -> dict[str, str]:
+    """The [mariadbd] section's `key = value` lines, keys spelled as option_key(), values unquoted."""
+    values: dict[str, str] = {}
+    section = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1].strip()
+        elif section == "mariadbd" and stripped and not stripped.startswith(("#", ";")):
+            key, _, value = stripped.partition("=")
+            values[option_key(key)] = value.strip().strip('"')
+    return values
+
+
+def provider_option_map(text: str) -> dict[str, str]:
+    """wsrep_provider_options' `a=b;c=d` as a mapping."""
+    options = {}
+    for item in text.split(";"):
+        name, sep, value = item.partition("=")
+        if sep and name.strip():
+            options[name.strip()] = value.strip()
+    return options
+
+
+def patch_server_section(text: str, changes: dict[str, str | None]) -> str:
+    """`text` with the [mariadbd] lines of `changes` replaced (None: removed, absent: appended to the
+    section): how a setting applied at runtime is written down without touching the others."""
+    pending = {option_key(k): v for k, v in changes.items()}
+    out: list[str] = []
+    section = ""
+
+    def flush() -> None:
+        out.extend(f"{key} = {value}" for key, value in pending.items() if value is not None)
+        pending.clear()
+
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            if section == "mariadbd":
+                while out and not out[-1].strip():
+                    out.pop()
+                flush()
+                out.append("")
+            section = stripped[1:-1].strip()
+        elif section == "mariadbd" and stripped and not stripped.startswith(("#", ";")):
+            key = option_key(stripped.partition("=")[0])
+            if key in pending:
+                value = pending.pop(key)
+                if value is not None:
+                    out.append(f"{key} = {value}")
+                continue
+        out.append(line)
+    if section == "mariadbd":
+        flush()
+    return "\n".join(out) + ("\n" if text.endswith("\n") else "")
