@@ -353,6 +353,7 @@ class Roll:
     halted: str = ""  # why the roll stopped (a node that did not come back); `restart --resume` clears it
     drained: tuple[str, ...] = ()  # members the roll put in maintenance (and must take out again)
     downtimes: dict[str, float] = field(default_factory=dict)  # member -> seconds it was out, measured
+    automatic: bool = False  # an automatic update (`updates` policy) the agents started themselves
 
     @property
     def remaining(self) -> tuple[str, ...]:
@@ -375,11 +376,13 @@ class Roll:
 class ClusterSettings:
     """The `config` record (`galera-pilot edit-config`): settings every node takes unless its own file sets
     them (local wins, as in Patroni). `mariadb`: server variables and the mariadb section's own fields;
-    `galera`: provider options; `timing`: the agents' timers. settings/ holds their rules."""
+    `galera`: provider options; `timing`: the agents' timers; `updates`: the automatic updates' policy.
+    settings/ holds their rules (lifecycle/updates.py the updates')."""
 
     mariadb: dict[str, str] = field(default_factory=dict)
     galera: dict[str, str] = field(default_factory=dict)
     timing: dict[str, Any] = field(default_factory=dict)
+    updates: dict[str, Any] = field(default_factory=dict)  # automatic updates: policy, window (lifecycle/updates.py)
     revision: int = 0
     by: str = ""
     at: float = 0.0
@@ -390,7 +393,7 @@ class ClusterSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ClusterSettings:
         picked = _pick(cls, data)
-        for name in ("mariadb", "galera", "timing"):
+        for name in ("mariadb", "galera", "timing", "updates"):
             picked[name] = dict(picked.get(name) or {})
         return cls(**picked)
 

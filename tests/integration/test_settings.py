@@ -2,13 +2,15 @@
 real 3-node cluster with its managed HAProxy (nodes on 127.0.0.175-177, the proxy on 127.0.0.174).
 
 The tests share the cluster and run in file order; each leaves three Synced nodes whose files are as `up`
-wrote them, with no setting pending a restart.
+wrote them, with no setting pending a restart (the last one, automatic updates, leaves wrapped binaries).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from galera_pilot.tls.http import api
 from tests.waiting import wait_for
 
 from .agents import agent_url
+from .binaries import NEW_VERSION, REAL_VERSION, wrap_binaries
 from .conftest import cli, destroy, mariadbd_pid, members, new_cluster_path, query
 
 PROXY_HOST = "127.0.0.174"
@@ -184,3 +187,39 @@ def test_status_shows_the_followed_revision(cluster: Path) -> None:
     status = json.loads(cli("list", "--dir", str(cluster), "--format", "json").stdout)
     assert {row["name"] for row in status} >= set(NODES)
     assert all(view(cluster).members[n].settings_revision == revision for n in NODES)
+
+
+# ---- automatic updates (last: it leaves the nodes on wrapped binaries) ------------------------------------------
+def window_around(moment: datetime, starts_in: timedelta, lasts: timedelta) -> str:
+    start = moment + starts_in
+    return f"{start:%H:%M}-{start + lasts:%H:%M}"
+
+
+def test_the_writers_agent_rolls_an_installed_minor_update_in_its_window(cluster: Path) -> None:
+    for node in NODES:
+        wrap_binaries(cluster, node, REAL_VERSION)
+    wait_for(lambda: settled(cluster), 60, "the agents back")
+    later = window_around(datetime.now(), timedelta(hours=2), timedelta(hours=1))
+    out = edit(cluster, "--set", "updates.policy=scheduled", "--set", f"updates.window={later}")
+    assert f"started only between {later}" in out, out
+    started = time.time()
+    for node in NODES:
+        wrap_binaries(cluster, node, NEW_VERSION)  # the packages updated on every host
+    wait_for(lambda: all("pending upgrade to 10.11.99" in r["version"] for r in members(cluster).values()), 60,
+             "every node pending 10.11.99")
+    writer = view(cluster).writer
+    assert writer is not None
+    log = EmbeddedCluster(cluster).node(writer).config.agent_log
+    wait_for(lambda: f"waiting for the window {later}" in log.read_text(), 30, "the writer's agent waiting")
+    assert view(cluster).roll is None  # outside the window: nothing rolls
+
+    now = window_around(datetime.now(), timedelta(minutes=-30), timedelta(hours=1))
+    edit(cluster, "--set", f"updates.window={now}")
+    wait_for(lambda: all(r["server_version"] == NEW_VERSION for r in members(cluster).values())
+             and view(cluster).roll is None, 600, "every node on 10.11.99, the automatic update done")
+    history = [e for e in view(cluster).history if e.at >= started]
+    assert [e.action for e in history].count("auto-update") == 1, history
+    assert sorted(e.member for e in history if e.action == "upgrade") == list(NODES), history  # mariadb-upgrade
+    done = [e for e in history if e.action == "roll" and "done" in e.reason]
+    assert len(done) == 1 and done[0].inputs["automatic"] is True, history
+    assert all(r["state"] == "Synced" for r in members(cluster).values())

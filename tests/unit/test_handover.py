@@ -9,7 +9,7 @@ counts as "already out of the endpoints".)
 
 from __future__ import annotations
 
-from galera_pilot.control.handover import KEEPER_STALE, keeper_refusal, target_refusal
+from galera_pilot.routing.handover import KEEPER_STALE, keeper_refusal, target_refusal
 
 
 def document(ago: float | None = 0.2, healthy: bool = True, maintenance: bool = False, holder: str = "node1",

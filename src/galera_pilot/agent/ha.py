@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from galera_pilot.agent.auto_updates import AutoUpdates
 from galera_pilot.agent.bootstrap import Bootstrapper
 from galera_pilot.agent.cycle_errors import CycleErrors
 from galera_pilot.agent.datadir import DatadirKeeper
@@ -121,6 +122,7 @@ class Ha:
                                         self._heartbeat)
         # Cluster-wide settings merged with the node's file, followed on the running server (`edit-config`).
         self.settings = SettingsKeeper(config, config_path, credentials, self.writer)
+        self.updates = AutoUpdates(config.name, dcs, history)  # the writer's agent rolls installed minor updates
         self.tls = None if node_tls is None else TlsKeeper(config, node_tls, credentials, self.process, history,
                                                            lambda fresh: self._tls_reloaded(fresh, on_tls_reload))
 
@@ -231,6 +233,7 @@ class Ha:
         self._after_cycle(local, cluster)
         if not self.paused:
             self.restarts.after_cycle(local, cluster, self.process.pid())
+            self.updates.consider(cluster)
         self.publish()
         return sentence
 

@@ -1,6 +1,6 @@
 """Carrying out this node's part of a rolling restart (the rules are lifecycle/restart.py).
 
-The driver (`galera-pilot restart`, control/roll.py) drains the node and writes its restart request; the
+The driver (`galera-pilot restart`, lifecycle/driver.py) drains the node and writes its restart request; the
 agent stops mariadbd cleanly, recording the pid it stopped, and its ordinary ladder rejoins the cluster
 (IST: a clean stop leaves the position in grastate.dat). Once a new mariadbd is Synced the request is
 marked done; a start that fails or a server that keeps exiting marks it failed, with the error log's

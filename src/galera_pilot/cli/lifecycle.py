@@ -13,10 +13,10 @@ import click
 from galera_pilot.cli.addressing import addressing_options, target_of
 from galera_pilot.cli.steer import changing
 from galera_pilot.control.pause import pause_cluster, resume_cluster
-from galera_pilot.control.roll import RollDriver, RollOptions
 from galera_pilot.control.settings import pending_members
 from galera_pilot.dcs.base import DCS
 from galera_pilot.errors import PilotError
+from galera_pilot.lifecycle.driver import RollDriver, RollOptions
 
 
 def scheduled_moment(text: str, now: datetime) -> datetime:

@@ -17,6 +17,7 @@ from galera_pilot.cluster import ClusterSettings
 from galera_pilot.control.settings import Followed, current, propose, reload_members, store, wait_followed
 from galera_pilot.dcs.base import DCS
 from galera_pilot.errors import ConfigError, PilotError
+from galera_pilot.lifecycle.updates import UpdatePolicy
 from galera_pilot.settings.edits import SECTIONS, edited, parse_assignment, parse_removal, replaced
 
 
@@ -55,7 +56,8 @@ def show_config(ctx: click.Context, directory: Path | None, config: Path | None,
 @click.command("edit-config")
 @addressing_options(with_env=False)
 @click.option("--set", "assignments", multiple=True, metavar="SECTION.NAME=VALUE",
-              help="set one setting (mariadb.max_connections=500, galera.gcs.fc_limit=64, timing.loop_wait=2)")
+              help="set one setting (mariadb.max_connections=500, galera.gcs.fc_limit=64, timing.loop_wait=2, "
+                   "updates.policy=minor)")
 @click.option("--unset", "removals", multiple=True, metavar="SECTION.NAME", help="remove one setting")
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 @click.option("--timeout", default=30.0, show_default=True, help="seconds to wait for every agent to follow")
@@ -96,12 +98,22 @@ def edit_config(ctx: click.Context, directory: Path | None, config: Path | None,
                        f"{', '.join(proposal.restart)}")
         if proposal.new.timing != (proposal.old.timing if proposal.old else {}):
             click.echo("timing: every agent takes it at its next cycle")
+        if proposal.new.updates != (proposal.old.updates if proposal.old else {}):
+            click.echo(f"automatic updates: {describe_policy(proposal.new.updates)}")
         if not yes and not click.confirm("store these settings?"):
             raise PilotError("nothing was stored")
         store(store_, proposal)
         return followed_text(wait_followed(store_, proposal.new.revision, timeout))
 
     click.echo(changing(target, "edit-config", edit))
+
+
+def describe_policy(section: dict) -> str:
+    policy = UpdatePolicy.of(section)
+    if policy.policy == "never":
+        return "off"
+    when = f"started only between {policy.window}" if policy.policy == "scheduled" else "started at once"
+    return f"the writer's agent rolls a minor update once it is installed on every host ({when})"
 
 
 def followed_text(followed: Followed) -> str:

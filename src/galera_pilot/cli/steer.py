@@ -13,10 +13,10 @@ import click
 
 from galera_pilot.cli.addressing import addressing_options, target_of
 from galera_pilot.control.bootstrap import order_bootstrap, order_empty_start
-from galera_pilot.control.handover import keeper_refusal, run_switchover, wait_drained
 from galera_pilot.control.target import ClusterTarget
 from galera_pilot.dcs.base import DCS
 from galera_pilot.errors import DCSError, PilotError
+from galera_pilot.routing.handover import keeper_refusal, run_switchover, wait_drained
 from galera_pilot.routing.peers import fetch_status
 
 T = TypeVar("T")

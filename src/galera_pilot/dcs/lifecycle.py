@@ -1,5 +1,5 @@
 """The lifecycle's records (cluster.py: Pause, Roll, RestartRequest) written with the DCS primitives: one
-place that knows their keys. Only the roll's driver (control/roll.py) writes `roll` and creates restart
+place that knows their keys. Only the roll's driver (lifecycle/driver.py) writes `roll` and creates restart
 requests; only the named member's agent moves its request along (agent/restarts.py)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Pure rules of a rolling restart: the order, when the next node may go, whether IST can cover it,
-and where the writer moves. The driver (control/roll.py) carries them out; nothing here does I/O.
+and where the writer moves. The driver (lifecycle/driver.py) carries them out; nothing here does I/O.
 
 The rules, each from a way a roll goes wrong:
 * one node at a time, the writer last (whoever holds the role *then*: a failover during the roll moves
@@ -112,12 +112,15 @@ def describe(roll: Roll, driven: bool) -> str:
     """One line for `list`: where the roll stands and what continues it."""
     verb = "upgrade" if roll.kind == "upgrade" else "restart"
     what = f"rolling upgrade to {roll.target}" if roll.kind == "upgrade" else "rolling restart"
+    if roll.automatic:
+        what = f"automatic update to {roll.target}"
     done = f"{len(roll.done)} of {len(roll.order)} restarted" + (f" ({', '.join(roll.done)})" if roll.done else "")
     now = f"; {roll.current} is being restarted" if roll.current and roll.current not in roll.done else ""
     if roll.halted:
         state = f"; HALTED: {roll.halted.splitlines()[0]}"
     elif not driven:
-        state = f"; INTERRUPTED: no galera-pilot {verb} drives it"
+        state = ("; INTERRUPTED: its driver is gone (the writer's agent resumes it)" if roll.automatic
+                 else f"; INTERRUPTED: no galera-pilot {verb} drives it")
     else:
         state = ""
     hint = f" (galera-pilot {verb} --resume continues it, --abort ends it)" if roll.halted or not driven else ""

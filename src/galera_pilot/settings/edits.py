@@ -5,7 +5,8 @@ Three sections, as the record holds them:
 * `mariadb.NAME`: a server variable (max_connections, wsrep_slave_threads …) or one of the node file's own
   mariadb fields (innodb_buffer_pool_size, gcache_size, join_retrans_period …);
 * `galera.NAME`: a Galera provider option (gcs.fc_limit …), always applied by a restart;
-* `timing.NAME`: the agents' timers (loop_wait, member_ttl, writer_lease_ttl …), applied at once.
+* `timing.NAME`: the agents' timers (loop_wait, member_ttl, writer_lease_ttl …), applied at once;
+* `updates.policy` / `updates.window`: automatic minor updates (lifecycle/updates.py).
 
 What a running server knows (is it a variable, of which type, may it change at runtime) is checked by an
 agent against its own server (catalog.py) before anything is stored.
@@ -17,7 +18,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from galera_pilot.cluster import ClusterSettings
 from galera_pilot.config import (
@@ -29,8 +30,9 @@ from galera_pilot.config import (
     provider_option_problem,
 )
 from galera_pilot.errors import ConfigError
+from galera_pilot.lifecycle.updates import UpdatePolicy
 
-SECTIONS = ("mariadb", "galera", "timing")
+SECTIONS = ("mariadb", "galera", "timing", "updates")
 # The mariadb section's own fields that are not server variables: they render provider options.
 MARIADB_FIELDS = frozenset(set(MariadbSettings.model_fields) - {"extra", "provider_options"})
 # Timers an agent takes at once (agent/settings_keeper.py); `watch` starts a thread, so it stays a node's own.
@@ -73,7 +75,7 @@ def edited(settings: ClusterSettings | None, sets: list[tuple[str, str, str]], u
     for section, name, value in sets:
         sections[section][name] = value
     return replace(current, mariadb=sections["mariadb"], galera=sections["galera"], timing=sections["timing"],
-                   revision=current.revision + 1, by=by, at=at)
+                   updates=sections["updates"], revision=current.revision + 1, by=by, at=at)
 
 
 def replaced(settings: ClusterSettings | None, document: dict[str, Any], by: str, at: float) -> ClusterSettings:
@@ -90,7 +92,7 @@ def replaced(settings: ClusterSettings | None, document: dict[str, Any], by: str
         keys = (variable_key(str(k)) if name == "mariadb" else str(k) for k in values)
         sections[name] = {k: _text(v) for k, v in zip(keys, values.values(), strict=True)}
     return replace(current, mariadb=sections["mariadb"], galera=sections["galera"], timing=sections["timing"],
-                   revision=current.revision + 1, by=by, at=at)
+                   updates=sections["updates"], revision=current.revision + 1, by=by, at=at)
 
 
 def _text(value: Any) -> str:
@@ -127,10 +129,11 @@ def problems(settings: ClusterSettings) -> list[str]:
             found.append(f"timing.{name}: a node's own setting (its file), not a cluster-wide one")
     if not any(p.startswith("timing.") for p in found):
         found += _model_problems(Timing, settings.timing, "timing")
+    found += _model_problems(UpdatePolicy, settings.updates, "updates")
     return found
 
 
-def _model_problems(model: type[MariadbSettings] | type[Timing], values: dict[str, Any], section: str) -> list[str]:
+def _model_problems(model: type[BaseModel], values: dict[str, Any], section: str) -> list[str]:
     try:
         model.model_validate(values)
     except ValidationError as error:

@@ -1,4 +1,5 @@
-"""`galera-pilot restart`: drive a rolling restart, one node at a time, the writer last.
+"""Drive a rolling restart, one node at a time, the writer last: for `galera-pilot restart` and `upgrade`,
+and for the writer's agent rolling an automatic update (agent/auto_updates.py).
 
 For each node (lifecycle/roll.py says which and when): wait until the cluster is whole and calm for
 SETTLE seconds, check that IST can cover the node's downtime, move the writer role away if it holds it,
@@ -25,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from galera_pilot.cluster import DONE, FAILED, Cluster, HistoryEvent, RestartRequest, Roll
-from galera_pilot.control.handover import endpoint_code, run_switchover, wait_drained
 from galera_pilot.dcs.base import DCS
 from galera_pilot.dcs.lifecycle import (
     create_roll,
@@ -47,7 +47,9 @@ from galera_pilot.lifecycle.roll import (
     plan,
     switchover_target,
 )
+from galera_pilot.lifecycle.updates import ABORTED
 from galera_pilot.lifecycle.upgrade import same_version, upgrade_refusal
+from galera_pilot.routing.handover import endpoint_code, run_switchover, wait_drained
 
 DRIVER_TTL = 10.0  # s: a driver that stops renewing leaves the roll interrupted after this long
 DRIVER_RENEW = 2.0
@@ -62,6 +64,7 @@ class RollOptions:
     restart_timeout: float = 900.0  # s one node may take to be Synced again
     serve_timeout: float = 60.0  # s a Synced node may take to answer /read again once out of maintenance
     upgrade: bool = False  # a rolling upgrade onto the installed binaries (lifecycle/upgrade.py)
+    automatic: bool = False  # started by an agent under the `updates` policy (lifecycle/updates.py)
 
 
 class RollHalted(PilotError):
@@ -107,7 +110,8 @@ class RollDriver:
         roll_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"  # never an aborted roll's id again
         roll = Roll(id=roll_id, order=order, started_at=time.time(), by=self.me,
                     allow_sst=self.options.allow_sst and not self.options.upgrade,
-                    kind="upgrade" if self.options.upgrade else "restart", target=target)
+                    kind="upgrade" if self.options.upgrade else "restart", target=target,
+                    automatic=self.options.automatic)
         if not hold_driver(self.dcs, self.me, DRIVER_TTL):
             raise PilotError(f"another galera-pilot restart or upgrade ({snapshot.roll_driver or 'another process'}) "
                              "is starting a roll")
@@ -145,7 +149,8 @@ class RollDriver:
         for name in roll.drained:
             self.dcs.set_maintenance(name, False)
         delete_roll(self.dcs, roll.id)
-        self._record(f"rolling restart {roll.id} aborted after {len(roll.done)} of {len(roll.order)} members")
+        self._record(f"rolling restart {roll.id} aborted after {len(roll.done)} of {len(roll.order)} members", roll,
+                     aborted=True)
         undrained = f"; {', '.join(roll.drained)} out of maintenance again" if roll.drained else ""
         return (f"rolling restart {roll.id} aborted: {len(roll.done)} of {len(roll.order)} were restarted"
                 f"{undrained}. A node whose restart had begun still rejoins by itself.")
@@ -173,7 +178,7 @@ class RollDriver:
         if roll.kind == "upgrade":
             sentence = f"rolling upgrade {roll.id} done: {', '.join(roll.done)} run {roll.target} ({took:.1f} s)"
         delete_roll(self.dcs, roll.id)
-        self._record(sentence)
+        self._record(sentence, roll)
         return sentence
 
     def _run(self, roll: Roll) -> Roll:
@@ -300,7 +305,7 @@ class RollDriver:
             record = self._snapshot(roll).members.get(member)
             running = record.version if record is not None else ""
             if same_version(running, roll.target):
-                self._record(f"{member} runs {roll.target} now (rolling upgrade {roll.id})")
+                self._record(f"{member} runs {roll.target} now (rolling upgrade {roll.id})", roll)
                 return
             if time.monotonic() >= deadline:
                 raise RollHalted(f"{member} runs {running or 'nothing known'} after its restart, not {roll.target}")
@@ -325,7 +330,7 @@ class RollDriver:
             current = self.dcs.snapshot().roll
             if current is not None and current.id == roll.id and not self._lost.is_set():
                 save_roll(self.dcs, replace(current, halted=why))
-                self._record(f"rolling restart {roll.id} halted: {why}")
+                self._record(f"rolling restart {roll.id} halted: {why}", roll)
         except PilotError:
             pass  # the roll stays as last recorded (or is gone); `list` shows it interrupted once the lease lapses
 
@@ -341,6 +346,9 @@ class RollDriver:
     def _step(self, sentence: str) -> None:
         self.say(f"[{time.monotonic() - self._started:6.1f} s] {sentence}")
 
-    def _record(self, sentence: str) -> None:
-        self.dcs.record_history(HistoryEvent(time.time(), "galera-pilot", "roll", sentence, {"by": self.me}))
+    def _record(self, sentence: str, roll: Roll, aborted: bool = False) -> None:
+        inputs = {"by": self.me, "roll": roll.id, "kind": roll.kind, "target": roll.target, "automatic": roll.automatic}
+        if aborted:
+            inputs[ABORTED] = True
+        self.dcs.record_history(HistoryEvent(time.time(), "galera-pilot", "roll", sentence, inputs))
 
