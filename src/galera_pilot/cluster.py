@@ -154,6 +154,7 @@ class Member:
     settings_revision: int = 0
     pending_restart: tuple[str, ...] = ()
     settings_error: str = ""
+    settings_overridden: tuple[str, ...] = ()  # cluster-wide settings its own file sets otherwise
 
     @property
     def is_primary(self) -> bool:
@@ -176,7 +177,8 @@ class Member:
     def from_dict(cls, data: dict[str, Any]) -> Member:
         picked = _pick(cls, data)
         picked["position"] = Position.from_dict(data.get("position"))
-        picked["pending_restart"] = tuple(picked.get("pending_restart") or ())
+        for name in ("pending_restart", "settings_overridden"):
+            picked[name] = tuple(picked.get(name) or ())
         return cls(**picked)
 
 

@@ -180,7 +180,7 @@ class MariadbSettings(BaseModel):
     gcache_size: str = Field("128M", pattern=r"^[0-9]+[KkMmGgTt]?$",
                              description="Galera's gcache.size: bytes, or with a K, M, G or T suffix")
     # Jepsen: flush_log_at_trx_commit=0 loses acknowledged writes when nodes crash in quick succession.
-    innodb_flush_log_at_trx_commit: Literal[0, 1, 2] = 1
+    innodb_flush_log_at_trx_commit: int = Field(1, ge=0, le=2, description="0, 1 or 2")
     # Galera's evs.join_retrans_period (default 1 s) paces every membership change: a node rejoining a
     # loaded cluster stalled writes for 2.0 s with 1 s and for 0.5-0.7 s with 0.2 s (measured here).
     join_retrans_period: float = Field(0.2, gt=0, le=10)

@@ -115,6 +115,9 @@ def test_a_dynamic_variable_is_applied_at_once_everywhere(cluster: Path) -> None
     ("mariadb.binlog_format=STATEMENT", "mariadb.binlog_format: managed by galera-pilot"),
     ("mariadb.read_only=ON", "set by the agents themselves"),
     ("galera.gcs.fc_limt=10", "galera.gcs.fc_limt: not an option of the Galera provider"),
+    ("galera.gcs.fc_limit=lots", "galera.gcs.fc_limit: 'lots' is not a number"),
+    ("mariadb.time_zone=+00:00", "mariadb.time_zone: my.cnf cannot set it"),
+    ("mariadb.init_connect='SET NAMES utf8mb4'", "no quotes"),
     ("timing.loop_wait=20", "member_ttl must be more than twice loop_wait"),
 ])
 def test_a_bad_setting_is_refused_and_nothing_stored(cluster: Path, assignment: str, says: str) -> None:

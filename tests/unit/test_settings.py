@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from unit_helpers import config_data, make_config
 
-from galera_pilot.agent.settings_keeper import SettingsKeeper
+from galera_pilot.agent.settings_keeper import SettingsKeeper, started_gcache
 from galera_pilot.cluster import Cluster, ClusterSettings, Member
 from galera_pilot.config import NodeConfig, dump_config, load_config, parse_config
 from galera_pilot.credentials import Credentials
@@ -30,7 +30,7 @@ from galera_pilot.settings.edits import (
     touched,
 )
 from galera_pilot.settings.follow import at_once, differences, needing_restart
-from galera_pilot.settings.merge import merged_sections
+from galera_pilot.settings.merge import merged_sections, overridden
 
 CREDENTIALS = Credentials.generate()
 MAX_CONNECTIONS = Variable("max_connections", "BIGINT UNSIGNED", "GLOBAL", False, 10, 100000)
@@ -95,6 +95,8 @@ def test_an_edited_document_replaces_the_record() -> None:
     (settings(mariadb={"max connections": "5"}), "not a server variable name"),
     (settings(mariadb={"max_connections": ""}), "non-empty"),
     (settings(mariadb={"innodb_flush_log_at_trx_commit": "5"}), "mariadb.innodb_flush_log_at_trx_commit"),
+    (settings(mariadb={"init_connect": "'SET NAMES utf8mb4'"}), "mariadb.init_connect: no quotes"),
+    (settings(mariadb={"ft_stopword_file": "/x#y"}), "# starts a comment"),
     (settings(mariadb={"gcache_size": "lots"}), "mariadb.gcache_size"),
     (settings(galera={"gcache.size": "1G"}), "galera.gcache.size: set mariadb.gcache_size instead"),
     (settings(galera={"gmcast.listen_addr": "tcp://x"}), "galera.gmcast.listen_addr: managed"),
@@ -109,7 +111,8 @@ def test_problems_name_the_setting(record: ClusterSettings, says: str) -> None:
 
 
 def test_good_settings_have_no_problems() -> None:
-    record = settings(mariadb={"max_connections": "500", "innodb_buffer_pool_size": "256M", "gcache_size": "1G"},
+    record = settings(mariadb={"max_connections": "500", "innodb_buffer_pool_size": "256M", "gcache_size": "1G",
+                               "innodb_flush_log_at_trx_commit": "2", "init_connect": "SET NAMES utf8mb4"},
                       galera={"gcs.fc_limit": "64"}, timing={"loop_wait": "2", "member_ttl": "12"})
     assert problems(record) == []
 
@@ -131,6 +134,7 @@ def test_values_the_server_takes(variable: Variable, value: str) -> None:
     (BINLOG_FORMAT, "JSON", "not one of MIXED, STATEMENT, ROW"),
     (SQL_MODE, "ANSI_QUOTES,NO_SUCH", "'NO_SUCH' is not one of"),
     (SESSION_ONLY, "1", "per-session variable"),
+    (Variable("time_zone", "VARCHAR", "SESSION", startup=False), "+00:00", "my.cnf cannot set it"),
 ])
 def test_values_the_server_refuses_are_named(variable: Variable, value: str, says: str) -> None:
     with pytest.raises(ConfigError, match=f"mariadb.{variable.name}: .*{says.replace('(', '.').replace(')', '.')}"):
@@ -150,17 +154,22 @@ def test_set_global_spellings() -> None:
 def test_catalog_rows_become_variables() -> None:
     row = {"VARIABLE_NAME": "MAX_CONNECTIONS", "VARIABLE_TYPE": "BIGINT UNSIGNED", "VARIABLE_SCOPE": "GLOBAL",
            "READ_ONLY": "NO", "NUMERIC_MIN_VALUE": "10", "NUMERIC_MAX_VALUE": "100000", "ENUM_VALUE_LIST": None}
-    assert Variable.from_row(row) == MAX_CONNECTIONS
+    assert Variable.from_row(row | {"COMMAND_LINE_ARGUMENT": "REQUIRED"}) == MAX_CONNECTIONS
     assert Variable.from_row(row | {"READ_ONLY": "YES"}).dynamic is False
+    assert Variable.from_row(row | {"COMMAND_LINE_ARGUMENT": None}).startup is False
 
 
 def test_the_judgement_lists_every_error_and_sorts_the_rest() -> None:
     catalog = {v.name: v for v in (MAX_CONNECTIONS, READ_ONLY, SLOW_LOG)}
     judged = judge({"max_connections": "500", "innodb_page_size": "16384", "no_such": "1", "slow_query_log": "x"},
-                   {"gcs.fc_limit": "64", "gcs.nope": "1"}, catalog, {"gcs.fc_limit"}, "10.11.19")
+                   {"gcs.fc_limit": "64", "gcs.nope": "1", "evs.suspect_timeout": "5", "pc.ignore_sb": "maybe"},
+                   catalog, {"gcs.fc_limit": "16", "evs.suspect_timeout": "PT5S", "pc.ignore_sb": "false"},
+                   "10.11.19")
     assert judged.at_once == ("max_connections",)
     assert judged.restart == ("innodb_page_size", "gcs.fc_limit")
-    assert len(judged.errors) == 3
+    assert len(judged.errors) == 5
+    assert "galera.evs.suspect_timeout: '5' is not a duration (PT1S, PT0.5S, PT1M) (it is PT5S now)" in judged.errors
+    assert any(e.startswith("galera.pc.ignore_sb: 'maybe' is not a yes or no") for e in judged.errors)
     assert any("mariadb.no_such: not a system variable of MariaDB 10.11.19" in e for e in judged.errors)
     assert any("galera.gcs.nope" in e for e in judged.errors)
 
@@ -180,6 +189,16 @@ def test_what_the_file_leaves_out_takes_the_cluster_value() -> None:
     assert mariadb.provider_options == {"gcs.fc_limit": "32", "gcs.fc_factor": "0.9"}
     assert (timing.loop_wait, timing.member_ttl) == (2.0, 12.0)
     assert merged_sections(local, None) == (local.mariadb, local.timing)
+
+
+def test_what_the_file_overrides_is_named() -> None:
+    local = make_config(mariadb={"innodb_buffer_pool_size": "64M", "extra": {"max-connections": "50"},
+                                 "provider_options": {"gcs.fc_limit": "32"}}, timing={"member_ttl": 12})
+    cluster = settings(mariadb={"innodb_buffer_pool_size": "1G", "max_connections": "5", "long_query_time": "2"},
+                       galera={"gcs.fc_limit": "64"}, timing={"member_ttl": "30", "loop_wait": "2"})
+    assert overridden(local, cluster) == ("galera.gcs.fc_limit", "mariadb.innodb_buffer_pool_size",
+                                          "mariadb.max_connections", "timing.member_ttl")
+    assert overridden(local, None) == ()
 
 
 def test_a_cluster_value_that_does_not_fit_the_file_is_refused() -> None:
@@ -228,6 +247,15 @@ def test_an_option_that_is_no_variable_waits_for_a_restart() -> None:
     found = differences(rendered(), rendered(extra={"log-bin": "mariadb-bin"}))
     assert at_once(found.variables, {}) == {}
     assert needing_restart(found, set()) == ("log_bin",)
+
+
+def test_lines_galera_pilot_renders_itself_are_never_settings() -> None:
+    """A new SST password or TLS path is no setting: never SET GLOBAL (nor logged), never pending."""
+    running = rendered()
+    other = server_section(render_mycnf(make_config(tls={"enabled": False}), Credentials.generate(), ()))
+    found = differences(running, other)
+    assert found.variables == {} and found.options == ()
+    assert started_gcache(rendered(gcache_size="1G"), 5) == 1024 ** 3 and started_gcache({}, 5) == 5
 
 
 def test_a_typed_field_change_is_a_variable_change() -> None:
@@ -301,3 +329,14 @@ def test_reload_takes_the_reloadable_sections_and_refuses_the_rest(tmp_path: Pat
     with pytest.raises(ConfigError, match="not valid YAML"):
         keeper.reload()
     assert config.recovery.policy == "majority"  # nothing changed by the refusals
+
+
+def test_a_server_that_does_not_answer_is_a_settings_error_not_a_failed_cycle(tmp_path: Path) -> None:
+    keeper, config, _ = keeper_for(tmp_path / "a.yaml", config_data(base_dir=str(tmp_path / "node")))
+    config.base_dir.mkdir()
+    config.mycnf.write_text(render_mycnf(config, CREDENTIALS, ()))
+    keeper.follow(Cluster(settings=settings(mariadb={"max_connections": "500"})), running=True)
+    assert keeper.report.error.startswith("the settings could not be followed"), keeper.report
+    assert keeper.report.gcache_bytes == config.mariadb.gcache_bytes
+    keeper.follow(Cluster(settings=settings(mariadb={"max_connections": "500"})), running=False)
+    assert keeper.report.error == ""

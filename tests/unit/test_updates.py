@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, time
+from pathlib import Path
 
 import pytest
 from decision_builders import running, snapshot
 from hypothesis import given
 from hypothesis import strategies as st
 
-from galera_pilot.cluster import Cluster, ClusterSettings, HistoryEvent, Pause, Roll
+from galera_pilot.cluster import REQUESTED, Cluster, ClusterSettings, HistoryEvent, Pause, RestartRequest, Roll
+from galera_pilot.dcs.lifecycle import create_roll, hold_driver, request_restart
+from galera_pilot.dcs.sqlite import SQLiteDCS
+from galera_pilot.lifecycle.driver import RollDriver
 from galera_pilot.lifecycle.roll import describe
 from galera_pilot.lifecycle.updates import UpdatePolicy, in_window, update_verdict
 from galera_pilot.settings.edits import problems
@@ -65,14 +69,16 @@ def test_every_member_must_be_synced_and_present() -> None:
 
 def test_an_aborted_update_is_not_started_again_for_that_version() -> None:
     aborted = HistoryEvent(1.0, "galera-pilot", "roll", "aborted",
-                           {"aborted": True, "automatic": True, "target": NEW})
+                           {"aborted": True, "automatic": True, "kind": "upgrade", "target": NEW})
     verdict = update_verdict(cluster(history=(aborted,)), "n1", NOON)
     assert not verdict.start and "was aborted by a person" in verdict.reason
     newer = replace(cluster(installed="10.11.21-MariaDB", history=(aborted,)))
     assert update_verdict(newer, "n1", NOON).start  # a later release is another update
     by_hand = HistoryEvent(1.0, "galera-pilot", "roll", "aborted", {"aborted": True, "automatic": False,
-                                                                     "target": NEW})
-    assert update_verdict(cluster(history=(by_hand,)), "n1", NOON).start
+                                                                     "kind": "upgrade", "target": NEW})
+    assert not update_verdict(cluster(history=(by_hand,)), "n1", NOON).start  # a person decided against it
+    restart = HistoryEvent(1.0, "galera-pilot", "roll", "aborted", {"aborted": True, "kind": "restart", "target": ""})
+    assert update_verdict(cluster(history=(restart,)), "n1", NOON).start
 
 
 def test_an_automatic_roll_whose_driver_died_is_resumed_not_restarted() -> None:
@@ -119,3 +125,33 @@ def test_the_policy_is_checked_before_it_is_stored() -> None:
     assert any("updates.window" in p for p in said({"policy": "scheduled", "window": "3-5"}))
     assert any("updates.when" in p for p in said({"when": "now"}))
     assert UpdatePolicy.of({"policy": "bogus"}).policy == "never"  # a bad stored record rolls nothing
+
+
+def test_an_automatic_roll_is_aborted_at_once_and_its_abort_recorded_first(tmp_path: Path) -> None:
+    """Its driver is a thread in an agent (nobody can Ctrl-C it): abort does not wait for its lease, and the
+    history says `aborted` before the roll disappears, so no agent starts that release again."""
+    dcs = SQLiteDCS(tmp_path / "dcs.sqlite", "galera")
+    roll = Roll("r9", ("n1", "n2"), kind="upgrade", target=NEW, automatic=True, started_at=1.0)
+    assert create_roll(dcs, roll) and hold_driver(dcs, "n1's agent", 10.0)
+    assert request_restart(dcs, RestartRequest("n1", "r9", 1.0, REQUESTED))
+    said = RollDriver(dcs, lambda line: None).abort()
+    assert "aborted" in said
+    after = dcs.snapshot()
+    assert after.roll is None and not after.restarts
+    event = next(e for e in after.history if e.action == "roll")
+    assert event.inputs["aborted"] and event.inputs["automatic"] and event.inputs["target"] == NEW
+    assert "was aborted by a person" in update_verdict(
+        replace(cluster(), history=after.history), "n1", NOON).reason
+
+
+def test_a_request_left_by_an_aborted_roll_restarts_nothing() -> None:
+    from unit_helpers import make_config
+
+    from galera_pilot.agent.restarts import RollingRestarts
+    agent = RollingRestarts.__new__(RollingRestarts)
+    agent.config = make_config(name="n1")
+    request = RestartRequest("n1", "r9", 1.0, REQUESTED)
+    live = Cluster(roll=Roll("r9", ("n1",)), restarts={"n1": request})
+    assert agent.due(live, pid=123)
+    assert not agent.due(replace(live, roll=None), pid=123)  # aborted: the request is a leftover
+    assert not agent.due(replace(live, roll=Roll("r10", ("n1",))), pid=123)  # another roll's

@@ -180,7 +180,9 @@ class Ha:
         settings = self.settings.report
         member = replace(self.member(), activity=self.activity, clock_skew=self.writer.clock_skew,
                          paused=self.paused is True, settings_revision=settings.revision,
-                         pending_restart=settings.pending_restart, settings_error=settings.error)
+                         pending_restart=settings.pending_restart, settings_error=settings.error,
+                         settings_overridden=settings.overridden,
+                         gcache_bytes=settings.gcache_bytes or self.config.mariadb.gcache_bytes)
         if self.tls is not None:
             report = self.tls.report()
             member = replace(member, tls_not_after=report["not_after"],

@@ -49,7 +49,12 @@ class RollingRestarts:
         self._log_offset: int | None = None  # the error log's size at the stop: what the restart wrote follows
 
     def due(self, cluster: Cluster, pid: int | None) -> bool:
-        return restart_due(cluster.restarts.get(self.config.name), pid, cluster.pause is not None)
+        """A request of the recorded roll only: one left behind by a roll that was aborted meanwhile (its
+        driver wrote it just after the abort) restarts nothing."""
+        request = cluster.restarts.get(self.config.name)
+        if request is not None and (cluster.roll is None or request.roll != cluster.roll.id):
+            return False
+        return restart_due(request, pid, cluster.pause is not None)
 
     def stop(self, cluster: Cluster, reason: str) -> str:
         """Stop the running mariadbd for the request, cleanly (killed only after STOP_TIMEOUT)."""

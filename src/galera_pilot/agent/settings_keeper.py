@@ -17,17 +17,19 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import pymysql
+
 from galera_pilot.cluster import Cluster
 from galera_pilot.config import NodeConfig, load_config
 from galera_pilot.credentials import Credentials
 from galera_pilot.errors import ConfigError, PilotError
 from galera_pilot.files import write_private
 from galera_pilot.mariadb import sql, variables
-from galera_pilot.mariadb.mycnf import patch_server_section, render_mycnf, server_section
+from galera_pilot.mariadb.mycnf import patch_server_section, provider_option_map, render_mycnf, server_section
 from galera_pilot.routing.keeper import WriterKeeper
-from galera_pilot.settings.catalog import Judgement, Variable, judge, sql_value
+from galera_pilot.settings.catalog import Judgement, Variable, judge, number_of, sql_value
 from galera_pilot.settings.follow import at_once, differences, needing_restart
-from galera_pilot.settings.merge import merged_sections
+from galera_pilot.settings.merge import merged_sections, overridden
 
 log = logging.getLogger(__name__)
 # The sections `reload` takes from the file without an agent restart; any other change needs one.
@@ -41,6 +43,8 @@ class SettingsReport:
     revision: int = 0
     pending_restart: tuple[str, ...] = ()
     error: str = ""
+    overridden: tuple[str, ...] = ()  # cluster-wide settings this node's own file sets otherwise
+    gcache_bytes: int = 0  # the gcache the running server was started with (else the next start's)
 
 
 class SettingsKeeper:
@@ -61,17 +65,23 @@ class SettingsKeeper:
 
     # ---- each cycle ------------------------------------------------------------------------------------
     def follow(self, cluster: Cluster, running: bool) -> None:
+        """Never raises for what the server or the file system says: a failure is the node's settings_error
+        (the cycle's decisions must go on whatever a setting does)."""
         revision = cluster.settings.revision if cluster.settings else 0
         error = self._merge(cluster, revision)
         pending: tuple[str, ...] = ()
+        gcache = self.config.mariadb.gcache_bytes
         if running:
             try:
-                pending = self._follow_server()
-            except PilotError as failure:
-                error = error or str(failure)
+                pending, gcache = self._follow_server()
+            except (PilotError, pymysql.MySQLError, OSError) as failure:
+                self._followed_key = None  # look again next cycle
+                error = error or f"the settings could not be followed: {failure}"
         else:
             self._followed_key = None
-        self.report = SettingsReport(revision, pending, error or self._failure_text())
+            self._failed.clear()  # the next start writes a fresh my.cnf: nothing stays refused
+        self.report = SettingsReport(revision, pending, error or self._failure_text(),
+                                     overridden(self.local, cluster.settings), gcache)
 
     def _merge(self, cluster: Cluster, revision: int) -> str:
         with self._lock:
@@ -80,15 +90,15 @@ class SettingsKeeper:
         if key == self._merged_key and not reloaded:
             return self._merge_error
         self._merged_key, self._merge_error = key, ""
+        config = self.config
+        if reloaded:  # these take no merge: the file's own
+            config.disk, config.recovery = local.disk, local.recovery
         try:
             mariadb, timing = merged_sections(local, cluster.settings)
         except ConfigError as error:
             log.warning("%s", error)
             self._merge_error = str(error)
             return self._merge_error
-        config = self.config
-        if reloaded:
-            config.disk, config.recovery = local.disk, local.recovery
         if mariadb != config.mariadb or timing != config.timing:
             log.info("settings: cluster revision %d merged with this node's file", revision)
             config.mariadb, config.timing = mariadb, timing
@@ -97,18 +107,22 @@ class SettingsKeeper:
             self.writer.failsafe = timing.writer_failsafe
         return ""
 
-    def _follow_server(self) -> tuple[str, ...]:
+    def _follow_server(self) -> tuple[tuple[str, ...], int]:
+        """(what waits for a restart, the running server's gcache in bytes)."""
         path = self.config.mycnf
         try:
             stat = path.stat()
             key = (stat.st_mtime_ns, stat.st_size, self.config.mariadb)
-            if key == self._followed_key:
-                return self.report.pending_restart  # nothing changed on either side since the last look
+            if key == self._followed_key:  # nothing changed on either side since the last look
+                return self.report.pending_restart, self.report.gcache_bytes
             text = path.read_text()
         except OSError:
-            return ()  # not started by an agent of this version's layout: nothing to compare
+            return (), self.config.mariadb.gcache_bytes  # not written by this agent's layout: nothing to compare
+        running = server_section(text)
         wanted = server_section(render_mycnf(self.config, self.credentials, ()))
-        found = differences(server_section(text), wanted)
+        found = differences(running, wanted)
+        for name in set(self._failed) - set(found.variables):
+            del self._failed[name]  # no longer differs (set by hand, or the setting went back)
         applied: set[str] = set()
         if found.variables:
             applied = self._apply(found.variables, text)
@@ -117,7 +131,7 @@ class SettingsKeeper:
         if pending != self.report.pending_restart and pending:
             log.info("settings: %s take effect at the next restart (galera-pilot restart --pending)",
                      ", ".join(pending))
-        return pending
+        return pending, started_gcache(running, self.config.mariadb.gcache_bytes)
 
     def _apply(self, changed: dict[str, str | None], text: str) -> set[str]:
         connection = sql.connect_socket(self.config, self.credentials, timeout=2.0)
@@ -179,18 +193,28 @@ class SettingsKeeper:
         return changed
 
 
+def started_gcache(running: dict[str, str], otherwise: int) -> int:
+    """gcache.size as the running server's my.cnf gave it, in bytes (what a rolling restart's IST check
+    counts on), else `otherwise`."""
+    text = provider_option_map(running.get("wsrep_provider_options", "")).get("gcache.size", "")
+    try:
+        return int(number_of(text)) if text else otherwise
+    except ValueError:
+        return otherwise
+
+
 def check(config: NodeConfig, credentials: Credentials, proposed_variables: dict[str, str],
           proposed_options: dict[str, str]) -> Judgement:
     """`POST /settings/check`: judge proposed settings against this node's running server."""
     try:
         connection = sql.connect_socket(config, credentials, timeout=2.0)
-    except Exception as error:
+        try:
+            rows = variables.catalog_rows(connection, proposed_variables)
+            options = variables.provider_options(connection) if proposed_options else {}
+            version = sql.server_version(connection)
+        finally:
+            connection.close()
+    except (pymysql.MySQLError, OSError) as error:
         raise PilotError(f"mariadbd on {config.name} does not answer ({error})") from None
-    try:
-        rows = variables.catalog_rows(connection, proposed_variables)
-        options = set(variables.provider_options(connection)) if proposed_options else set()
-        version = sql.server_version(connection)
-    finally:
-        connection.close()
     catalog = {v.name: v for v in map(Variable.from_row, rows)}
     return judge(proposed_variables, proposed_options, catalog, options, version)

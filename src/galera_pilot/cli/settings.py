@@ -49,6 +49,8 @@ def show_config(ctx: click.Context, directory: Path | None, config: Path | None,
             notes.append(f"pending restart: {', '.join(member.pending_restart)}")
         if member.settings_error:
             notes.append(member.settings_error)
+        if member.settings_overridden:
+            notes.append(f"its own file sets {', '.join(member.settings_overridden)}")
         if notes:
             click.echo(f"# {name}: {'; '.join(notes)}")
 
@@ -123,6 +125,8 @@ def followed_text(followed: Followed) -> str:
         state = "follows it"
         if member.settings_error:
             state += f"; {member.settings_error}"
+        if member.settings_overridden:
+            state += f"; its own file sets {', '.join(member.settings_overridden)} (local wins)"
         if member.pending_restart:
             state += f"; pending restart: {', '.join(member.pending_restart)}"
             pending.append(name)

@@ -55,8 +55,12 @@ def propose(dcs: DCS, build: Callable[[ClusterSettings | None], ClusterSettings]
     found = problems(new)
     if found:
         raise ConfigError("nothing was stored:\n  " + "\n  ".join(found))
+    # The server judges what this edit sets or changes (the rest was judged when it was stored), so an edit
+    # that touches no variable, e.g. updates.policy=never, needs no running server.
+    edited_names = touched(old, new)
     variables, options = server_checked(new)
-    edited_names = touched(old, new)  # what the person is told about; every setting is checked
+    variables = {k: v for k, v in variables.items() if k in edited_names}
+    options = {k: v for k, v in options.items() if k in edited_names}
     at_once: tuple[str, ...] = ()
     restart: tuple[str, ...] = ()
     checked_on = ""
@@ -64,8 +68,7 @@ def propose(dcs: DCS, build: Callable[[ClusterSettings | None], ClusterSettings]
         judged, checked_on = _judged(dcs.snapshot(), variables, options, check or ask_member)
         if judged["errors"]:
             raise ConfigError("nothing was stored:\n  " + "\n  ".join(judged["errors"]))
-        at_once = tuple(n for n in judged["at_once"] if n in edited_names)
-        restart = tuple(n for n in judged["restart"] if n in edited_names)
+        at_once, restart = tuple(judged["at_once"]), tuple(judged["restart"])
     # The mariadb section's own fields that render provider options (gcache_size …) take a restart too.
     restart += tuple(sorted(edited_names & set(new.mariadb) - set(variables)))
     return Proposal(old, new, version, tuple(changes(old, new)), at_once, restart, checked_on)

@@ -140,17 +140,20 @@ class RollDriver:
         if roll is None:
             raise PilotError("no rolling restart is recorded: nothing to abort")
         deadline = time.monotonic() + DRIVER_TTL + 2 * DRIVER_RENEW
-        while (driver := driver_of(self.dcs)) is not None:  # a killed driver's lease lapses within DRIVER_TTL
-            if time.monotonic() >= deadline:
+        # A person's driver is a process they can stop; an agent's (an automatic update) stops by itself once
+        # the roll is gone (it checks before every step), so that one is aborted at once.
+        while not roll.automatic and (driver := driver_of(self.dcs)) is not None:
+            if time.monotonic() >= deadline:  # a killed driver's lease lapses within DRIVER_TTL
                 raise PilotError(f"{driver} is driving rolling restart {roll.id}: stop that process first (Ctrl-C "
                                  "leaves the roll where it is), then abort")
             time.sleep(POLL)
         roll = self.dcs.snapshot().roll or roll
-        for name in roll.drained:
-            self.dcs.set_maintenance(name, False)
-        delete_roll(self.dcs, roll.id)
+        # Recorded first: an agent that sees the roll gone must also see that a person ended it.
         self._record(f"rolling restart {roll.id} aborted after {len(roll.done)} of {len(roll.order)} members", roll,
                      aborted=True)
+        delete_roll(self.dcs, roll.id)
+        for name in roll.drained:
+            self.dcs.set_maintenance(name, False)
         undrained = f"; {', '.join(roll.drained)} out of maintenance again" if roll.drained else ""
         return (f"rolling restart {roll.id} aborted: {len(roll.done)} of {len(roll.order)} were restarted"
                 f"{undrained}. A node whose restart had begun still rejoins by itself.")

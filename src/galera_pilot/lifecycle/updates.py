@@ -7,7 +7,7 @@ the deciding agent's clock; a roll that started in the window runs to its end). 
 person's `galera-pilot upgrade`. The roll is the rolling upgrade's (lifecycle/driver.py: one node at a time,
 the writer last, IST only, mariadb-upgrade on every node), started and driven by the writer's agent, so
 exactly one agent decides; another agent's writer resumes it when its driver died, never when it halted
-(a person looks first), and an update a person aborted is not started again for the same version.
+(a person looks first), and a release whose upgrade a person aborted is not started again.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def update_verdict(cluster: Cluster, me: str, now: datetime) -> UpdateVerdict:
         return UpdateVerdict(reason=f"{short(target)} waits until every member is Synced "
                              f"({', '.join(missing + not_synced)} not)")
     if aborted_before(cluster, target):
-        return UpdateVerdict(reason=f"an automatic update to {short(target)} was aborted by a person; galera-pilot "
+        return UpdateVerdict(reason=f"an upgrade to {short(target)} was aborted by a person; galera-pilot "
                              "upgrade runs it")
     if policy.policy == "scheduled" and not in_window(policy.window or "", now.time()):
         return UpdateVerdict(reason=f"{short(target)} is installed everywhere; waiting for the window {policy.window}")
@@ -109,6 +109,7 @@ def update_verdict(cluster: Cluster, me: str, now: datetime) -> UpdateVerdict:
 
 
 def aborted_before(cluster: Cluster, target: str) -> bool:
-    """Whether the history holds an automatic update to `target` that a person aborted."""
-    return any(event.action == "roll" and event.inputs.get(ABORTED) and event.inputs.get("automatic")
+    """Whether the history holds a rolling upgrade to `target`, automatic or a person's, that a person
+    aborted: either way somebody decided against that release for now."""
+    return any(event.action == "roll" and event.inputs.get(ABORTED) and event.inputs.get("kind") == "upgrade"
                and same_version(str(event.inputs.get("target", "")), target) for event in cluster.history)

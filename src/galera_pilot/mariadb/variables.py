@@ -13,7 +13,7 @@ from pymysql.cursors import DictCursor
 from galera_pilot.mariadb.mycnf import provider_option_map
 
 COLUMNS = ("VARIABLE_NAME, VARIABLE_TYPE, VARIABLE_SCOPE, READ_ONLY, NUMERIC_MIN_VALUE, NUMERIC_MAX_VALUE, "
-           "ENUM_VALUE_LIST")
+           "ENUM_VALUE_LIST, COMMAND_LINE_ARGUMENT")
 
 
 def catalog_rows(connection, names: Iterable[str]) -> list[dict[str, object]]:

@@ -8,6 +8,7 @@ number ("Incorrect argument type", measured), so a value has one spelling for ea
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from galera_pilot.errors import ConfigError
@@ -28,6 +29,7 @@ class Variable:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()  # ENUM / SET / FLAGSET names
+    startup: bool = True  # settable in my.cnf (COMMAND_LINE_ARGUMENT is NULL for those that are not)
 
     @property
     def numeric(self) -> bool:
@@ -48,7 +50,8 @@ class Variable:
         return cls(name=str(row["VARIABLE_NAME"]).lower(), type=str(row["VARIABLE_TYPE"]).upper(),
                    scope=str(row["VARIABLE_SCOPE"]).upper(), read_only=str(row["READ_ONLY"]).upper() == "YES",
                    minimum=number("NUMERIC_MIN_VALUE"), maximum=number("NUMERIC_MAX_VALUE"),
-                   choices=tuple(c for c in choices.split(",") if c))
+                   choices=tuple(c for c in choices.split(",") if c),
+                   startup=row.get("COMMAND_LINE_ARGUMENT", "NONE") is not None)
 
 
 def number_of(text: str) -> float:
@@ -64,6 +67,9 @@ def check_value(variable: Variable, value: str) -> None:
     label = f"mariadb.{variable.name}"
     if variable.scope == "SESSION ONLY":
         raise ConfigError(f"{label}: a per-session variable; it cannot be set for the server")
+    if not variable.startup:
+        raise ConfigError(f"{label}: my.cnf cannot set it (the server knows no such startup option), so no "
+                          "restart would keep it")
     kind = variable.type.split()[0]
     if variable.numeric:
         try:
@@ -114,9 +120,29 @@ class Judgement:
     restart: tuple[str, ...] = ()  # what needs a restart (read-only variables, provider options)
 
 
+def option_problem(value: str, current: str) -> str:
+    """Galera publishes no types: a value must at least look like the option's current one (a number, a
+    duration like PT1S, a yes/no); "" when it does."""
+    def shape(text: str) -> str:
+        text = text.strip()
+        if text.upper() in BOOLEAN_WORDS or text.lower() in ("yes", "no"):
+            return "a yes or no"
+        if re.fullmatch(r"P(T(\d+(\.\d+)?[HMS])+|\d+D(T(\d+(\.\d+)?[HMS])+)?)", text):
+            return "a duration (PT1S, PT0.5S, PT1M)"
+        try:
+            number_of(text)
+        except ValueError:
+            return "text"
+        return "a number"
+
+    wanted = shape(current)
+    return "" if wanted == "text" or shape(value) == wanted else f"{value!r} is not {wanted} (it is {current} now)"
+
+
 def judge(variables: dict[str, str], options: dict[str, str], catalog: dict[str, Variable],
-          known_options: set[str], version: str) -> Judgement:
-    """Check variables against the server's catalog and provider options against the loaded provider's."""
+          known_options: dict[str, str], version: str) -> Judgement:
+    """Check variables against the server's catalog and provider options against the loaded provider's
+    (name -> current value)."""
     errors: list[str] = []
     at_once: list[str] = []
     restart: list[str] = []
@@ -132,9 +158,11 @@ def judge(variables: dict[str, str], options: dict[str, str], catalog: dict[str,
             errors.append(str(error))
             continue
         (at_once if variable.dynamic else restart).append(name)
-    for name in sorted(options):
+    for name, value in sorted(options.items()):
         if name not in known_options:
             errors.append(f"galera.{name}: not an option of the Galera provider this server runs")
+        elif problem := option_problem(value, known_options[name]):
+            errors.append(f"galera.{name}: {problem}")
         else:
             restart.append(name)
     return Judgement(tuple(errors), tuple(at_once), tuple(restart))

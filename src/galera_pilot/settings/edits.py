@@ -116,6 +116,9 @@ def problems(settings: ClusterSettings) -> list[str]:
             found.append(f"{label}: set each variable or option by name instead")
         elif not value or "\n" in value:
             found.append(f"{label}: the value must be non-empty and on one line")
+        elif any(c in value for c in "'\"#\\"):
+            found.append(f"{label}: no quotes, # or backslashes (the value is written to my.cnf as it is, where "
+                         "# starts a comment)")
     typed = {k: v for k, v in settings.mariadb.items() if k in MARIADB_FIELDS}
     found += _model_problems(MariadbSettings, typed, "mariadb")
     for name, value in settings.galera.items():

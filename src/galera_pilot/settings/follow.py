@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from galera_pilot.config import MANAGED_MYCNF_KEYS, MANAGED_PROVIDER_OPTIONS, TUNABLE_MYCNF_KEYS
 from galera_pilot.mariadb.mycnf import provider_option_map
 from galera_pilot.settings.catalog import Variable
 
-# Rendered anew at every start from the cluster's state, not from the settings.
-PER_START = frozenset({"wsrep_cluster_address", "wsrep_start_position"})
 PROVIDER_OPTIONS = "wsrep_provider_options"
+# Lines galera-pilot renders from the node's identity and state, not from the settings (the peers and start
+# position change at every start; wsrep_sst_auth carries a password): never compared, never SET GLOBAL.
+NOT_SETTINGS = (MANAGED_MYCNF_KEYS - TUNABLE_MYCNF_KEYS) | {"user"}
+# The provider options the settings render: the person's own, gcache.size and evs.join_retrans_period.
+DERIVED_OPTIONS = frozenset({"gcache.size", "evs.join_retrans_period"})
 
 
 @dataclass(frozen=True)
@@ -31,12 +35,13 @@ class Differences:
 def differences(running: dict[str, str], wanted: dict[str, str]) -> Differences:
     """`running`, `wanted`: [mariadbd] sections (mycnf.server_section) of the file and of a fresh render."""
     variables: dict[str, str | None] = {}
-    for name in sorted((set(running) | set(wanted)) - PER_START - {PROVIDER_OPTIONS}):
+    for name in sorted((set(running) | set(wanted)) - NOT_SETTINGS):
         if running.get(name) != wanted.get(name):
             variables[name] = wanted.get(name)
     old = provider_option_map(running.get(PROVIDER_OPTIONS, ""))
     new = provider_option_map(wanted.get(PROVIDER_OPTIONS, ""))
-    options = tuple(sorted(n for n in set(old) | set(new) if old.get(n) != new.get(n)))
+    options = tuple(sorted(n for n in set(old) | set(new) if old.get(n) != new.get(n)
+                           and (n in DERIVED_OPTIONS or n not in MANAGED_PROVIDER_OPTIONS)))
     return Differences(variables, options)
 
 

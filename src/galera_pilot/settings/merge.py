@@ -49,3 +49,17 @@ def _sentence(section: str, error: ValidationError) -> str:
     where = ".".join(str(p) for p in item["loc"])
     return (f"the cluster-wide settings (revision kept) do not fit this node's file: "
             f"{section}{'.' + where if where else ''}: {item['msg']}")
+
+
+def overridden(local: NodeConfig, settings: ClusterSettings | None) -> tuple[str, ...]:
+    """The cluster-wide settings this node's own file sets otherwise (`mariadb.X`, `galera.X`, `timing.X`):
+    what `edit-config` and `show-config` name, since the node does not take them."""
+    if settings is None:
+        return ()
+    own = local.mariadb
+    extra = {variable_key(name) for name in own.extra}
+    names = [f"mariadb.{n}" for n in settings.mariadb
+             if (n in MARIADB_FIELDS and n in own.model_fields_set) or n in extra]
+    names += [f"galera.{n}" for n in settings.galera if n in own.provider_options]
+    names += [f"timing.{n}" for n in settings.timing if n in local.timing.model_fields_set]
+    return tuple(sorted(names))
