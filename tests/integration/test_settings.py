@@ -185,6 +185,19 @@ def test_the_node_file_wins_and_reload_rereads_it(cluster: Path) -> None:
     wait_for(lambda: variable(cluster, "node1", "max_connections") == "321", 30, "node1 back at the cluster value")
 
 
+def test_a_paused_cluster_applies_nothing_until_resumed(cluster: Path) -> None:
+    cli("pause", "--dir", str(cluster))
+    try:
+        out = edit(cluster, "--set", "mariadb.max_connections=222")
+        assert "the cluster is paused, so the agents apply it once it is resumed" in out, out
+        time.sleep(3)  # three agent cycles: a paused agent sets nothing
+        assert values(cluster, "max_connections") == dict.fromkeys(NODES, "321")
+    finally:
+        cli("resume", "--dir", str(cluster), "--wait")
+    wait_for(lambda: values(cluster, "max_connections") == dict.fromkeys(NODES, "222"), 30, "222 once resumed")
+    edit(cluster, "--set", "mariadb.max_connections=321")
+
+
 def test_status_shows_the_followed_revision(cluster: Path) -> None:
     revision = view(cluster).settings.revision  # type: ignore[union-attr]
     status = json.loads(cli("list", "--dir", str(cluster), "--format", "json").stdout)

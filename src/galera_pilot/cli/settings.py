@@ -105,6 +105,9 @@ def edit_config(ctx: click.Context, directory: Path | None, config: Path | None,
         if not yes and not click.confirm("store these settings?"):
             raise PilotError("nothing was stored")
         store(store_, proposal)
+        if store_.get("pause") is not None:
+            return (f"stored revision {proposal.new.revision}; the cluster is paused, so the agents apply it once "
+                    "it is resumed (galera-pilot resume)")
         return followed_text(wait_followed(store_, proposal.new.revision, timeout))
 
     click.echo(changing(target, "edit-config", edit))
