@@ -44,6 +44,12 @@ MANAGED_PROVIDER_OPTIONS = {
     "gcache.size": "mariadb.gcache_size", "evs.join_retrans_period": "mariadb.join_retrans_period",
 }
 PORT_LABELS = ("client", "galera", "ist", "sst", "api")
+
+
+def option_key(name: str) -> str:
+    """my.cnf spells options with - or _; the server variable is always the _ spelling, lower case."""
+    return name.strip().replace("-", "_").lower()
+
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
 
 
@@ -198,7 +204,7 @@ class MariadbSettings(BaseModel):
     @field_validator("extra")
     @classmethod
     def _no_managed_keys(cls, value: dict[str, str]) -> dict[str, str]:
-        clash = sorted(k for k in value if k.replace("-", "_").lower() in MANAGED_MYCNF_KEYS)
+        clash = sorted(k for k in value if option_key(k) in MANAGED_MYCNF_KEYS)
         if clash:
             raise ValueError(f"{', '.join(clash)} is managed by galera-pilot and cannot be set in extra")
         return value

@@ -36,6 +36,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from galera_pilot.cluster import Cluster
+from galera_pilot.embedded.cluster import EmbeddedCluster
 from galera_pilot.tls import http
 from galera_pilot.tls.authority import Authority, init_authority
 from galera_pilot.tls.contexts import client_context
@@ -158,6 +160,18 @@ def cli(*args: str, check: bool = True, timeout: float = 600) -> subprocess.Comp
         raise AssertionError(f"galera-pilot {' '.join(args)} exited {result.returncode}:\n"
                              f"{result.stdout}\n{result.stderr}")
     return result
+
+
+def up_behind_proxy(directory: Path, base: str, proxy: str, writer_port: int = 3306, reader_port: int = 3307) -> None:
+    """`up` a 3-node cluster from `base` with its managed HAProxy on `proxy`; all three must be Synced."""
+    result = cli("up", "--dir", str(directory), "--base-address", base,
+                 "--writer-bind", f"{proxy}:{writer_port}", "--reader-bind", f"{proxy}:{reader_port}")
+    assert "3 nodes Synced" in result.stdout, result.stdout
+
+
+def dcs_view(directory: Path) -> Cluster:
+    """One read of the folder's DCS."""
+    return EmbeddedCluster(directory).snapshot()
 
 
 def members(directory: Path) -> dict[str, dict]:

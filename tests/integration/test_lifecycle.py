@@ -17,12 +17,24 @@ from pathlib import Path
 import pytest
 import yaml
 
-from galera_pilot.cluster import DONE, STOPPING, Cluster
+from galera_pilot.cluster import DONE, STOPPING
 from galera_pilot.embedded.cluster import EmbeddedCluster
 from tests.waiting import wait_for
 
 from .binaries import NEW_VERSION, REAL_VERSION, respawn_agent, wrap_binaries
-from .conftest import CLI, agent_url, cli, destroy, http_json, mariadbd_pid, members, new_cluster_path, query
+from .conftest import (
+    CLI,
+    agent_url,
+    cli,
+    dcs_view,
+    destroy,
+    http_json,
+    mariadbd_pid,
+    members,
+    new_cluster_path,
+    query,
+    up_behind_proxy,
+)
 from .routing_helpers import AckWriter, endpoint_code
 
 PROXY_HOST = "127.0.0.170"
@@ -37,9 +49,7 @@ BOGUS = "galera_pilot_test_bogus_option"  # an option mariadbd does not know: it
 def cluster() -> Iterator[Path]:
     directory = new_cluster_path()
     try:
-        result = cli("up", "--dir", str(directory), "--base-address", ADDRESSES["node1"],
-                     "--writer-bind", f"{PROXY_HOST}:{WRITER_PORT}", "--reader-bind", f"{PROXY_HOST}:3307")
-        assert "3 nodes Synced" in result.stdout, result.stdout
+        up_behind_proxy(directory, ADDRESSES["node1"], PROXY_HOST, WRITER_PORT)
         query(directory, "CREATE DATABASE IF NOT EXISTS app")
         query(directory, "CREATE TABLE IF NOT EXISTS app.acks (id INT PRIMARY KEY)")
         yield directory
@@ -48,10 +58,6 @@ def cluster() -> Iterator[Path]:
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
-def dcs_view(directory: Path) -> Cluster:
-    return EmbeddedCluster(directory).snapshot()
-
-
 def settled(directory: Path) -> bool:
     view = dcs_view(directory)
     return (all(view.members.get(n) is not None and view.members[n].is_synced for n in NODES)

@@ -24,7 +24,17 @@ from galera_pilot.mariadb import sql
 from galera_pilot.tls.http import ApiUnreachable, api
 from tests.waiting import wait_for
 
-from .conftest import agent_url, cli, destroy, http_json, mariadbd_pid, members, new_cluster_path, query
+from .conftest import (
+    agent_url,
+    cli,
+    destroy,
+    http_json,
+    mariadbd_pid,
+    members,
+    new_cluster_path,
+    query,
+    up_behind_proxy,
+)
 from .routing_helpers import (
     BASE_ADDRESS,
     PROXY_HOST,
@@ -48,9 +58,7 @@ def cluster() -> Iterator[Path]:
     assert shutil.which("iptables"), "iptables missing: run scripts/setup.sh"
     directory = new_cluster_path()
     try:
-        result = cli("up", "--dir", str(directory), "--base-address", BASE_ADDRESS,
-                     "--writer-bind", f"{PROXY_HOST}:{WRITER_PORT}", "--reader-bind", f"{PROXY_HOST}:{READER_PORT}")
-        assert "3 nodes Synced" in result.stdout, result.stdout
+        up_behind_proxy(directory, BASE_ADDRESS, PROXY_HOST, WRITER_PORT, READER_PORT)
         query(directory, "CREATE DATABASE IF NOT EXISTS app")
         query(directory, "CREATE TABLE IF NOT EXISTS app.acks (id INT PRIMARY KEY)")
         yield directory

@@ -16,14 +16,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from galera_pilot.cluster import Cluster
 from galera_pilot.embedded.cluster import EmbeddedCluster
 from galera_pilot.tls.http import api
 from tests.waiting import wait_for
 
 from .agents import agent_url
 from .binaries import NEW_VERSION, REAL_VERSION, wrap_binaries
-from .conftest import cli, destroy, mariadbd_pid, members, new_cluster_path, query
+from .conftest import cli, dcs_view, destroy, mariadbd_pid, members, new_cluster_path, query, up_behind_proxy
 
 PROXY_HOST = "127.0.0.174"
 ADDRESSES = {"node1": "127.0.0.175", "node2": "127.0.0.176", "node3": "127.0.0.177"}
@@ -34,20 +33,14 @@ NODES = tuple(ADDRESSES)
 def cluster() -> Iterator[Path]:
     directory = new_cluster_path()
     try:
-        result = cli("up", "--dir", str(directory), "--base-address", ADDRESSES["node1"],
-                     "--writer-bind", f"{PROXY_HOST}:3306", "--reader-bind", f"{PROXY_HOST}:3307")
-        assert "3 nodes Synced" in result.stdout, result.stdout
+        up_behind_proxy(directory, ADDRESSES["node1"], PROXY_HOST)
         yield directory
     finally:
         destroy(directory)
 
 
-def view(directory: Path) -> Cluster:
-    return EmbeddedCluster(directory).snapshot()
-
-
 def settled(directory: Path) -> bool:
-    snapshot = view(directory)
+    snapshot = dcs_view(directory)
     return (all(n in snapshot.members and snapshot.members[n].is_synced and not snapshot.members[n].pending_restart
                 for n in NODES) and snapshot.writer is not None and snapshot.roll is None)
 
@@ -121,11 +114,11 @@ def test_a_dynamic_variable_is_applied_at_once_everywhere(cluster: Path) -> None
     ("timing.loop_wait=20", "member_ttl must be more than twice loop_wait"),
 ])
 def test_a_bad_setting_is_refused_and_nothing_stored(cluster: Path, assignment: str, says: str) -> None:
-    before = view(cluster).settings
+    before = dcs_view(cluster).settings
     result = cli("edit-config", "--dir", str(cluster), "--yes", "--set", assignment, check=False)
     assert result.returncode == 1
     assert_refused(result.stdout + result.stderr, says)
-    assert view(cluster).settings == before
+    assert dcs_view(cluster).settings == before
 
 
 # ---- static: pending restart, then restart --pending ----------------------------------------------------------
@@ -199,10 +192,10 @@ def test_a_paused_cluster_applies_nothing_until_resumed(cluster: Path) -> None:
 
 
 def test_status_shows_the_followed_revision(cluster: Path) -> None:
-    revision = view(cluster).settings.revision  # type: ignore[union-attr]
+    revision = dcs_view(cluster).settings.revision  # type: ignore[union-attr]
     status = json.loads(cli("list", "--dir", str(cluster), "--format", "json").stdout)
     assert {row["name"] for row in status} >= set(NODES)
-    assert all(view(cluster).members[n].settings_revision == revision for n in NODES)
+    assert all(dcs_view(cluster).members[n].settings_revision == revision for n in NODES)
 
 
 # ---- automatic updates (last: it leaves the nodes on wrapped binaries) ------------------------------------------
@@ -223,17 +216,17 @@ def test_the_writers_agent_rolls_an_installed_minor_update_in_its_window(cluster
         wrap_binaries(cluster, node, NEW_VERSION)  # the packages updated on every host
     wait_for(lambda: all("pending upgrade to 10.11.99" in r["version"] for r in members(cluster).values()), 60,
              "every node pending 10.11.99")
-    writer = view(cluster).writer
+    writer = dcs_view(cluster).writer
     assert writer is not None
     log = EmbeddedCluster(cluster).node(writer).config.agent_log
     wait_for(lambda: f"waiting for the window {later}" in log.read_text(), 30, "the writer's agent waiting")
-    assert view(cluster).roll is None  # outside the window: nothing rolls
+    assert dcs_view(cluster).roll is None  # outside the window: nothing rolls
 
     now = window_around(datetime.now(), timedelta(minutes=-30), timedelta(hours=1))
     edit(cluster, "--set", f"updates.window={now}")
     wait_for(lambda: all(r["server_version"] == NEW_VERSION for r in members(cluster).values())
-             and view(cluster).roll is None, 600, "every node on 10.11.99, the automatic update done")
-    history = [e for e in view(cluster).history if e.at >= started]
+             and dcs_view(cluster).roll is None, 600, "every node on 10.11.99, the automatic update done")
+    history = [e for e in dcs_view(cluster).history if e.at >= started]
     assert [e.action for e in history].count("auto-update") == 1, history
     assert sorted(e.member for e in history if e.action == "upgrade") == list(NODES), history  # mariadb-upgrade
     done = [e for e in history if e.action == "roll" and "done" in e.reason]

@@ -196,10 +196,7 @@ def settings_request(ha: Ha, path: str, request: dict[str, Any]) -> tuple[HTTPSt
     """`/reload` and `/settings/check` (agent/settings_keeper.py)."""
     try:
         if path == "/reload":
-            changed = ha.settings.reload()
-            ha.wake.set()
-            log.info("reloaded %s: %s", ha.settings.path, ", ".join(changed) if changed else "nothing changed")
-            return HTTPStatus.OK, {"reloaded": True, "changed": changed}
+            return HTTPStatus.OK, {"reloaded": True, "changed": ha.reload_config()}
         proposed = [request.get("mariadb") or {}, request.get("galera") or {}]
         if not all(isinstance(p, dict) and all(isinstance(v, str) for v in p.values()) for p in proposed):
             return HTTPStatus.BAD_REQUEST, {"error": "mariadb and galera must map names to strings"}

@@ -239,6 +239,14 @@ class Ha:
         self.publish()
         return sentence
 
+    def reload_config(self) -> list[str]:
+        """`galera-pilot reload` (REST API) and SIGHUP: re-read the node's file (settings_keeper.py); the
+        sections that changed, taken at the cycle run now. A ConfigError, nothing changed, when refused."""
+        changed = self.settings.reload()
+        log.info("reloaded %s: %s", self.settings.path, ", ".join(changed) if changed else "nothing changed")
+        self.wake.set()
+        return changed
+
     def _follow_settings(self, cluster: Cluster, local: LocalState) -> None:
         self.settings.follow(cluster, local.running and local.state in ("Synced", "Donor/Desynced"))
         if not self._policy_given:  # `reload` may have changed the recovery section

@@ -68,13 +68,11 @@ def run_agent(config_path: Path) -> None:
 
 
 def reload_and_log(ha: Ha) -> None:
+    """SIGHUP: there is nobody to answer, so a refusal goes to the log."""
     try:
-        changed = ha.settings.reload()
+        ha.reload_config()
     except PilotError as error:
         log.warning("reload refused: %s", error)
-        return
-    log.info("reloaded %s: %s", ha.settings.path, ", ".join(changed) if changed else "nothing changed")
-    ha.wake.set()
 
 
 def supervise(ha: Ha, stop: threading.Event) -> None:

@@ -27,7 +27,7 @@ from galera_pilot.files import write_private
 from galera_pilot.mariadb import sql, variables
 from galera_pilot.mariadb.mycnf import patch_server_section, provider_option_map, render_mycnf, server_section
 from galera_pilot.routing.keeper import WriterKeeper
-from galera_pilot.settings.catalog import Judgement, Variable, judge, number_of, sql_value
+from galera_pilot.settings.catalog import Judgement, catalog_of, judge, number_of, sql_value
 from galera_pilot.settings.follow import at_once, differences, needing_restart
 from galera_pilot.settings.merge import merged_sections, overridden
 
@@ -127,7 +127,9 @@ class SettingsKeeper:
         if found.variables:
             applied = self._apply(found.variables, text)
         pending = needing_restart(found, applied)
-        self._followed_key = (path.stat().st_mtime_ns, path.stat().st_size, self.config.mariadb)
+        if applied:  # my.cnf was rewritten: its new stat is what "unchanged" means from now on
+            stat = path.stat()
+        self._followed_key = (stat.st_mtime_ns, stat.st_size, self.config.mariadb)
         if pending != self.report.pending_restart and pending:
             log.info("settings: %s take effect at the next restart (galera-pilot restart --pending)",
                      ", ".join(pending))
@@ -136,7 +138,7 @@ class SettingsKeeper:
     def _apply(self, changed: dict[str, str | None], text: str) -> set[str]:
         connection = sql.connect_socket(self.config, self.credentials, timeout=2.0)
         try:
-            catalog = {v.name: v for v in map(Variable.from_row, variables.catalog_rows(connection, changed))}
+            catalog = catalog_of(variables.catalog_rows(connection, changed))
             applied: dict[str, str | None] = {}
             for name, value in at_once(changed, catalog).items():
                 if name in self._failed and self._failed[name] == value:
@@ -184,10 +186,6 @@ class SettingsKeeper:
             if fresh.timing.watch != current.timing.watch:
                 raise ConfigError(f"{self.path}: timing.watch changed; that takes an agent restart (nothing was "
                                   "reloaded)")
-            try:
-                merged_sections(fresh, None)
-            except ConfigError as error:
-                raise ConfigError(f"{self.path}: {error}") from None
             self.local = fresh
             self._reloaded = True
         return changed
@@ -216,5 +214,4 @@ def check(config: NodeConfig, credentials: Credentials, proposed_variables: dict
             connection.close()
     except (pymysql.MySQLError, OSError) as error:
         raise PilotError(f"mariadbd on {config.name} does not answer ({error})") from None
-    catalog = {v.name: v for v in map(Variable.from_row, rows)}
-    return judge(proposed_variables, proposed_options, catalog, options, version)
+    return judge(proposed_variables, proposed_options, catalog_of(rows), options, version)

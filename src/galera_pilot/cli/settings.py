@@ -14,8 +14,9 @@ import yaml
 from galera_pilot.cli.addressing import addressing_options, target_of
 from galera_pilot.cli.steer import changing
 from galera_pilot.cluster import ClusterSettings
-from galera_pilot.control.settings import Followed, current, propose, reload_members, store, wait_followed
+from galera_pilot.control.settings import Followed, propose, reload_members, store, wait_followed
 from galera_pilot.dcs.base import DCS
+from galera_pilot.dcs.settings import read_settings
 from galera_pilot.errors import ConfigError, PilotError
 from galera_pilot.lifecycle.updates import UpdatePolicy
 from galera_pilot.settings.edits import SECTIONS, edited, parse_assignment, parse_removal, replaced
@@ -79,7 +80,7 @@ def edit_config(ctx: click.Context, directory: Path | None, config: Path | None,
         if sets or unsets:
             proposal = propose(store_, lambda old: edited(old, sets, unsets, by, time.time()))
         else:
-            old, _ = current(store_)
+            old, _ = read_settings(store_)
             text = click.edit(document_of(old), extension=".yaml")
             if text is None:
                 return "no change (the editor was closed without saving); nothing was stored"

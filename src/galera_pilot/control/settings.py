@@ -43,10 +43,6 @@ class Followed:
     silent: tuple[str, ...] = ()  # running members that did not report the revision in time
 
 
-def current(dcs: DCS) -> tuple[ClusterSettings | None, int | None]:
-    return read_settings(dcs)
-
-
 def propose(dcs: DCS, build: Callable[[ClusterSettings | None], ClusterSettings],
             check: Callable[[Member, dict[str, str], dict[str, str]], dict] | None = None) -> Proposal:
     """The edit `build` makes of the stored record, checked; a ConfigError lists every problem."""

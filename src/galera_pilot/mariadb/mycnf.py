@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from galera_pilot.config import NodeConfig
+from galera_pilot.config import NodeConfig, option_key
 from galera_pilot.credentials import Credentials
 from galera_pilot.tls.node import server_tls_paths as tls_paths
 
@@ -146,11 +146,6 @@ def render_mycnf(config: NodeConfig, credentials: Credentials, peers: Sequence[s
 
 
 # ---- the file as the record of what the running server was started with (settings/follow.py) -------------
-def option_key(name: str) -> str:
-    """my.cnf spells options with - or _; the server variable is always the _ spelling, lower case."""
-    return name.strip().replace("-", "_").lower()
-
-
 def server_section(text: str) -> dict[str, str]:
     """The [mariadbd] section's `key = value` lines, keys spelled as option_key(), values unquoted."""
     values: dict[str, str] = {}

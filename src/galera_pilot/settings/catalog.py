@@ -54,6 +54,11 @@ class Variable:
                    startup=row.get("COMMAND_LINE_ARGUMENT", "NONE") is not None)
 
 
+def catalog_of(rows: list[dict[str, object]]) -> dict[str, Variable]:
+    """information_schema.SYSTEM_VARIABLES rows as variables, by (lower-case) name."""
+    return {variable.name: variable for variable in map(Variable.from_row, rows)}
+
+
 def number_of(text: str) -> float:
     """'128M' -> 134217728; '2.5' -> 2.5. ValueError when it is not a number."""
     text = text.strip()

@@ -27,6 +27,7 @@ from galera_pilot.config import (
     TUNABLE_MYCNF_KEYS,
     MariadbSettings,
     Timing,
+    option_key,
     provider_option_problem,
 )
 from galera_pilot.errors import ConfigError
@@ -40,11 +41,6 @@ CLUSTER_TIMING = frozenset({"loop_wait", "member_ttl", "bootstrap_lock_ttl", "wr
 VARIABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 
 
-def variable_key(name: str) -> str:
-    """Server variables are spelled with _ and in lower case (my.cnf also accepts -)."""
-    return name.strip().replace("-", "_").lower()
-
-
 def parse_assignment(text: str) -> tuple[str, str, str]:
     """`section.name=value` -> (section, name, value); a ConfigError says what is wrong."""
     where, sep, value = text.partition("=")
@@ -54,7 +50,7 @@ def parse_assignment(text: str) -> tuple[str, str, str]:
     if section not in SECTIONS:
         raise ConfigError(f"--set {text!r}: unknown section {section!r} (one of {', '.join(SECTIONS)})")
     if section == "mariadb":
-        name = variable_key(name)
+        name = option_key(name)
     return section, name.strip(), value.strip()
 
 
@@ -62,7 +58,7 @@ def parse_removal(text: str) -> tuple[str, str]:
     section, dot, name = text.strip().partition(".")
     if not dot or section not in SECTIONS or not name:
         raise ConfigError(f"--unset {text!r}: expected SECTION.NAME, e.g. mariadb.max_connections")
-    return section, variable_key(name) if section == "mariadb" else name.strip()
+    return section, option_key(name) if section == "mariadb" else name.strip()
 
 
 def edited(settings: ClusterSettings | None, sets: list[tuple[str, str, str]], unsets: list[tuple[str, str]],
@@ -74,8 +70,7 @@ def edited(settings: ClusterSettings | None, sets: list[tuple[str, str, str]], u
         sections[section].pop(name, None)
     for section, name, value in sets:
         sections[section][name] = value
-    return replace(current, mariadb=sections["mariadb"], galera=sections["galera"], timing=sections["timing"],
-                   updates=sections["updates"], revision=current.revision + 1, by=by, at=at)
+    return _revised(current, sections, by, at)
 
 
 def replaced(settings: ClusterSettings | None, document: dict[str, Any], by: str, at: float) -> ClusterSettings:
@@ -89,10 +84,14 @@ def replaced(settings: ClusterSettings | None, document: dict[str, Any], by: str
         values = document.get(name) or {}
         if not isinstance(values, dict):
             raise ConfigError(f"section {name!r} must be a mapping of NAME: VALUE")
-        keys = (variable_key(str(k)) if name == "mariadb" else str(k) for k in values)
+        keys = (option_key(str(k)) if name == "mariadb" else str(k) for k in values)
         sections[name] = {k: _text(v) for k, v in zip(keys, values.values(), strict=True)}
-    return replace(current, mariadb=sections["mariadb"], galera=sections["galera"], timing=sections["timing"],
-                   updates=sections["updates"], revision=current.revision + 1, by=by, at=at)
+    return _revised(current, sections, by, at)
+
+
+def _revised(current: ClusterSettings, sections: dict[str, dict[str, Any]], by: str, at: float) -> ClusterSettings:
+    """`current` with every section replaced, one revision later (both ways of editing end here)."""
+    return replace(current, **sections, revision=current.revision + 1, by=by, at=at)
 
 
 def _text(value: Any) -> str:

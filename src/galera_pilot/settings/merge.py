@@ -13,9 +13,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from galera_pilot.cluster import ClusterSettings
-from galera_pilot.config import MariadbSettings, NodeConfig, Timing
+from galera_pilot.config import MariadbSettings, NodeConfig, Timing, option_key
 from galera_pilot.errors import ConfigError
-from galera_pilot.settings.edits import CLUSTER_TIMING, MARIADB_FIELDS, variable_key
+from galera_pilot.settings.edits import CLUSTER_TIMING, MARIADB_FIELDS
 
 
 def merged_sections(local: NodeConfig, settings: ClusterSettings | None) -> tuple[MariadbSettings, Timing]:
@@ -28,7 +28,7 @@ def merged_sections(local: NodeConfig, settings: ClusterSettings | None) -> tupl
     fields |= {name: getattr(own, name) for name in own.model_fields_set if name in MARIADB_FIELDS}
     extra = {name: value for name, value in settings.mariadb.items() if name not in MARIADB_FIELDS}
     for name, value in own.extra.items():
-        extra.pop(variable_key(name), None)
+        extra.pop(option_key(name), None)
         extra[name] = value
     options = dict(settings.galera) | own.provider_options
     timing = {name: value for name, value in settings.timing.items() if name in CLUSTER_TIMING}
@@ -57,7 +57,7 @@ def overridden(local: NodeConfig, settings: ClusterSettings | None) -> tuple[str
     if settings is None:
         return ()
     own = local.mariadb
-    extra = {variable_key(name) for name in own.extra}
+    extra = {option_key(name) for name in own.extra}
     names = [f"mariadb.{n}" for n in settings.mariadb
              if (n in MARIADB_FIELDS and n in own.model_fields_set) or n in extra]
     names += [f"galera.{n}" for n in settings.galera if n in own.provider_options]
