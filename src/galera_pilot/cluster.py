@@ -139,6 +139,10 @@ class Member:
     # TLS: when the node's certificate expires (ISO 8601, "" without TLS), and why a new bundle was refused.
     tls_not_after: str = ""
     tls_warning: str = ""
+    # Which CAs its bundle trusts and which one signed its certificate (short fingerprints): how far a CA
+    # rotation has reached this node (tls/ca_rotation.py).
+    tls_trust: tuple[str, ...] = ()
+    tls_signer: str = ""
     # For the lifecycle (lifecycle/): whether this agent sees the cluster paused, mariadbd's version, its
     # receive queue, the gcache it keeps for IST (bytes) and the write-set traffic it sees (bytes/s, over a
     # minute): a rolling restart checks that the others' gcache covers a node's downtime.
@@ -177,7 +181,7 @@ class Member:
     def from_dict(cls, data: dict[str, Any]) -> Member:
         picked = _pick(cls, data)
         picked["position"] = Position.from_dict(data.get("position"))
-        for name in ("pending_restart", "settings_overridden"):
+        for name in ("pending_restart", "settings_overridden", "tls_trust"):
             picked[name] = tuple(picked.get(name) or ())
         return cls(**picked)
 

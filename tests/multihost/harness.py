@@ -51,6 +51,18 @@ def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def cli(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`galera-pilot ARGS` as its own process, with no GALERA_PILOT_* variable inherited."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GALERA_PILOT_")}
+    result = subprocess.run([sys.executable, "-m", "galera_pilot", *args], capture_output=True, text=True,
+                            timeout=timeout, env=env, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"galera-pilot {' '.join(args)} exited {result.returncode}:\n"
+                             f"{result.stdout}{result.stderr}")
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
 def namespaces() -> list[str]:
     return [line.split()[0] for line in run("ip", "netns", "list").stdout.splitlines() if line.startswith(PREFIX)]
 

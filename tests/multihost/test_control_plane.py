@@ -28,7 +28,7 @@ import yaml
 from galera_pilot.mariadb import sql
 from galera_pilot.tls.contexts import client_context
 
-from .harness import BRIDGE_ADDRESS, MultiHost, run, wait_for
+from .harness import BRIDGE_ADDRESS, MultiHost, cli, run, wait_for
 
 WRITER_BIND = f"{BRIDGE_ADDRESS}:13306"
 READER_BIND = f"{BRIDGE_ADDRESS}:13307"
@@ -72,18 +72,6 @@ class ProxyHost:
             except subprocess.TimeoutExpired:
                 self.proxy.kill()
                 self.proxy.wait()
-
-
-def cli(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """`galera-pilot ARGS` as its own process, with no GALERA_PILOT_* variable inherited."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GALERA_PILOT_")}
-    result = subprocess.run([sys.executable, "-m", "galera_pilot", *args], capture_output=True, text=True,
-                            timeout=timeout, env=env, check=False)
-    if check and result.returncode != 0:
-        raise AssertionError(f"galera-pilot {' '.join(args)} exited {result.returncode}:\n"
-                             f"{result.stdout}{result.stderr}")
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
 
 
 def rows(output: str) -> dict[str, list[str]]:

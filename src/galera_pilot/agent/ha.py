@@ -185,7 +185,8 @@ class Ha:
                          gcache_bytes=settings.gcache_bytes or self.config.mariadb.gcache_bytes)
         if self.tls is not None:
             report = self.tls.report()
-            member = replace(member, tls_not_after=report["not_after"],
+            member = replace(member, tls_not_after=report["not_after"], tls_trust=tuple(report["trust"]),
+                             tls_signer=report["signer"],
                              tls_warning=report["reload_error"] or report["warning"] or "")
         self._member.set(member)
         self.dcs.publish_member(member, self.config.timing.member_ttl)

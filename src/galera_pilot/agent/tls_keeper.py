@@ -115,4 +115,5 @@ class TlsKeeper:
                 "warning": (f"the node certificate expires in {days_left:.0f} days" if days_left < EXPIRY_WARNING_DAYS
                             else None),
                 "ca_not_after": [ca.not_after.isoformat() for ca in self.current.bundle.ca_facts],
+                "trust": list(self.current.bundle.trust_ids()), "signer": self.current.bundle.signer_id(),
                 "reload_error": self.reload_error}

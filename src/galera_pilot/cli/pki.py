@@ -5,6 +5,7 @@
     galera-pilot pki issue-client NAME [--days N] [--out DIR]
     galera-pilot pki show
     galera-pilot pki rotate [NAME …] [--due-only]     (--dir DIR: the folder's members, live)
+    galera-pilot pki rotate-ca [--dir DIR | --pki-dir P [-c FILE | --dcs URL]]   (a new node CA, 3 phases)
 
 The PKI folder is --pki-dir, else GALERA_PILOT_PKI, else DIR/pki of a cluster folder given by --dir.
 """
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import click
 
-from galera_pilot.cli.addressing import Addressing
+from galera_pilot.cli.addressing import Addressing, addressing_options, target_of
+from galera_pilot.cli.steer import changing
+from galera_pilot.dcs.base import DCS
 from galera_pilot.errors import PilotError
 from galera_pilot.tls import pki
 from galera_pilot.tls.authority import Authority, init_authority
@@ -129,11 +132,18 @@ def show(ctx: click.Context, pki_dir: Path | None, directory: Path | None) -> No
     rows += [(bundle.name, bundle / CERT) for bundle in sorted(issued.iterdir()) if (bundle / CERT).exists()] \
         if issued.is_dir() else []
     for label, path in rows:
-        facts = describe(path.read_bytes())
-        left = facts.remaining(now).days
-        state = "EXPIRED" if left < 0 else ("renew now" if facts.renew_due(now) else "ok")
-        click.echo(f"{label:<12} until {facts.not_after:%Y-%m-%d} ({left} days, {state})  "
-                   f"{', '.join([*facts.ips, *facts.dns])}")
+        for facts in pki.describe_all(path.read_bytes()) if label == "node CA" else [describe(path.read_bytes())]:
+            left = facts.remaining(now).days
+            state = "EXPIRED" if left < 0 else ("renew now" if facts.renew_due(now) else "ok")
+            names = ", ".join([*facts.ips, *facts.dns]) or f"{pki.short_id(facts)} {facts.subject}"
+            click.echo(f"{label:<12} until {facts.not_after:%Y-%m-%d} ({left} days, {state})  {names}")
+    from galera_pilot.tls.ca_rotation import PHASES, next_phase, read_state
+
+    rotation = read_state(authority)
+    if rotation is not None:
+        click.echo(f"CA rotation from {rotation.old} to {rotation.new} (started {rotation.started}): phase "
+                   f"{PHASES.index(rotation.phase) + 1} of 3 ({rotation.phase}) written, next: "
+                   f"{next_phase(rotation)} (galera-pilot pki rotate-ca goes on)")
 
 
 @pki_group.command("rotate")
@@ -173,6 +183,56 @@ def rotate(ctx: click.Context, pki_dir: Path | None, directory: Path | None, nam
         done.append(f"{bundle.name} (until {new.not_after:%Y-%m-%d})")
     click.echo(f"new bundles in {issued}: {', '.join(done) or 'none'}; copy each to its host (an agent loads a "
                "new bundle within a cycle, no restart)")
+
+
+@pki_group.command("rotate-ca")
+@pki_dir_option
+@addressing_options(with_env=False)
+@click.option("--timeout", default=60.0, show_default=True, help="seconds every host may take to take a phase")
+@click.option("--restart-timeout", default=900.0, show_default=True,
+              help="seconds one node may take to be Synced again in the closing rolling restart")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@click.pass_context
+def rotate_ca(ctx: click.Context, pki_dir: Path | None, directory: Path | None, config: Path | None, dcs: str | None,
+              cluster: str | None, timeout: float, restart_timeout: float, yes: bool) -> None:
+    """Replace the node CA without downtime: trust a new CA beside the old one, re-issue every certificate
+    from it, drop the old CA, then a rolling restart (Galera keeps a CA it loaded until restart).
+
+    With --dir DIR, one run does it all. With a PKI folder whose bundles are copied to their hosts, each run
+    does one phase and says what to copy; give the cluster (-c or --dcs) and the next run checks that every
+    member took the last phase, and runs the closing rolling restart. Run again after an interruption: it
+    goes on from the phase reached."""
+    from galera_pilot.control.ca_rotation import CaRotation, dcs_probe
+    from galera_pilot.embedded.cluster import find_cluster_config
+    from galera_pilot.lifecycle.driver import RollOptions
+    from galera_pilot.tls.ca_rotation import issued_bundles, read_state
+
+    cluster_dir = _cluster_dir(ctx)
+    addressed = any((cluster_dir, config, dcs, cluster)) or ctx.find_object(Addressing) not in (None, Addressing())
+    embedded = find_cluster_config(cluster_dir) if cluster_dir is not None and pki_dir is None else None
+    if embedded is not None and not embedded.tls:
+        raise PilotError(f"{embedded.dir} runs without TLS: there is no CA to rotate")
+    authority = embedded.authority if embedded is not None else Authority(_pki_dir(ctx, pki_dir))
+    state = read_state(authority)
+    if state is None and not yes and not click.confirm(
+            f"replace the node CA of {authority.dir} in three phases, then a rolling restart of every member?"):
+        raise PilotError("nothing was changed")
+    rotation = CaRotation(authority, embedded.tls_bundles() if embedded else issued_bundles(authority), click.echo,
+                          through=embedded is not None, wait=timeout,
+                          roll_options=RollOptions(restart_timeout=restart_timeout))
+    if not addressed:
+        click.echo(rotation.run())
+        return
+    target = target_of(ctx, cluster_dir, config, dcs, cluster)
+    rotation.probe = dcs_probe(target.dcs_url, target.cluster_name, authority)
+    if embedded is not None and embedded.proxy.pid() is not None:
+        proxy = embedded.proxy.config()
+        rotation.proxy_run_dir = proxy.run_dir if proxy else None
+
+    def rotate(store: DCS) -> str:
+        rotation.store = store
+        return rotation.run()
+    click.echo(changing(target, "pki rotate-ca", rotate))
 
 
 pki_group.name = "pki"

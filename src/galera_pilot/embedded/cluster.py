@@ -112,6 +112,17 @@ class EmbeddedCluster:
         proxy = self.proxy.tls_bundle if "proxy" in wanted and self.proxy.config() is not None else None
         return rotate_folder(self.authority, configs, proxy, self.endpoint_hosts())
 
+    def tls_bundles(self) -> list[tuple[str, Path]]:
+        """Every bundle of the folder, by host: each node's, the proxy's, and those in PKI/issued (the
+        operator's own, and any `pki issue` wrote)."""
+        bundles = [(node.name, node.config.tls_bundle) for node in self.nodes()]
+        if self.proxy.config() is not None:
+            bundles.append(("proxy", self.proxy.tls_bundle))
+        issued = self.authority.dir / "issued"
+        if issued.is_dir():
+            bundles += [(path.name, path) for path in sorted(issued.iterdir()) if (path / "node.pem").exists()]
+        return bundles
+
     def nodes(self) -> list[Node]:
         result = []
         for name in self.meta["nodes"]:

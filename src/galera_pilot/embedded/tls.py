@@ -18,7 +18,7 @@ from galera_pilot.config import NodeConfig
 from galera_pilot.errors import ConfigError
 from galera_pilot.tls.authority import Authority, init_authority
 from galera_pilot.tls.bundle import bundle_files, load_bundle
-from galera_pilot.tls.pki import describe, now_utc
+from galera_pilot.tls.pki import describe, describe_all, now_utc, short_id
 
 PKI_DIR = "pki"
 OPERATOR = "operator"  # the CLI's own certificate on this machine (PKI/issued/operator)
@@ -34,12 +34,15 @@ def ensure_authority(authority: Authority, cluster_name: str) -> Authority:
     return authority if authority.exists() else init_authority(authority.dir, cluster_name)
 
 
-def _needs_issue(bundle_dir: Path, ips: Iterable[str], dns: Iterable[str] = ()) -> str | None:
+def _needs_issue(authority: Authority, bundle_dir: Path, ips: Iterable[str], dns: Iterable[str] = ()) -> str | None:
     """Why the bundle must be (re)issued, or None when it is fine."""
     try:
         bundle = load_bundle(bundle_dir)
     except ConfigError as error:
         return str(error)
+    trusted = tuple(sorted(short_id(ca) for ca in describe_all(authority.trust_pem())))
+    if bundle.trust_ids() != trusted:
+        return f"it trusts other CAs ({', '.join(bundle.trust_ids())}) than the PKI ({', '.join(trusted)})"
     missing = sorted(set(ips) - set(bundle.facts.ips)) + sorted(set(dns) - set(bundle.facts.dns))
     if missing:
         return f"its certificate does not name {', '.join(missing)}"
@@ -60,7 +63,7 @@ def ensure_node_bundle(authority: Authority, config: NodeConfig, endpoint_hosts:
                        force: bool = False) -> str | None:
     """Issue the node's bundle if it is missing or unfit (or `force`); returns why it was issued (None: kept)."""
     ips, dns = node_names(config, endpoint_hosts)
-    reason = "rotation asked for" if force else _needs_issue(config.tls_bundle, ips, dns)
+    reason = "rotation asked for" if force else _needs_issue(authority, config.tls_bundle, ips, dns)
     if reason is not None:
         authority.issue_bundle(config.name, ips, dns, out=config.tls_bundle)
     return reason
@@ -69,7 +72,7 @@ def ensure_node_bundle(authority: Authority, config: NodeConfig, endpoint_hosts:
 def ensure_proxy_bundle(authority: Authority, bundle_dir: Path, force: bool = False,
                         name: str = "proxy") -> str | None:
     """The proxy's bundle (or the operator's, `name`: the CLI's own certificate, for an etcds:// DCS)."""
-    reason = "rotation asked for" if force else _needs_issue(bundle_dir, ["127.0.0.1"], LOCAL_NAMES)
+    reason = "rotation asked for" if force else _needs_issue(authority, bundle_dir, ["127.0.0.1"], LOCAL_NAMES)
     if reason is not None:
         authority.issue_bundle(name, ["127.0.0.1"], list(LOCAL_NAMES), out=bundle_dir)
     return reason

@@ -5,6 +5,7 @@ verify the node's certificate, which names the endpoint addresses too."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -16,6 +17,7 @@ from galera_pilot.tls.bundle import load_bundle
 from galera_pilot.tls.contexts import client_context
 
 CHECK_PEM = "check-client.pem"  # certificate and key in one file, as HAProxy's `crt` wants them
+LOADED = "tls-loaded.json"  # what the running checks trust and present (a CA rotation waits for it)
 
 
 class ProxyTls(BaseModel):
@@ -47,3 +49,23 @@ def prepare_check_tls(tls: ProxyTls, run_dir: Path) -> tuple[str, str] | None:
     write_private(combined, bundle.cert.read_text().rstrip("\n") + "\n" + bundle.key.read_text())
     http.use(http.ApiClient(client_context(bundle.ca, bundle.cert, bundle.key), bundle.api_token()))
     return str(bundle.ca), str(combined)
+
+
+def record_loaded(tls: ProxyTls, run_dir: Path) -> None:
+    """Say, in run_dir/tls-loaded.json, which CAs the checks now trust and which CA signed the certificate
+    they present: the proxy is in no DCS, and a CA rotation must know the proxy has come along before
+    its next phase (a proxy trusting only the old CA would mark every re-issued agent DOWN)."""
+    if not tls.enabled or tls.bundle is None:
+        return
+    bundle = load_bundle(tls.bundle)
+    write_private(run_dir / LOADED, json.dumps({"trust": list(bundle.trust_ids()), "signer": bundle.signer_id()})
+                  + "\n", 0o644)
+
+
+def loaded(run_dir: Path) -> tuple[tuple[str, ...], str] | None:
+    """(trust, signer) the proxy recorded (record_loaded), None when it recorded nothing readable."""
+    try:
+        data = json.loads((run_dir / LOADED).read_text())
+        return tuple(data["trust"]), str(data["signer"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -174,8 +175,10 @@ class KernelEndpoints:
         self._pool.shutdown(wait=False)
 
 
-def run_kernel_proxy(endpoints: KernelEndpoints, stop: threading.Event) -> None:
-    """The manager's loop in kernel mode: a round every check interval until `stop`."""
+def run_kernel_proxy(endpoints: KernelEndpoints, stop: threading.Event,
+                     before_round: Callable[[], None] = lambda: None) -> None:
+    """The manager's loop in kernel mode: a round every check interval until `stop` (`before_round`: the
+    manager's own upkeep, such as taking a new bundle)."""
     note = endpoints.forwarding_note()
     if note:
         log.info("%s", note)
@@ -183,6 +186,7 @@ def run_kernel_proxy(endpoints: KernelEndpoints, stop: threading.Event) -> None:
         while not stop.is_set():
             started = time.monotonic()
             try:
+                before_round()
                 sentence = endpoints.run_round()
             except PilotError as error:
                 sentence = f"error: {error}"

@@ -23,7 +23,7 @@ from galera_pilot.config import NAME_PATTERN, load_model, parse_model
 from galera_pilot.dcs import get_dcs
 from galera_pilot.dcs.base import DCS
 from galera_pilot.errors import ConfigError, DCSError, PilotError
-from galera_pilot.proxy.check_tls import ProxyTls, prepare_check_tls
+from galera_pilot.proxy.check_tls import ProxyTls, prepare_check_tls, record_loaded
 from galera_pilot.proxy.haproxy_config import (
     ProxySettings,
     check_run_dir,
@@ -39,6 +39,7 @@ CONFIG_FILE = "haproxy.cfg"
 LOOP_WAIT = 1.0
 OLD_WORKER_WAIT = 0.2
 REPEAT_LOG_EVERY = 30.0
+CERTIFICATES_CHANGED = "# reload: the check certificates changed\n"
 
 
 class ProxyManager:
@@ -146,7 +147,11 @@ class ProxyManager:
     def reload_certificates(self) -> None:
         """The check certificates changed on disk (same configuration text): reload at the next cycle."""
         if self._applied is not None:
-            self._applied = "# reload: the check certificates changed\n"
+            self._applied = CERTIFICATES_CHANGED
+
+    def serves_current_certificates(self) -> bool:
+        """Whether the running HAProxy was (re)started after the last certificate change."""
+        return self.process.is_running() and self._applied not in (None, CERTIFICATES_CHANGED)
 
 
 class ProxyConfig(BaseModel):
@@ -201,22 +206,22 @@ def load_proxy_config(path: Path) -> ProxyConfig:
 
 
 def _follow_bundle(config: ProxyConfig, manager: ProxyManager | None,
-                   watched: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+                   watched: tuple[tuple[int, int], ...]) -> tuple[tuple[tuple[int, int], ...], bool]:
     """A new proxy bundle (pki rotate): checked, then HAProxy reloaded with it; a broken one is refused and
-    the old certificates stay."""
+    the old certificates stay. (The signature now, whether a new bundle was taken.)"""
     assert config.tls.bundle is not None
     now = bundle_signature(config.tls.bundle)
     if now == watched:
-        return watched
+        return watched, False
     try:
         prepare_check_tls(config.tls, config.run_dir)
     except ConfigError as error:
         log.error("the new proxy TLS bundle is not used, the old certificates stay: %s", error)
-        return now
+        return now, False
     log.info("loaded a new proxy certificate from %s", config.tls.bundle)
     if manager is not None:
         manager.reload_certificates()
-    return now
+    return now, True
 
 
 def run_proxy(config_path: Path) -> None:
@@ -242,8 +247,17 @@ def run_proxy(config_path: Path) -> None:
         endpoints = KernelEndpoints(dcs, config.settings(check_tls), config.cluster_name)
         log.info("proxy for cluster %s started in kernel mode: writer %s, reader %s (nftables table %s)",
                  config.cluster_name, config.writer_bind, config.reader_bind, endpoints.table)
+        record_loaded(config.tls, config.run_dir)
+        kernel_watched = bundle_signature(config.tls.bundle) if check_tls and config.tls.bundle else None
+
+        def follow() -> None:  # the kernel mode's only certificates are its API client's
+            nonlocal kernel_watched
+            if kernel_watched is not None:
+                kernel_watched, taken = _follow_bundle(config, None, kernel_watched)
+                if taken:
+                    record_loaded(config.tls, config.run_dir)
         try:
-            run_kernel_proxy(endpoints, stop)
+            run_kernel_proxy(endpoints, stop, follow)
         finally:
             dcs.close()
             log.info("proxy for cluster %s stopped; its nftables table is removed", config.cluster_name)
@@ -253,10 +267,12 @@ def run_proxy(config_path: Path) -> None:
              config.writer_bind, config.reader_bind, config.run_dir)
     last_sentence, last_logged = "", 0.0
     watched = bundle_signature(config.tls.bundle) if check_tls and config.tls.bundle else None
+    unrecorded = watched is not None  # certificates taken but not yet said to be served (record_loaded)
     try:
         while not stop.is_set():
             if watched is not None and config.tls.bundle is not None:
-                watched = _follow_bundle(config, manager, watched)
+                watched, taken = _follow_bundle(config, manager, watched)
+                unrecorded = unrecorded or taken
             try:
                 sentence = manager.run_cycle()
             except PilotError as error:
@@ -264,6 +280,12 @@ def run_proxy(config_path: Path) -> None:
             except Exception as error:  # a bug: keep the proxy serving, but leave the traceback in the log
                 log.exception("unexpected error in the proxy cycle")
                 sentence = f"unexpected error: {error!r}"
+            if unrecorded and manager.serves_current_certificates():
+                try:
+                    record_loaded(config.tls, config.run_dir)
+                    unrecorded = False
+                except (ConfigError, OSError) as error:
+                    log.error("could not record the certificates in use: %s", error)
             now = time.monotonic()
             if sentence != last_sentence or now - last_logged >= REPEAT_LOG_EVERY:
                 log.info("%s", sentence)

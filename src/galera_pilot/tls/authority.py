@@ -1,6 +1,10 @@
 """The operator's PKI folder: the cluster's two CAs and their keys, and the bundles issued from them.
 
-    ca.pem  ca.key (0600)                 the node CA: signs node and proxy certificates
+    ca.pem  ca.key (0600)                 the node CA: signs node and proxy certificates; ca.pem is also
+                                          what clients verify nodes with, so while the CA is replaced
+                                          (tls/ca_rotation.py) it holds both CAs, the outgoing one first
+    ca-next.pem  ca-next.key              the incoming CA, during a rotation
+    ca-rotation.json  retired/            the rotation's phase; the CAs rotated out
     client-ca.pem  client-ca.key (0600)   the client CA: signs application certificates only
     api-token (0600)                      what state-changing REST API requests must carry
     issued/NAME/                          the bundle of each host (bundle.py), to copy to that host
@@ -11,6 +15,7 @@ embedded cluster keeps its PKI folder in DIR/pki, on the one machine that runs e
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Sequence
@@ -23,6 +28,7 @@ from galera_pilot.tls import pki
 from galera_pilot.tls.bundle import write_bundle
 
 NODE_CA, CLIENT_CA, TOKEN = "ca", "client-ca", "api-token"
+NEXT_CA, ROTATION = "ca-next", "ca-rotation.json"
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class Authority:
         try:
             if key.stat().st_mode & 0o077:
                 raise ConfigError(f"CA key {key} must not be readable by group or others (chmod 600 it)")
-            return pki.Issued(cert.read_bytes(), key.read_bytes())
+            return pki.Issued(pki.first_certificate(cert.read_bytes()), key.read_bytes())
         except FileNotFoundError as error:
             raise PilotError(f"{error.filename} is missing: {self.dir} is not a PKI folder (galera-pilot pki "
                              "init makes one)") from None
@@ -48,6 +54,30 @@ class Authority:
     @property
     def ca_file(self) -> Path:
         return self.dir / f"{NODE_CA}.pem"
+
+    def trust_pem(self) -> bytes:
+        """What clients verify the nodes with: the node CA, or both CAs while it is being replaced."""
+        return self.ca_file.read_bytes()
+
+    def next_ca(self) -> pki.Issued:
+        return self._pair(NEXT_CA)
+
+    def rotation(self) -> dict[str, str] | None:
+        """The CA rotation under way (its recorded phase, tls/ca_rotation.py), None when there is none."""
+        try:
+            data = json.loads((self.dir / ROTATION).read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as error:
+            raise PilotError(f"{self.dir / ROTATION} cannot be read ({error}): it records the CA rotation "
+                             "under way") from None
+        return data if isinstance(data, dict) else None
+
+    def signing_ca(self) -> pki.Issued:
+        """The CA that signs new certificates: the incoming one once a rotation reached its second phase
+        (every host trusts it by then), the node CA otherwise."""
+        state = self.rotation()
+        return self.next_ca() if state is not None and state.get("phase") == "reissue" else self.node_ca()
 
     @property
     def token_file(self) -> Path:
@@ -65,9 +95,9 @@ class Authority:
     def issue_bundle(self, name: str, ips: Sequence[str], dns: Sequence[str] = (), days: int = pki.LEAF_DAYS,
                      out: Path | None = None) -> Path:
         """Write NAME's bundle (to `out`, default issued/NAME) and return its folder."""
-        leaf = pki.issue(self.node_ca(), name, ips, dns, days)
+        leaf = pki.issue(self.signing_ca(), name, ips, dns, days)
         target = out or self.issued_dir(name)
-        write_bundle(target, self.ca_file.read_bytes(), (self.dir / f"{CLIENT_CA}.pem").read_bytes(), leaf,
+        write_bundle(target, self.trust_pem(), (self.dir / f"{CLIENT_CA}.pem").read_bytes(), leaf,
                      self.api_token())
         return target
 
@@ -91,7 +121,7 @@ class Authority:
         os.chmod(target, 0o700)
         write_private(target / f"{name}.key", leaf.key_pem.decode())
         write_private(target / f"{name}.pem", leaf.cert_pem.decode(), 0o644)
-        write_private(target / "ca.pem", self.ca_file.read_text(), 0o644)
+        write_private(target / "ca.pem", self.trust_pem().decode(), 0o644)
         return target
 
 

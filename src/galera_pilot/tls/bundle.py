@@ -20,7 +20,16 @@ from pathlib import Path
 
 from galera_pilot.errors import ConfigError
 from galera_pilot.files import write_private
-from galera_pilot.tls.pki import CertificateFacts, Issued, describe, describe_all, key_matches, now_utc, signed_by
+from galera_pilot.tls.pki import (
+    CertificateFacts,
+    Issued,
+    describe,
+    describe_all,
+    key_matches,
+    now_utc,
+    short_id,
+    signer_of,
+)
 
 CA, CLIENT_CA, CERT, KEY, TOKEN = "ca.pem", "client-ca.pem", "node.pem", "node.key", "api-token"
 PRIVATE = (KEY, TOKEN)
@@ -33,6 +42,14 @@ class Bundle:
     dir: Path
     facts: CertificateFacts
     ca_facts: tuple[CertificateFacts, ...]
+    signer: CertificateFacts  # the CA in ca.pem that signed node.pem
+
+    def trust_ids(self) -> tuple[str, ...]:
+        """The CAs this bundle trusts (short fingerprints, sorted): one, or two during a CA rotation."""
+        return tuple(sorted(short_id(ca) for ca in self.ca_facts))
+
+    def signer_id(self) -> str:
+        return short_id(self.signer)
 
     @property
     def ca(self) -> Path:
@@ -93,6 +110,12 @@ def write_bundle(directory: Path, ca_pem: bytes, client_ca_pem: bytes, leaf: Iss
     write_private(directory / TOKEN, token + "\n")
 
 
+def write_trust(directory: Path, ca_pem: bytes) -> None:
+    """Replace only the bundle's CA file (atomically): a CA rotation's first and last phases change which
+    CAs a host trusts, not its certificate."""
+    write_private(directory / CA, ca_pem.decode(), 0o644)
+
+
 def _read(path: Path, what: str) -> bytes:
     try:
         data = path.read_bytes()
@@ -139,7 +162,8 @@ def load_bundle(directory: Path, now: dt.datetime | None = None, hint: str = "")
         raise ConfigError(f"private key {directory / KEY} is not an unencrypted PEM key") from None
     if not matches:
         raise ConfigError(f"private key {directory / KEY} does not belong to certificate {directory / CERT}")
-    if not signed_by(cert_pem, [ca_pem]):
+    signer = signer_of(cert_pem, [ca_pem])
+    if signer is None:
         raise ConfigError(f"certificate {directory / CERT} ({facts.subject}) was not signed by the CA in "
                           f"{directory / CA} ({', '.join(f.subject for f in ca_facts)})")
     if facts.not_after <= now:
@@ -150,4 +174,4 @@ def load_bundle(directory: Path, now: dt.datetime | None = None, hint: str = "")
                           "UTC (is this host's clock behind?)")
     if len(token) < 16:
         raise ConfigError(f"API token {directory / TOKEN} is shorter than 16 characters")
-    return Bundle(directory, facts, ca_facts)
+    return Bundle(directory, facts, ca_facts, signer)

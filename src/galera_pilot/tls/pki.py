@@ -174,6 +174,11 @@ def describe_all(pem: bytes) -> tuple[CertificateFacts, ...]:
                  for cert in x509.load_pem_x509_certificates(pem))
 
 
+def first_certificate(pem: bytes) -> bytes:
+    """The first certificate of a PEM file (a CA file holds two during a CA rotation: the signing one first)."""
+    return x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.PEM)
+
+
 def key_matches(cert_pem: bytes, key_pem: bytes) -> bool:
     """Whether the private key belongs to the certificate (a swapped key file fails every handshake)."""
     cert = x509.load_pem_x509_certificate(cert_pem)
@@ -185,12 +190,24 @@ def key_matches(cert_pem: bytes, key_pem: bytes) -> bool:
 
 def signed_by(cert_pem: bytes, ca_pems: Sequence[bytes]) -> bool:
     """Whether one of these CAs signed the certificate."""
+    return signer_of(cert_pem, ca_pems) is not None
+
+
+def signer_of(cert_pem: bytes, ca_pems: Sequence[bytes]) -> CertificateFacts | None:
+    """The CA among these that signed the certificate (None: none of them). During a CA rotation a CA
+    file holds two CAs, and which one signed a node's certificate says how far the node has come."""
     cert = x509.load_pem_x509_certificate(cert_pem)
     for ca_pem in ca_pems:
         for ca in x509.load_pem_x509_certificates(ca_pem):
             try:
                 cert.verify_directly_issued_by(ca)
-                return True
             except (ValueError, TypeError, InvalidSignature):  # another issuer, or not its signature
                 continue
-    return False
+            return describe(ca.public_bytes(serialization.Encoding.PEM))
+    return None
+
+
+def short_id(facts: CertificateFacts) -> str:
+    """A CA's name in reports: the start of its SHA-256 fingerprint (public, and unique enough to tell
+    the outgoing CA from the incoming one)."""
+    return facts.fingerprint[:16]
