@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from galera_pilot.errors import ConfigError
+from galera_pilot.events.settings import CallbackSettings
 
 SstMethod = Literal["mariabackup", "rsync", "mysqldump"]
 # my.cnf settings that galera-pilot renders itself (see mariadb/mycnf.py); `mariadb.extra` may not
@@ -28,7 +29,7 @@ MANAGED_MYCNF_KEYS = frozenset({
     "wsrep_start_position", "binlog_format", "innodb_autoinc_lock_mode", "default_storage_engine",
     "innodb_buffer_pool_size", "innodb_log_file_size", "innodb_flush_log_at_trx_commit", "extra_port",
     "extra_max_connections", "skip_name_resolve", "performance_schema", "wsrep_node_incoming_address",
-    "ssl_ca", "ssl_capath", "ssl_cert", "ssl_key", "ssl", "require_secure_transport",
+    "ssl_ca", "ssl_capath", "ssl_cert", "ssl_key", "ssl", "require_secure_transport", "wsrep_notify_cmd",
 })
 # Server variables the agent itself sets while mariadbd runs (a drained writer's read-only, a donor's
 # desync): a configured value would fight it.
@@ -298,6 +299,7 @@ class NodeConfig(BaseModel):
     disk: DiskSettings = Field(default_factory=lambda: DiskSettings.model_validate({}))
     mariadb: MariadbSettings = Field(default_factory=MariadbSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
+    callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
 
     @field_validator("address")
     @classmethod

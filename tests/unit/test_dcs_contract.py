@@ -16,6 +16,7 @@ from collections.abc import Callable
 import dcs_race_workers
 from dcs_backends import Backend, Recorder, TTLs
 
+from galera_pilot.cluster import HistoryEvent
 from galera_pilot.dcs import DCS, Change
 
 DCS_BACKENDS = ("sqlite", "etcd")
@@ -420,3 +421,14 @@ def test_concurrent_raises_end_at_the_highest(dcs: DCS) -> None:
         thread.join()
     mark = dcs.snapshot().high_water
     assert mark is not None and (mark.seqno, mark.member) == (8, "node8")
+
+
+def test_prune_history_keeps_the_newest_of_one_action_and_every_other(dcs: DCS) -> None:
+    for index in range(7):
+        dcs.record_history(HistoryEvent(1000.0 + index, "node1", "galera", f"notification {index}", {}))
+    dcs.record_history(HistoryEvent(999.0, "node2", "roll", "an aborted upgrade", {"aborted": True}))
+    assert dcs.prune_history("galera", 3) == 4
+    history = sorted(dcs.snapshot().history, key=lambda event: event.at)
+    assert [event.reason for event in history] == ["an aborted upgrade", "notification 4", "notification 5",
+                                                   "notification 6"]
+    assert dcs.prune_history("galera", 3) == 0

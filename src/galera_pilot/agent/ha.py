@@ -30,6 +30,7 @@ from galera_pilot.agent.datadir import DatadirKeeper
 from galera_pilot.agent.dcs_watch import DcsWatch
 from galera_pilot.agent.decisions import Action, Decision, LocalState, RecoveryPolicy, decide
 from galera_pilot.agent.disk_guard import DiskGuard
+from galera_pilot.agent.event_keeper import EventKeeper
 from galera_pilot.agent.eviction import Eviction
 from galera_pilot.agent.exits import ExitHandler
 from galera_pilot.agent.high_water import should_raise, vouched_seqno
@@ -123,6 +124,7 @@ class Ha:
         # Cluster-wide settings merged with the node's file, followed on the running server (`edit-config`).
         self.settings = SettingsKeeper(config, config_path, credentials, self.writer)
         self.updates = AutoUpdates(config.name, dcs, history)  # the writer's agent rolls installed minor updates
+        self.events = EventKeeper(config, dcs, history)  # Galera's notifications to the history; the callbacks
         self.tls = None if node_tls is None else TlsKeeper(config, node_tls, credentials, self.process, history,
                                                            lambda fresh: self._tls_reloaded(fresh, on_tls_reload))
 
@@ -238,6 +240,8 @@ class Ha:
             self.restarts.after_cycle(local, cluster, self.process.pid())
             self.updates.consider(cluster)
         self.publish()
+        self.events.after_cycle(self.member(), self.process.pid(), self.writer.holder == self.config.name,
+                                self.config.name in cluster.restarts)
         return sentence
 
     def reload_config(self) -> list[str]:
@@ -245,6 +249,7 @@ class Ha:
         sections that changed, taken at the cycle run now. A ConfigError, nothing changed, when refused."""
         changed = self.settings.reload()
         log.info("reloaded %s: %s", self.settings.path, ", ".join(changed) if changed else "nothing changed")
+        self.events.reloaded(changed)
         self.wake.set()
         return changed
 
@@ -352,6 +357,7 @@ class Ha:
         self.memory.expect_running = False
         self._exit_watch.cancel()
         stopped = self.process.stop(300)
+        self.events.stopped()
         try:
             if stopped:
                 self._raise_high_water_from_datadir()
@@ -363,3 +369,4 @@ class Ha:
         except PilotError as error:
             log.warning("could not record the stop in the DCS: %s", error)
         self.observer.stop()
+        self.events.stop()

@@ -93,6 +93,11 @@ class AgentCollector(Collector):
                                      "(each retried after a backoff)", labels=labels)
         errors.add_metric([name], float(ha.cycle_errors.total))
         yield errors
+        callbacks = CounterMetricFamily("galera_pilot_callbacks", "user callbacks run, by action and outcome "
+                                        "(ok, failed, timeout, dropped)", labels=[*labels, "action", "outcome"])
+        for (action, outcome), count in sorted(ha.events.runner.outcomes().items()):
+            callbacks.add_metric([name, action, outcome], float(count))
+        yield callbacks
         yield from disk_metrics(ha)
 
 

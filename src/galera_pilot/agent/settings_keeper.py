@@ -33,7 +33,7 @@ from galera_pilot.settings.merge import merged_sections, overridden
 
 log = logging.getLogger(__name__)
 # The sections `reload` takes from the file without an agent restart; any other change needs one.
-RELOADABLE = ("mariadb", "timing", "disk", "recovery")
+RELOADABLE = ("mariadb", "timing", "disk", "recovery", "callbacks")
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class SettingsKeeper:
         self._merged_key, self._merge_error = key, ""
         config = self.config
         if reloaded:  # these take no merge: the file's own
-            config.disk, config.recovery = local.disk, local.recovery
+            config.disk, config.recovery, config.callbacks = local.disk, local.recovery, local.callbacks
         try:
             mariadb, timing = merged_sections(local, cluster.settings)
         except ConfigError as error:

@@ -18,6 +18,7 @@ from galera_pilot.cluster import Position
 from galera_pilot.config import NodeConfig
 from galera_pilot.credentials import Credentials
 from galera_pilot.errors import PilotError
+from galera_pilot.events import notify
 from galera_pilot.files import write_private
 from galera_pilot.mariadb.exit_watch import ExitWatcher
 from galera_pilot.mariadb.grastate import restore_cluster_uuid, rewrite_grastate, set_safe_to_bootstrap
@@ -55,6 +56,7 @@ class Starter:
     def write_mycnf(self, peers: tuple[str, ...], start_position: str | None = None) -> None:
         if self.node_tls is not None:
             install_server_files(self.config, self.node_tls)  # the files my.cnf names, mariadbd's copy
+        notify.install(self.config.run_dir, self.config.effective_mariadbd_user)  # my.cnf's wsrep_notify_cmd
         text = render_mycnf(self.config, self.credentials, peers, start_position)
         write_private(self.config.mycnf, text, 0o640)
         user = self.config.effective_mariadbd_user

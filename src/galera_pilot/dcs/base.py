@@ -376,5 +376,15 @@ class DCS(ABC):
         key = f"history/{event.at:017.6f}-{event.member}"
         self.put(key, json.dumps(event.to_dict()))
 
+    def prune_history(self, action: str, keep: int) -> int:
+        """Delete all but the newest `keep` history events of `action`; how many went. For the frequent
+        kinds only (Galera's notifications): every snapshot reads the whole history, and the rare ones (a
+        person's abort of an upgrade) must stay for the decisions that look back at them."""
+        keys = sorted(kv.key for kv in self.list("history/") if json.loads(kv.value).get("action") == action)
+        gone = 0
+        for key in keys[:-keep] if keep > 0 else keys:
+            gone += bool(self.delete(key))
+        return gone
+
     def put_json(self, key: str, data: dict[str, Any], ttl: float | None = None) -> None:
         self.put(key, json.dumps(data), ttl)

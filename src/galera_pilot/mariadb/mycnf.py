@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from galera_pilot.config import NodeConfig, option_key
 from galera_pilot.credentials import Credentials
+from galera_pilot.events.notify import SCRIPT as NOTIFY_SCRIPT
 from galera_pilot.tls.node import server_tls_paths as tls_paths
 
 
@@ -101,6 +102,8 @@ def render_mycnf(config: NodeConfig, credentials: Credentials, peers: Sequence[s
         ("wsrep_sst_method", config.sst_method),
         ("wsrep_sst_receive_address", sst_receive_address(config)),
         ("wsrep_sst_auth", f"{credentials.sst_user}:{credentials.sst_password}"),
+        # Galera's state and view changes, queued for the agent (events/notify.py; the starter writes it).
+        ("wsrep_notify_cmd", str(config.run_dir / NOTIFY_SCRIPT)),
     ]
     if config.sst_method == "mysqldump":
         # wsrep_sst_mysqldump refuses a destination that is a local address with the donor's own port
