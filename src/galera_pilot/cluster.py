@@ -413,6 +413,7 @@ class Cluster:
     bootstrap_lock_holder: str | None = None
     forced_bootstrap: str | None = None  # member a person ordered to bootstrap (`bootstrap --force`)
     history: tuple[HistoryEvent, ...] = ()
+    history_read: bool = True  # False: a snapshot taken without the history (`history` is then empty)
     read_at: float = 0.0
     writer: str | None = None  # holder of the leased `writer` key: the one node clients write to
     maintenance: frozenset[str] = frozenset()  # members drained by `galera-pilot maintenance on`

@@ -432,3 +432,16 @@ def test_prune_history_keeps_the_newest_of_one_action_and_every_other(dcs: DCS) 
     assert [event.reason for event in history] == ["an aborted upgrade", "notification 4", "notification 5",
                                                    "notification 6"]
     assert dcs.prune_history("galera", 3) == 0
+
+
+def test_list_outside_leaves_one_prefix_out_and_nothing_else(dcs: DCS) -> None:
+    for key in ("a", "history", "historyx", "maintenance/n1", "zz"):
+        dcs.put(key, "{}")
+    dcs.record_history(HistoryEvent(1.0, "n1", "x", "y", {}))
+    dcs.record_history(HistoryEvent(2.0, "n1", "x", "z", {}))
+    assert [kv.key for kv in dcs.list_outside("history/")] == ["a", "history", "historyx", "maintenance/n1", "zz"]
+    assert [kv.key for kv in dcs.list_outside("history/")] == [kv.key for kv in dcs.list("")
+                                                               if not kv.key.startswith("history/")]
+    snapshot = dcs.snapshot(with_history=False)
+    assert snapshot.history == () and not snapshot.history_read and snapshot.maintenance == {"n1"}
+    assert len(dcs.snapshot().history) == 2 and dcs.snapshot().history_read

@@ -320,7 +320,7 @@ class FakeDCS:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster: Cluster | None = cluster
 
-    def snapshot(self) -> Cluster:
+    def snapshot(self, with_history: bool = True) -> Cluster:
         if self.cluster is None:
             raise DCSError("DCS file /x: database is locked")
         return self.cluster

@@ -81,6 +81,19 @@ def test_an_aborted_update_is_not_started_again_for_that_version() -> None:
     assert update_verdict(cluster(history=(restart,)), "n1", NOON).start
 
 
+def test_a_snapshot_without_the_history_never_starts_an_update() -> None:
+    """The agent's cycle reads the DCS without the history; the one question that needs it says so
+    instead of answering, whatever the history holds."""
+    aborted = HistoryEvent(1.0, "galera-pilot", "roll", "aborted",
+                           {"aborted": True, "automatic": True, "kind": "upgrade", "target": NEW})
+    for history in ((), (aborted,)):
+        blind = replace(cluster(history=history), history=(), history_read=False)
+        verdict = update_verdict(blind, "n1", NOON)
+        assert verdict.needs_history and not verdict.start and not verdict.resume
+    outside = replace(cluster({"policy": "scheduled", "window": "03:00-05:00"}), history_read=False)
+    assert not update_verdict(outside, "n1", NOON).needs_history  # waiting for the window needs no history
+
+
 def test_an_automatic_roll_whose_driver_died_is_resumed_not_restarted() -> None:
     roll = Roll("r3", ("n1", "n2", "n3"), kind="upgrade", target=NEW, automatic=True, done=("n2",))
     verdict = update_verdict(cluster(roll=roll), "n1", NOON)

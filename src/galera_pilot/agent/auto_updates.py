@@ -38,6 +38,8 @@ class AutoUpdates:
         if self.driving:
             return
         verdict = update_verdict(cluster, self.name, datetime.now())
+        if verdict.needs_history:  # the cycle's snapshot leaves the history out; this question needs it
+            verdict = update_verdict(self.dcs.snapshot(), self.name, datetime.now())
         if verdict.reason != self._last_reason:
             self._last_reason = verdict.reason
             if verdict.start or verdict.resume or cluster.writer == self.name:

@@ -210,7 +210,7 @@ class Ha:
         now = time.monotonic()  # the agent's own intervals (backoff, crash loop, waits): never the wall clock
         local = self.observe(now)
         self.publish()
-        cluster = self.dcs.snapshot()
+        cluster = self.dcs.snapshot(with_history=False)  # every second: the history only grows
         self.paused = cluster.pause is not None
         self.writer.paused = self.paused
         if not self.paused:  # paused: no SET GLOBAL, no new timings either

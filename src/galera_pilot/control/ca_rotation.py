@@ -148,7 +148,7 @@ class CaRotation:
         """(who has not reached `wanted`, with what they report; the TLS warnings members publish)."""
         assert self.store is not None
         try:
-            cluster = self.store.snapshot()
+            cluster = self.store.snapshot(with_history=False)
         except DCSError as error:
             return {"the DCS": f"does not answer ({error})"}, []
         lagging = phases.laggards(_reports(cluster), wanted)

@@ -58,6 +58,7 @@ from galera_pilot.errors import PilotError
 WATCH_POLL = 0.1  # the polling watch's interval (SQLite: one small local query)
 HIGH_WATER_ATTEMPTS = 32  # more than the members that may raise the mark at the same moment
 ROOT = "/galera-pilot/"  # every cluster's keys live under ROOT + its name + "/"
+HISTORY_PREFIX = "history/"
 RESYNC = ""  # the key of a Change that means "anything may have changed" (a watch lost track)
 
 
@@ -91,6 +92,12 @@ class DCS(ABC):
     @abstractmethod
     def get(self, key: str) -> KV | None:
         """The live (not expired) value of key."""
+
+    def list_outside(self, skip: str) -> list[KV]:
+        """Every live key of the cluster except those starting with `skip`, sorted by key, read at one
+        moment: the snapshot without the history (which grows with the cluster's age). Backends answer
+        it without reading the skipped keys at all."""
+        return [kv for kv in self.list("") if not kv.key.startswith(skip)]
 
     @abstractmethod
     def list(self, prefix: str = "") -> list[KV]:
@@ -151,8 +158,10 @@ class DCS(ABC):
             stop.wait(WATCH_POLL)
 
     # ---- galera-pilot's records, built on the primitives ----------------------------------------------
-    def snapshot(self) -> Cluster:
-        """Everything the decision functions look at, read in one listing."""
+    def snapshot(self, with_history: bool = True) -> Cluster:
+        """Everything the decision functions look at, read in one listing; `with_history=False` leaves the
+        history out (`history_read` False): the agent's cycle reads a snapshot every second, and the
+        history only grows."""
         members: dict[str, Member] = {}
         roster: dict[str, RosterEntry] = {}
         history: list[HistoryEvent] = []
@@ -169,7 +178,7 @@ class DCS(ABC):
         roll_driver: str | None = None
         restarts: dict[str, RestartRequest] = {}
         settings: ClusterSettings | None = None
-        for kv in self.list(""):
+        for kv in self.list("") if with_history else self.list_outside(HISTORY_PREFIX):
             data = json.loads(kv.value)
             if kv.key == "initialize":
                 initialize = InitializeRecord.from_dict(data, kv.version)
@@ -208,7 +217,8 @@ class DCS(ABC):
                        bootstrap_lock_holder=bootstrap_holder, forced_bootstrap=forced, history=tuple(history),
                        read_at=time.time(), writer=writer, maintenance=frozenset(maintenance),
                        switchover=switchover, high_water=high_water, member_versions=versions,
-                       pause=pause, roll=roll, roll_driver=roll_driver, restarts=restarts, settings=settings)
+                       pause=pause, roll=roll, roll_driver=roll_driver, restarts=restarts, settings=settings,
+                       history_read=with_history)
 
     def routing_view(self) -> Cluster:
         """The part of a snapshot the writer election needs (members, writer, maintenance, switchover),
@@ -373,14 +383,14 @@ class DCS(ABC):
         self.put("high_water", json.dumps(HighWater(uuid, seqno, member, time.time()).to_dict()))
 
     def record_history(self, event: HistoryEvent) -> None:
-        key = f"history/{event.at:017.6f}-{event.member}"
+        key = f"{HISTORY_PREFIX}{event.at:017.6f}-{event.member}"
         self.put(key, json.dumps(event.to_dict()))
 
     def prune_history(self, action: str, keep: int) -> int:
         """Delete all but the newest `keep` history events of `action`; how many went. For the frequent
         kinds only (Galera's notifications): every snapshot reads the whole history, and the rare ones (a
         person's abort of an upgrade) must stay for the decisions that look back at them."""
-        keys = sorted(kv.key for kv in self.list("history/") if json.loads(kv.value).get("action") == action)
+        keys = sorted(kv.key for kv in self.list(HISTORY_PREFIX) if json.loads(kv.value).get("action") == action)
         gone = 0
         for key in keys[:-keep] if keep > 0 else keys:
             gone += bool(self.delete(key))

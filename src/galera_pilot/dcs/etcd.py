@@ -348,6 +348,17 @@ class EtcdDCS(DCS):
         kvs = self._call("/kv/range", {"key": _b64(self.prefix + key)}).get("kvs") or []
         return self._kv(kvs[0]) if kvs else None
 
+    def list_outside(self, skip: str) -> list[KV]:
+        """Both ranges around `skip` in one txn: one request, one revision."""
+        full, skipped = self.prefix, self.prefix + skip
+        ranges = [{"key": _b64(full), "range_end": _b64(skipped)},
+                  {"key": _prefix_end(skipped), "range_end": _prefix_end(full)}]
+        answer = self._call("/kv/txn", {"compare": [], "success": [
+            {"request_range": {**bounds, "sort_order": "ASCEND", "sort_target": "KEY"}} for bounds in ranges]})
+        kvs = [raw for response in answer.get("responses") or []
+               for raw in (response.get("response_range") or {}).get("kvs") or []]
+        return [self._kv(raw) for raw in kvs]
+
     def list(self, prefix: str = "") -> list[KV]:
         full = self.prefix + prefix
         answer = self._call("/kv/range", {"key": _b64(full), "range_end": _prefix_end(full),

@@ -117,6 +117,18 @@ class SQLiteDCS(DCS):
             raise DCSError(f"DCS file {self.path}: {error}") from None
         return None if row is None else KV(key, row[0], int(row[1]))
 
+    def list_outside(self, skip: str) -> list[KV]:
+        full, skipped = self.prefix, self.prefix + skip
+        try:
+            rows = self._connection().execute(
+                f"SELECT key, value, version FROM kv WHERE ((key >= ? AND key < ?) OR (key >= ? AND key < ?)) "
+                f"AND {LIVE} ORDER BY key",
+                (full, skipped, skipped + "\uffff", full + "\uffff", *self._live()),
+            ).fetchall()
+        except sqlite3.Error as error:
+            raise DCSError(f"DCS file {self.path}: {error}") from None
+        return [KV(k[len(self.prefix):], v, int(ver)) for k, v, ver in rows]
+
     def list(self, prefix: str = "") -> list[KV]:
         full = self.prefix + prefix
         try:

@@ -208,9 +208,9 @@ class EmbeddedCluster:
         try:
             # "Made after this call began" by the records' DCS versions, not their times: an agent's clock
             # may be off (issue 19), and every report is a new version.
-            before = dcs.snapshot().member_versions
+            before = dcs.snapshot(with_history=False).member_versions
             while True:
-                cluster = dcs.snapshot()
+                cluster = dcs.snapshot(with_history=False)
                 pending = [n for n in nodes
                            if not _synced(cluster.members.get(n.name), len(nodes))
                            or cluster.member_versions.get(n.name) == before.get(n.name)]

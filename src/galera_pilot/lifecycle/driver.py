@@ -96,7 +96,7 @@ class RollDriver:
             raise PilotError(str(error)) from None
 
     def start(self, order: tuple[str, ...]) -> Roll:
-        snapshot = self.dcs.snapshot()
+        snapshot = self.dcs.snapshot(with_history=False)
         if snapshot.roll is not None:
             raise PilotError(f"a rolling restart ({snapshot.roll.id}) is already recorded: galera-pilot restart "
                              "--resume continues it, --abort ends it")
@@ -121,7 +121,7 @@ class RollDriver:
         return roll
 
     def resume(self) -> Roll:
-        snapshot = self.dcs.snapshot()
+        snapshot = self.dcs.snapshot(with_history=False)
         if snapshot.roll is None:
             raise PilotError("no rolling restart is recorded: nothing to resume")
         if not hold_driver(self.dcs, self.me, DRIVER_TTL):
@@ -135,7 +135,7 @@ class RollDriver:
         return roll
 
     def abort(self) -> str:
-        snapshot = self.dcs.snapshot()
+        snapshot = self.dcs.snapshot(with_history=False)
         roll = snapshot.roll
         if roll is None:
             raise PilotError("no rolling restart is recorded: nothing to abort")
@@ -147,7 +147,7 @@ class RollDriver:
                 raise PilotError(f"{driver} is driving rolling restart {roll.id}: stop that process first (Ctrl-C "
                                  "leaves the roll where it is), then abort")
             time.sleep(POLL)
-        roll = self.dcs.snapshot().roll or roll
+        roll = self.dcs.snapshot(with_history=False).roll or roll
         # Recorded first: an agent that sees the roll gone must also see that a person ended it.
         self._record(f"rolling restart {roll.id} aborted after {len(roll.done)} of {len(roll.order)} members", roll,
                      aborted=True)
@@ -318,7 +318,7 @@ class RollDriver:
     def _snapshot(self, roll: Roll) -> Cluster:
         if self._lost.is_set():
             raise PilotError(f"another process took over driving rolling restart {roll.id}; this one stops")
-        snapshot = self.dcs.snapshot()
+        snapshot = self.dcs.snapshot(with_history=False)
         if snapshot.roll is None or snapshot.roll.id != roll.id:
             raise PilotError(f"rolling restart {roll.id} is no longer recorded (aborted); this one stops")
         return snapshot
@@ -330,7 +330,7 @@ class RollDriver:
 
     def _halt(self, roll: Roll, why: str) -> None:
         try:
-            current = self.dcs.snapshot().roll
+            current = self.dcs.snapshot(with_history=False).roll
             if current is not None and current.id == roll.id and not self._lost.is_set():
                 save_roll(self.dcs, replace(current, halted=why))
                 self._record(f"rolling restart {roll.id} halted: {why}", roll)

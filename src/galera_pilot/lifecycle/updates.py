@@ -66,6 +66,7 @@ class UpdateVerdict:
     resume: bool = False  # take over the automatic roll whose driver died
     target: str = ""
     reason: str = ""  # one sentence: why (or why not), what the agent logs when it changes
+    needs_history: bool = False  # the snapshot was taken without the history, and the verdict needs it
 
 
 def update_verdict(cluster: Cluster, me: str, now: datetime) -> UpdateVerdict:
@@ -98,11 +99,14 @@ def update_verdict(cluster: Cluster, me: str, now: datetime) -> UpdateVerdict:
     if missing or not_synced:
         return UpdateVerdict(reason=f"{short(target)} waits until every member is Synced "
                              f"({', '.join(missing + not_synced)} not)")
+    if policy.policy == "scheduled" and not in_window(policy.window or "", now.time()):
+        return UpdateVerdict(reason=f"{short(target)} is installed everywhere; waiting for the window {policy.window}")
+    if not cluster.history_read:  # the last question looks back at the history, which this snapshot left out
+        return UpdateVerdict(target=target, needs_history=True,
+                             reason=f"{short(target)} is installed everywhere; reading the history")
     if aborted_before(cluster, target):
         return UpdateVerdict(reason=f"an upgrade to {short(target)} was aborted by a person; galera-pilot "
                              "upgrade runs it")
-    if policy.policy == "scheduled" and not in_window(policy.window or "", now.time()):
-        return UpdateVerdict(reason=f"{short(target)} is installed everywhere; waiting for the window {policy.window}")
     return UpdateVerdict(start=True, target=target,
                          reason=f"{short(target)} is installed on every host: rolling it (updates.policy "
                          f"{policy.policy})")

@@ -105,7 +105,7 @@ class KernelEndpoints:
             return None
         self._membership_at = time.monotonic()
         try:
-            cluster = self.dcs.snapshot()
+            cluster = self.dcs.snapshot(with_history=False)
         except DCSError as error:
             return f"DCS unavailable, checking the members last known: {error}" if not self._backends else None
         backends, skipped = backends_from(cluster)

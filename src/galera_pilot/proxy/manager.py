@@ -93,7 +93,7 @@ class ProxyManager:
 
     def _apply(self) -> str:
         try:
-            cluster = self.dcs.snapshot()
+            cluster = self.dcs.snapshot(with_history=False)
         except DCSError as error:
             return self._without_dcs(error)
         backends, skipped = backends_from(cluster)
