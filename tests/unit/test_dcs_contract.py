@@ -423,15 +423,17 @@ def test_concurrent_raises_end_at_the_highest(dcs: DCS) -> None:
     assert mark is not None and (mark.seqno, mark.member) == (8, "node8")
 
 
-def test_prune_history_keeps_the_newest_of_one_action_and_every_other(dcs: DCS) -> None:
+def test_trim_history_keeps_the_newest_and_what_decisions_look_back_at(dcs: DCS) -> None:
     for index in range(7):
         dcs.record_history(HistoryEvent(1000.0 + index, "node1", "galera", f"notification {index}", {}))
-    dcs.record_history(HistoryEvent(999.0, "node2", "roll", "an aborted upgrade", {"aborted": True}))
-    assert dcs.prune_history("galera", 3) == 4
+    for index in range(4):
+        dcs.record_history(HistoryEvent(2000.0 + index, "node2", "join", f"decision {index}", {}))
+    dcs.record_history(HistoryEvent(999.0, "galera-pilot", "roll", "an aborted upgrade", {"aborted": True}))
+    # Notifications beyond the newest 2 go (5), then everything unprotected beyond the newest 3 (3 more).
+    assert dcs.trim_history(keep=3, keep_notifications=2) == 8
     history = sorted(dcs.snapshot().history, key=lambda event: event.at)
-    assert [event.reason for event in history] == ["an aborted upgrade", "notification 4", "notification 5",
-                                                   "notification 6"]
-    assert dcs.prune_history("galera", 3) == 0
+    assert [event.reason for event in history] == ["an aborted upgrade", "decision 1", "decision 2", "decision 3"]
+    assert dcs.trim_history(keep=3, keep_notifications=2) == 0
 
 
 def test_list_outside_leaves_one_prefix_out_and_nothing_else(dcs: DCS) -> None:

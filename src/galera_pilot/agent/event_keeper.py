@@ -1,9 +1,8 @@
 """The agent's side of events (events/): Galera's queued notifications go to the history, and what
 changed since the last cycle (events/transitions.py) goes to the user's callbacks.
 
-Once per cycle, after the member record is published: an empty queue folder costs one scandir. The
-history keeps the newest NOTIFICATIONS_KEPT notifications of the cluster: every snapshot reads the whole
-history, several times a second in all.
+Once per cycle, after the member record is published: an empty queue folder costs one scandir. Every
+PRUNE_EVERY notifications it records, the agent trims the history to what dcs/history.py keeps.
 """
 
 from __future__ import annotations
@@ -20,8 +19,7 @@ from galera_pilot.events.notify import EVENTS, BadNotification, drain
 from galera_pilot.events.transitions import Event, Observed, transitions
 
 log = logging.getLogger(__name__)
-NOTIFICATIONS_KEPT = 100
-PRUNE_EVERY = 20  # notifications recorded by this agent between two prunings
+PRUNE_EVERY = 20  # notifications recorded by this agent between two trims of the history
 
 
 class EventKeeper:
@@ -89,6 +87,6 @@ class EventKeeper:
             self._recorded += 1
             if self._recorded % PRUNE_EVERY == 1:
                 try:
-                    self.dcs.prune_history("galera", NOTIFICATIONS_KEPT)
+                    self.dcs.trim_history()
                 except PilotError as error:
-                    log.warning("could not prune old Galera notifications from the history: %s", error)
+                    log.warning("could not trim the history: %s", error)

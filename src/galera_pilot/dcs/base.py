@@ -53,6 +53,7 @@ from galera_pilot.cluster import (
     SeedRecord,
     Switchover,
 )
+from galera_pilot.dcs import history as history_rules
 from galera_pilot.errors import PilotError
 
 WATCH_POLL = 0.1  # the polling watch's interval (SQLite: one small local query)
@@ -386,15 +387,17 @@ class DCS(ABC):
         key = f"{HISTORY_PREFIX}{event.at:017.6f}-{event.member}"
         self.put(key, json.dumps(event.to_dict()))
 
-    def prune_history(self, action: str, keep: int) -> int:
-        """Delete all but the newest `keep` history events of `action`; how many went. For the frequent
-        kinds only (Galera's notifications): every snapshot reads the whole history, and the rare ones (a
-        person's abort of an upgrade) must stay for the decisions that look back at them."""
-        keys = sorted(kv.key for kv in self.list(HISTORY_PREFIX) if json.loads(kv.value).get("action") == action)
-        gone = 0
-        for key in keys[:-keep] if keep > 0 else keys:
-            gone += bool(self.delete(key))
-        return gone
+    def trim_history(self, keep: int = history_rules.KEEP,
+                     keep_notifications: int = history_rules.KEEP_NOTIFICATIONS) -> int:
+        """Delete what the history no longer keeps (dcs/history.py); how many events went. Several
+        agents may trim at once: a key another one deleted first is simply gone."""
+        entries = []
+        for kv in self.list(HISTORY_PREFIX):
+            try:
+                entries.append((kv.key, json.loads(kv.value)))
+            except ValueError:
+                continue
+        return sum(bool(self.delete(key)) for key in history_rules.to_delete(entries, keep, keep_notifications))
 
     def put_json(self, key: str, data: dict[str, Any], ttl: float | None = None) -> None:
         self.put(key, json.dumps(data), ttl)
