@@ -242,6 +242,10 @@ class TlsSettings(BaseModel):
                           "reaches it (for networks that are private by other means)")
     bundle: Path | None = Field(None, description="the folder with ca.pem, client-ca.pem, node.pem, node.key "
                                 "and api-token; default: the node folder's tls/")
+    migrating: Literal["galera", "sst"] | None = Field(
+        None, description="set by `galera-pilot tls enable` while a plaintext cluster moves to TLS, never by hand: "
+        "'galera': replication over TLS, plaintext peers still accepted (socket.dynamic), state transfers and "
+        "clients plaintext; 'sst': state transfers and client TLS too, plaintext peers and clients still accepted")
     authority: Path | None = Field(None, description="a PKI folder whose CA key this host holds (the embedded "
                                    "cluster's): the agent then renews its own certificate at two thirds of its life")
 

@@ -259,10 +259,10 @@ def test_backends_are_the_roster_and_the_live_members() -> None:
     backends, skipped = backends_from(cluster)
     assert skipped == []
     assert backends == [
-        ProxyBackend("node1", "127.0.0.2", 3306, 8008),
-        ProxyBackend("node2", "127.0.0.30", 4306, 9008),
-        ProxyBackend("node3", "127.0.0.4", 3306, 8008),
-        ProxyBackend("node4", "127.0.0.5", 3306, 8008),
+        ProxyBackend("node1", "127.0.0.2", 3306, 8008, api_tls=False),
+        ProxyBackend("node2", "127.0.0.30", 4306, 9008, api_tls=False),
+        ProxyBackend("node3", "127.0.0.4", 3306, 8008, api_tls=False),
+        ProxyBackend("node4", "127.0.0.5", 3306, 8008, api_tls=False),
     ]
 
 
@@ -421,6 +421,19 @@ def test_checks_over_https_verify_the_agents_with_the_proxy_certificate(tmp_path
     assert ("server node1 127.0.0.2:3306 check port 8008 check-ssl verify required ca-file /b/ca.pem "
             "crt /r/check-client.pem") in text
     assert " ssl " not in text.replace("check-ssl", "")
+
+
+def test_a_plaintext_agent_is_checked_over_http_by_a_tls_proxy(tmp_path: Path) -> None:
+    """While `tls enable` moves agents one at a time, each is checked as it answers (its api_url)."""
+    cluster = Cluster(members={
+        "node1": Member(name="node1", address="127.0.0.2", api_url="http://127.0.0.2:8008"),
+        "node2": Member(name="node2", address="127.0.0.3", api_url="https://127.0.0.3:8008")})
+    backends, _ = backends_from(cluster)
+    assert [(b.name, b.api_tls) for b in backends] == [("node1", False), ("node2", True)]
+    settings = ProxySettings(check_ca_file="/b/ca.pem", check_cert_file="/r/check-client.pem")
+    text = render_haproxy_config(settings, backends, tmp_path)
+    assert "server node1 127.0.0.2:3306 check port 8008\n" in text
+    assert "server node2 127.0.0.3:3306 check port 8008 check-ssl verify required" in text
 
 
 def test_a_tls_proxy_without_its_bundle_is_told_what_to_do(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from unit_helpers import make_config
 from galera_pilot.config import NodeConfig, TlsSettings
 from galera_pilot.credentials import Credentials
 from galera_pilot.errors import ConfigError
-from galera_pilot.mariadb.mycnf import provider_options, render_mycnf, sst_receive_address
+from galera_pilot.mariadb.mycnf import provider_options, render_mycnf, sst_receive_address, with_tls_sections
 
 CREDENTIALS = Credentials("pilot_admin", "admin-secret", "pilot_sst", "sst-Secret_123")
 
@@ -199,3 +199,39 @@ def test_mysqldump_receives_on_the_extra_port() -> None:
     server = render(config)["mariadbd"]
     assert server["extra_port"] == "4450"
     assert "extra_port" not in render(make_config(address="127.0.0.4", sst_method="rsync"))["mariadbd"]
+
+
+def migrating(config: NodeConfig, stage: str | None) -> NodeConfig:
+    return config.model_copy(update={"tls": config.tls.model_copy(update={"migrating": stage})})
+
+
+def test_tls_enable_steps_render_what_plaintext_peers_can_still_talk_to(node3: NodeConfig) -> None:
+    """`tls enable`: step 1 has Galera over TLS accepting plaintext peers, and state transfers and clients
+    as plaintext as the other nodes' (the SST scripts read ssl-* from [mariadbd] too); step 2 has state
+    transfers and client TLS, plaintext clients still allowed; strict has neither dynamic nor plaintext."""
+    first = render(migrating(node3, "galera"))
+    assert provider_dict(first["mariadbd"]["wsrep_provider_options"])["socket.dynamic"] == "true"
+    assert not any(key.startswith("ssl") for key in first["mariadbd"])
+    assert "require_secure_transport" not in first["mariadbd"]
+    assert not any(key.startswith("ssl") for key in first["sst"]) and "ssl-ca" not in first["client"]
+    second = render(migrating(node3, "sst"))
+    assert provider_dict(second["mariadbd"]["wsrep_provider_options"])["socket.dynamic"] == "true"
+    assert second["mariadbd"]["ssl_cert"] and "require_secure_transport" not in second["mariadbd"]
+    assert second["sst"]["ssl-mode"] == "VERIFY_IDENTITY" and second["client"]["ssl-ca"]
+    strict = render(node3)
+    assert "socket.dynamic" not in provider_dict(strict["mariadbd"]["wsrep_provider_options"])
+
+
+def test_tls_sections_written_into_a_running_servers_file(node3: NodeConfig) -> None:
+    """Step 2 rewrites each running server's my.cnf: [sst], [client] and the ssl_* lines become the next
+    render's; everything the server was started with stays (its peers, its start position)."""
+    running = render_mycnf(migrating(node3, "galera"), CREDENTIALS, ["127.0.0.2:4567"], "uuid:42")
+    text = with_tls_sections(running, render_mycnf(migrating(node3, "sst"), CREDENTIALS, ()))
+    parsed = parse(text)
+    assert parsed["mariadbd"]["wsrep_cluster_address"] == "gcomm://127.0.0.2:4567"
+    assert parsed["mariadbd"]["wsrep_start_position"] == "uuid:42"
+    assert parsed["mariadbd"]["ssl_cert"] == "/srv/n3/run/tls/node.pem"
+    assert parsed["sst"]["ssl-mode"] == "VERIFY_IDENTITY" and parsed["client"]["ssl-cert"]
+    assert text.count("[sst]") == 1 and text.count("[client]") == 1
+    with pytest.raises(ValueError, match="no \\[sst\\] section"):
+        with_tls_sections("[mariadbd]\nport = 1\n", text)

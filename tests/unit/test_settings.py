@@ -331,6 +331,18 @@ def test_reload_takes_the_reloadable_sections_and_refuses_the_rest(tmp_path: Pat
     assert config.recovery.policy == "majority"  # nothing changed by the refusals
 
 
+def test_reload_takes_the_tls_enable_step_and_nothing_else_of_tls(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    keeper, config, _ = keeper_for(path, config_data(tls={"enabled": True, "migrating": "galera"}))
+    path.write_text(yaml.safe_dump(config_data(tls={"enabled": True, "migrating": "sst"})))
+    assert keeper.reload() == ["tls.migrating"]
+    keeper.follow(Cluster(), running=False)
+    assert config.tls.migrating == "sst"
+    path.write_text(yaml.safe_dump(config_data(tls={"enabled": False})))
+    with pytest.raises(ConfigError, match="tls changed; that takes an agent restart"):
+        keeper.reload()
+
+
 def test_a_server_that_does_not_answer_is_a_settings_error_not_a_failed_cycle(tmp_path: Path) -> None:
     keeper, config, _ = keeper_for(tmp_path / "a.yaml", config_data(base_dir=str(tmp_path / "node")))
     config.base_dir.mkdir()

@@ -93,6 +93,7 @@ class SettingsKeeper:
         config = self.config
         if reloaded:  # these take no merge: the file's own
             config.disk, config.recovery, config.callbacks = local.disk, local.recovery, local.callbacks
+            config.tls.migrating = local.tls.migrating  # `tls enable`'s steps: the next my.cnf follows
         try:
             mariadb, timing = merged_sections(local, cluster.settings)
         except ConfigError as error:
@@ -178,17 +179,25 @@ class SettingsKeeper:
         with self._lock:
             current = self.local
             fixed = [name for name in type(fresh).model_fields if name not in RELOADABLE
-                     and getattr(fresh, name) != getattr(current, name)]
+                     and getattr(fresh, name) != getattr(current, name)
+                     and not (name == "tls" and _only_migration(fresh, current))]
             if fixed:
                 raise ConfigError(f"{self.path}: {', '.join(fixed)} changed; that takes an agent restart "
                                   "(nothing was reloaded)")
             changed = [name for name in RELOADABLE if getattr(fresh, name) != getattr(current, name)]
+            if fresh.tls.migrating != current.tls.migrating:
+                changed.append("tls.migrating")
             if fresh.timing.watch != current.timing.watch:
                 raise ConfigError(f"{self.path}: timing.watch changed; that takes an agent restart (nothing was "
                                   "reloaded)")
             self.local = fresh
             self._reloaded = True
         return changed
+
+
+def _only_migration(fresh: NodeConfig, current: NodeConfig) -> bool:
+    """Whether the tls sections differ in `migrating` alone (what `tls enable` changes while agents run)."""
+    return fresh.tls.model_copy(update={"migrating": current.tls.migrating}) == current.tls
 
 
 def started_gcache(running: dict[str, str], otherwise: int) -> int:

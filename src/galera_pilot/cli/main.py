@@ -17,7 +17,7 @@ VERBS = {
     "up": "folder", "down": "folder",
     "list": "inspect", "history": "inspect", "query": "inspect", "dsn": "inspect",
     "bootstrap": "steer", "switchover": "steer", "maintenance": "steer",
-    "agent": "daemons", "proxy": "daemons", "pki": "pki",
+    "agent": "daemons", "proxy": "daemons", "pki": "pki", "tls": "pki",
     "restart": "lifecycle", "upgrade": "lifecycle", "pause": "lifecycle", "resume": "lifecycle",
     "show-config": "settings", "edit-config": "settings", "reload": "settings",
 }

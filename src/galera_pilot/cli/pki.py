@@ -235,5 +235,29 @@ def rotate_ca(ctx: click.Context, pki_dir: Path | None, directory: Path | None, 
     click.echo(changing(target, "pki rotate-ca", rotate))
 
 
+@click.group("tls")
+def tls_group() -> None:
+    """Transport security of a running cluster."""
+
+
+@tls_group.command("enable")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), required=True,
+              help="the folder of a cluster `up --no-tls` made")
+@click.option("--timeout", default=600.0, show_default=True, help="seconds one node may take to be Synced again")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+def tls_enable(directory: Path, timeout: float, yes: bool) -> None:
+    """Move a running plaintext cluster to TLS everywhere, one node at a time, clients served throughout:
+    Galera over TLS accepting plaintext peers, then state transfers and clients, then strict. Applications
+    must connect over TLS once it is done (require_secure_transport); run again after an interruption."""
+    from galera_pilot.embedded.cluster import find_cluster_config
+    from galera_pilot.embedded.tls_enable import TlsEnabler
+
+    cluster = find_cluster_config(directory)
+    if not yes and not click.confirm(f"restart every node of {cluster.dir} twice (the writer after a switchover) "
+                                     "to move it to TLS? Plaintext clients are refused at the end"):
+        raise PilotError("nothing was changed")
+    click.echo(TlsEnabler(cluster, click.echo, timeout).run())
+
+
 pki_group.name = "pki"
-COMMANDS = (pki_group,)
+COMMANDS = (pki_group, tls_group)

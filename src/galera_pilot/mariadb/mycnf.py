@@ -45,6 +45,8 @@ def provider_options(config: NodeConfig) -> str:
         # plaintext, measured). Galera checks the peer's chain against the node CA, not its name.
         paths = tls_paths(config)
         options |= {"socket.ssl_cert": paths["cert"], "socket.ssl_key": paths["key"], "socket.ssl_ca": paths["ca"]}
+        if config.tls.migrating:  # `tls enable`: plaintext peers still get in, until every node speaks TLS
+            options["socket.dynamic"] = "true"
     return ";".join(f"{k}={v}" for k, v in options.items())
 
 
@@ -116,12 +118,15 @@ def render_mycnf(config: NodeConfig, credentials: Credentials, peers: Sequence[s
                          f"{config.advertised_address}:{config.advertised_port('client')}"))
     if start_position:
         settings.append(("wsrep_start_position", start_position))
-    tls = tls_paths(config) if config.tls.enabled else None
+    # `tls enable`'s first step keeps state transfers and clients plaintext: the SST scripts read ssl-* from
+    # [mariadbd] too, and donor and joiner must agree (the IST stream runs through them as well).
+    tls = tls_paths(config) if config.tls.enabled and config.tls.migrating != "galera" else None
     if tls:
         # Clients: TLS or the unix socket (the agent's way in). ssl_ca also trusts the client CA, so
         # application users created REQUIRE X509 can present a certificate from it.
-        settings += [("ssl_ca", tls["client_trust"]), ("ssl_cert", tls["cert"]), ("ssl_key", tls["key"]),
-                     ("require_secure_transport", "ON")]
+        settings += [("ssl_ca", tls["client_trust"]), ("ssl_cert", tls["cert"]), ("ssl_key", tls["key"])]
+        if not config.tls.migrating:
+            settings.append(("require_secure_transport", "ON"))
     settings += sorted(config.mariadb.extra.items())
     lines += [f"{key} = {value}" for key, value in settings]
     lines += [
@@ -204,3 +209,19 @@ def patch_server_section(text: str, changes: dict[str, str | None]) -> str:
     if section == "mariadbd":
         flush()
     return "\n".join(out) + ("\n" if text.endswith("\n") else "")
+
+
+TLS_SERVER_KEYS = ("ssl_ca", "ssl_cert", "ssl_key")
+
+
+def with_tls_sections(running: str, fresh: str) -> str:
+    """`running` (what a server was started with) with the state-transfer and client TLS of `fresh` (a
+    render of the same node's next configuration): its [sst] and [client] sections, and the server's
+    ssl_* lines. `tls enable` writes this on every node at once, so that donors and joiners agree while
+    the servers still run as they were started (the SST scripts read the file at every transfer)."""
+    marker = "\n[sst]\n"
+    if marker not in running or marker not in fresh:
+        raise ValueError("not a my.cnf rendered by galera-pilot: no [sst] section")
+    wanted = server_section(fresh)
+    patched = patch_server_section(running, {key: wanted.get(key) for key in TLS_SERVER_KEYS})
+    return patched[:patched.index(marker)] + fresh[fresh.index(marker):]

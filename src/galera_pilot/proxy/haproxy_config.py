@@ -95,6 +95,7 @@ class ProxyBackend:
     address: str
     client_port: int = 3306
     api_port: int = 8008
+    api_tls: bool = True  # its agent answers over HTTPS (False: a plaintext agent, as while `tls enable` runs)
 
     def __post_init__(self) -> None:
         if not SERVER_NAME_RE.fullmatch(self.name):
@@ -190,9 +191,12 @@ def _backend(name: str, uri: str, balance: str | None, backends: list[ProxyBacke
         "    http-check expect status 200",
     ]
     # check-ssl applies to the checks only: MySQL sessions pass through untouched (their own TLS).
+    # Each agent as it answers: a TLS proxy checks a plaintext agent over HTTP (`tls enable` moves agents one
+    # at a time).
     tls = (f" check-ssl verify required ca-file {settings.check_ca_file} crt {settings.check_cert_file}"
            if settings.check_ca_file else "")
-    lines += [f"    server {b.name} {b.address}:{b.client_port} check port {b.api_port}{tls}" for b in backends]
+    lines += [f"    server {b.name} {b.address}:{b.client_port} check port {b.api_port}{tls if b.api_tls else ''}"
+              for b in backends]
     return lines
 
 

@@ -123,7 +123,7 @@ class KernelEndpoints:
         timeout = max(0.2, min(1.0, 2 * self.interval))
 
         def one(backend: ProxyBackend) -> Answer | None:
-            scheme = "https" if api().tls else "http"
+            scheme = "https" if api().tls and backend.api_tls else "http"
             document, _ = fetch_status(f"{scheme}://{backend.address}:{backend.api_port}", timeout)
             return answer_from_status(document)
         return dict(zip([b.name for b in backends], self._pool.map(one, backends), strict=True))
@@ -167,6 +167,10 @@ class KernelEndpoints:
         return "" if enabled else ("net.ipv4.ip_forward is 0: only clients on this host reach the endpoints "
                                    "(sysctl -w net.ipv4.ip_forward=1 for clients on other hosts)")
 
+    def leave(self) -> None:
+        """Stop asking the agents, and leave the rules as they are (the manager's successor adopts them)."""
+        self._pool.shutdown(wait=False)
+
     def stop(self) -> None:
         """Remove the table: the endpoints stop existing with the manager."""
         subprocess.run(["nft", "delete", "table", "ip", self.table], capture_output=True, text=True,
@@ -176,9 +180,11 @@ class KernelEndpoints:
 
 
 def run_kernel_proxy(endpoints: KernelEndpoints, stop: threading.Event,
-                     before_round: Callable[[], None] = lambda: None) -> None:
+                     before_round: Callable[[], None] = lambda: None,
+                     keep_rules: Callable[[], bool] = lambda: False) -> None:
     """The manager's loop in kernel mode: a round every check interval until `stop` (`before_round`: the
-    manager's own upkeep, such as taking a new bundle)."""
+    manager's own upkeep, such as taking a new bundle). The table is removed at the end, unless
+    `keep_rules()` says the manager executes anew (SIGHUP) and its successor takes the rules over."""
     note = endpoints.forwarding_note()
     if note:
         log.info("%s", note)
@@ -197,4 +203,7 @@ def run_kernel_proxy(endpoints: KernelEndpoints, stop: threading.Event,
                 log.info("%s", sentence)
             stop.wait(max(0.0, endpoints.interval - (time.monotonic() - started)))
     finally:
-        endpoints.stop()
+        if keep_rules():
+            endpoints.leave()
+        else:
+            endpoints.stop()

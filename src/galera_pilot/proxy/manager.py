@@ -11,7 +11,9 @@ removed. Like the agent, each cycle yields one sentence saying what happened.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -32,7 +34,7 @@ from galera_pilot.proxy.haproxy_config import (
 )
 from galera_pilot.proxy.haproxy_process import HaproxyProcess
 from galera_pilot.proxy.membership import backends_from
-from galera_pilot.tls.bundle import bundle_files, bundle_signature
+from galera_pilot.tls.bundle import bundle_files, bundle_signature, load_bundle
 
 log = logging.getLogger("galera_pilot.proxy")
 CONFIG_FILE = "haproxy.cfg"
@@ -228,19 +230,46 @@ def run_proxy(config_path: Path) -> None:
     """Run the proxy manager in the foreground until SIGTERM or SIGINT, then stop HAProxy.
 
     A manager killed without that (kill -9, a crash) leaves HAProxy serving; the next one adopts it.
+    SIGHUP takes a changed configuration file the same way: once it is checked, the manager executes
+    itself anew and leaves HAProxy (or the kernel's rules) serving for the new one to adopt; a bad file
+    is refused, named in the log, and the manager goes on as it was.
     """
     config = load_proxy_config(Path(config_path))
     check_tls = prepare_check_tls(config.tls, config.run_dir)  # a bad bundle is named before anything starts
     bundle = config.tls.bundle if config.tls.enabled else None
     dcs = get_dcs(config.dcs, config.cluster_name, bundle_files(bundle) if bundle else None)
     stop = threading.Event()
+    again = threading.Event()  # SIGHUP with a good file: execute anew instead of stopping
 
     def _on_signal(signum: int, _frame: object) -> None:
         log.info("received %s; stopping", signal.Signals(signum).name)
         stop.set()
 
+    def _on_hangup(_signum: int, _frame: object) -> None:
+        try:
+            fresh = load_proxy_config(Path(config_path))
+            if fresh.tls.enabled and fresh.tls.bundle is not None:
+                load_bundle(fresh.tls.bundle)
+        except ConfigError as error:
+            log.error("SIGHUP: the configuration is not taken, the proxy goes on as it was: %s", error)
+            return
+        log.info("SIGHUP: taking the new configuration (HAProxy keeps serving)")
+        again.set()
+        stop.set()
+
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGHUP, _on_hangup)
+    try:
+        _serve(config, config_path, check_tls, dcs, stop, again)
+    finally:
+        dcs.close()
+    if again.is_set():
+        os.execv(sys.executable, [sys.executable, "-m", "galera_pilot", "proxy", "-c", str(config_path)])
+
+
+def _serve(config: ProxyConfig, config_path: Path, check_tls: tuple[str, str] | None, dcs: DCS,
+           stop: threading.Event, again: threading.Event) -> None:
     if config.mode == "kernel":
         from galera_pilot.proxy.kernel import KernelEndpoints, run_kernel_proxy
 
@@ -256,11 +285,9 @@ def run_proxy(config_path: Path) -> None:
                 kernel_watched, taken = _follow_bundle(config, None, kernel_watched)
                 if taken:
                     record_loaded(config.tls, config.run_dir)
-        try:
-            run_kernel_proxy(endpoints, stop, follow)
-        finally:
-            dcs.close()
-            log.info("proxy for cluster %s stopped; its nftables table is removed", config.cluster_name)
+        run_kernel_proxy(endpoints, stop, follow, keep_rules=again.is_set)
+        log.info("proxy for cluster %s %s", config.cluster_name, "executing anew; its nftables table stays"
+                 if again.is_set() else "stopped; its nftables table is removed")
         return
     manager = ProxyManager(dcs, config.settings(check_tls), config.run_dir)
     log.info("proxy for cluster %s started: writer %s, reader %s, run dir %s", config.cluster_name,
@@ -292,6 +319,8 @@ def run_proxy(config_path: Path) -> None:
                 last_sentence, last_logged = sentence, now
             stop.wait(manager.next_wait())
     finally:
-        manager.stop()
-        dcs.close()
-        log.info("proxy for cluster %s stopped", config.cluster_name)
+        if again.is_set():
+            log.info("proxy for cluster %s executing anew; HAProxy keeps serving", config.cluster_name)
+        else:
+            manager.stop()
+            log.info("proxy for cluster %s stopped", config.cluster_name)

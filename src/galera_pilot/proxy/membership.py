@@ -38,7 +38,8 @@ def backends_from(cluster: Cluster) -> tuple[list[ProxyBackend], list[str]]:
     for name in sorted(known):
         address, client_port, api_url = known[name]
         try:
-            backends.append(ProxyBackend(name, address, client_port, api_port_of(api_url)))
+            backends.append(ProxyBackend(name, address, client_port, api_port_of(api_url),
+                                         api_tls=not api_url.startswith("http://")))
         except ValueError as error:
             skipped.append(f"{name} ({error})")
     return backends, skipped
