@@ -75,7 +75,7 @@ def metric(address: str, name: str, **labels: str) -> float:
 
 def test_mariadbd_runs_the_notify_command_and_the_history_shows_galera(cluster: Path) -> None:
     [[value]] = query(cluster, "SELECT @@wsrep_notify_cmd", member="node2")
-    assert value == str(cluster / "node2" / "run" / "notify")
+    assert value == str(cluster / "node2" / "notify")
     history = cli("history", "--dir", str(cluster)).stdout
     assert "Galera says: status synced" in history and "primary view of 3" in history, history
 

@@ -204,3 +204,29 @@ def test_issued_bundles_lists_what_pki_issue_wrote(world: tuple[Authority, list]
     authority.issue_bundle("db1", ["10.0.0.1"])
     (authority.dir / "issued" / "junk").mkdir()
     assert [name for name, _ in phases.issued_bundles(authority)] == ["db1"]
+
+
+def test_a_run_stopped_inside_a_phase_is_finished_by_the_next_run(world: tuple[Authority, list]) -> None:
+    """Killed after re-issuing one bundle of three: the next run re-issues the two left behind before it
+    goes on (waiting for hosts whose bundles were never written would never end). Killed inside phase 3's
+    promotion (the certificate moved, the phase not recorded): the next run finishes the promotion."""
+    from galera_pilot.control.ca_rotation import CaRotation
+
+    authority, bundles = world
+    said: list[str] = []
+    state = phases.mark(authority, phases.begin(authority), "reissue")
+    phases.trust_bundles(authority, [path for _, path in bundles])
+    phases.reissue_bundles(authority, bundles[:1])
+    CaRotation(authority, bundles, said.append).run()  # converges phase 2, then writes phase 3
+    assert any("phase 2 again for node2, proxy" in line for line in said), said
+    assert phases.read_state(authority).phase == "drop"  # type: ignore[union-attr]
+    assert {load_bundle(path).signer_id() for _, path in bundles} == {state.new}
+    assert {load_bundle(path).trust_ids() for _, path in bundles} == {(state.new,)}
+
+    authority2 = init_authority(authority.dir.parent / "pki2", "t2")
+    state2 = phases.mark(authority2, phases.begin(authority2), "reissue")
+    (authority2.dir / f"{NEXT_CA}.pem").replace(authority2.ca_file)  # promote's first move, then killed
+    with pytest.raises(PilotError, match="what is left is a rolling restart"):
+        CaRotation(authority2, [], said.append).run()  # promotion finished; the roll needs the cluster
+    assert phases.read_state(authority2).phase == "drop"  # type: ignore[union-attr]
+    assert pki.short_id(pki.describe(authority2.signing_ca().cert_pem)) == state2.new

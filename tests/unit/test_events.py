@@ -93,7 +93,7 @@ def test_every_event_is_explained_by_the_change(before: Observed | None, after: 
 # ---- the notification script and its queue -------------------------------------------------------------
 def test_the_script_queues_hostile_arguments_as_data(tmp_path: Path) -> None:
     """A member name with a shell command in it: queued verbatim, never run; the script exits 0."""
-    script = notify.install(tmp_path, None)
+    script = notify.install(tmp_path, tmp_path, None)
     marker = tmp_path / "pwned"
     hostile = f"n1; touch {marker} $(touch {marker}) `touch {marker}`"
     members = f"{UUID}/node1/127.0.0.1:3306,{UUID}/{hostile}/10.0.0.2:3306"
@@ -111,14 +111,14 @@ def test_the_script_queues_hostile_arguments_as_data(tmp_path: Path) -> None:
 def test_the_script_never_fails_galera(tmp_path: Path) -> None:
     """The queue folder gone: the script still exits 0 (a failing notify command would stall mariadbd's
     state change), and the agent finds nothing."""
-    script = notify.install(tmp_path, None)
+    script = notify.install(tmp_path, tmp_path, None)
     (tmp_path / notify.EVENTS).rmdir()
     assert subprocess.run([str(script), "--status", "joined"], capture_output=True, timeout=10).returncode == 0
     assert notify.drain(tmp_path / notify.EVENTS) == []
 
 
 def test_queued_notifications_come_out_in_order(tmp_path: Path) -> None:
-    script = notify.install(tmp_path, None)
+    script = notify.install(tmp_path, tmp_path, None)
     for status in ("joiner", "joined", "synced"):
         subprocess.run([str(script), "--status", status], check=True, timeout=10)
     assert [n.status for n in notify.drain(tmp_path / notify.EVENTS) if isinstance(n, notify.Notification)] == [
@@ -213,4 +213,40 @@ def test_callback_configuration(tmp_path: Path) -> None:
                        ({"on_stop": "'unclosed"}, "on_stop")):
         with pytest.raises(ConfigError, match=field):
             parse_config(base | {"callbacks": bad})
-    assert os.access(notify.install(tmp_path, None), os.X_OK)
+    assert os.access(notify.install(tmp_path, tmp_path, None), os.X_OK)
+
+
+def test_the_queue_never_follows_what_mariadbds_user_put_there(tmp_path: Path) -> None:
+    """mariadbd's user owns run/events: a link or a FIFO in it is removed unread, and the folder swapped
+    for a link to another folder is not read at all (nothing there is removed)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    notify.install(tmp_path, run, None)
+    events = run / notify.EVENTS
+    precious = tmp_path / "precious"
+    precious.write_text("--status\0synced\0")
+    (events / "1").symlink_to(precious)
+    os.mkfifo(events / "2")
+    assert notify.drain(events) == [] and precious.exists() and not list(events.iterdir())
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "1").write_text("--status\0synced\0")
+    events.rmdir()
+    events.symlink_to(other)
+    assert notify.drain(events) == [] and (other / "1").exists()
+    with pytest.raises(Exception, match="not a folder"):
+        notify.install(tmp_path, run, None)
+
+
+def test_no_notify_command_without_strict_tls() -> None:
+    """mariadbd runs the command through sh -c with other nodes' names in it: only where every node holds
+    a certificate of the node CA."""
+    from unit_helpers import make_config
+
+    from galera_pilot.mariadb.mycnf import notifications_on
+
+    assert notifications_on(make_config())
+    plain = make_config(tls={"enabled": False})
+    assert not notifications_on(plain)
+    moving = make_config(tls={"enabled": True, "migrating": "galera"})
+    assert not notifications_on(moving)

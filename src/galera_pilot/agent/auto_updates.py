@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from datetime import datetime
 
 from galera_pilot.agent.memory import History
@@ -18,6 +19,7 @@ from galera_pilot.errors import PilotError
 from galera_pilot.lifecycle.driver import RollDriver, RollOptions
 from galera_pilot.lifecycle.updates import UpdateVerdict, update_verdict
 
+HISTORY_RECHECK = 60.0  # seconds an answer that needed the history is reused for the same target
 log = logging.getLogger(__name__)
 
 
@@ -28,6 +30,7 @@ class AutoUpdates:
         self.history = history
         self._thread: threading.Thread | None = None
         self._last_reason = ""
+        self._history_verdict: tuple[str, float, UpdateVerdict] | None = None  # (target, when, verdict)
 
     @property
     def driving(self) -> bool:
@@ -39,7 +42,13 @@ class AutoUpdates:
             return
         verdict = update_verdict(cluster, self.name, datetime.now())
         if verdict.needs_history:  # the cycle's snapshot leaves the history out; this question needs it
-            verdict = update_verdict(self.dcs.snapshot(), self.name, datetime.now())
+            cached = self._history_verdict
+            if cached is not None and cached[0] == verdict.target and time.monotonic() - cached[1] < HISTORY_RECHECK:
+                verdict = cached[2]  # an aborted target stays aborted: not the whole history every second
+            else:
+                target = verdict.target
+                verdict = update_verdict(self.dcs.snapshot(), self.name, datetime.now())
+                self._history_verdict = None if verdict.start else (target, time.monotonic(), verdict)
         if verdict.reason != self._last_reason:
             self._last_reason = verdict.reason
             if verdict.start or verdict.resume or cluster.writer == self.name:

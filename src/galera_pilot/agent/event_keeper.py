@@ -2,7 +2,8 @@
 changed since the last cycle (events/transitions.py) goes to the user's callbacks.
 
 Once per cycle, after the member record is published: an empty queue folder costs one scandir. Every
-PRUNE_EVERY notifications it records, the agent trims the history to what dcs/history.py keeps.
+PRUNE_EVERY notifications it records, the writer's agent trims the history towards what dcs/history.py
+keeps, at most TRIM_LIMIT keys at a time (each is one DCS request, on the cycle's thread).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from galera_pilot.config import NodeConfig
 from galera_pilot.dcs.base import DCS
 from galera_pilot.errors import PilotError
 from galera_pilot.events.callbacks import Call, CallbackRunner
-from galera_pilot.events.notify import EVENTS, BadNotification, drain
+from galera_pilot.events.notify import EVENTS, BadNotification, Notification, consume
 from galera_pilot.events.transitions import Event, Observed, transitions
 
 log = logging.getLogger(__name__)
-PRUNE_EVERY = 20  # notifications recorded by this agent between two trims of the history
+PRUNE_EVERY = 20  # notifications recorded by the writer's agent between two trims of the history
+TRIM_LIMIT = 200  # history keys deleted at most per trim: a long history shrinks over several cycles
 
 
 class EventKeeper:
@@ -34,7 +36,7 @@ class EventKeeper:
         self._stopped_for_restart = False  # a rolling restart stopped mariadbd: its start is on_restart
 
     def after_cycle(self, member: Member, pid: int | None, writer: bool, restart_requested: bool) -> None:
-        self._record_notifications()
+        self._record_notifications(writer)
         role = "writer" if writer else "reader"
         now = Observed(member.running, pid, member.state, role,
                        (member.cluster_status, member.cluster_size) if member.running else ("", 0))
@@ -75,18 +77,28 @@ class EventKeeper:
                        "cluster_size": member.cluster_size, "seqno": member.seqno, **details}
         self.runner.submit(Call(action, role, self.config.cluster_name, description))
 
-    def _record_notifications(self) -> None:
-        for notification in drain(self.config.run_dir / EVENTS):
-            if isinstance(notification, BadNotification):
-                log.warning("a Galera notification was not understood and is ignored: %s", notification)
-                continue
-            members = None if notification.members is None else [m.name for m in notification.members]
-            self.history("galera", notification.sentence(), {"status": notification.status,
-                                                            "primary": notification.primary, "members": members,
-                                                            "cluster_uuid": notification.uuid})
-            self._recorded += 1
-            if self._recorded % PRUNE_EVERY == 1:
-                try:
-                    self.dcs.trim_history()
-                except PilotError as error:
-                    log.warning("could not trim the history: %s", error)
+    def _record_notifications(self, writer: bool) -> None:
+        """Each queued notification into the history, its file removed once recorded: a DCS that does
+        not answer leaves the rest queued for the next cycle."""
+        consume(self.config.run_dir / EVENTS, self._record)
+        if writer and self._recorded >= PRUNE_EVERY:
+            self._recorded = 0
+            try:  # the writer's agent only, a bounded number of keys per call (dcs/history.py)
+                self.dcs.trim_history(limit=TRIM_LIMIT)
+            except PilotError as error:
+                log.warning("could not trim the history: %s", error)
+
+    def _record(self, notification: Notification | BadNotification) -> bool:
+        if isinstance(notification, BadNotification):
+            log.warning("a Galera notification was not understood and is ignored: %s", notification)
+            return True
+        members = None if notification.members is None else [m.name for m in notification.members]
+        try:
+            self.history("galera", notification.sentence(), {
+                "status": notification.status, "primary": notification.primary, "members": members,
+                "cluster_uuid": notification.uuid})
+        except PilotError as error:
+            log.warning("Galera's notifications wait for the DCS: %s", error)
+            return False
+        self._recorded += 1
+        return True

@@ -125,6 +125,7 @@ class Ha:
         self.settings = SettingsKeeper(config, config_path, credentials, self.writer)
         self.updates = AutoUpdates(config.name, dcs, history)  # the writer's agent rolls installed minor updates
         self.events = EventKeeper(config, dcs, history)  # Galera's notifications to the history; the callbacks
+        self._restart_requested = False  # a rolling restart's request for this node, as of the last snapshot
         self.tls = None if node_tls is None else TlsKeeper(config, node_tls, credentials, self.process, history,
                                                            lambda fresh: self._tls_reloaded(fresh, on_tls_reload))
 
@@ -205,12 +206,16 @@ class Ha:
             return self._run_cycle()
         finally:
             self.last_cycle_seconds = time.monotonic() - started
+            # Also after a failed cycle (the DCS away): a stop or a lost writer role is when a hook matters.
+            self.events.after_cycle(self.member(), self.process.pid(), self.writer.holder == self.config.name,
+                                    self._restart_requested)
 
     def _run_cycle(self) -> str:
         now = time.monotonic()  # the agent's own intervals (backoff, crash loop, waits): never the wall clock
         local = self.observe(now)
         self.publish()
         cluster = self.dcs.snapshot(with_history=False)  # every second: the history only grows
+        self._restart_requested = self.config.name in cluster.restarts
         self.paused = cluster.pause is not None
         self.writer.paused = self.paused
         if not self.paused:  # paused: no SET GLOBAL, no new timings either
@@ -240,8 +245,6 @@ class Ha:
             self.restarts.after_cycle(local, cluster, self.process.pid())
             self.updates.consider(cluster)
         self.publish()
-        self.events.after_cycle(self.member(), self.process.pid(), self.writer.holder == self.config.name,
-                                self.config.name in cluster.restarts)
         return sentence
 
     def reload_config(self) -> list[str]:

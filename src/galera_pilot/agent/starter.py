@@ -22,7 +22,7 @@ from galera_pilot.events import notify
 from galera_pilot.files import write_private
 from galera_pilot.mariadb.exit_watch import ExitWatcher
 from galera_pilot.mariadb.grastate import restore_cluster_uuid, rewrite_grastate, set_safe_to_bootstrap
-from galera_pilot.mariadb.mycnf import render_mycnf
+from galera_pilot.mariadb.mycnf import notifications_on, render_mycnf
 from galera_pilot.mariadb.process import MariadbProcess, chown_tree, tail
 from galera_pilot.tls.node import NodeTls, install_server_files
 
@@ -56,7 +56,8 @@ class Starter:
     def write_mycnf(self, peers: tuple[str, ...], start_position: str | None = None) -> None:
         if self.node_tls is not None:
             install_server_files(self.config, self.node_tls)  # the files my.cnf names, mariadbd's copy
-        notify.install(self.config.run_dir, self.config.effective_mariadbd_user)  # my.cnf's wsrep_notify_cmd
+        if notifications_on(self.config):  # my.cnf's wsrep_notify_cmd
+            notify.install(self.config.base_dir, self.config.run_dir, self.config.effective_mariadbd_user)
         text = render_mycnf(self.config, self.credentials, peers, start_position)
         write_private(self.config.mycnf, text, 0o640)
         user = self.config.effective_mariadbd_user

@@ -45,9 +45,15 @@ class TlsKeeper:
         self._loaded = bundle_signature(config.tls_bundle)
         self.reload_error: str | None = None
         self.renew_error: str | None = None
+        # What mariadbd itself has loaded (trust, signer): what a CA rotation waits for. A bundle taken by
+        # the agent but refused by a running server counts only once that server has restarted.
+        self.server_ids = (current.bundle.trust_ids(), current.bundle.signer_id())
+        self._unloaded_by: int | None = None  # the pid of the server that did not load the current bundle
 
     def check(self) -> None:
         """Once per cycle: renew when due and possible, reload when the files changed."""
+        if self._unloaded_by is not None and self.process.pid() != self._unloaded_by:
+            self._server_took(self.current)  # restarted since: it started with the current files
         self._renew_if_due()
         signature = bundle_signature(self.config.tls_bundle)
         if signature == self._loaded:
@@ -65,28 +71,41 @@ class TlsKeeper:
         self._loaded = signature
         self.reload_error = None
         install_server_files(self.config, fresh)
-        reloaded = self._reload_server()
+        reloaded, server_took = self._reload_server()
         self.current = fresh
         self.on_reload(fresh)
+        if server_took:
+            self._server_took(fresh)
+        else:
+            self._unloaded_by = self.process.pid()
+            self.reload_error = f"mariadbd still uses the previous certificates until it restarts: {reloaded}"
         sentence = (f"loaded a new certificate ({fresh.bundle.facts.subject}, valid until "
                     f"{fresh.bundle.expires():%Y-%m-%d}); {reloaded}")
         log.info("%s", sentence)
         self.history("tls", sentence, {"not_after": fresh.bundle.expires().isoformat()})
 
-    def _reload_server(self) -> str:
+    def _server_took(self, tls: NodeTls) -> None:
+        self.server_ids = (tls.bundle.trust_ids(), tls.bundle.signer_id())
+        self._unloaded_by = None
+        if self.reload_error and self.reload_error.startswith("mariadbd still uses"):
+            self.reload_error = None
+
+    def _reload_server(self) -> tuple[str, bool]:
+        """(what happened, whether the server now uses the new files: also when none runs, since the
+        next start installs them)."""
         if not self.process.is_running():
-            return "mariadbd takes it at its next start"
+            return "mariadbd takes it at its next start", True
         try:
             connection = sql.connect_socket(self.config, self.credentials, timeout=5.0)
         except Exception as error:
-            return f"mariadbd did not answer to reload it ({error}); it takes it at its next start"
+            return f"mariadbd did not answer to reload it ({error}); it takes it at its next start", False
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SET GLOBAL wsrep_provider_options = 'socket.ssl_reload=1'")
                 cursor.execute("FLUSH SSL")
-            return "Galera and the server reloaded it"
+            return "Galera and the server reloaded it", True
         except Exception as error:
-            return f"reloading it in mariadbd failed ({error}); it takes it at its next start"
+            return f"reloading it in mariadbd failed ({error}); it takes it at its next start", False
         finally:
             connection.close()
 
@@ -115,5 +134,5 @@ class TlsKeeper:
                 "warning": (f"the node certificate expires in {days_left:.0f} days" if days_left < EXPIRY_WARNING_DAYS
                             else None),
                 "ca_not_after": [ca.not_after.isoformat() for ca in self.current.bundle.ca_facts],
-                "trust": list(self.current.bundle.trust_ids()), "signer": self.current.bundle.signer_id(),
+                "trust": list(self.server_ids[0]), "signer": self.server_ids[1],  # what mariadbd has loaded
                 "reload_error": self.reload_error}

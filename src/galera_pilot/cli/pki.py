@@ -191,10 +191,12 @@ def rotate(ctx: click.Context, pki_dir: Path | None, directory: Path | None, nam
 @click.option("--timeout", default=60.0, show_default=True, help="seconds every host may take to take a phase")
 @click.option("--restart-timeout", default=900.0, show_default=True,
               help="seconds one node may take to be Synced again in the closing rolling restart")
+@click.option("--one-phase", is_flag=True, help="with --dir too: do one phase and stop (applications verifying "
+              "with a copy of ca.pem get the new one between phases 1 and 2)")
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 @click.pass_context
 def rotate_ca(ctx: click.Context, pki_dir: Path | None, directory: Path | None, config: Path | None, dcs: str | None,
-              cluster: str | None, timeout: float, restart_timeout: float, yes: bool) -> None:
+              cluster: str | None, timeout: float, restart_timeout: float, one_phase: bool, yes: bool) -> None:
     """Replace the node CA without downtime: trust a new CA beside the old one, re-issue every certificate
     from it, drop the old CA, then a rolling restart (Galera keeps a CA it loaded until restart).
 
@@ -218,7 +220,8 @@ def rotate_ca(ctx: click.Context, pki_dir: Path | None, directory: Path | None, 
             f"replace the node CA of {authority.dir} in three phases, then a rolling restart of every member?"):
         raise PilotError("nothing was changed")
     rotation = CaRotation(authority, embedded.tls_bundles() if embedded else issued_bundles(authority), click.echo,
-                          through=embedded is not None, wait=timeout,
+                          through=embedded is not None and not one_phase, in_place=embedded is not None,
+                          wait=timeout,
                           roll_options=RollOptions(restart_timeout=restart_timeout))
     if not addressed:
         click.echo(rotation.run())

@@ -1,10 +1,12 @@
 """Driving a CA rotation (tls/ca_rotation.py) through its phases, checking each has reached every host.
 
-The hosts say how far they have come in the DCS (`Member.tls_trust`, `tls_signer`) and, for the
-embedded proxy, in its run folder (proxy/check_tls.record_loaded). Nothing moves to the next phase
-while one of them lags: a node still trusting only the old CA would refuse every re-issued peer, a
-proxy too would mark every node DOWN, and an etcd that does not trust the new CA would refuse every
-agent (the DCS is probed with a certificate of the new CA before anyone gets one).
+The nodes say how far they have come in the DCS (`Member.tls_trust`, `tls_signer`: what their mariadbd
+has loaded); the embedded proxy says it in its run folder (proxy/check_tls.record_loaded). Nothing
+moves to the next phase while one of them lags: a node still trusting only the old CA would refuse
+every re-issued peer, a proxy too would mark every node DOWN, and an etcd that does not trust the new
+CA would refuse every agent (the DCS is probed with a certificate of the new CA before anyone gets
+one). Proxies on other hosts are in no DCS: their bundles are copied with the others, and nothing
+here can check that they were.
 
 Where the bundles are written on this machine (the embedded cluster), one run goes through every phase
 and the rolling restart. Where they are copied to their hosts by the operator, each run does one phase
@@ -27,7 +29,7 @@ from galera_pilot.lifecycle.driver import RollDriver, RollOptions
 from galera_pilot.proxy.check_tls import loaded
 from galera_pilot.tls import ca_rotation as phases
 from galera_pilot.tls import pki
-from galera_pilot.tls.authority import Authority
+from galera_pilot.tls.authority import NEXT_CA, Authority
 
 WAIT_POLL = 0.2
 
@@ -43,7 +45,8 @@ class CaRotation:
     say: Callable[[str], None]
     store: DCS | None = None
     proxy_run_dir: Path | None = None  # the embedded proxy's, while it runs
-    through: bool = False  # go on to the next phase once every host took this one (bundles written in place)
+    through: bool = False  # go on to the next phase once every host took this one
+    in_place: bool = False  # the bundles are the hosts' own (the embedded folder): nothing to copy
     wait: float = 60.0  # seconds every host may take to take a phase
     probe: Callable[[tuple[Path, Path, Path]], None] | None = None
     roll_options: RollOptions = field(default_factory=RollOptions)
@@ -52,6 +55,8 @@ class CaRotation:
         state = phases.read_state(self.authority)
         if state is None:
             self._check_ready()
+        else:
+            state = self._converge(state)
         while True:
             if state is not None:
                 self._wait_reached(phases.expected(state), state.phase)
@@ -59,6 +64,10 @@ class CaRotation:
             if step == "restart":
                 return self._restart()
             state = self._apply(step, state)
+            if not self.through and self.in_place:
+                self._wait_reached(phases.expected(state), state.phase)
+                return (f"phase {PHASE_NUMBER[step]} of 3 ({step}) is in place and every host took it; run "
+                        "`galera-pilot pki rotate-ca` again for the next one")
             if not self.through:
                 names = ", ".join(name for name, _ in self.bundles)
                 return (f"phase {PHASE_NUMBER[step]} of 3 ({step}) is written to {names} in "
@@ -70,6 +79,8 @@ class CaRotation:
         if step == "trust":
             new_state = phases.begin(self.authority)
             names = phases.trust_bundles(self.authority, [bundle for _, bundle in self.bundles])
+            if phases.trust_clients(self.authority):
+                names.append("the applications' ca.pem (PKI/clients)")
             self.say(f"phase 1 of 3: a new CA ({new_state.new}) is trusted beside the old one ({new_state.old}) "
                      f"by {', '.join(names)}")
             return new_state
@@ -83,8 +94,30 @@ class CaRotation:
         self._probe_dcs(only_new=True)
         state = phases.promote(self.authority, state)
         names = phases.trust_bundles(self.authority, [bundle for _, bundle in self.bundles])
+        if phases.trust_clients(self.authority):
+            names.append("the applications' ca.pem (PKI/clients)")
         self.say(f"phase 3 of 3: the old CA ({state.old}) is dropped by {', '.join(names)} (kept in "
                  f"{self.authority.dir / phases.RETIRED}, its key deleted)")
+        return state
+
+    def _converge(self, state: phases.RotationState) -> phases.RotationState:
+        """Write the recorded phase's files again where they are not yet what the phase says: a run that
+        stopped in the middle of a phase (killed, a full disk, one unreadable bundle) left some bundles
+        behind, and waiting for their hosts would never end. Every write here is idempotent."""
+        if state.phase == "reissue" and not (self.authority.dir / f"{NEXT_CA}.pem").exists():
+            state = phases.promote(self.authority, state)  # stopped inside phase 3's promotion
+        if state.phase == "reissue":
+            trusted = self.authority.trust_pem()
+            behind = [(name, bundle) for name, bundle in self.bundles if _signer(bundle, trusted) != state.new]
+            if behind:
+                self.say(f"phase 2 again for {', '.join(n for n, _ in behind)} (an earlier run stopped midway)")
+                phases.reissue_bundles(self.authority, behind)
+            return state
+        if state.phase == "drop":
+            state = phases.promote(self.authority, state)
+        elif state.phase == "trust":
+            state = phases.begin(self.authority)
+        phases.trust_bundles(self.authority, [bundle for _, bundle in self.bundles])
         return state
 
     def _restart(self) -> str:
@@ -162,7 +195,8 @@ class CaRotation:
         the DCS accept them? A temporary certificate from the new CA tries."""
         if self.probe is None:
             return
-        incoming = self.authority.next_ca()
+        incoming = self.authority.next_ca() if (self.authority.dir / f"{NEXT_CA}.key").exists() \
+            else self.authority.node_ca()  # promoted already (a rerun after a stop in phase 3)
         leaf = pki.issue(incoming, "ca-rotation-probe", dns=["ca-rotation-probe"], days=pki.MIN_LEAF_DAYS)
         with tempfile.TemporaryDirectory(prefix="gp-ca-probe-") as scratch:
             folder = Path(scratch)
@@ -223,3 +257,13 @@ def dcs_probe(url: str, cluster_name: str, authority: Authority) -> Callable[[tu
         finally:
             store.close()
     return probe
+
+
+
+def _signer(bundle: Path, trusted: bytes) -> str:
+    """The short id of the CA among `trusted` that signed a bundle's certificate ("": none, or unreadable)."""
+    try:
+        signer = pki.signer_of((bundle / "node.pem").read_bytes(), [trusted])
+    except (OSError, ValueError):
+        return ""
+    return pki.short_id(signer) if signer is not None else ""

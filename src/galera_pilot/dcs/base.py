@@ -387,17 +387,18 @@ class DCS(ABC):
         key = f"{HISTORY_PREFIX}{event.at:017.6f}-{event.member}"
         self.put(key, json.dumps(event.to_dict()))
 
-    def trim_history(self, keep: int = history_rules.KEEP,
-                     keep_notifications: int = history_rules.KEEP_NOTIFICATIONS) -> int:
-        """Delete what the history no longer keeps (dcs/history.py); how many events went. Several
-        agents may trim at once: a key another one deleted first is simply gone."""
+    def trim_history(self, keep: int = history_rules.KEEP, keep_notifications: int = history_rules.KEEP_NOTIFICATIONS,
+                     limit: int | None = None) -> int:
+        """Delete what the history no longer keeps (dcs/history.py), the oldest first and at most `limit`
+        keys; how many events went. Two trims at once are harmless: a key already deleted is gone."""
         entries = []
         for kv in self.list(HISTORY_PREFIX):
             try:
                 entries.append((kv.key, json.loads(kv.value)))
             except ValueError:
                 continue
-        return sum(bool(self.delete(key)) for key in history_rules.to_delete(entries, keep, keep_notifications))
+        doomed = history_rules.to_delete(entries, keep, keep_notifications)
+        return sum(bool(self.delete(key)) for key in doomed[:limit])
 
     def put_json(self, key: str, data: dict[str, Any], ttl: float | None = None) -> None:
         self.put(key, json.dumps(data), ttl)

@@ -3,19 +3,27 @@
 Galera runs the command synchronously inside mariadbd, with no timeout, at every state and view change:
 a slow or hanging command stalls replication. So the command is a few lines of sh that write their
 arguments, NUL-separated and untouched, to a new file in the node's run/events and exit 0: no server
-connection, no interpreter start, nothing parsed. Member names come from other nodes and may hold
-anything: they never reach a shell (printf's %s writes them as data) and the agent reads them as data.
+connection, no interpreter start, nothing parsed. mariadbd itself starts the command through `sh -c`
+with the members' names in its command line, as the other nodes give them: so it is set only where every
+node holds a certificate of the node CA (mariadb/mycnf.notifications_on). Past that, the script writes
+the names as data (printf's %s) and the agent reads them as data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import pwd
 import re
 import shlex
-import shutil
+import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from galera_pilot.errors import PilotError
+from galera_pilot.files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +32,8 @@ MAX_QUEUED = 1000  # files read per look; more means the agent was away long: th
 MAX_FIELD = 4096
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|-1|")
 # What Galera 4 passes as --status (lowercase; the docs write them capitalised).
-STATUSES = frozenset({"undefined", "joiner", "donor", "joined", "synced", "error", "disconnected", "connected",
-                      "disconnecting", "connecting"})
+STATUSES = frozenset({"undefined", "initializing", "initialized", "joiner", "donor", "joined", "synced", "error",
+                      "disconnected", "connected", "disconnecting", "connecting"})
 
 
 def script_text(events_dir: Path) -> str:
@@ -41,17 +49,21 @@ exit 0
 """
 
 
-def install(run_dir: Path, user: str | None) -> Path:
-    """Write the script and the queue folder (owned by mariadbd's user, who writes to it); the script's path."""
+def install(base_dir: Path, run_dir: Path, user: str | None) -> Path:
+    """Write the script into the node's folder (root's: mariadbd's user cannot replace it) and make the
+    queue folder in run/ (mariadbd's user writes to it); the script's path. Nothing here follows a
+    symbolic link that user could have put in run/."""
     events = run_dir / EVENTS
-    events.mkdir(mode=0o700, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(events, 0o700)
+    info = os.lstat(events)
+    if not stat.S_ISDIR(info.st_mode):
+        raise PilotError(f"{events} is not a folder (a link or a file put there?); remove it")
     if user and os.geteuid() == 0:
-        shutil.chown(events, user, user)
-    script = run_dir / SCRIPT
-    staged = run_dir / f".{SCRIPT}.new"
-    staged.write_text(script_text(events))
-    os.chmod(staged, 0o755)
-    os.replace(staged, script)
+        pw = pwd.getpwnam(user)
+        os.chown(events, pw.pw_uid, pw.pw_gid, follow_symlinks=False)
+    script = base_dir / SCRIPT
+    write_private(script, script_text(events), 0o755)
     return script
 
 
@@ -126,29 +138,55 @@ def _member(entry: str) -> Member:
     return Member(uuid[:64], printable, incoming[:MAX_FIELD])
 
 
-def drain(events_dir: Path) -> list[Notification | BadNotification]:
-    """Read and remove what the script queued, oldest first (names sort by nanosecond time)."""
+def consume(events_dir: Path, take: Callable[[Notification | BadNotification], bool]) -> None:
+    """Give each queued notification to `take`, oldest first (names sort by nanosecond time), and remove
+    its file once `take` says it is done with it (False: stop, the rest stays queued). Everything goes
+    through a descriptor of the folder opened without following links: mariadbd's user owns it and
+    could swap it for a link to a folder of root's; entries that are not regular files (links, FIFOs)
+    are removed unread. Beyond MAX_QUEUED the oldest are dropped (the agent was away long)."""
     try:
-        names = sorted(entry.name for entry in os.scandir(events_dir) if not entry.name.startswith("."))
-    except FileNotFoundError:
-        return []
-    if len(names) > MAX_QUEUED:
-        log.warning("%d Galera notifications were queued; the oldest %d are dropped", len(names),
-                    len(names) - MAX_QUEUED)
-        for name in names[:-MAX_QUEUED]:
-            (events_dir / name).unlink(missing_ok=True)
-        names = names[-MAX_QUEUED:]
-    result: list[Notification | BadNotification] = []
-    for name in names:
-        path = events_dir / name
-        try:
-            data = path.read_bytes()[: MAX_FIELD * 64]
-        except OSError:
-            continue
-        path.unlink(missing_ok=True)
-        args = data.decode("utf-8", errors="replace").split("\0")
-        try:
-            result.append(parse(args[:-1] if args and args[-1] == "" else args))
-        except BadNotification as error:
-            result.append(error)
-    return result
+        folder = os.open(events_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return  # not there yet, or not a folder: nothing of ours to read
+    try:
+        names = sorted(name for name in os.listdir(folder) if not name.startswith("."))
+        if len(names) > MAX_QUEUED:
+            log.warning("%d Galera notifications were queued; the oldest %d are dropped", len(names),
+                        len(names) - MAX_QUEUED)
+        for index, name in enumerate(names):
+            item = None if index < len(names) - MAX_QUEUED else _read(folder, name)
+            if item is not None and not take(item):
+                return
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=folder)
+    finally:
+        os.close(folder)
+
+
+def _read(folder: int, name: str) -> Notification | BadNotification | None:
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, MAX_FIELD * 64)
+    finally:
+        os.close(fd)
+    args = data.decode("utf-8", errors="replace").split("\0")
+    try:
+        return parse(args[:-1] if args and args[-1] == "" else args)
+    except BadNotification as error:
+        return error
+
+
+def drain(events_dir: Path) -> list[Notification | BadNotification]:
+    """Read and remove everything queued."""
+    found: list[Notification | BadNotification] = []
+
+    def keep(item: Notification | BadNotification) -> bool:
+        found.append(item)
+        return True
+    consume(events_dir, keep)
+    return found

@@ -6,6 +6,7 @@ the mariadbd user's group: readable by mariadbd and its SST scripts, by nobody e
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 
 from galera_pilot.config import NodeConfig, option_key
@@ -65,6 +66,15 @@ def node_address(config: NodeConfig) -> str:
     return config.advertised_address if port == config.ports.galera else f"{config.advertised_address}:{port}"
 
 
+def notifications_on(config: NodeConfig) -> bool:
+    """Whether mariadbd runs galera-pilot's wsrep_notify_cmd. mariadbd runs it through `sh -c`, with the
+    members' names in the command line as the other nodes give them: only where Galera admits no node
+    without a certificate of the node CA (strict TLS) does every name come from a node of ours. A
+    plaintext cluster admits any node that reaches its port, and a name like `x;cmd` would run `cmd`
+    as the mysql user on every node."""
+    return config.tls.enabled and not config.tls.migrating
+
+
 def render_mycnf(config: NodeConfig, credentials: Credentials, peers: Sequence[str],
                  start_position: str | None = None) -> str:
     """my.cnf for one start of mariadbd; `peers` are host:port gcomm addresses (empty: new cluster).
@@ -104,9 +114,10 @@ def render_mycnf(config: NodeConfig, credentials: Credentials, peers: Sequence[s
         ("wsrep_sst_method", config.sst_method),
         ("wsrep_sst_receive_address", sst_receive_address(config)),
         ("wsrep_sst_auth", f"{credentials.sst_user}:{credentials.sst_password}"),
-        # Galera's state and view changes, queued for the agent (events/notify.py; the starter writes it).
-        ("wsrep_notify_cmd", str(config.run_dir / NOTIFY_SCRIPT)),
     ]
+    if notifications_on(config):
+        # Galera's state and view changes, queued for the agent (events/notify.py; the starter writes it).
+        settings.append(("wsrep_notify_cmd", shlex.quote(str(config.base_dir / NOTIFY_SCRIPT))))
     if config.sst_method == "mysqldump":
         # wsrep_sst_mysqldump refuses a destination that is a local address with the donor's own port
         # ("matches source address"), which is every peer when nodes share a host on 127.0.0.x with the

@@ -64,6 +64,7 @@ class KernelEndpoints:
         self.table = table_name(cluster_name, self.writer_bind[1])
         self.interval = settings.check_interval_ms / 1000.0
         self._backends: list[ProxyBackend] = []
+        self._membership_known = False  # one snapshot read: until then no rules are written
         self._skipped: list[str] = []
         self._membership_at = float("-inf")
         self._state = CheckState()
@@ -84,6 +85,10 @@ class KernelEndpoints:
         """Refresh membership when due, ask every agent, apply the rules if the targets moved; returns the
         sentence to log when something changed (None when nothing did)."""
         sentence = self._refresh_membership()
+        if not self._membership_known:
+            # No membership read yet: leave whatever rules exist (a predecessor's, after a SIGHUP) rather
+            # than replace them with endpoints that lead nowhere.
+            return sentence
         answers = self._ask(self._backends)
         targets = judge(self._backends, answers, self._state)
         text = render_ruleset(self.table, self.writer_bind, self.reader_bind, targets)
@@ -108,6 +113,7 @@ class KernelEndpoints:
             cluster = self.dcs.snapshot(with_history=False)
         except DCSError as error:
             return f"DCS unavailable, checking the members last known: {error}" if not self._backends else None
+        self._membership_known = True
         backends, skipped = backends_from(cluster)
         refusals = {b.name: kernel_backend_refusal(b) for b in backends}
         usable = [b for b in backends if not refusals[b.name]]

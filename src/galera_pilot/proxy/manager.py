@@ -234,6 +234,7 @@ def run_proxy(config_path: Path) -> None:
     itself anew and leaves HAProxy (or the kernel's rules) serving for the new one to adopt; a bad file
     is refused, named in the log, and the manager goes on as it was.
     """
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the handler below: SIGHUP's default would kill us
     config = load_proxy_config(Path(config_path))
     check_tls = prepare_check_tls(config.tls, config.run_dir)  # a bad bundle is named before anything starts
     bundle = config.tls.bundle if config.tls.enabled else None
@@ -248,6 +249,8 @@ def run_proxy(config_path: Path) -> None:
     def _on_hangup(_signum: int, _frame: object) -> None:
         try:
             fresh = load_proxy_config(Path(config_path))
+            if fresh.mode != config.mode:
+                raise ConfigError(f"mode changed from {config.mode} to {fresh.mode}; that takes a restart of the proxy")
             if fresh.tls.enabled and fresh.tls.bundle is not None:
                 load_bundle(fresh.tls.bundle)
         except ConfigError as error:
@@ -265,7 +268,7 @@ def run_proxy(config_path: Path) -> None:
     finally:
         dcs.close()
     if again.is_set():
-        os.execv(sys.executable, [sys.executable, "-m", "galera_pilot", "proxy", "-c", str(config_path)])
+        os.execv(sys.executable, [sys.executable, "-m", "galera_pilot", *sys.argv[1:]])  # the same options
 
 
 def _serve(config: ProxyConfig, config_path: Path, check_tls: tuple[str, str] | None, dcs: DCS,

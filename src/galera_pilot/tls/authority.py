@@ -77,7 +77,8 @@ class Authority:
         """The CA that signs new certificates: the incoming one once a rotation reached its second phase
         (every host trusts it by then), the node CA otherwise."""
         state = self.rotation()
-        return self.next_ca() if state is not None and state.get("phase") == "reissue" else self.node_ca()
+        rotating = state is not None and state.get("phase") == "reissue" and (self.dir / f"{NEXT_CA}.key").exists()
+        return self.next_ca() if rotating else self.node_ca()  # no ca-next.key: promoted already (phase 3)
 
     @property
     def token_file(self) -> Path:

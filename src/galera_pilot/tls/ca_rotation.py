@@ -135,6 +135,16 @@ def trust_bundles(authority: Authority, bundles: Iterable[Path]) -> list[str]:
     return done
 
 
+def trust_clients(authority: Authority) -> bool:
+    """The applications' copy of the node CA (PKI/clients/ca.pem, `pki issue-client`) follows ca.pem;
+    whether there was one."""
+    copy = authority.dir / "clients" / "ca.pem"
+    if not copy.exists():
+        return False
+    write_private(copy, authority.trust_pem().decode(), 0o644)
+    return True
+
+
 def reissue_bundles(authority: Authority, bundles: Sequence[tuple[str, Path]]) -> list[str]:
     """Phase 2: every (name, bundle) gets a certificate from the incoming CA, with the names it had."""
     done = []
