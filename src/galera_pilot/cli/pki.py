@@ -252,8 +252,8 @@ def tls_enable(directory: Path, timeout: float, yes: bool) -> None:
     """Move a running plaintext cluster to TLS everywhere, one node at a time, clients served throughout:
     Galera over TLS accepting plaintext peers, then state transfers and clients, then strict. Applications
     must connect over TLS once it is done (require_secure_transport); run again after an interruption."""
+    from galera_pilot.control.tls_enable import TlsEnabler
     from galera_pilot.embedded.cluster import find_cluster_config
-    from galera_pilot.embedded.tls_enable import TlsEnabler
 
     cluster = find_cluster_config(directory)
     if not yes and not click.confirm(f"restart every node of {cluster.dir} twice (the writer after a switchover) "
