@@ -2,13 +2,15 @@
 changed since the last cycle (events/transitions.py) goes to the user's callbacks.
 
 Once per cycle, after the member record is published: an empty queue folder costs one scandir. Every
-PRUNE_EVERY notifications it records, the writer's agent trims the history towards what dcs/history.py
-keeps, at most TRIM_LIMIT keys at a time (each is one DCS request, on the cycle's thread).
+PRUNE_EVERY notifications it records, and at least every TRIM_EVERY seconds (a cluster without notifications
+records decisions too), the writer's agent trims the history towards what dcs/history.py keeps, at most
+TRIM_LIMIT keys at a time (each is one DCS request, on the cycle's thread).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from galera_pilot.agent.memory import History
 from galera_pilot.cluster import Member
@@ -21,6 +23,7 @@ from galera_pilot.events.transitions import Event, Observed, transitions
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY = 20  # notifications recorded by the writer's agent between two trims of the history
+TRIM_EVERY = 3600.0
 TRIM_LIMIT = 200  # history keys deleted at most per trim: a long history shrinks over several cycles
 
 
@@ -30,6 +33,7 @@ class EventKeeper:
         self.dcs = dcs
         self.history = history
         self._recorded = 0
+        self._trimmed_at = time.monotonic()
         self._reloaded: list[str] | None = None
         self.runner = CallbackRunner(lambda: self.config.callbacks)
         self._last: Observed | None = None
@@ -81,8 +85,8 @@ class EventKeeper:
         """Each queued notification into the history, its file removed once recorded: a DCS that does
         not answer leaves the rest queued for the next cycle."""
         consume(self.config.run_dir / EVENTS, self._record)
-        if writer and self._recorded >= PRUNE_EVERY:
-            self._recorded = 0
+        if writer and (self._recorded >= PRUNE_EVERY or time.monotonic() - self._trimmed_at >= TRIM_EVERY):
+            self._recorded, self._trimmed_at = 0, time.monotonic()
             try:  # the writer's agent only, a bounded number of keys per call (dcs/history.py)
                 self.dcs.trim_history(limit=TRIM_LIMIT)
             except PilotError as error:
