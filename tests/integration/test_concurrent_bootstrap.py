@@ -23,7 +23,8 @@ def test_simultaneous_agents_bootstrap_exactly_one_node() -> None:
             cluster.ensure_tls([])  # what `up` does first: the folder's PKI and every node's bundle
             # Spawned back to back (microseconds apart; each agent needs ~0.5 s just to import).
             procs = [cluster.spawn_agent(node) for node in cluster.nodes()]
-            snapshot = cluster.wait_synced(timeout=300)
+            cluster.wait_synced(timeout=300)
+            snapshot = cluster.snapshot()  # with the history (wait_synced's own reads leave it out)
             uuids = {m.cluster_uuid for m in snapshot.members.values()}
             assert len(uuids) == 1, f"run {run}: members disagree on the cluster: {uuids}"
             actions = [e.action for e in snapshot.history]

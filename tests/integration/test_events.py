@@ -76,8 +76,9 @@ def metric(address: str, name: str, **labels: str) -> float:
 def test_mariadbd_runs_the_notify_command_and_the_history_shows_galera(cluster: Path) -> None:
     [[value]] = query(cluster, "SELECT @@wsrep_notify_cmd", member="node2")
     assert value == str(cluster / "node2" / "notify")
-    history = cli("history", "--dir", str(cluster)).stdout
+    history = cli("history", "--dir", str(cluster), "--galera").stdout
     assert "Galera says: status synced" in history and "primary view of 3" in history, history
+    assert "Galera says" not in cli("history", "--dir", str(cluster)).stdout  # decisions only, by default
 
 
 def test_callbacks_follow_reload_switchover_and_restart(cluster: Path) -> None:
@@ -117,5 +118,5 @@ def test_callbacks_follow_reload_switchover_and_restart(cluster: Path) -> None:
     assert 2 in sizes, sizes
     wait_for(lambda: metric(ADDRESSES["node1"], "galera_pilot_callbacks_total", action="on_view_change",
                             outcome="timeout") >= 1, 60, "node1's hung callback to be killed")
-    history = cli("history", "--dir", str(cluster)).stdout
+    history = cli("history", "--dir", str(cluster), "--galera").stdout
     assert "Galera says: status joined" in history, history  # node2 on its way back

@@ -14,6 +14,7 @@ from galera_pilot.cli.output import FORMAT, print_high_water, print_lifecycle, p
 from galera_pilot.control.members import ask_members, outage_heading, rows_from_snapshot
 from galera_pilot.control.query import endpoint_urls, run_statement
 from galera_pilot.control.target import DCSUnreachable
+from galera_pilot.dcs.history import NOTIFICATION
 
 
 @click.command(name="list")
@@ -48,12 +49,14 @@ def list_members(ctx: click.Context, directory: Path | None, config: Path | None
 @click.command()
 @addressing_options(with_env=False)
 @FORMAT
+@click.option("--galera", "with_galera", is_flag=True,
+              help="also what Galera itself notified (state and view changes, several per restart)")
 @click.pass_context
 def history(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None,
-            cluster: str | None, fmt: str) -> None:
+            cluster: str | None, fmt: str, with_galera: bool) -> None:
     """Every recorded initialize / bootstrap / join / evict / halt decision, oldest first, with its reason."""
     snapshot = target_of(ctx, directory, config, dcs, cluster).snapshot()
-    events = snapshot.history
+    events = [e for e in snapshot.history if with_galera or e.action != NOTIFICATION]
     if fmt == "json":
         click.echo(json.dumps([e.to_dict() for e in events], indent=2))
         return

@@ -199,7 +199,8 @@ class EmbeddedCluster:
         return f"its agent exited with status {code}"
 
     def wait_synced(self, timeout: float = 600.0, poll: float = 0.1) -> Cluster:
-        """Until every node reports Synced in a full-size component, in a report made after this call began:
+        """Until every node reports Synced in a full-size component, in a report made after this call began
+        (the snapshot returned leaves the history out):
         an agent killed with its server leaves a 'Synced' record behind until the record's TTL runs out."""
         nodes = self.nodes()
         dcs = self.dcs()
