@@ -90,6 +90,7 @@ def test_callbacks_follow_reload_switchover_and_restart(cluster: Path) -> None:
     set_callbacks(cluster, "node1", {"on_view_change": "sh -c 'sleep 60'", "on_role_change": "false", "timeout": 2})
     if dcs_view(cluster).writer != "node1":
         cli("switchover", "--dir", str(cluster), "--to", "node1")
+    # The reload may come in the middle of a cycle: on_reload is called once the cycle has merged it.
     cli("reload", "--dir", str(cluster))
     wait_for(lambda: all(any(argv[0] == "on_reload" for argv, _ in calls(cluster, n)) for n in ("node2", "node3")),
              30, "on_reload on node2 and node3")
@@ -103,7 +104,7 @@ def test_callbacks_follow_reload_switchover_and_restart(cluster: Path) -> None:
     argv, event = next(c for c in calls(cluster, "node3") if c[0][0] == "on_role_change")
     assert argv == ["on_role_change", "writer", name] and (event["from"], event["to"]) == ("reader", "writer")
     wait_for(lambda: metric(ADDRESSES["node1"], "galera_pilot_callbacks_total", action="on_role_change",
-                            outcome="failed") == 1, 30, "node1's failing role-change callback to be counted")
+                            outcome="failed") >= 1, 30, "node1's failing role-change callback to be counted")
 
     # node2 restarted by a roll: one on_restart there, the view shrinking and growing on node3, and on node1 a
     # callback that hangs at each view change, killed after 2 s, while the roll goes on.

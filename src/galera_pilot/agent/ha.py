@@ -126,6 +126,7 @@ class Ha:
         self.updates = AutoUpdates(config.name, dcs, history)  # the writer's agent rolls installed minor updates
         self.events = EventKeeper(config, dcs, history)  # Galera's notifications to the history; the callbacks
         self._restart_requested = False  # a rolling restart's request for this node, as of the last snapshot
+        self._observed_pid: int | None = None  # mariadbd's pid as of the cycle's observation
         self.tls = None if node_tls is None else TlsKeeper(config, node_tls, credentials, self.process, history,
                                                            lambda fresh: self._tls_reloaded(fresh, on_tls_reload))
 
@@ -207,12 +208,15 @@ class Ha:
         finally:
             self.last_cycle_seconds = time.monotonic() - started
             # Also after a failed cycle (the DCS away): a stop or a lost writer role is when a hook matters.
-            self.events.after_cycle(self.member(), self.process.pid(), self.writer.holder == self.config.name,
+            self.events.after_cycle(self.member(), self._observed_pid, self.writer.holder == self.config.name,
                                     self._restart_requested)
 
     def _run_cycle(self) -> str:
         now = time.monotonic()  # the agent's own intervals (backoff, crash loop, waits): never the wall clock
         local = self.observe(now)
+        # The pid that goes with the record published now: the cycle may stop or start mariadbd later,
+        # and the callbacks compare records (event_keeper.py).
+        self._observed_pid = self.process.pid() if local.running else None
         self.publish()
         cluster = self.dcs.snapshot(with_history=False)  # every second: the history only grows
         self._restart_requested = self.config.name in cluster.restarts
@@ -252,12 +256,14 @@ class Ha:
         sections that changed, taken at the cycle run now. A ConfigError, nothing changed, when refused."""
         changed = self.settings.reload()
         log.info("reloaded %s: %s", self.settings.path, ", ".join(changed) if changed else "nothing changed")
-        self.events.reloaded(changed)
         self.wake.set()
         return changed
 
     def _follow_settings(self, cluster: Cluster, local: LocalState) -> None:
         self.settings.follow(cluster, local.running and local.state in ("Synced", "Donor/Desynced"))
+        if self.settings.applied_reload is not None:  # merged now: on_reload at this cycle's end
+            self.events.reloaded(self.settings.applied_reload)
+            self.settings.applied_reload = None
         if not self._policy_given:  # `reload` may have changed the recovery section
             recovery = self.config.recovery
             if (self.policy.mode, self.policy.majority_timeout) != (recovery.policy, recovery.majority_timeout):

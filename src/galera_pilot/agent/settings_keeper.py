@@ -58,6 +58,10 @@ class SettingsKeeper:
         self.report = SettingsReport()
         self._lock = threading.Lock()
         self._reloaded = False
+        self._reload_changed: list[str] = []
+        # The sections of the last reload once a cycle has merged them (None: nothing new): on_reload is
+        # called only then, so it runs with the callbacks that reload brought (agent/event_keeper.py).
+        self.applied_reload: list[str] | None = None
         self._merged_key: tuple[int, int] | None = None
         self._merge_error = ""
         self._followed_key: tuple[object, ...] | None = None
@@ -86,6 +90,8 @@ class SettingsKeeper:
     def _merge(self, cluster: Cluster, revision: int) -> str:
         with self._lock:
             local, reloaded, self._reloaded = self.local, self._reloaded, False
+            if reloaded:
+                self.applied_reload = self._reload_changed
         key = (id(local), revision)
         if key == self._merged_key and not reloaded:
             return self._merge_error
@@ -192,6 +198,7 @@ class SettingsKeeper:
                                   "reloaded)")
             self.local = fresh
             self._reloaded = True
+            self._reload_changed = changed
         return changed
 
 
