@@ -78,9 +78,7 @@ class CaRotation:
     def _apply(self, step: phases.Phase, state: phases.RotationState | None) -> phases.RotationState:
         if step == "trust":
             new_state = phases.begin(self.authority)
-            names = phases.trust_bundles(self.authority, [bundle for _, bundle in self.bundles])
-            if phases.trust_clients(self.authority):
-                names.append("the applications' ca.pem (PKI/clients)")
+            names = self._trust_everywhere()
             self.say(f"phase 1 of 3: a new CA ({new_state.new}) is trusted beside the old one ({new_state.old}) "
                      f"by {', '.join(names)}")
             return new_state
@@ -93,9 +91,7 @@ class CaRotation:
             return state
         self._probe_dcs(only_new=True)
         state = phases.promote(self.authority, state)
-        names = phases.trust_bundles(self.authority, [bundle for _, bundle in self.bundles])
-        if phases.trust_clients(self.authority):
-            names.append("the applications' ca.pem (PKI/clients)")
+        names = self._trust_everywhere()
         self.say(f"phase 3 of 3: the old CA ({state.old}) is dropped by {', '.join(names)} (kept in "
                  f"{self.authority.dir / phases.RETIRED}, its key deleted)")
         return state
@@ -117,8 +113,16 @@ class CaRotation:
             state = phases.promote(self.authority, state)
         elif state.phase == "trust":
             state = phases.begin(self.authority)
-        phases.trust_bundles(self.authority, [bundle for _, bundle in self.bundles])
+        self._trust_everywhere()
         return state
+
+    def _trust_everywhere(self) -> list[str]:
+        """Phases 1 and 3 (and their reruns): every bundle, and the applications' copy, trust what the PKI
+        trusts now; the names of what was written."""
+        names = phases.trust_bundles(self.authority, [bundle for _, bundle in self.bundles])
+        if phases.trust_clients(self.authority):
+            names.append("the applications' ca.pem (PKI/clients)")
+        return names
 
     def _restart(self) -> str:
         if self.store is None:
