@@ -12,6 +12,9 @@ cd "$REPO"
 
 PACKAGES=(mariadb-server galera-4 mariadb-backup mariadb-client socat rsync haproxy etcd-server sysbench
           iproute2 iptables nftables conntrack python3-venv psmisc faketime stunnel4 tcpdump)
+# Installed without their recommended packages: galera-pilot runs garbd itself, and needs only promtool
+# (for the alert rules' tests) from prometheus, not a node exporter or a web UI.
+PACKAGES_BARE=(galera-arbitrator-4 prometheus)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -84,19 +87,37 @@ if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>
     die "this script needs Debian's dpkg-query and apt-get (galera-pilot targets Debian 12)"
 fi
 
+# The system services these packages may start on a systemd host: galera-pilot starts its own.
+stop_system_service() {
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        as_root systemctl disable --now "$1" >/dev/null 2>&1 || true
+    fi
+}
+
 missing=()
 for package in "${PACKAGES[@]}"; do
     installed "$package" || missing+=("$package")
 done
+missing_bare=()
+for package in "${PACKAGES_BARE[@]}"; do
+    installed "$package" || missing_bare+=("$package")
+done
 
-if [ "${#missing[@]}" -gt 0 ]; then
-    say "installing ${missing[*]}"
+if [ "$((${#missing[@]} + ${#missing_bare[@]}))" -gt 0 ]; then
+    say "installing ${missing[*]} ${missing_bare[*]}"
     as_root apt-get update -q
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
-    for package in "${missing[@]}"; do
-        if [ "$package" = mariadb-server ]; then
-            stop_system_mariadb
-        fi
+    if [ "${#missing[@]}" -gt 0 ]; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+    fi
+    if [ "${#missing_bare[@]}" -gt 0 ]; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing_bare[@]}"
+    fi
+    for package in "${missing[@]}" "${missing_bare[@]}"; do
+        case "$package" in
+            mariadb-server) stop_system_mariadb ;;
+            prometheus) stop_system_service prometheus ;;
+            galera-arbitrator-4) stop_system_service garb ;;
+        esac
     done
 else
     say "Debian packages: all present"
