@@ -1,0 +1,2 @@
+"""Membership changes a person asks for: taking a node out for good (`remove`) and rebuilding one from a
+donor (`reinit`). rules.py holds the pure judgements over a DCS snapshot; the control room carries them out."""
