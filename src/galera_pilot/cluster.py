@@ -342,6 +342,35 @@ class RestartRequest:
         return cls(**_pick(cls, data))
 
 
+REMOVING = "removing"
+REMOVED = "removed"
+
+
+@dataclass(frozen=True)
+class Removal:
+    """`galera-pilot remove`: `member` is out of the cluster for good. While `removing`, its agent stops
+    mariadbd cleanly (a graceful leave shrinks the quorum base), marks its folder and exits; `removed` once
+    it has, or once the survivors evicted a member whose host is gone. The record stays: an agent of that
+    name that comes back (a reinstalled host) reads it and refuses to start mariadbd."""
+
+    member: str
+    by: str
+    at: float = 0.0
+    phase: str = REMOVING
+    how: str = "stop"  # stop | evict (membership/rules.removal_plan)
+    detail: str = ""
+
+    def moved(self, phase: str, **changes: Any) -> Removal:
+        return replace(self, phase=phase, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Removal:
+        return cls(**_pick(cls, data))
+
+
 @dataclass(frozen=True)
 class Roll:
     """A rolling restart: members are restarted one at a time in `order` (the writer last, whoever it is
@@ -427,6 +456,7 @@ class Cluster:
     roll_driver: str | None = None  # the holder of the roll_driver lease: None when nobody drives the roll
     restarts: dict[str, RestartRequest] = field(default_factory=dict)  # member -> its restart request
     settings: ClusterSettings | None = None  # `galera-pilot edit-config`'s cluster-wide settings
+    removed: dict[str, Removal] = field(default_factory=dict)  # `galera-pilot remove`: members out for good
 
     @property
     def primary_members(self) -> list[Member]:

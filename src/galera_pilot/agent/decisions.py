@@ -37,6 +37,7 @@ class Action(StrEnum):
     PC_RECOVER = "pc_recover"  # start mariadbd towards the other members and let pc.recovery re-form the PC
     FORM = "form"  # a new cluster's nodes start together from the seed and form the first PC via pc.recovery
     ROLL_RESTART = "roll_restart"  # stop mariadbd cleanly for a rolling restart (the ladder then rejoins it)
+    LEAVE = "leave"  # this member was removed (`galera-pilot remove`): stop mariadbd cleanly, for good
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class LocalState:
     disk_full: str | None = None
     # A rolling restart asks this node to restart the mariadbd running now (lifecycle/restart.restart_due).
     restart_due: bool = False
+    # `galera-pilot remove` took this member out (its DCS record or its folder's mark says by whom), or None.
+    removed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -297,6 +300,11 @@ def decide(local: LocalState, cluster: Cluster, policy: RecoveryPolicy, now: flo
                    else "stopped")
         return Decision(Action.NONE, f"the cluster is paused (by {cluster.pause.by}): mariadbd is {running}; "
                                      "taking no action until galera-pilot resume")
+    if local.removed:
+        # Before everything else: a removed member never starts, joins or bootstraps again by itself.
+        how = "stopping mariadbd cleanly (a graceful leave)" if local.running else "mariadbd stays stopped"
+        return Decision(Action.LEAVE, f"this member was removed from the cluster ({local.removed}): {how}, "
+                                      "and the agent exits")
     if local.running:
         return decide_running(local, cluster)
     if local.crash_loop:

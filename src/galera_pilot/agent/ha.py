@@ -39,6 +39,7 @@ from galera_pilot.agent.join import Joiner
 from galera_pilot.agent.memory import AgentMemory, DcsHistory, MemberRecord
 from galera_pilot.agent.observation import NodeObservation, PositionReader
 from galera_pilot.agent.observer import StatusObserver
+from galera_pilot.agent.removal import Leaver, removal_reason
 from galera_pilot.agent.restarts import RollingRestarts
 from galera_pilot.agent.settings_keeper import SettingsKeeper
 from galera_pilot.agent.starter import Starter
@@ -119,6 +120,7 @@ class Ha:
         self.initializer = Initializer(config, dcs, self.process, memory, self.datadir, self.starter, history)
         self.bootstrapper = Bootstrapper(config, dcs, self.policy, memory, self.starter, history)
         self.joiner = Joiner(config, dcs, credentials, self.process, self.datadir, self.starter, history)
+        self.leaver = Leaver(config, dcs, self.process, memory, self.writer, history)  # `galera-pilot remove`
         self.restarts = RollingRestarts(config, dcs, self.process, memory, self.writer, history, credentials,
                                         self._heartbeat)
         # Cluster-wide settings merged with the node's file, followed on the running server (`edit-config`).
@@ -225,7 +227,8 @@ class Ha:
         if not self.paused:  # paused: no SET GLOBAL, no new timings either
             self._follow_settings(cluster, local)
         pid = self.process.pid()
-        local = replace(local, restart_due=self.restarts.due(cluster, pid))
+        local = replace(local, restart_due=self.restarts.due(cluster, pid),
+                        removed=removal_reason(self.config, cluster))
         self._raise_high_water(local, cluster)
         if cluster.has_primary or local.cluster_status == "Primary":
             self.memory.no_primary_since = None
@@ -326,6 +329,8 @@ class Ha:
             return self.initializer.form(decision)
         if decision.action == Action.ROLL_RESTART:
             return self.restarts.stop(cluster, decision.reason)
+        if decision.action == Action.LEAVE:
+            return self.leaver.leave(cluster, decision.reason)  # raises MemberRemoved: the agent exits
         if decision.action == Action.RESTART:
             if self.memory.pc_recovery_started is not None:
                 self.memory.pc_recovery_failed = True
@@ -350,8 +355,9 @@ class Ha:
         """Graceful stop: mariadbd flushes and records its seqno; the roster remembers a clean stop. While
         the cluster is paused the agent leaves mariadbd running, as Patroni does in maintenance mode: a
         person who restarts the agent then does not take the node down (its successor adopts it)."""
-        if self.paused is True:
-            log.info("the cluster is paused: leaving mariadbd running (the next agent adopts it)")
+        if self.paused is True or self.leaver.left:
+            if not self.leaver.left:
+                log.info("the cluster is paused: leaving mariadbd running (the next agent adopts it)")
             self.dcs_watch.stop()
             self.writer.stop()
             self.observer.stop()

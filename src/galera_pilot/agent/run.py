@@ -11,6 +11,7 @@ from pathlib import Path
 
 from galera_pilot.agent.api import ApiServer
 from galera_pilot.agent.ha import Ha
+from galera_pilot.agent.removal import MemberRemoved, refuse_if_marked
 from galera_pilot.config import load_config
 from galera_pilot.credentials import load_credentials
 from galera_pilot.dcs import get_dcs
@@ -24,6 +25,7 @@ REPEAT_LOG_EVERY = 30.0
 
 def run_agent(config_path: Path) -> None:
     config = load_config(config_path)
+    refuse_if_marked(config)  # a member taken out by `galera-pilot remove` never comes back by itself
     credentials = load_credentials(config.credentials_file)
     node_tls = load_node_tls(config)  # checked before anything starts: a bad file is named now
     api: ApiServer | None = None
@@ -92,6 +94,9 @@ def supervise(ha: Ha, stop: threading.Event) -> None:
         try:
             sentence = ha.run_cycle()
             errors.succeeded()
+        except MemberRemoved as removed:
+            log.info("%s; the agent stops", removed)
+            raise
         except DCSError as error:
             # Nothing irreversible happens without the DCS: mariadbd keeps running as it is (Galera needs
             # no DCS to replicate), and /status tells why the agent is idle.

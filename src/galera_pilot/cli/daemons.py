@@ -20,10 +20,15 @@ def _logging(level: str) -> None:
 @click.option("--log-level", default="INFO", show_default=True, type=LEVELS)
 def agent(config: Path, log_level: str) -> None:
     """Run one node's agent in the foreground (what `up` spawns and systemd runs)."""
+    from galera_pilot.agent.removal import EXIT_REMOVED, MemberRemoved
     from galera_pilot.agent.run import run_agent
 
     _logging(log_level)
-    run_agent(config)
+    try:
+        run_agent(config)
+    except MemberRemoved as removed:  # not a failure: systemd's RestartPreventExitStatus keeps it stopped
+        click.echo(f"galera-pilot: {removed}", err=True)
+        sys.exit(EXIT_REMOVED)
 
 
 @click.command()

@@ -26,7 +26,7 @@ from galera_pilot.cluster import Cluster, Member
 from galera_pilot.config import NodeConfig, SstMethod, load_config
 from galera_pilot.credentials import Credentials, load_credentials
 from galera_pilot.dcs import DCS, get_dcs
-from galera_pilot.embedded.layout import lay_out, read_marker
+from galera_pilot.embedded.layout import lay_out, read_marker, retire_node
 from galera_pilot.embedded.processes import check_binaries, check_ports, running_pid
 from galera_pilot.embedded.proxy import EmbeddedProxy
 from galera_pilot.embedded.tls import OPERATOR, authority_of, ensure_folder_tls, rotate_folder
@@ -129,6 +129,11 @@ class EmbeddedCluster:
             path = self.dir / name / "agent.yaml"
             result.append(Node(load_config(path), path))
         return result
+
+    def retire_node(self, name: str) -> None:
+        """`galera-pilot remove`: out of the node list, so `up` and `down` leave it alone (layout.retire_node)."""
+        retire_node(self.dir, name)
+        self.meta = read_marker(self.dir)
 
     def node(self, name: str) -> Node:
         for node in self.nodes():

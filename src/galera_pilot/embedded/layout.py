@@ -75,6 +75,7 @@ def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMetho
     if marker.exists():
         existing = read_marker(directory)
         names = list(existing["nodes"])
+        retired = list(existing.get("removed") or [])
         known_name = existing.get("cluster_name", "galera")
         dcs_url = existing["dcs"]
         if dcs is not None and dcs != dcs_url:
@@ -94,7 +95,7 @@ def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMetho
                              "remembers it)")
         pki_text = known_pki
     else:
-        names = []
+        names, retired = [], []
         cluster_name = cluster_name or "galera"
         tls = True if tls is None else tls
         pki_text = str(pki_dir.resolve()) if (pki_dir is not None and tls) else None
@@ -114,7 +115,9 @@ def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMetho
         finally:
             store.close()
         save_credentials(directory / "credentials.yaml", Credentials.generate())
-    for index in range(len(names), nodes):
+    # Members taken out by `galera-pilot remove` keep their folder, name and address: never reused.
+    taken = len(names) + len(retired)
+    for index in range(taken, taken + nodes - len(names)):
         name = f"node{index + 1}"
         address = str(first + index)
         base = directory / name
@@ -130,6 +133,8 @@ def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMetho
         names.append(name)
     meta: dict[str, Any] = {"galera_pilot": 1, "cluster_name": cluster_name, "dcs": dcs_url, "nodes": names,
                             "tls": tls}
+    if retired:
+        meta["removed"] = retired
     if pki_text:
         meta["pki"] = pki_text  # a PKI folder outside DIR (`up --pki-dir`); default DIR/pki
     _write_config(marker, yaml.safe_dump(meta, sort_keys=False), dcs_url)
@@ -139,3 +144,15 @@ def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMetho
 def _write_config(path: Path, text: str, dcs_url: str) -> None:
     """Atomically; 0600 when the DCS URL carries a password (etcd user:password@), else 0644."""
     write_private(path, text, 0o600 if dcs_url_carries_password(dcs_url) else 0o644)
+
+
+def retire_node(directory: Path, name: str) -> None:
+    """`galera-pilot remove`: the member leaves the folder's node list for its `removed` list; its folder
+    stays (its datadir is kept, marked by its agent)."""
+    marker = directory / MARKER
+    meta = read_marker(directory)
+    if name not in meta["nodes"]:
+        return
+    meta["nodes"] = [n for n in meta["nodes"] if n != name]
+    meta["removed"] = [*(meta.get("removed") or []), name]
+    _write_config(marker, yaml.safe_dump(meta, sort_keys=False), meta["dcs"])

@@ -1,0 +1,55 @@
+"""`remove`: take a member out of the cluster for good (control/removal.py)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import click
+
+from galera_pilot.cli.addressing import addressing_options, target_of
+from galera_pilot.cli.steer import changing
+from galera_pilot.control.removal import Remover, undo_removal
+from galera_pilot.dcs.base import DCS
+from galera_pilot.errors import PilotError
+
+
+@click.command()
+@addressing_options(with_env=False)
+@click.argument("member")
+@click.option("--yes", is_flag=True, help="do it without asking (a terminal asks otherwise)")
+@click.option("--force", is_flag=True,
+              help="remove it even when what remains has no majority in the Primary Component, or an even "
+                   "number of votes and no arbitrator (it says what that risks)")
+@click.option("--timeout", default=330.0, show_default=True, help="seconds to wait for its agent to stop it")
+@click.option("--undo", is_flag=True, help="forget an earlier removal of MEMBER in the DCS (it may then join again)")
+@click.pass_context
+def remove(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None, cluster: str | None,
+           member: str, yes: bool, force: bool, timeout: float, undo: bool) -> None:
+    """Take MEMBER out of the cluster for good: its agent stops mariadbd cleanly (the quorum base shrinks),
+    the roster, the proxies and full-outage recovery forget it, and it never comes back by itself.
+
+    Refused for the writer (switch over first), a donor, a paused cluster or during a roll. A member whose
+    host is gone is evicted from the view instead."""
+    target = target_of(ctx, directory, config, dcs, cluster)
+    target.use_tls()
+
+    def carry_out(store: DCS) -> str:
+        if undo:
+            return undo_removal(store, store.snapshot(with_history=False), member)
+        remover = Remover(target, store, f"{socket.gethostname()}:{os.getpid()}", click.echo)
+        plan = remover.check(member, force)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise PilotError(f"remove {member} is for good: give --yes to confirm it without a terminal")
+            how = "stop it" if plan.how == "stop" else "its host is gone: evict it"
+            click.confirm(f"Remove {member} from the cluster for good ({how}; the cluster becomes "
+                          f"{', '.join(plan.remaining)})?", abort=True)
+        return remover.remove(plan, timeout)
+
+    click.echo(changing(target, "remove", carry_out))
+
+
+COMMANDS = [remove]
