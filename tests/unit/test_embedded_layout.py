@@ -87,3 +87,16 @@ def test_files_holding_a_password_are_0600(tmp_path: Path, etcd_server: EtcdServ
                                      cluster_name=f"layout{etcd_server.port}c", dcs=url)
     for path in (tmp_path / "c" / "cluster.yaml", cluster.node("node1").config_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_a_removed_node_keeps_its_name_and_address_out_of_reach(tmp_path: Path) -> None:
+    """`remove` retires node2: `up --nodes 3` adds node4 on the next address, never node2's again."""
+    cluster = EmbeddedCluster.layout(tmp_path / "c", 3, "127.0.0.140", "rsync", tls=False)
+    cluster.retire_node("node2")
+    assert [n.name for n in cluster.nodes()] == ["node1", "node3"]
+    again = EmbeddedCluster.layout(tmp_path / "c", 3, "127.0.0.140", "rsync")
+    assert [n.name for n in again.nodes()] == ["node1", "node3", "node4"]
+    assert again.node("node4").config.address == "127.0.0.143"
+    assert again.meta["removed"] == ["node2"]
+    assert [n.name for n in EmbeddedCluster.layout(tmp_path / "c", 2, "127.0.0.140", "rsync").nodes()] == [
+        "node1", "node3", "node4"]  # --nodes only ever adds
