@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from galera_pilot.cluster import Cluster, Member
+from galera_pilot.cluster import Cluster
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,8 @@ def known_members(cluster: Cluster) -> set[str]:
     return set(cluster.roster) | set(cluster.members)
 
 
-def _live(member: Member | None) -> bool:
-    return member is not None and member.running
-
-
-def removal_refusal(cluster: Cluster, name: str, arbitrators: int = 0) -> Refusal | None:
-    """Why `name` may not be removed now, or None. `arbitrators`: votes outside the data nodes (garbd)."""
+def _unchangeable(cluster: Cluster, name: str) -> Refusal | None:
+    """What refuses both verbs: an unknown name, a paused cluster, a roll in progress."""
     known = known_members(cluster)
     if name not in known:
         listed = ", ".join(sorted(known)) or "none"
@@ -50,12 +46,20 @@ def removal_refusal(cluster: Cluster, name: str, arbitrators: int = 0) -> Refusa
         return Refusal(f"the cluster is paused (by {cluster.pause.by}): galera-pilot resume first")
     if cluster.roll is not None:
         return Refusal(f"a rolling restart ({cluster.roll.id}) is recorded: let it finish or abort it first")
+    return None
+
+
+def removal_refusal(cluster: Cluster, name: str, arbitrators: int = 0) -> Refusal | None:
+    """Why `name` may not be removed now, or None. `arbitrators`: votes outside the data nodes (garbd)."""
+    refusal = _unchangeable(cluster, name)
+    if refusal is not None:
+        return refusal
     member = cluster.members.get(name)
     if cluster.writer == name:
         return Refusal(f"{name} is the writer: move the role first (galera-pilot switchover --to ANOTHER)")
     if member is not None and member.running and member.state.startswith("Donor"):
         return Refusal(f"{name} is a donor ({member.state}): wait until its state transfer has finished")
-    remaining = known - {name}
+    remaining = known_members(cluster) - {name}
     if not remaining:
         return Refusal(f"{name} is the last member: removing it would leave no cluster (galera-pilot down stops it)")
     serving = {n for n in remaining if cluster.members.get(n) is not None and cluster.members[n].is_primary}
@@ -84,14 +88,9 @@ def removal_plan(cluster: Cluster, name: str) -> RemovalPlan:
 def reinit_refusal(cluster: Cluster, name: str) -> Refusal | None:
     """Why `name` may not be rebuilt by a full SST now, or None. Two other Synced nodes are needed: one
     donates (and is desynced while it does), the other keeps the cluster writable and Primary."""
-    known = known_members(cluster)
-    if name not in known:
-        listed = ", ".join(sorted(known)) or "none"
-        return Refusal(f"no member named {name!r} in this cluster (members: {listed})")
-    if cluster.pause is not None:
-        return Refusal(f"the cluster is paused (by {cluster.pause.by}): galera-pilot resume first")
-    if cluster.roll is not None:
-        return Refusal(f"a rolling restart ({cluster.roll.id}) is recorded: let it finish or abort it first")
+    refusal = _unchangeable(cluster, name)
+    if refusal is not None:
+        return refusal
     synced = sorted(n for n, m in cluster.members.items() if n != name and m.is_synced)
     if len(synced) < 2:
         return Refusal(f"a rebuild needs two other Synced nodes (one donates, one serves); Synced now: "
