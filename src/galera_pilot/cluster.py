@@ -330,6 +330,7 @@ class RestartRequest:
     upgrade: bool = False  # a rolling upgrade: run mariadb-upgrade once the new server is Synced
     stopped_cleanly: bool | None = None  # the agent's stop: mariadb-upgrade never runs after an unclean one
     upgrade_failed: bool = False  # mariadb-upgrade failed or was refused: never retried by the agent
+    rebuild_from: str = ""  # `galera-pilot reinit`: move the datadir aside and take a full SST from this donor
 
     def moved(self, phase: str, **changes: Any) -> RestartRequest:
         return replace(self, phase=phase, **changes)
@@ -378,7 +379,8 @@ class Roll:
 
     id: str
     order: tuple[str, ...]
-    kind: str = "restart"  # restart | upgrade
+    kind: str = "restart"  # restart | upgrade | reinit (one member rebuilt by a full SST from `donor`)
+    donor: str = ""
     target: str = ""  # upgrade: the version every node runs at the end
     done: tuple[str, ...] = ()
     current: str | None = None

@@ -93,3 +93,26 @@ def test_a_full_outage_no_longer_waits_for_it(cluster: Path) -> None:
     assert "3 nodes Synced" in result.stdout, result.stdout
     assert mariadbd_pid(cluster, "node4") is None
     wait_for(lambda: cluster_size(cluster, "node1") == 3, timeout=30, what="a 3-node view")
+
+
+def test_reinit_rebuilds_a_reader_by_a_full_sst_from_a_chosen_donor(cluster: Path) -> None:
+    """After the removal three nodes remain; node3 is rebuilt from node2 and keeps every row."""
+    if dcs_view(cluster).writer != "node1":
+        cli("switchover", "--dir", str(cluster), "--to", "node1")
+    query(cluster, "CREATE DATABASE IF NOT EXISTS rebuilt")
+    query(cluster, "CREATE TABLE IF NOT EXISTS rebuilt.t (id INT PRIMARY KEY)")
+    query(cluster, "INSERT INTO rebuilt.t VALUES (1), (2), (3)")
+    before = mariadbd_pid(cluster, "node3")
+    result = cli("reinit", "--dir", str(cluster), "node3", "--donor", "node2", "--yes")
+    assert "rebuilt by a full SST from node2" in result.stdout, result.stdout
+    assert "after a full state transfer (SST)" in result.stdout, result.stdout
+    assert mariadbd_pid(cluster, "node3") not in (None, before)
+    assert list((cluster / "node3").glob("data.refused-*")), "the old datadir is kept aside"
+    error_log = (cluster / "node3" / "log" / "mariadbd.err").read_text(errors="replace")
+    assert "requested state transfer from 'node2,'. Selected" in error_log and "(node2)" in error_log
+    assert query(cluster, "SELECT COUNT(*) FROM rebuilt.t", member="node3") == [["3"]]
+    snapshot = dcs_view(cluster)
+    assert snapshot.roll is None and snapshot.members["node3"].is_synced and "node3" not in snapshot.maintenance
+    refused = cli("reinit", "--dir", str(cluster), "node3", "--donor", snapshot.writer or "node1", "--yes",
+                  check=False)
+    assert refused.returncode == 1 and "cannot donate" in refused.stderr, refused.stderr

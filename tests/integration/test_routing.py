@@ -176,7 +176,9 @@ def test_endpoints_of_a_synced_cluster(cluster: Path) -> None:
     metrics = api().request("GET", agent_url(ADDRESSES[writer], "/metrics"))[1].decode()
     for name in ("galera_pilot_wsrep_local_state", "galera_pilot_wsrep_cluster_size",
                  "galera_pilot_wsrep_flow_control_paused", "galera_pilot_wsrep_local_recv_queue",
-                 "galera_pilot_wsrep_last_committed", "galera_pilot_agent_cycle_seconds"):
+                 "galera_pilot_wsrep_last_committed", "galera_pilot_agent_cycle_seconds",
+                 "galera_pilot_wsrep_flow_control_paused_seconds_total", "galera_pilot_roster_members",
+                 "galera_pilot_mariadbd_unexpected_exits_total", "galera_pilot_crash_loop"):
         assert f'{name}{{member="{writer}"}}' in metrics, name
     assert f'galera_pilot_writer{{member="{writer}"}} 1.0' in metrics
     assert api().request("OPTIONS", agent_url(ADDRESSES[writer], "/writer"))[1] == b"", \

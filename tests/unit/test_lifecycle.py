@@ -89,6 +89,14 @@ def test_a_restart_request_stops_a_primary_node_only() -> None:
     assert decide(local_of(joining, restart_due=True), cluster, ALL, NOW).action == Action.NONE
 
 
+def test_a_reinit_request_says_it_rejoins_by_a_full_sst_from_its_donor() -> None:
+    me = running("n1")
+    request = RestartRequest("n1", "roll-1", NOW, rebuild_from="n2")
+    cluster = replace(snapshot(me, running("n2"), running("n3")), restarts={"n1": request})
+    decision = decide(local_of(me, restart_due=True), cluster, ALL, NOW)
+    assert decision.action == Action.ROLL_RESTART and "full SST from n2" in decision.reason
+
+
 # ---- pause: the writer election ------------------------------------------------------------------------------
 def keeper(world: World, name: str, live: LiveStatus) -> WriterKeeper:
     return WriterKeeper(name, FakeDcs(world, name), lambda: live, priority=0, ttl=TTL, fresh_within=3.0,

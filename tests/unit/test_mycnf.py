@@ -235,3 +235,10 @@ def test_tls_sections_written_into_a_running_servers_file(node3: NodeConfig) -> 
     assert text.count("[sst]") == 1 and text.count("[client]") == 1
     with pytest.raises(ValueError, match="no \\[sst\\] section"):
         with_tls_sections("[mariadbd]\nport = 1\n", text)
+
+
+def test_a_rebuild_names_its_donor_with_a_fallback(node3: NodeConfig) -> None:
+    """`reinit`: the chosen donor first; the trailing comma lets Galera take another should it be unable."""
+    rebuilt = parse(render_mycnf(node3, CREDENTIALS, ("127.0.0.2:4567",), sst_donor="node2"))
+    assert rebuilt["mariadbd"]["wsrep_sst_donor"] == "node2,"
+    assert "wsrep_sst_donor" not in render(node3, ("127.0.0.2:4567",))["mariadbd"]

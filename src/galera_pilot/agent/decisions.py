@@ -280,6 +280,10 @@ def decide_running(local: LocalState, cluster: Cluster) -> Decision:
                                         "and every other member is stopped: no component can form around it; "
                                         "stopping it cleanly so that the full-outage recovery counts its position")
     if local.cluster_status == "Primary" and local.restart_due:
+        request = cluster.restarts.get(local.name)
+        if request is not None and request.rebuild_from:
+            return Decision(Action.ROLL_RESTART, "galera-pilot reinit asks for this node: stopping mariadbd cleanly, "
+                                                 f"then it rejoins by a full SST from {request.rebuild_from}")
         return Decision(Action.ROLL_RESTART, "a rolling restart asks for this node: stopping mariadbd cleanly, "
                                              "then it rejoins (IST)")
     if local.cluster_status == "Primary":

@@ -56,6 +56,7 @@ class ExitHandler:
         self._exits: deque[float] = deque(maxlen=CRASH_LOOP_COUNT)
         self._consecutive_failures = 0
         self.crash_loop: str | None = None
+        self.unexpected_exits = 0  # every one since the agent started, for /metrics (alerts: several within minutes)
         self.retry_at = 0.0
 
     def on_exit_seen(self, pid: int) -> None:
@@ -88,6 +89,7 @@ class ExitHandler:
             log.info("mariadbd is no longer running (the cluster is paused: not counted as a crash, no action)")
             return
         self.eviction.evict_dead_instance()
+        self.unexpected_exits += 1
         if memory.pc_recovery_started is not None:  # pc.recovery did not work out: bootstrap instead
             memory.pc_recovery_failed = True
             memory.pc_recovery_started = None

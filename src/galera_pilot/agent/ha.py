@@ -92,6 +92,7 @@ class Ha:
         self._data_gone_recorded = False
         self._transitional = True
         self.last_cycle_seconds = 0.0
+        self.roster_members = 0  # the roster (with this node, without removed ones) as of the last cycle: /metrics
         # Routing (issue 4): a fast look at mariadbd for the health endpoints, and the writer lease.
         self._observer_connection = None  # the status observer's kept connection (its thread alone uses it)
         self.observer = StatusObserver(self._observer_query)
@@ -122,7 +123,7 @@ class Ha:
         self.joiner = Joiner(config, dcs, credentials, self.process, self.datadir, self.starter, history)
         self.leaver = Leaver(config, dcs, self.process, memory, self.writer, history)  # `galera-pilot remove`
         self.restarts = RollingRestarts(config, dcs, self.process, memory, self.writer, history, credentials,
-                                        self._heartbeat)
+                                        self._heartbeat, self._rebuild)
         # Cluster-wide settings merged with the node's file, followed on the running server (`edit-config`).
         self.settings = SettingsKeeper(config, config_path, credentials, self.writer)
         self.updates = AutoUpdates(config.name, dcs, history)  # the writer's agent rolls installed minor updates
@@ -222,13 +223,15 @@ class Ha:
         self.publish()
         cluster = self.dcs.snapshot(with_history=False)  # every second: the history only grows
         self._restart_requested = self.config.name in cluster.restarts
+        self.roster_members = len((set(cluster.roster) | {self.config.name}) - set(cluster.removed))
         self.paused = cluster.pause is not None
         self.writer.paused = self.paused
         if not self.paused:  # paused: no SET GLOBAL, no new timings either
             self._follow_settings(cluster, local)
         pid = self.process.pid()
         local = replace(local, restart_due=self.restarts.due(cluster, pid),
-                        removed=removal_reason(self.config, cluster))
+                        removed=removal_reason(self.config, cluster),
+                        use_seed=local.use_seed and not self.memory.sst_donor)  # reinit: a full SST, not the seed
         self._raise_high_water(local, cluster)
         if cluster.has_primary or local.cluster_status == "Primary":
             self.memory.no_primary_since = None
@@ -309,6 +312,11 @@ class Ha:
             if not self._synced_once:
                 self._synced_once = True
                 self.dcs.update_roster(self._roster_entry(stopped_gracefully=False))
+
+    def _rebuild(self, donor: str) -> None:
+        """`galera-pilot reinit`, mariadbd stopped: the datadir is kept aside, the next join is a full SST."""
+        self.datadir.quarantine(f"galera-pilot reinit rebuilds this node by a full SST from {donor}")
+        self.memory.sst_donor = donor
 
     def _roster_entry(self, stopped_gracefully: bool) -> RosterEntry:
         return RosterEntry(self.config.name, self.config.advertised_address, self.config.api_url,

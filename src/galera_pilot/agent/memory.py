@@ -41,6 +41,8 @@ class AgentMemory:
     disconnected_since: float | None = None  # since when mariadbd reports Disconnected (observation)
     not_primary_since: float | None = None  # since when a running mariadbd answers but is not Primary (observation)
     no_primary_since: float | None = None  # since when nobody reports Primary (the cycle)
+    # `galera-pilot reinit`: the donor the next start takes its full SST from (never the seed), until Synced.
+    sst_donor: str = ""
 
 
 class MemberRecord:

@@ -1,8 +1,8 @@
 """`/metrics`: the agent's view in Prometheus' text format.
 
 One `CollectorRegistry` per agent (never the process-global one: tests and embedders may run several
-agents in one process). Values are read at scrape time from the observer's last look and the writer
-keeper, so a scrape never queries mariadbd either.
+agents in one process). Values are read at scrape time from the observer's last look, the writer
+keeper and what the agent's rooms keep (disk, exits, TLS), so a scrape never queries mariadbd or the DCS.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from galera_pilot.agent.exits import CRASH_LOOP_COUNT, CRASH_LOOP_WINDOW
 from galera_pilot.agent.verdicts import verdicts
+from galera_pilot.routing.health import LiveStatus
 
 if TYPE_CHECKING:
     from galera_pilot.agent.ha import Ha
@@ -33,6 +35,14 @@ WSREP_GAUGES = {
 }
 
 
+# The routing judgements (verdicts.py) -> (metric name, help)
+VERDICT_GAUGES = {
+    "health": ("galera_pilot_health", "1 if /health answers 200"),
+    "read": ("galera_pilot_read", "1 if /read answers 200"),
+    "writer": ("galera_pilot_writer", "1 if /writer answers 200 (this node is the writer)"),
+}
+
+
 class AgentCollector(Collector):
     def __init__(self, ha: Ha) -> None:
         self.ha = ha
@@ -43,18 +53,10 @@ class AgentCollector(Collector):
         now = time.monotonic()
         labels = ["member"]
         name = ha.config.name
-        for key, (metric, text) in WSREP_GAUGES.items():
-            if key in live.status:
-                family = GaugeMetricFamily(metric, text, labels=labels)
-                family.add_metric([name], live.number(key))
-                yield family
-        primary = GaugeMetricFamily("galera_pilot_wsrep_primary", "1 if in the Primary Component", labels=labels)
-        primary.add_metric([name], 1.0 if live.cluster_status == "Primary" else 0.0)
-        yield primary
+        yield from wsrep_metrics(name, live)
         judged = verdicts(ha)
-        for key, text in (("health", "1 if /health answers 200"), ("read", "1 if /read answers 200"),
-                          ("writer", "1 if /writer answers 200 (this node is the writer)")):
-            family = GaugeMetricFamily(f"galera_pilot_{key}", text, labels=labels)
+        for key, (metric, text) in VERDICT_GAUGES.items():
+            family = GaugeMetricFamily(metric, text, labels=labels)
             family.add_metric([name], 1.0 if judged[key].ok else 0.0)
             yield family
         maintenance = GaugeMetricFamily("galera_pilot_maintenance", "1 if drained", labels=labels)
@@ -98,7 +100,51 @@ class AgentCollector(Collector):
         for (action, outcome), count in sorted(ha.events.runner.outcomes().items()):
             callbacks.add_metric([name, action, outcome], float(count))
         yield callbacks
+        yield crash_loop_metric(name, ha.exits.crash_loop)
+        exits = CounterMetricFamily("galera_pilot_mariadbd_unexpected_exits", "times mariadbd exited while the agent "
+                                    "expected it to run (since the agent started; none while paused)", labels=labels)
+        exits.add_metric([name], float(ha.exits.unexpected_exits))
+        yield exits
+        if ha.roster_members:
+            roster = GaugeMetricFamily("galera_pilot_roster_members", "members the DCS roster lists (this one "
+                                       "included, removed ones not): what wsrep_cluster_size should be", labels=labels)
+            roster.add_metric([name], float(ha.roster_members))
+            yield roster
         yield from disk_metrics(ha)
+
+
+def wsrep_metrics(name: str, live: LiveStatus) -> Iterator[Metric]:
+    """What the observer's last look at mariadbd said (nothing of what it did not say: stopped, hung)."""
+    for key, (metric, text) in WSREP_GAUGES.items():
+        if key in live.status:
+            family = GaugeMetricFamily(metric, text, labels=["member"])
+            family.add_metric([name], live.number(key))
+            yield family
+    primary = GaugeMetricFamily("galera_pilot_wsrep_primary", "1 if in the Primary Component", labels=["member"])
+    primary.add_metric([name], 1.0 if live.cluster_status == "Primary" else 0.0)
+    yield primary
+    if "wsrep_flow_control_paused_ns" in live.status:
+        paused = CounterMetricFamily("galera_pilot_wsrep_flow_control_paused_seconds", "time replication was "
+                                     "paused by flow control since mariadbd started", labels=["member"])
+        paused.add_metric([name], live.number("wsrep_flow_control_paused_ns") / 1e9)
+        yield paused
+    uuid = live.status.get("wsrep_cluster_state_uuid", "")
+    if uuid:
+        # Info-style (the value is always 1): the alert compares the label across the nodes of a cluster.
+        info = GaugeMetricFamily("galera_pilot_wsrep_cluster_state_uuid_info",
+                                 "1, with the cluster state UUID mariadbd reports (wsrep_cluster_state_uuid) "
+                                 "as label uuid", labels=["member", "uuid"])
+        info.add_metric([name, uuid], 1.0)
+        yield info
+
+
+def crash_loop_metric(name: str, crash_loop: str | None) -> Metric:
+    """The agent's crash-loop halt (exits.py): sticky until the agent is restarted."""
+    family = GaugeMetricFamily("galera_pilot_crash_loop", "1 when the agent halted because mariadbd exited "
+                               f"unexpectedly {CRASH_LOOP_COUNT} times within {CRASH_LOOP_WINDOW:.0f} s (it "
+                               "starts it again only once the agent is restarted)", labels=["member"])
+    family.add_metric([name], 0.0 if crash_loop is None else 1.0)
+    return family
 
 
 DISK_GAUGES = (

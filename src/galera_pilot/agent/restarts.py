@@ -36,8 +36,10 @@ class RollingRestarts:
 
     def __init__(self, config: NodeConfig, dcs: DCS, process: MariadbProcess, memory: AgentMemory,
                  writer: WriterKeeper, history: History, credentials: Credentials,
-                 heartbeat: Callable[[], None] = lambda: None) -> None:
+                 heartbeat: Callable[[], None] = lambda: None,
+                 rebuild: Callable[[str], None] = lambda donor: None) -> None:
         self.config = config
+        self.rebuild = rebuild  # `galera-pilot reinit`: move the stopped node's datadir aside, SST from the donor
         self.heartbeat = heartbeat  # publishes the member record while mariadb-upgrade runs
         self.credentials = credentials
         self.dcs = dcs
@@ -74,11 +76,18 @@ class RollingRestarts:
             self._log_offset = None
         if self.process.stop(STOP_TIMEOUT):
             update_restart(self.dcs, request.moved(STOPPING, stopped_pid=pid, stopped_cleanly=True))
-            return f"{reason}: mariadbd stopped cleanly"
-        self.process.kill()
-        self.process.wait_exit(30)
-        update_restart(self.dcs, request.moved(STOPPING, stopped_pid=pid, stopped_cleanly=False))
-        return f"{reason}: mariadbd did not stop within {STOP_TIMEOUT:.0f} s and was killed (it may need a full SST)"
+            sentence = f"{reason}: mariadbd stopped cleanly"
+        else:
+            self.process.kill()
+            self.process.wait_exit(30)
+            update_restart(self.dcs, request.moved(STOPPING, stopped_pid=pid, stopped_cleanly=False))
+            sentence = (f"{reason}: mariadbd did not stop within {STOP_TIMEOUT:.0f} s and was killed (it may need a "
+                        "full SST)")
+        if request.rebuild_from:
+            self.rebuild(request.rebuild_from)
+            sentence = (f"galera-pilot reinit rebuilds this node: {sentence.split(': ', 1)[1]}; its datadir is moved "
+                        f"aside and it takes a full SST from {request.rebuild_from}")
+        return sentence
 
     def after_cycle(self, local: LocalState, cluster: Cluster, pid: int | None) -> None:
         request = cluster.restarts.get(self.config.name)
@@ -89,6 +98,7 @@ class RollingRestarts:
                 if self._stopped_at is not None else "")
         how = self._transfer()
         self._stopped_at = self._log_offset = None
+        self.memory.sst_donor = ""  # reinit: the full SST is done; later starts choose their donor freely
         detail = f"restarted: mariadbd pid {pid} Synced{took}{how}"
         if request.upgrade:
             try:

@@ -58,7 +58,7 @@ class Starter:
             install_server_files(self.config, self.node_tls)  # the files my.cnf names, mariadbd's copy
         if notifications_on(self.config):  # my.cnf's wsrep_notify_cmd
             notify.install(self.config.base_dir, self.config.run_dir, self.config.effective_mariadbd_user)
-        text = render_mycnf(self.config, self.credentials, peers, start_position)
+        text = render_mycnf(self.config, self.credentials, peers, start_position, self.memory.sst_donor)
         write_private(self.config.mycnf, text, 0o640)
         user = self.config.effective_mariadbd_user
         if user and os.geteuid() == 0:

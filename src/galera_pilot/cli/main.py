@@ -20,7 +20,7 @@ VERBS = {
     "agent": "daemons", "proxy": "daemons", "pki": "pki", "tls": "pki",
     "restart": "lifecycle", "upgrade": "lifecycle", "pause": "lifecycle", "resume": "lifecycle",
     "show-config": "settings", "edit-config": "settings", "reload": "settings",
-    "remove": "membership",
+    "remove": "membership", "reinit": "membership",
 }
 
 

@@ -1,4 +1,5 @@
-"""`remove`: take a member out of the cluster for good (control/removal.py)."""
+"""`remove`: take a member out of the cluster for good (control/removal.py); `reinit`: rebuild one by a full
+SST from a donor (a one-member roll, lifecycle/driver.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from galera_pilot.cli.steer import changing
 from galera_pilot.control.removal import Remover, undo_removal
 from galera_pilot.dcs.base import DCS
 from galera_pilot.errors import PilotError
+from galera_pilot.lifecycle.driver import RollDriver, RollOptions
+from galera_pilot.membership.rules import choose_donor, reinit_refusal
 
 
 @click.command()
@@ -52,4 +55,38 @@ def remove(ctx: click.Context, directory: Path | None, config: Path | None, dcs:
     click.echo(changing(target, "remove", carry_out))
 
 
-COMMANDS = [remove]
+@click.command()
+@addressing_options(with_env=False)
+@click.argument("member")
+@click.option("--donor", default=None, help="the Synced non-writer to copy from (default: a drained one, else the "
+                                            "least busy)")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@click.option("--restart-timeout", default=3600.0, show_default=True,
+              help="seconds the full SST may take until MEMBER is Synced again")
+@click.pass_context
+def reinit(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None, cluster: str | None,
+           member: str, donor: str | None, yes: bool, restart_timeout: float) -> None:
+    """Rebuild MEMBER from a donor by a full SST: it is drained (the writer role moved off it first), its
+    mariadbd stopped cleanly, its datadir moved aside and kept, and it rejoins with an empty one. Refused
+    unless two other nodes are Synced. A halted rebuild goes on with `restart --resume`."""
+    target = target_of(ctx, directory, config, dcs, cluster)
+
+    def carry_out(store: DCS) -> str:
+        snapshot = store.snapshot(with_history=False)
+        refusal = reinit_refusal(snapshot, member)
+        if refusal is not None:
+            raise PilotError(f"reinit refused: {refusal.reason}")
+        chosen = choose_donor(snapshot, member, donor)
+        if chosen is None:
+            raise PilotError(f"reinit refused: {donor} cannot donate (a donor must be Synced and not the writer)")
+        click.echo(f"{member} will be rebuilt by a full SST from {chosen}; its datadir is moved aside and kept")
+        if not yes and not click.confirm("go on?"):
+            raise PilotError("nothing was rebuilt")
+        driver = RollDriver(store, click.echo, RollOptions(members=(member,), allow_sst=True,
+                                                           restart_timeout=restart_timeout, rebuild_from=chosen))
+        return driver.run(driver.start((member,)))
+
+    click.echo(changing(target, "reinit", carry_out))
+
+
+COMMANDS = [remove, reinit]

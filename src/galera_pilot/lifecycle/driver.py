@@ -49,6 +49,7 @@ from galera_pilot.lifecycle.roll import (
 )
 from galera_pilot.lifecycle.updates import ABORTED
 from galera_pilot.lifecycle.upgrade import same_version, upgrade_refusal
+from galera_pilot.membership.rules import choose_donor
 from galera_pilot.routing.handover import endpoint_code, run_switchover, wait_drained
 
 DRIVER_TTL = 10.0  # s: a driver that stops renewing leaves the roll interrupted after this long
@@ -65,6 +66,7 @@ class RollOptions:
     serve_timeout: float = 60.0  # s a Synced node may take to answer /read again once out of maintenance
     upgrade: bool = False  # a rolling upgrade onto the installed binaries (lifecycle/upgrade.py)
     automatic: bool = False  # started by an agent under the `updates` policy (lifecycle/updates.py)
+    rebuild_from: str = ""  # `galera-pilot reinit`: the one member is rebuilt by a full SST from this donor
 
 
 class RollHalted(PilotError):
@@ -86,7 +88,7 @@ class RollDriver:
     # ---- starting, resuming, aborting ----------------------------------------------------------------
     @property
     def verb(self) -> str:
-        return "upgrade" if self.options.upgrade else "restart"
+        return "upgrade" if self.options.upgrade else "reinit" if self.options.rebuild_from else "restart"
 
     def plan(self, snapshot: Cluster) -> tuple[str, ...]:
         known = set(snapshot.roster) | set(snapshot.members)
@@ -108,10 +110,11 @@ class RollDriver:
             if why:
                 raise PilotError(f"upgrade refused: {why}")
         roll_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"  # never an aborted roll's id again
+        rebuild = bool(self.options.rebuild_from)
         roll = Roll(id=roll_id, order=order, started_at=time.time(), by=self.me,
-                    allow_sst=self.options.allow_sst and not self.options.upgrade,
-                    kind="upgrade" if self.options.upgrade else "restart", target=target,
-                    automatic=self.options.automatic)
+                    allow_sst=(self.options.allow_sst or rebuild) and not self.options.upgrade,
+                    kind="upgrade" if self.options.upgrade else "reinit" if rebuild else "restart", target=target,
+                    automatic=self.options.automatic, donor=self.options.rebuild_from)
         if not hold_driver(self.dcs, self.me, DRIVER_TTL):
             raise PilotError(f"another galera-pilot restart or upgrade ({snapshot.roll_driver or 'another process'}) "
                              "is starting a roll")
@@ -180,6 +183,9 @@ class RollDriver:
         sentence = f"rolling restart {roll.id} done: {', '.join(roll.done)} restarted in {took:.1f} s"
         if roll.kind == "upgrade":
             sentence = f"rolling upgrade {roll.id} done: {', '.join(roll.done)} run {roll.target} ({took:.1f} s)"
+        if roll.kind == "reinit":
+            sentence = (f"reinit {roll.id} done: {', '.join(roll.done)} rebuilt by a full SST from {roll.donor} "
+                        f"in {took:.1f} s")
         delete_roll(self.dcs, roll.id)
         self._record(sentence, roll)
         return sentence
@@ -230,7 +236,9 @@ class RollDriver:
             raise RollHalted(f"{member} still serves 30 s after it was put in maintenance") from None
         self._step(f"{member}: drained in {took:.2f} s; asking its agent to restart mariadbd")
         self._snapshot(roll)  # still ours (not aborted, not taken over) right before the request
-        request_restart(self.dcs, RestartRequest(member, roll.id, time.time(), upgrade=roll.kind == "upgrade"))
+        donor = self._donor(roll, member) if roll.kind == "reinit" else ""
+        request_restart(self.dcs, RestartRequest(member, roll.id, time.time(), upgrade=roll.kind == "upgrade",
+                                                 rebuild_from=donor))
         return roll
 
     def _wait_calm(self, roll: Roll, member: str) -> Cluster:
@@ -313,6 +321,16 @@ class RollDriver:
             if time.monotonic() >= deadline:
                 raise RollHalted(f"{member} runs {running or 'nothing known'} after its restart, not {roll.target}")
             time.sleep(POLL)
+
+    def _donor(self, roll: Roll, member: str) -> str:
+        """The donor chosen at the start if it can still donate (Synced, not the writer), else another."""
+        snapshot = self._snapshot(roll)
+        donor = choose_donor(snapshot, member, roll.donor) or choose_donor(snapshot, member)
+        if donor is None:
+            raise RollHalted(f"no Synced member other than the writer can donate {member}'s full SST now")
+        if donor != roll.donor:
+            self._step(f"{roll.donor} cannot donate now; {donor} will")
+        return donor
 
     # ---- helpers ---------------------------------------------------------------------------------------
     def _snapshot(self, roll: Roll) -> Cluster:

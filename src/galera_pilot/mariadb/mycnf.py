@@ -76,11 +76,13 @@ def notifications_on(config: NodeConfig) -> bool:
 
 
 def render_mycnf(config: NodeConfig, credentials: Credentials, peers: Sequence[str],
-                 start_position: str | None = None) -> str:
+                 start_position: str | None = None, sst_donor: str = "") -> str:
     """my.cnf for one start of mariadbd; `peers` are host:port gcomm addresses (empty: new cluster).
 
     `start_position` (uuid:seqno from --wsrep-recover) is set after a crash: grastate.dat then says -1 and
     without it the node would ask for a full SST instead of an IST (Debian's galera_recovery does the same).
+    `sst_donor`: the member `galera-pilot reinit` chose to rebuild this node from; the trailing comma of
+    wsrep_sst_donor lets Galera fall back to another donor should that one be unable to donate.
     """
     user = config.effective_mariadbd_user
     lines = [
@@ -138,6 +140,8 @@ def render_mycnf(config: NodeConfig, credentials: Credentials, peers: Sequence[s
         settings += [("ssl_ca", tls["client_trust"]), ("ssl_cert", tls["cert"]), ("ssl_key", tls["key"])]
         if not config.tls.migrating:
             settings.append(("require_secure_transport", "ON"))
+    if sst_donor:
+        settings.append(("wsrep_sst_donor", f"{sst_donor},"))
     settings += sorted(config.mariadb.extra.items())
     lines += [f"{key} = {value}" for key, value in settings]
     lines += [

@@ -38,6 +38,7 @@ WSREP_STATUS_KEYS = (
     "wsrep_local_recv_queue",
     "wsrep_local_send_queue",
     "wsrep_flow_control_paused",
+    "wsrep_flow_control_paused_ns",  # a counter: /metrics' rate() of it is flow control over any window
     "wsrep_desync_count",
     # for a rolling restart's gcache check (agent/write_rate.py)
     "wsrep_replicated_bytes",
