@@ -435,6 +435,41 @@ class ClusterSettings:
         return cls(**picked)
 
 
+ARBITRATORS = "arbitrators/"  # the DCS prefix of the reports
+
+
+@dataclass(frozen=True)
+class ArbitratorReport:
+    """A garbd arbitrator's report (agent/arbitrator.py), under `arbitrators/<name>` with a TTL. Kept
+    apart from `members/`: everything that reads members (writer election, donors, rolls, proxies,
+    recovery positions) is about servers that hold data; what an arbitrator counts in (quorum, majority,
+    `list`) reads `Cluster.arbitrators` explicitly."""
+
+    name: str
+    address: str
+    galera_port: int = 4567
+    host: str = ""
+    weight: int = 1
+    running: bool = False  # garbd alive
+    state: str = "stopped"  # garbd's own state from its log: SYNCED, JOINER, OPEN, ... or stopped / waiting
+    primary: bool = False  # in a Primary Component, as garbd's last component message said
+    component_size: int = 0  # members of that component (data nodes and arbitrators)
+    gcomm_uuid: str = ""  # its identity in the group (gvwstate.dat keeps it across restarts)
+    activity: str = ""  # the agent's last decision, one sentence
+    updated_at: float = 0.0
+
+    @property
+    def gcomm_address(self) -> str:
+        return f"{self.address}:{self.galera_port}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArbitratorReport:
+        return cls(**_pick(cls, data))
+
+
 @dataclass(frozen=True)
 class Cluster:
     initialize: InitializeRecord | None = None
@@ -459,6 +494,8 @@ class Cluster:
     restarts: dict[str, RestartRequest] = field(default_factory=dict)  # member -> its restart request
     settings: ClusterSettings | None = None  # `galera-pilot edit-config`'s cluster-wide settings
     removed: dict[str, Removal] = field(default_factory=dict)  # `galera-pilot remove`: members out for good
+    # garbd arbitrators whose agents report (ArbitratorReport): votes, never data, never in `members`.
+    arbitrators: dict[str, ArbitratorReport] = field(default_factory=dict)
 
     @property
     def primary_members(self) -> list[Member]:

@@ -232,6 +232,16 @@ def provider_option_problem(name: str, value: str) -> str:
     return ""
 
 
+class ArbitratorSettings(BaseModel):
+    """Read only with `role: arbitrator` (agent/arbitrator.py runs garbd)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    garbd: str = Field("/usr/bin/garbd", description="the garbd binary (Debian's galera-arbitrator-4)")
+    weight: int = Field(1, ge=0, le=255, description="its vote in Galera's quorum (pc.weight); 0: it only "
+                                                     "relays, it never decides a quorum")
+
+
 class TlsSettings(BaseModel):
     """Transport security (on unless switched off): Galera replication, IST and SST, client connections
     and the REST API, all from one bundle (tls/bundle.py) issued by `galera-pilot pki issue`."""
@@ -304,6 +314,9 @@ class NodeConfig(BaseModel):
     mariadb: MariadbSettings = Field(default_factory=MariadbSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
+    role: Literal["data", "arbitrator"] = Field("data", description="arbitrator: the agent runs garbd (a vote in "
+                                                "every quorum, no data) instead of mariadbd")
+    arbitrator: ArbitratorSettings = Field(default_factory=ArbitratorSettings)
 
     @field_validator("address")
     @classmethod

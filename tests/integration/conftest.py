@@ -214,7 +214,7 @@ def destroy(directory: Path) -> None:
             proc.kill()
     keep = os.environ.get("GP_KEEP_LOGS")  # debugging aid: keep every node's logs before the folder goes
     if keep:
-        for log_dir in [*directory.glob("node*/log"), *directory.glob("proxy")]:
+        for log_dir in [*directory.glob("node*/log"), *directory.glob("arbitrator*/log"), *directory.glob("proxy")]:
             shutil.copytree(log_dir, Path(keep) / directory.parent.name / log_dir.parent.name, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns("*.sock"))
     shutil.rmtree(directory, ignore_errors=True)

@@ -26,6 +26,8 @@ from galera_pilot.mariadb import sql
 from tests.waiting import wait_for
 
 from .conftest import cli, destroy, members, new_cluster_path, query
+from .partitions import partition as cut_apart
+from .partitions import remove_chain
 from .test_recovery import NODES, kill_agents, kill_mariadbd
 
 BASE = "127.0.0.46"
@@ -34,17 +36,8 @@ CHAIN = "gp3-partition"
 PARTITION_HOLD = 20.0
 
 
-def iptables(*args: str, check: bool = True) -> int:
-    return subprocess.run(["iptables", "-w", *args], check=check, capture_output=True).returncode
-
-
 def remove_partition_chain() -> None:
-    """Unhook and delete CHAIN, however many times it is hooked (also when it does not exist)."""
-    for _ in range(10):
-        if iptables("-D", "INPUT", "-j", CHAIN, check=False) != 0:
-            break
-    iptables("-F", CHAIN, check=False)
-    iptables("-X", CHAIN, check=False)
+    remove_chain(CHAIN)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -56,23 +49,9 @@ def _no_leftover_partition() -> Iterator[None]:
     remove_partition_chain()
 
 
-@contextlib.contextmanager
-def partition(cut_off: str) -> Iterator[Callable[[], None]]:
+def partition(cut_off: str) -> contextlib.AbstractContextManager[Callable[[], None]]:
     """Drop all traffic between cut_off's address and the other nodes'; yields a function that heals."""
-    iptables("-N", CHAIN)
-    iptables("-I", "INPUT", "-j", CHAIN)
-    for other in NODES:
-        if other != cut_off:
-            iptables("-A", CHAIN, "-s", ADDRESSES[cut_off], "-d", ADDRESSES[other], "-j", "DROP")
-            iptables("-A", CHAIN, "-s", ADDRESSES[other], "-d", ADDRESSES[cut_off], "-j", "DROP")
-
-    def heal() -> None:
-        iptables("-F", CHAIN, check=False)
-
-    try:
-        yield heal
-    finally:
-        remove_partition_chain()
+    return cut_apart(CHAIN, {node: ADDRESSES[node] for node in NODES}, cut_off)
 
 
 class ComponentSampler(threading.Thread):

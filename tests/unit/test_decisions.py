@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from decision_builders import (
     ALL,
@@ -29,7 +31,7 @@ from galera_pilot.agent.decisions import (
     rank,
     seed_usable,
 )
-from galera_pilot.cluster import UNKNOWN_UUID, Cluster, InitializeRecord, Member, SeedRecord
+from galera_pilot.cluster import UNKNOWN_UUID, ArbitratorReport, Cluster, InitializeRecord, Member, SeedRecord
 
 
 def decide_for(member: Member, cluster: Cluster, policy: RecoveryPolicy = ALL, **local: object):
@@ -318,6 +320,23 @@ def test_majority_proceeds_only_with_a_strict_majority() -> None:
     assert "minority" in decision.reason
     three_of_four = snapshot(a, b, stopped("n3", position(1)), roster=["n1", "n2", "n3", "n4"])
     assert decide_for(a, three_of_four, MAJORITY, no_primary_since=0.0).action == Action.BOOTSTRAP
+
+
+def test_a_live_arbitrator_is_a_vote_in_the_majority_but_never_a_position() -> None:
+    """Two data nodes and garbd: with n2 gone for good, n1 and the arbitrator are 2 votes of 3."""
+    a = stopped("n1", position(10))
+    garbd = {"arbitrator1": ArbitratorReport("arbitrator1", "10.0.0.9")}
+    alone = snapshot(a, roster=["n1", "n2"])
+    assert "minority" in decide_for(a, alone, MAJORITY, no_primary_since=0.0).reason
+    with_garbd = replace(alone, arbitrators=garbd)
+    assert decide_for(a, with_garbd, MAJORITY, no_primary_since=0.0).action == Action.BOOTSTRAP
+    assert decide_for(a, with_garbd, MAJORITY, no_primary_since=NOW - 10).action == Action.WAIT
+    assert decide_for(a, with_garbd).action == Action.WAIT  # policy all: every data member must report
+    silent = replace(alone, arbitrators={"arbitrator1": ArbitratorReport("arbitrator1", "10.0.0.9", weight=0)})
+    assert "minority" in decide_for(a, silent, MAJORITY, no_primary_since=0.0).reason  # weight 0: no vote
+    # One position of three data members and the arbitrator: 2 of 4 votes, still not a majority.
+    nobody = replace(snapshot(stopped("n3", position(3)), roster=["n1", "n2", "n3"]), arbitrators=garbd)
+    assert decide_for(stopped("n3", position(3)), nobody, MAJORITY, no_primary_since=0.0).action == Action.WAIT
 
 
 def test_minority_never_bootstraps() -> None:

@@ -9,7 +9,7 @@ import pytest
 from decision_builders import CLUSTER_UUID, FOREIGN_UUID, NOW, local_of, position, running, snapshot, stopped
 
 from galera_pilot.agent.decisions import PC_RECOVERY_TIMEOUT, Action, RecoveryPolicy, decide
-from galera_pilot.cluster import Member, Position, SavedView, SeedRecord
+from galera_pilot.cluster import ArbitratorReport, Member, Position, SavedView, SeedRecord
 
 GCOMM = {"n1": "aaaaaaaa-0000-0000-0000-000000000001", "n2": "aaaaaaaa-0000-0000-0000-000000000002",
          "n3": "aaaaaaaa-0000-0000-0000-000000000003"}
@@ -154,3 +154,25 @@ def test_a_formation_of_one_is_a_bootstrap_not_a_formation() -> None:
     alone = replace(formed_seed(), formation={"n1": GCOMM["n1"]}, addresses={"n1": "127.0.0.2:4567"})
     decision = decide(local_of(member), formation_cluster(member, seed=alone, lock=None), POLICY, NOW)
     assert decision.action == Action.BOOTSTRAP
+
+
+GARBD = "aaaaaaaa-0000-0000-0000-000000000009"
+
+
+def test_a_saved_view_with_the_arbitrator_re_forms_once_its_agent_reports_the_same_instance() -> None:
+    """Two data nodes and garbd crashed together: the view names garbd's instance, which its agent reports
+    (gvwstate.dat kept in its work dir); every data node then dials the other and the arbitrator."""
+    view = tuple(sorted((GCOMM["n1"], GCOMM["n2"], GARBD)))
+    cluster, members = outage(n1=crashed("n1", 10, saved("n1", members=view)),
+                              n2=crashed("n2", 10, saved("n2", members=view)))
+    # Without the arbitrator's report, its instance is not known to be back: the bootstrap ladder.
+    assert decide(local_of(members["n1"]), cluster, POLICY, NOW).action == Action.BOOTSTRAP
+    garbd = ArbitratorReport("arbitrator1", "10.0.0.9", gcomm_uuid=GARBD)
+    with_garbd = replace(cluster, arbitrators={"arbitrator1": garbd})
+    decision = decide(local_of(members["n1"]), with_garbd, POLICY, NOW)
+    assert decision.action == Action.PC_RECOVER, decision
+    assert list(decision.peers) == sorted([f"{members['n2'].address}:4567", "10.0.0.9:4567"])
+    # garbd started again without its work dir: a new instance, so the saved view cannot re-form.
+    renewed = replace(garbd, gcomm_uuid="bbbbbbbb-0000-0000-0000-000000000009")
+    fresh = replace(cluster, arbitrators={"arbitrator1": renewed})
+    assert decide(local_of(members["n1"]), fresh, POLICY, NOW).action == Action.BOOTSTRAP

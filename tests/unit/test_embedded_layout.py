@@ -100,3 +100,32 @@ def test_a_removed_node_keeps_its_name_and_address_out_of_reach(tmp_path: Path) 
     assert again.meta["removed"] == ["node2"]
     assert [n.name for n in EmbeddedCluster.layout(tmp_path / "c", 2, "127.0.0.140", "rsync").nodes()] == [
         "node1", "node3", "node4"]  # --nodes only ever adds
+
+
+def test_an_arbitrator_gets_the_next_address_and_data_nodes_keep_their_numbering(tmp_path: Path) -> None:
+    cluster = EmbeddedCluster.layout(tmp_path / "c", 2, "127.0.0.140", "rsync", tls=False, arbitrator=True)
+    assert [n.name for n in cluster.nodes()] == ["node1", "node2"]
+    (garbd,) = cluster.arbitrators()
+    assert (garbd.name, garbd.config.role, garbd.config.address) == ("arbitrator1", "arbitrator", "127.0.0.142")
+    again = EmbeddedCluster.layout(tmp_path / "c", 3, "127.0.0.140", "rsync", arbitrator=True)  # one only
+    assert again.arbitrator_names == ["arbitrator1"]
+    assert (again.node("node3").config.address, again.node("arbitrator1").config.role) == ("127.0.0.143", "arbitrator")
+    again.retire_node("arbitrator1")
+    assert "arbitrators" not in again.meta and again.meta["removed"] == ["arbitrator1"]
+    assert EmbeddedCluster.layout(tmp_path / "c", 4, "127.0.0.140", "rsync").node("node4").config.address == \
+        "127.0.0.144"
+    replaced = EmbeddedCluster.layout(tmp_path / "c", None, None, "rsync", arbitrator=True)
+    assert replaced.arbitrator_names == ["arbitrator2"]  # never the removed one's name
+    assert replaced.node("arbitrator2").config.address == "127.0.0.145"
+
+
+def test_an_existing_folder_keeps_its_base_address(tmp_path: Path) -> None:
+    """`up --dir DIR --nodes 3` on a folder made at .140 adds node3 at .142, not at the default .2 + 2."""
+    EmbeddedCluster.layout(tmp_path / "c", 2, "127.0.0.140", "rsync", tls=False)
+    assert EmbeddedCluster.layout(tmp_path / "c", 3, None, "rsync").node("node3").config.address == "127.0.0.142"
+    with pytest.raises(PilotError, match=r"nodes start at 127\.0\.0\.140, not 127\.0\.0\.9"):
+        EmbeddedCluster.layout(tmp_path / "c", 4, "127.0.0.9", "rsync")
+    meta = yaml.safe_load((tmp_path / "c" / "cluster.yaml").read_text())
+    del meta["base_address"]  # a folder made before the address was recorded: node1's is the base
+    (tmp_path / "c" / "cluster.yaml").write_text(yaml.safe_dump(meta))
+    assert EmbeddedCluster.layout(tmp_path / "c", 4, None, "rsync").node("node4").config.address == "127.0.0.143"

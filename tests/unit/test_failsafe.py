@@ -44,6 +44,14 @@ def test_a_component_that_cannot_be_named_completely_gives_no_peers() -> None:
     assert peers == [] and "node3 publishes no REST API address" in why
 
 
+def test_an_arbitrator_is_the_empty_entry_and_is_never_asked() -> None:
+    """garbd has no client address: Galera lists it as an empty entry, and it can never take the role."""
+    peers, why = component_peers("node1", wsrep(3, "10.0.0.1:3306,10.0.0.2:3306,"), MEMBERS)
+    assert why == "" and peers == [Peer("node2", "http://10.0.0.2:8008")]
+    peers, why = component_peers("node1", wsrep(2, ""), MEMBERS)
+    assert peers == [] and "names 0 of the component's 2" in why
+
+
 def test_grant_rules() -> None:
     assert grant("node2", "node1", claiming=False, last_writer="node1")
     assert not grant("node2", "node1", claiming=True, last_writer="node1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from galera_pilot.cluster import Cluster, Member, Pause, Roll, RosterEntry
+from galera_pilot.cluster import ArbitratorReport, Cluster, Member, Pause, Roll, RosterEntry
 from galera_pilot.membership.rules import choose_donor, reinit_refusal, removal_plan, removal_refusal
 
 NAMES = ("node1", "node2", "node3", "node4", "node5")
@@ -118,7 +118,7 @@ def test_an_allowed_removal_leaves_a_serving_majority_of_odd_votes(snapshot: Clu
     serving = [n for n in remaining if n in snapshot.members and snapshot.members[n].is_primary]
     assert name != snapshot.writer
     assert 2 * (len(serving) + arbitrators) > len(remaining) + arbitrators
-    assert arbitrators or len(remaining) % 2 == 1
+    assert (len(remaining) + arbitrators) % 2 == 1
 
 
 @given(snapshots(), st.sampled_from(NAMES))
@@ -127,3 +127,32 @@ def test_an_allowed_rebuild_has_a_donor_that_is_neither_it_nor_the_writer(snapsh
         return
     donor = choose_donor(snapshot, name)
     assert donor is not None and donor not in (name, snapshot.writer) and snapshot.members[donor].is_synced
+
+
+def garbd(primary: bool = True, weight: int = 1) -> ArbitratorReport:
+    return ArbitratorReport("arbitrator1", "10.0.0.9", running=primary, state="SYNCED" if primary else "OPEN",
+                            primary=primary, component_size=3, gcomm_uuid="uuid-arbitrator1", weight=weight)
+
+
+def test_a_reporting_arbitrator_is_a_vote_that_makes_two_data_nodes_odd() -> None:
+    with_garbd = cluster(whole(3), arbitrators={"arbitrator1": garbd()})
+    assert removal_refusal(with_garbd, "node3") is None
+    # Out of the Primary Component it is a vote that does not serve: 2 serving of 3 votes is still a majority.
+    assert removal_refusal(cluster(whole(3), arbitrators={"arbitrator1": garbd(primary=False)}), "node3") is None
+    # Weight 0: it relays, it never votes.
+    refusal = removal_refusal(cluster(whole(3), arbitrators={"arbitrator1": garbd(weight=0)}), "node3")
+    assert refusal is not None and refusal.forceable and "no arbitrator" in refusal.reason
+
+
+def test_removing_the_arbitrator_of_two_nodes_leaves_an_even_count_and_needs_force() -> None:
+    snapshot = cluster(whole(2), arbitrators={"arbitrator1": garbd()})
+    refusal = removal_refusal(snapshot, "arbitrator1")
+    assert refusal is not None and refusal.forceable and "even number of votes" in refusal.reason
+    plan = removal_plan(snapshot, "arbitrator1")
+    assert (plan.how, plan.instance, plan.remaining) == ("stop", "uuid-arbitrator1", ("node1", "node2"))
+    assert removal_refusal(cluster(whole(3), arbitrators={"arbitrator1": garbd()}), "arbitrator1") is None
+
+
+def test_one_node_and_an_arbitrator_are_even_too() -> None:
+    refusal = removal_refusal(cluster(whole(2), arbitrators={"arbitrator1": garbd()}), "node2")
+    assert refusal is not None and refusal.forceable and "1 members and 1 arbitrator" in refusal.reason

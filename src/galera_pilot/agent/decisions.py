@@ -126,14 +126,20 @@ def choose_bootstrap_node(cluster: Cluster, local: LocalState, policy: RecoveryP
     known = {n for n, p in positions.items() if not p.needs_recovery}
     missing = sorted(roster - known)
     if missing:
-        majority = len(roster) // 2 + 1
+        # A live arbitrator is a vote, not a position: it holds no data, but a majority of votes that
+        # includes it says the missing members are fewer than half (the high-water mark still guards
+        # against a bootstrap behind what the cluster had committed).
+        arbitrators = sum(1 for a in cluster.arbitrators.values() if a.weight > 0)
+        votes = len(roster) + arbitrators
+        majority = votes // 2 + 1
         waited = 0.0 if local.no_primary_since is None else now - local.no_primary_since
-        reported = len(roster & known)
+        reported = len(roster & known) + arbitrators
         if policy.mode == "all":
             return BootstrapChoice(None, f"waiting for the positions of {', '.join(missing)} "
                                    f"(policy 'all': every last-known member must report)", described)
         if reported < majority:
-            return BootstrapChoice(None, f"only {reported} of {len(roster)} last-known members reported; "
+            counted = f" (with {arbitrators} arbitrator{'s' if arbitrators != 1 else ''})" if arbitrators else ""
+            return BootstrapChoice(None, f"only {reported} of {votes} last-known members reported{counted}; "
                                    f"a minority never bootstraps (missing: {', '.join(missing)})", described)
         if waited < policy.majority_timeout:
             return BootstrapChoice(None, f"waiting for {', '.join(missing)}: a majority has reported, "
@@ -176,9 +182,10 @@ def pc_recovery_peers(cluster: Cluster, local: LocalState) -> tuple[str, ...] | 
     """The others' gcomm addresses when Galera can re-form the last Primary Component by itself, else None.
 
     That is when every roster member has reported a usable position of this cluster and all of them saved
-    the same view (gvwstate.dat) whose members are exactly their own instances: all of the last component,
-    and nobody else, is back. Galera restores a saved view only when all its members meet, so even a wrong
-    "yes" here cannot form a second component; it only costs PC_RECOVERY_TIMEOUT.
+    the same view (gvwstate.dat) whose members are exactly their own instances, and those of arbitrators
+    whose agents report the same saved instance (garbd keeps its gvwstate.dat too): all of the last
+    component, and nobody else, is back. Galera restores a saved view only when all its members meet, so
+    even a wrong "yes" here cannot form a second component; it only costs PC_RECOVERY_TIMEOUT.
     """
     own = local.position.saved_view if local.position else None
     init = cluster.initialize
@@ -194,11 +201,14 @@ def pc_recovery_peers(cluster: Cluster, local: LocalState) -> tuple[str, ...] | 
             return None
         if p.saved_view.view_id != own.view_id or p.saved_view.members != own.members:
             return None
-    if sorted(positions[n].saved_view.my_uuid for n in roster) != list(own.members):  # type: ignore[union-attr]
+    arbitrators = {a.gcomm_uuid: a for a in cluster.arbitrators.values() if a.gcomm_uuid in own.members}
+    data_instances = [positions[n].saved_view.my_uuid for n in roster]  # type: ignore[union-attr]
+    if sorted([*data_instances, *arbitrators]) != list(own.members):
         return None
     if shortfall(cluster, max((positions[n] for n in roster), key=lambda p: p.seqno)):
         return None  # all of the last component is back, yet behind what the cluster had committed
-    return tuple(sorted(cluster.members[n].gcomm_address for n in roster if n != local.name))
+    return tuple(sorted([*(cluster.members[n].gcomm_address for n in roster if n != local.name),
+                         *(a.gcomm_address for a in arbitrators.values())]))
 
 
 def formation_peers(cluster: Cluster, local: LocalState) -> tuple[str, ...] | None:

@@ -223,7 +223,8 @@ class Ha:
         self.publish()
         cluster = self.dcs.snapshot(with_history=False)  # every second: the history only grows
         self._restart_requested = self.config.name in cluster.restarts
-        self.roster_members = len((set(cluster.roster) | {self.config.name}) - set(cluster.removed))
+        self.roster_members = (len((set(cluster.roster) | {self.config.name}) - set(cluster.removed))
+                               + len(cluster.arbitrators))  # garbd counts in wsrep_cluster_size too
         self.paused = cluster.pause is not None
         self.writer.paused = self.paused
         if not self.paused:  # paused: no SET GLOBAL, no new timings either

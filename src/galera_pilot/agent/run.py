@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from galera_pilot.agent.api import ApiServer
+from galera_pilot.agent.arbitrator import run_arbitrator
 from galera_pilot.agent.ha import Ha
 from galera_pilot.agent.removal import MemberRemoved, refuse_if_marked
 from galera_pilot.config import load_config
@@ -25,6 +26,9 @@ REPEAT_LOG_EVERY = 30.0
 
 def run_agent(config_path: Path) -> None:
     config = load_config(config_path)
+    if config.role == "arbitrator":  # garbd, not mariadbd: agent/arbitrator.py
+        run_arbitrator(config_path)
+        return
     refuse_if_marked(config)  # a member taken out by `galera-pilot remove` never comes back by itself
     credentials = load_credentials(config.credentials_file)
     node_tls = load_node_tls(config)  # checked before anything starts: a bad file is named now

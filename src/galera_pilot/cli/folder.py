@@ -22,9 +22,10 @@ dir_option = click.option("--dir", "directory", type=click.Path(path_type=Path),
 
 @click.command()
 @dir_option
-@click.option("--nodes", default=3, show_default=True, type=click.IntRange(1, 64), help="number of nodes")
-@click.option("--base-address", default="127.0.0.2", show_default=True,
-              help="address of node1; node N gets base + N-1")
+@click.option("--nodes", default=None, type=click.IntRange(1, 64),
+              help="number of data nodes (default 3 for a new DIR; an existing DIR keeps its own)")
+@click.option("--base-address", default=None,
+              help="address of node1; node N gets base + N-1 (default 127.0.0.2; an existing DIR keeps its own)")
 @click.option("--sst-method", type=click.Choice(["mariabackup", "rsync", "mysqldump"]), default="mariabackup",
               show_default=True, help="state transfer method for nodes created by this call")
 @click.option("--seed/--no-seed", "use_seed", default=True, show_default=True,
@@ -51,15 +52,17 @@ dir_option = click.option("--dir", "directory", type=click.Path(path_type=Path),
 @click.option("--pki-dir", type=click.Path(path_type=Path), default=None, envvar="GALERA_PILOT_PKI",
               help="a new DIR takes its certificates from this PKI folder (made by `pki init`, or made here) "
               "instead of DIR/pki [env: GALERA_PILOT_PKI]")
-def up(directory: Path, nodes: int, base_address: str, sst_method: str, use_seed: bool, timeout: float,
+@click.option("--arbitrator", is_flag=True, help="add a garbd arbitrator (a vote, no data) if DIR has none: "
+                                                "two nodes and an arbitrator survive the loss of either node")
+def up(directory: Path, nodes: int | None, base_address: str | None, sst_method: str, use_seed: bool, timeout: float,
        with_proxy: bool, writer_bind: str | None, reader_bind: str | None, proxy_mode: str | None,
-       dcs: str | None, cluster_name: str | None, tls: bool | None, pki_dir: Path | None) -> None:
+       dcs: str | None, cluster_name: str | None, tls: bool | None, pki_dir: Path | None, arbitrator: bool) -> None:
     """Lay out DIR (or extend it), start an agent per node and wait until every node is Synced; then start
     the managed HAProxy and wait until clients reach the writer through it."""
     started_at = time.monotonic()
     cluster = EmbeddedCluster.layout(directory, nodes, base_address, sst_method,  # type: ignore[arg-type]
                                      cluster_name=cluster_name, use_seed=use_seed, dcs=dcs, tls=tls,
-                                     pki_dir=pki_dir)
+                                     pki_dir=pki_dir, arbitrator=arbitrator)
     if tls is False:
         click.echo("TLS is off: replication, state transfer, client connections and the REST API are plaintext, "
                    "and anyone who reaches an agent's API can change its state (docs/security.md)", err=True)
@@ -82,7 +85,8 @@ def up(directory: Path, nodes: int, base_address: str, sst_method: str, use_seed
     elapsed = time.monotonic() - started_at
     names = ", ".join(started) if started else "none (all were running)"
     count = len(cluster.nodes())
-    click.echo(f"{count} node{'s' if count != 1 else ''} Synced in {elapsed:.1f} s (agents started: {names})")
+    voters = f" and {len(cluster.arbitrator_names)} arbitrator" if cluster.arbitrator_names else ""
+    click.echo(f"{count} node{'s' if count != 1 else ''}{voters} Synced in {elapsed:.1f} s (agents started: {names})")
     print_rows(rows_from_snapshot(from_directory(cluster.dir), snapshot), "table")
     print_high_water(snapshot)
     admin = cluster.credentials().admin_user

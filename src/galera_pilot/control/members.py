@@ -51,6 +51,24 @@ def rows_from_snapshot(target: ClusterTarget, snapshot: Cluster) -> list[Row]:
             state = "stopped" if roster and roster.stopped_gracefully else "unreachable"
         rows.append(_absent_row(name, address, role, state,
                                 "agent not running" if state == "stopped" else "no heartbeat in the DCS"))
+    return rows + arbitrator_rows(target, snapshot)
+
+
+def arbitrator_rows(target: ClusterTarget, snapshot: Cluster) -> list[Row]:
+    """garbd arbitrators: role `arbitrator`, garbd's own state, its component; no data, so no seqno."""
+    names = list(snapshot.arbitrators)
+    if target.embedded is not None:
+        names = list(dict.fromkeys([*target.embedded.arbitrator_names, *names]))
+    rows = []
+    for name in names:
+        report = snapshot.arbitrators.get(name)
+        if report is None:
+            address = target.embedded.node(name).config.address if target.embedded is not None else ""
+            rows.append(_absent_row(name, address, "arbitrator", "stopped", "agent not running"))
+            continue
+        rows.append({**_absent_row(name, report.address, "arbitrator", report.state, report.activity),
+                     "cluster_status": "Primary" if report.primary else ("non-Primary" if report.running else ""),
+                     "cluster_size": report.component_size, "weight": report.weight})
     return rows
 
 

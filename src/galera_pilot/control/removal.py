@@ -66,12 +66,14 @@ class Remover:
             snapshot = self.dcs.snapshot(with_history=False)
             if member in snapshot.members:
                 instance = snapshot.members[member].gcomm_uuid or instance
+            if member in snapshot.arbitrators:
+                instance = snapshot.arbitrators[member].gcomm_uuid or instance
             record = snapshot.removed.get(member)
             if record is None:
                 raise PilotError(f"{member}'s removal record disappeared (galera-pilot remove --undo?)")
             if record.phase == REMOVED:
                 return record.detail
-            if member not in snapshot.members:
+            if member not in snapshot.members and member not in snapshot.arbitrators:
                 # Its agent stopped reporting before it confirmed (host lost, agent killed): evict what the view
                 # may still hold; the record keeps the agent from starting mariadbd when it comes back.
                 gone = RemovalPlan(member, "evict", instance, ())

@@ -91,6 +91,11 @@ class TlsEnabler:
             raise PilotError("the cluster is paused: resume it first (the move restarts every node)")
         if snapshot.roll is not None:
             raise PilotError(f"rolling restart {snapshot.roll.id} is recorded: finish or abort it first")
+        if self.cluster.arbitrator_names:
+            # garbd reads its transport options only at its start and is not stepped through the move.
+            raise PilotError(f"the folder runs an arbitrator ({', '.join(self.cluster.arbitrator_names)}), which "
+                             "this move does not carry over yet: remove it first (galera-pilot remove NAME --yes "
+                             "--force), enable TLS, then add it again with up --arbitrator")
         names = [node.name for node in self.cluster.nodes()]
         synced = [n for n in names if n in snapshot.members and snapshot.members[n].is_synced]
         if len(synced) < len(names) // 2 + 1:

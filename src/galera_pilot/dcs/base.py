@@ -24,6 +24,7 @@ Keys live under `/galera-pilot/<cluster_name>/`:
                       the lifecycle's records (cluster.py, written by dcs/lifecycle.py)
   config              the cluster-wide settings (`galera-pilot edit-config`; dcs/settings.py)
   removed/<name>      a member taken out for good (`galera-pilot remove`; dcs/membership.py; no TTL)
+  arbitrators/<name>  a garbd arbitrator's report (cluster.py: ArbitratorReport), with a TTL
 
 Watches: `watch()` reports which keys changed, so an agent runs its cycle (or its writer election) at once
 instead of at its next poll. A watch only shortens waits: every caller still polls, so a change reported
@@ -41,6 +42,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from galera_pilot.cluster import (
+    ARBITRATORS,
+    ArbitratorReport,
     Cluster,
     ClusterSettings,
     HighWater,
@@ -182,6 +185,7 @@ class DCS(ABC):
         restarts: dict[str, RestartRequest] = {}
         settings: ClusterSettings | None = None
         removed: dict[str, Removal] = {}
+        arbitrators: dict[str, ArbitratorReport] = {}
         for kv in self.list("") if with_history else self.list_outside(HISTORY_PREFIX):
             data = json.loads(kv.value)
             if kv.key == "initialize":
@@ -219,12 +223,14 @@ class DCS(ABC):
                 settings = ClusterSettings.from_dict(data)
             elif kv.key.startswith("removed/"):
                 removed[kv.key[8:]] = Removal.from_dict(data)
+            elif kv.key.startswith(ARBITRATORS):
+                arbitrators[kv.key[len(ARBITRATORS):]] = ArbitratorReport.from_dict(data)
         return Cluster(initialize=initialize, members=members, roster=roster, seed=seed,
                        bootstrap_lock_holder=bootstrap_holder, forced_bootstrap=forced, history=tuple(history),
                        read_at=time.time(), writer=writer, maintenance=frozenset(maintenance),
                        switchover=switchover, high_water=high_water, member_versions=versions,
                        pause=pause, roll=roll, roll_driver=roll_driver, restarts=restarts, settings=settings,
-                       history_read=with_history, removed=removed)
+                       history_read=with_history, removed=removed, arbitrators=arbitrators)
 
     def routing_view(self) -> Cluster:
         """The part of a snapshot the writer election needs (members, writer, maintenance, switchover),

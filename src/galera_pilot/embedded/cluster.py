@@ -21,7 +21,9 @@ from pathlib import Path
 
 import psutil
 
+from galera_pilot.agent.arbitrator import check_arbitrator
 from galera_pilot.agent.high_water import needs_a_person
+from galera_pilot.arbitrator.garbd import GarbdProcess
 from galera_pilot.cluster import Cluster, Member
 from galera_pilot.config import NodeConfig, SstMethod, load_config
 from galera_pilot.credentials import Credentials, load_credentials
@@ -75,11 +77,12 @@ class EmbeddedCluster:
         self._spawned: dict[str, subprocess.Popen[bytes]] = {}  # agents this process started, by node
 
     @classmethod
-    def layout(cls, directory: Path, nodes: int, base_address: str, sst_method: SstMethod,
+    def layout(cls, directory: Path, nodes: int | None, base_address: str | None, sst_method: SstMethod,
                cluster_name: str | None = None, use_seed: bool = True, dcs: str | None = None,
-               tls: bool | None = None, pki_dir: Path | None = None) -> EmbeddedCluster:
+               tls: bool | None = None, pki_dir: Path | None = None, arbitrator: bool = False) -> EmbeddedCluster:
         """Create DIR, or extend an existing cluster folder to `nodes` nodes (layout.lay_out)."""
-        return cls(lay_out(directory, nodes, base_address, sst_method, cluster_name, use_seed, dcs, tls, pki_dir))
+        return cls(lay_out(directory, nodes, base_address, sst_method, cluster_name, use_seed, dcs, tls, pki_dir,
+                           arbitrator))
 
     @property
     def authority(self) -> Authority:
@@ -98,7 +101,7 @@ class EmbeddedCluster:
         """The PKI and every stopped member's bundle, issued where missing or unfit; what was issued."""
         if not self.tls:
             return []
-        stopped = [node.config for node in self.nodes() if node.agent_pid() is None]
+        stopped = [node.config for node in self.nodes() + self.arbitrators() if node.agent_pid() is None]
         proxy = self.proxy.tls_bundle if self.proxy.pid() is None else None
         return ensure_folder_tls(self.authority, self.cluster_name, stopped, proxy, endpoint_hosts)
 
@@ -107,7 +110,7 @@ class EmbeddedCluster:
         running agent or proxy picks its new bundle up within a cycle (agent/tls_keeper.py)."""
         if not self.tls:
             raise PilotError(f"{self.dir} runs without TLS: there is nothing to rotate")
-        wanted = names or [*self.meta["nodes"], "proxy"]
+        wanted = names or [*self.meta["nodes"], *self.arbitrator_names, "proxy"]
         configs = [self.node(name).config for name in wanted if name != "proxy"]
         proxy = self.proxy.tls_bundle if "proxy" in wanted and self.proxy.config() is not None else None
         return rotate_folder(self.authority, configs, proxy, self.endpoint_hosts())
@@ -115,7 +118,7 @@ class EmbeddedCluster:
     def tls_bundles(self) -> list[tuple[str, Path]]:
         """Every bundle of the folder, by host: each node's, the proxy's, and those in PKI/issued (the
         operator's own, and any `pki issue` wrote)."""
-        bundles = [(node.name, node.config.tls_bundle) for node in self.nodes()]
+        bundles = [(node.name, node.config.tls_bundle) for node in self.nodes() + self.arbitrators()]
         if self.proxy.config() is not None:
             bundles.append(("proxy", self.proxy.tls_bundle))
         issued = self.authority.dir / "issued"
@@ -124,11 +127,20 @@ class EmbeddedCluster:
         return bundles
 
     def nodes(self) -> list[Node]:
-        result = []
-        for name in self.meta["nodes"]:
-            path = self.dir / name / "agent.yaml"
-            result.append(Node(load_config(path), path))
-        return result
+        """The data nodes (mariadbd), in the folder's order."""
+        return [self._load(name) for name in self.meta["nodes"]]
+
+    @property
+    def arbitrator_names(self) -> list[str]:
+        return list(self.meta.get("arbitrators") or [])
+
+    def arbitrators(self) -> list[Node]:
+        """The garbd arbitrators (`up --arbitrator`): an agent each, no data."""
+        return [self._load(name) for name in self.arbitrator_names]
+
+    def _load(self, name: str) -> Node:
+        path = self.dir / name / "agent.yaml"
+        return Node(load_config(path), path)
 
     def retire_node(self, name: str) -> None:
         """`galera-pilot remove`: out of the node list, so `up` and `down` leave it alone (layout.retire_node)."""
@@ -136,10 +148,11 @@ class EmbeddedCluster:
         self.meta = read_marker(self.dir)
 
     def node(self, name: str) -> Node:
-        for node in self.nodes():
+        for node in self.nodes() + self.arbitrators():
             if node.name == name:
                 return node
-        raise PilotError(f"no member named {name!r} in {self.dir} (members: {', '.join(self.meta['nodes'])})")
+        known = ", ".join([*self.meta["nodes"], *self.arbitrator_names])
+        raise PilotError(f"no member named {name!r} in {self.dir} (members: {known})")
 
     def credentials(self) -> Credentials:
         return load_credentials(self.credentials_file)
@@ -169,7 +182,12 @@ class EmbeddedCluster:
             check_binaries(node.config)
             if not MariadbProcess(node.config).is_running():
                 check_ports(node.config)
-        for node in self.nodes():
+        for node in self.arbitrators():
+            if node.agent_pid() is None:
+                check_arbitrator(node.config)
+                if not GarbdProcess(node.config).is_running():
+                    check_ports(node.config, ("galera",))
+        for node in self.nodes() + self.arbitrators():
             if node.agent_pid() is None:
                 self.spawn_agent(node)
                 started.append(node.name)
@@ -208,6 +226,8 @@ class EmbeddedCluster:
         (the snapshot returned leaves the history out):
         an agent killed with its server leaves a 'Synced' record behind until the record's TTL runs out."""
         nodes = self.nodes()
+        arbitrators = self.arbitrators()
+        size = len(nodes) + len(arbitrators)  # garbd is a member of the component too
         dcs = self.dcs()
         deadline = time.monotonic() + timeout
         person_needed_since: float | None = None
@@ -218,8 +238,9 @@ class EmbeddedCluster:
             while True:
                 cluster = dcs.snapshot(with_history=False)
                 pending = [n for n in nodes
-                           if not _synced(cluster.members.get(n.name), len(nodes))
+                           if not _synced(cluster.members.get(n.name), size)
                            or cluster.member_versions.get(n.name) == before.get(n.name)]
+                pending += [a for a in arbitrators if not _voting(cluster, a.name)]
                 if not pending:
                     return cluster
                 for node in pending:
@@ -237,9 +258,7 @@ class EmbeddedCluster:
                     if time.monotonic() - person_needed_since >= PERSON_NEEDED_GRACE:
                         raise PilotError(f"no node can start: {stuck}")
                 if time.monotonic() > deadline:
-                    raise PilotError("\n\n".join(
-                        _failure(n, f"not Synced after {timeout:.0f} s ({_doing(cluster.members.get(n.name))})")
-                        for n in pending))
+                    raise PilotError("\n\n".join(_failure(n, _not_ready(cluster, n, timeout)) for n in pending))
                 time.sleep(poll)
         finally:
             dcs.close()
@@ -255,7 +274,8 @@ class EmbeddedCluster:
         # Clients first: the proxy stops routing before the nodes go away one by one.
         if self.proxy.stop():
             stopped.append("proxy")
-        for node in reversed(self.nodes()):
+        # The arbitrators next: each leaves gracefully, so the data nodes keep a Primary Component.
+        for node in [*self.arbitrators(), *reversed(self.nodes())]:
             if self._stop_node(node, timeout):
                 stopped.append(node.name)
         return stopped
@@ -274,6 +294,11 @@ class EmbeddedCluster:
                                      f"see {node.config.agent_log}")
                 time.sleep(0.05)
             node.agent_pid_file.unlink(missing_ok=True)
+        if node.config.role == "arbitrator":
+            garbd = GarbdProcess(node.config)
+            running = garbd.is_running()  # an orphan whose agent died
+            garbd.stop()
+            return node.name if pid is not None or running else None
         process = MariadbProcess(node.config)
         running = process.is_running()  # an orphan whose agent died, or one a paused agent left running
         if running and not process.stop(timeout):
@@ -283,6 +308,19 @@ class EmbeddedCluster:
 
 def _synced(member: Member | None, size: int) -> bool:
     return member is not None and member.is_synced and member.cluster_size >= size
+
+
+def _voting(cluster: Cluster, name: str) -> bool:
+    report = cluster.arbitrators.get(name)
+    return report is not None and report.running and report.primary  # SYNCED, or PRIMARY after pc.recovery
+
+
+def _not_ready(cluster: Cluster, node: Node, timeout: float) -> str:
+    if node.config.role == "arbitrator":
+        report = cluster.arbitrators.get(node.name)
+        doing = "no report from its agent" if report is None else f"state {report.state}, {report.activity}"
+        return f"garbd not in the Primary Component after {timeout:.0f} s ({doing})"
+    return f"not Synced after {timeout:.0f} s ({_doing(cluster.members.get(node.name))})"
 
 
 def _doing(member: Member | None) -> str:

@@ -44,10 +44,14 @@ def read_marker(directory: Path) -> dict[str, Any]:
     return meta
 
 
-def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMethod,
+DEFAULT_BASE_ADDRESS = "127.0.0.2"
+
+
+def lay_out(directory: Path, nodes: int | None, base_address: str | None, sst_method: SstMethod,
            cluster_name: str | None = None, use_seed: bool = True, dcs: str | None = None,
-           tls: bool | None = None, pki_dir: Path | None = None) -> Path:
+           tls: bool | None = None, pki_dir: Path | None = None, arbitrator: bool = False) -> Path:
     """Create DIR, or extend an existing cluster folder to `nodes` nodes; existing nodes are kept.
+    `arbitrator`: the folder gets a garbd arbitrator (`arbitrator1`) if it has none yet.
 
     `dcs` (default: a SQLite file in DIR), `cluster_name` (default `galera`) and `tls` (default on) are
     fixed when DIR is created: an existing folder keeps its own, and asking for different ones is an
@@ -61,11 +65,16 @@ def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMetho
     if directory.is_dir() and not marker.exists() and any(directory.iterdir()):
         raise PilotError(f"{directory} is not empty and is not a galera-pilot cluster folder (no {MARKER}); "
                          "choose a new or empty folder")
+    known_base = folder_base_address(directory) if marker.exists() else None
+    if base_address is not None and known_base is not None and base_address != known_base:
+        raise PilotError(f"{directory}'s nodes start at {known_base}, not {base_address}; drop --base-address (the "
+                         "folder remembers it)")
+    base_address = base_address or known_base or DEFAULT_BASE_ADDRESS
     try:
         first = ipaddress.ip_address(base_address)
     except ValueError:
         raise PilotError(f"--base-address {base_address!r} is not an IP address") from None
-    if nodes < 1:
+    if nodes is not None and nodes < 1:
         raise PilotError("--nodes must be at least 1")
     if cluster_name is not None and not re.fullmatch(NAME_PATTERN, cluster_name):
         raise PilotError(f"--cluster-name {cluster_name!r} must start with a letter and hold only letters, "
@@ -76,6 +85,7 @@ def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMetho
         existing = read_marker(directory)
         names = list(existing["nodes"])
         retired = list(existing.get("removed") or [])
+        arbitrators = list(existing.get("arbitrators") or [])
         known_name = existing.get("cluster_name", "galera")
         dcs_url = existing["dcs"]
         if dcs is not None and dcs != dcs_url:
@@ -95,7 +105,7 @@ def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMetho
                              "remembers it)")
         pki_text = known_pki
     else:
-        names, retired = [], []
+        names, retired, arbitrators = [], [], []
         cluster_name = cluster_name or "galera"
         tls = True if tls is None else tls
         pki_text = str(pki_dir.resolve()) if (pki_dir is not None and tls) else None
@@ -115,30 +125,54 @@ def lay_out(directory: Path, nodes: int, base_address: str, sst_method: SstMetho
         finally:
             store.close()
         save_credentials(directory / "credentials.yaml", Credentials.generate())
-    # Members taken out by `galera-pilot remove` keep their folder, name and address: never reused.
-    taken = len(names) + len(retired)
-    for index in range(taken, taken + nodes - len(names)):
-        name = f"node{index + 1}"
-        address = str(first + index)
+    # Members taken out by `galera-pilot remove` keep their folder, name and address: never reused. Data
+    # nodes are numbered among themselves (node1, node2, ...); addresses are handed out in order to all.
+    nodes = len(names) if nodes is None and marker.exists() else (nodes or 3)  # an existing folder keeps its size
+    numbered = len(names) + sum(1 for name in retired if name not in arbitrators and not name.startswith("arbitrator"))
+    wanted = [("node", f"node{numbered + i + 1}") for i in range(max(0, nodes - len(names)))]
+    if arbitrator and not arbitrators:  # a removed one's name is never reused (its folder is marked)
+        number = next(n for n in range(1, len(retired) + 2) if f"arbitrator{n}" not in retired)
+        wanted.append(("arbitrator", f"arbitrator{number}"))
+    for role, name in wanted:
+        address = str(first + len(names) + len(retired) + len(arbitrators))
         base = directory / name
         base.mkdir(exist_ok=True)
-        config = parse_config({
+        fields: dict[str, Any] = {
             "name": name, "cluster_name": cluster_name, "address": address, "dcs": dcs_url,
             "base_dir": str(base), "credentials_file": str(directory / "credentials.yaml"),
             "sst_method": sst_method, "use_seed": use_seed,
             # The CA key is on this machine: each agent renews its own certificate (agent/tls_keeper.py).
             "tls": {"enabled": tls, "authority": (pki_text or str(directory / "pki")) if tls else None},
-        }, f"node {name}")
+        }
+        if role == "arbitrator":
+            fields = {key: value for key, value in fields.items() if key not in ("sst_method", "use_seed")}
+            fields["role"] = "arbitrator"
+        config = parse_config(fields, f"node {name}")
         _write_config(base / "agent.yaml", dump_config(config), dcs_url)
-        names.append(name)
+        (arbitrators if role == "arbitrator" else names).append(name)
     meta: dict[str, Any] = {"galera_pilot": 1, "cluster_name": cluster_name, "dcs": dcs_url, "nodes": names,
-                            "tls": tls}
+                            "tls": tls, "base_address": base_address}
+    if arbitrators:
+        meta["arbitrators"] = arbitrators  # garbd (agent/arbitrator.py): no data, a vote
     if retired:
         meta["removed"] = retired
     if pki_text:
         meta["pki"] = pki_text  # a PKI folder outside DIR (`up --pki-dir`); default DIR/pki
     _write_config(marker, yaml.safe_dump(meta, sort_keys=False), dcs_url)
     return directory
+
+
+def folder_base_address(directory: Path) -> str | None:
+    """Where an existing folder's addresses start: recorded in cluster.yaml, or (folders made before it was)
+    node1's address, whose folder stays even when node1 was removed."""
+    meta = read_marker(directory)
+    if meta.get("base_address"):
+        return str(meta["base_address"])
+    try:
+        node1 = yaml.safe_load((directory / "node1" / "agent.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return str(node1["address"]) if isinstance(node1, dict) and node1.get("address") else None
 
 
 def _write_config(path: Path, text: str, dcs_url: str) -> None:
@@ -151,8 +185,11 @@ def retire_node(directory: Path, name: str) -> None:
     stays (its datadir is kept, marked by its agent)."""
     marker = directory / MARKER
     meta = read_marker(directory)
-    if name not in meta["nodes"]:
+    if name not in meta["nodes"] and name not in (meta.get("arbitrators") or []):
         return
     meta["nodes"] = [n for n in meta["nodes"] if n != name]
+    meta["arbitrators"] = [n for n in meta.get("arbitrators") or [] if n != name]
+    if not meta["arbitrators"]:
+        del meta["arbitrators"]
     meta["removed"] = [*(meta.get("removed") or []), name]
     _write_config(marker, yaml.safe_dump(meta, sort_keys=False), meta["dcs"])

@@ -59,10 +59,10 @@ def check_binaries(config: NodeConfig) -> None:
                              "installed (apt-get install mariadb-backup socat rsync mariadb-client)")
 
 
-def check_ports(config: NodeConfig) -> None:
-    ports = config.ports
-    for label, port in (("client", ports.client), ("galera", ports.galera), ("ist", ports.ist),
-                        ("sst", ports.sst), ("api", ports.api)):
+def check_ports(config: NodeConfig, labels: tuple[str, ...] = ("client", "galera", "ist", "sst", "api")) -> None:
+    """Every port in `labels` is free on the node's address (an arbitrator's garbd binds only galera)."""
+    for label in labels:
+        port = int(getattr(config.ports, label))
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:

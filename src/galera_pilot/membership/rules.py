@@ -33,12 +33,13 @@ class RemovalPlan:
 
 
 def known_members(cluster: Cluster) -> set[str]:
+    """The data members: those that ever joined (the roster) and those reporting now."""
     return set(cluster.roster) | set(cluster.members)
 
 
-def _unchangeable(cluster: Cluster, name: str) -> Refusal | None:
+def _unchangeable(cluster: Cluster, name: str, arbitrator_too: bool = False) -> Refusal | None:
     """What refuses both verbs: an unknown name, a paused cluster, a roll in progress."""
-    known = known_members(cluster)
+    known = known_members(cluster) | (set(cluster.arbitrators) if arbitrator_too else set())
     if name not in known:
         listed = ", ".join(sorted(known)) or "none"
         return Refusal(f"no member named {name!r} in this cluster (members: {listed})")
@@ -50,10 +51,16 @@ def _unchangeable(cluster: Cluster, name: str) -> Refusal | None:
 
 
 def removal_refusal(cluster: Cluster, name: str, arbitrators: int = 0) -> Refusal | None:
-    """Why `name` may not be removed now, or None. `arbitrators`: votes outside the data nodes (garbd)."""
-    refusal = _unchangeable(cluster, name)
+    """Why `name` may not be removed now, or None. The arbitrators that report (garbd, weight above 0)
+    are voters; `arbitrators` adds votes outside the snapshot, taken as serving."""
+    refusal = _unchangeable(cluster, name, arbitrator_too=True)
     if refusal is not None:
         return refusal
+    voting = [a for n, a in cluster.arbitrators.items() if a.weight > 0 and n != name]
+    extra_votes = arbitrators + len(voting)
+    extra_serving = arbitrators + sum(1 for a in voting if a.primary)
+    if name in cluster.arbitrators:
+        return _arbitrator_refusal(cluster, name, extra_votes, extra_serving)
     member = cluster.members.get(name)
     if cluster.writer == name:
         return Refusal(f"{name} is the writer: move the role first (galera-pilot switchover --to ANOTHER)")
@@ -62,17 +69,34 @@ def removal_refusal(cluster: Cluster, name: str, arbitrators: int = 0) -> Refusa
     remaining = known_members(cluster) - {name}
     if not remaining:
         return Refusal(f"{name} is the last member: removing it would leave no cluster (galera-pilot down stops it)")
+    return _remaining_refusal(cluster, remaining, extra_votes, extra_serving)
+
+
+def _arbitrator_refusal(cluster: Cluster, name: str, extra_votes: int, extra_serving: int) -> Refusal | None:
+    """An arbitrator holds no role and no data: only what its vote leaves behind counts."""
+    remaining = known_members(cluster)
+    if not remaining:
+        return Refusal(f"{name} is an arbitrator of a cluster without data members")
+    return _remaining_refusal(cluster, remaining, extra_votes, extra_serving)
+
+
+def _remaining_refusal(cluster: Cluster, remaining: set[str], extra_votes: int,
+                       extra_serving: int) -> Refusal | None:
+    """What remains must hold a majority of its votes in the Primary Component, and not an even number
+    of them without an arbitrator (forceable both)."""
     serving = {n for n in remaining if cluster.members.get(n) is not None and cluster.members[n].is_primary}
-    voters = len(remaining) + arbitrators
-    if 2 * (len(serving) + arbitrators) <= voters:
+    voters = len(remaining) + extra_votes
+    if 2 * (len(serving) + extra_serving) <= voters:
         return Refusal(f"only {len(serving)} of the {len(remaining)} remaining members would be in the Primary "
                        f"Component ({', '.join(sorted(serving)) or 'none'}): no majority of what remains; "
                        "--force removes it anyway, and the next failure may leave no Primary Component",
                        forceable=True)
-    if voters % 2 == 0 and arbitrators == 0:
-        return Refusal(f"{len(remaining)} members would remain, an even number of votes and no arbitrator: a "
-                       "partition into halves leaves no Primary Component anywhere; --force removes it anyway",
-                       forceable=True)
+    if voters % 2 == 0:
+        arbiters = (f" and {extra_votes} arbitrator{'s' if extra_votes != 1 else ''}" if extra_votes
+                    else " and no arbitrator")
+        return Refusal(f"{len(remaining)} members{arbiters} would remain, an even number of votes: a partition "
+                       "into halves leaves no Primary Component anywhere (an arbitrator makes it odd); --force "
+                       "removes it anyway", forceable=True)
     return None
 
 
@@ -80,6 +104,9 @@ def removal_plan(cluster: Cluster, name: str) -> RemovalPlan:
     """Stop it through its agent when that agent reports, else evict what the view may still hold."""
     member = cluster.members.get(name)
     remaining = tuple(sorted(known_members(cluster) - {name}))
+    arbitrator = cluster.arbitrators.get(name)
+    if arbitrator is not None:
+        return RemovalPlan(name, "stop", arbitrator.gcomm_uuid, remaining)
     if member is not None:
         return RemovalPlan(name, "stop", member.gcomm_uuid if member.running else "", remaining)
     return RemovalPlan(name, "evict", "", remaining)

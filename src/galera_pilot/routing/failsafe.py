@@ -66,6 +66,7 @@ def component_peers(me: str, status: Mapping[str, str], members: Mapping[str, Me
     Galera lists each member's client address in `wsrep_incoming_addresses`; a member record carries the
     same address (the advertised one when they differ). Every listed address must name a member, and
     the list must be as long as the component, or someone could take the role without being asked.
+    An empty entry is an arbitrator's (garbd has no client port).
     """
     try:
         size = int(status.get("wsrep_cluster_size", "0"))
@@ -73,8 +74,11 @@ def component_peers(me: str, status: Mapping[str, str], members: Mapping[str, Me
         size = 0
     if size < 1 or status.get("wsrep_cluster_status") != "Primary":
         return [], "not in a Primary Component"
-    listed = [a.strip() for a in status.get("wsrep_incoming_addresses", "").split(",") if a.strip()]
-    if len(listed) != size:
+    # An arbitrator (garbd) is a member without a client address: an empty entry. It can never claim the
+    # writer role, so it need not be asked; only the count of entries must match the component.
+    entries = [a.strip() for a in status.get("wsrep_incoming_addresses", "").split(",")]
+    listed = [a for a in entries if a]
+    if len(entries) != size or not listed:
         return [], f"wsrep_incoming_addresses names {len(listed)} of the component's {size} members"
     by_address = {f"{m.address}:{m.client_port}": m for m in members.values()}
     peers: list[Peer] = []
