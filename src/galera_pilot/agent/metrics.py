@@ -107,7 +107,8 @@ class AgentCollector(Collector):
         yield exits
         if ha.roster_members:
             roster = GaugeMetricFamily("galera_pilot_roster_members", "members the DCS roster lists (this one "
-                                       "included, removed ones not): what wsrep_cluster_size should be", labels=labels)
+                                       "included, removed ones not) and the arbitrators that report: what "
+                                       "wsrep_cluster_size should be", labels=labels)
             roster.add_metric([name], float(ha.roster_members))
             yield roster
         yield from disk_metrics(ha)
