@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from galera_pilot.cluster import ArbitratorReport, Cluster, Member, Pause, Roll, RosterEntry
+from galera_pilot.cli.output import removal_lines
+from galera_pilot.cluster import REMOVED, ArbitratorReport, Cluster, Member, Pause, Removal, Roll, RosterEntry
 from galera_pilot.membership.rules import choose_donor, reinit_refusal, removal_plan, removal_refusal
 
 NAMES = ("node1", "node2", "node3", "node4", "node5")
@@ -156,3 +157,12 @@ def test_removing_the_arbitrator_of_two_nodes_leaves_an_even_count_and_needs_for
 def test_one_node_and_an_arbitrator_are_even_too() -> None:
     refusal = removal_refusal(cluster(whole(2), arbitrators={"arbitrator1": garbd()}), "node2")
     assert refusal is not None and refusal.forceable and "1 members and 1 arbitrator" in refusal.reason
+
+
+def test_list_names_the_removed_members_under_its_table() -> None:
+    snapshot = cluster(whole(3), removed={"node5": Removal("node5", "alice@ops", 2.0, phase=REMOVED),
+                                          "node4": Removal("node4", "bob@ops", 1.0)})
+    lines = removal_lines(snapshot)
+    assert [line.split(":")[0] for line in lines] == ["node4", "node5"]  # oldest first
+    assert "being removed by bob@ops" in lines[0] and "removed by alice@ops" in lines[1]
+    assert "remove --undo node5" in lines[1]

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from galera_pilot.agent.high_water import held_most
-from galera_pilot.cluster import Cluster
+from galera_pilot.cluster import REMOVED, Cluster
 from galera_pilot.control.members import LIST_KEYS, Row
 from galera_pilot.lifecycle.roll import describe
 
@@ -43,3 +43,16 @@ def print_lifecycle(snapshot: Cluster) -> None:
         click.echo(f"PAUSED by {snapshot.pause.by} since {since}: the agents take no action (galera-pilot resume)")
     if snapshot.roll is not None:
         click.echo(describe(snapshot.roll, driven=snapshot.roll_driver is not None))
+    for line in removal_lines(snapshot):
+        click.echo(line)
+
+
+def removal_lines(snapshot: Cluster) -> list[str]:
+    """Members taken out by `galera-pilot remove` (no longer rows of the table), oldest first."""
+    lines = []
+    for removal in sorted(snapshot.removed.values(), key=lambda r: r.at):
+        when = datetime.fromtimestamp(removal.at).strftime("%Y-%m-%d %H:%M:%S")
+        state = "removed" if removal.phase == REMOVED else "being removed"
+        lines.append(f"{removal.member}: {state} by {removal.by} at {when} (galera-pilot remove --undo "
+                     f"{removal.member} takes it back)")
+    return lines
