@@ -457,6 +457,8 @@ class ArbitratorReport:
     gcomm_uuid: str = ""  # its identity in the group (gvwstate.dat keeps it across restarts)
     activity: str = ""  # the agent's last decision, one sentence
     updated_at: float = 0.0
+    tls_not_after: str = ""  # its certificate's expiry (ISO 8601), "" without TLS
+    tls_warning: str = ""  # why a new bundle is not used
 
     @property
     def gcomm_address(self) -> str:

@@ -222,6 +222,22 @@ def test_garbd_started_without_its_work_dir_joins_as_a_new_member(cluster: Path)
     assert (work_dir(node.config) / "gvwstate.dat").exists()
 
 
+def test_a_rotated_certificate_restarts_garbd_on_it(cluster: Path) -> None:
+    """garbd cannot reload its certificate: its agent restarts it on the new bundle, gracefully."""
+    node = EmbeddedCluster(cluster).node("arbitrator1")
+    wait_for(lambda: arbitrator_ready(cluster), timeout=60, what="garbd in the component")
+    before = dcs_view(cluster).arbitrators["arbitrator1"].tls_not_after
+    old_garbd = GarbdProcess(node.config).pid()
+    time.sleep(1.1)  # the new certificate's validity starts a second later: a different not_after
+    cli("pki", "rotate", "--dir", str(cluster), "arbitrator1")
+    wait_for(lambda: dcs_view(cluster).arbitrators["arbitrator1"].tls_not_after not in ("", before)
+             and arbitrator_ready(cluster), timeout=60, what="garbd to run on the new certificate")
+    assert GarbdProcess(node.config).pid() not in (None, old_garbd)
+    assert all(component(cluster, n) == ("Primary", 3) for n in DATA)
+    rows = members(cluster)
+    assert rows["arbitrator1"]["cert"], rows["arbitrator1"]
+
+
 def test_removing_the_arbitrator_needs_force_then_it_leaves_for_good(cluster: Path) -> None:
     refused = cli("remove", "--dir", str(cluster), "arbitrator1", "--yes", check=False)
     assert refused.returncode == 1 and "even number of votes" in refused.stderr, refused.stderr

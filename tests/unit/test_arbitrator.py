@@ -9,10 +9,13 @@ import pytest
 from decision_builders import position, running, snapshot, stopped
 from unit_helpers import make_config
 
+from galera_pilot.agent.arbitrator_tls import ArbitratorTls
 from galera_pilot.arbitrator.decisions import ArbitratorAction, decide_arbitrator, primary_peers
 from galera_pilot.arbitrator.garbd import garbd_command, garbd_options
 from galera_pilot.arbitrator.garbd_log import GarbdLogReader, GarbdView, follow
 from galera_pilot.cluster import ArbitratorReport, Pause, Removal, SavedView
+from galera_pilot.tls.authority import init_authority
+from galera_pilot.tls.node import load_node_tls
 
 JOINED = """\
 2026-12-02 14:50:31.041  INFO: New COMPONENT: primary = yes, bootstrap = no, my_idx = 2, memb_num = 3
@@ -119,3 +122,22 @@ def test_garbd_starts_towards_members_waiting_for_pc_recovery_of_a_view_that_nam
     for instance in ("", "bbbbbbbb-0000-0000-0000-000000000002"):
         assert decide_arbitrator("arbitrator1", False, GarbdView(), cluster, 0.0, instance).action == \
             ArbitratorAction.NONE
+
+
+def test_a_new_bundle_restarts_garbd_only_when_it_is_good(tmp_path: Path) -> None:
+    """`pki rotate` rewrote the bundle: garbd, which cannot reload, must restart on it; a broken copy is
+    reported and changes nothing."""
+    authority = init_authority(tmp_path / "pki", "arbtest")
+    config = make_config(name="arbitrator1", role="arbitrator", base_dir=str(tmp_path / "arbitrator1"),
+                         address="127.0.0.9", tls={"enabled": True})
+    authority.issue_bundle("arbitrator1", ["127.0.0.9"], out=config.tls_bundle)
+    current = load_node_tls(config)
+    assert current is not None
+    events: list[tuple[str, str]] = []
+    keeper = ArbitratorTls(config, current, lambda action, reason, inputs=None: events.append((action, reason)))
+    assert not keeper.changed()  # nothing new
+    authority.issue_bundle("arbitrator1", ["127.0.0.9"], out=config.tls_bundle)  # pki rotate
+    assert keeper.changed() and not keeper.changed() and keeper.error is None
+    (config.tls_bundle / "node.pem").write_text("not a certificate\n")
+    assert not keeper.changed() and keeper.error is not None and "node.pem" in keeper.error
+    assert events and events[-1][0] == "tls"

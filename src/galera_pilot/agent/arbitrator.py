@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+from galera_pilot.agent.arbitrator_tls import ArbitratorTls
 from galera_pilot.agent.cycle_errors import backoff_delay
 from galera_pilot.agent.memory import CYCLE_LOGGER, DcsHistory
 from galera_pilot.agent.removal import MemberRemoved, mark_path, refuse_if_marked
@@ -32,7 +33,7 @@ from galera_pilot.errors import DCSError, PilotError
 from galera_pilot.files import write_private
 from galera_pilot.mariadb.gvwstate import read_saved_view
 from galera_pilot.tls.bundle import bundle_files
-from galera_pilot.tls.node import load_node_tls
+from galera_pilot.tls.node import NodeTls, load_node_tls
 
 log = logging.getLogger(CYCLE_LOGGER)
 RESTART_BACKOFF_MAX = 30.0  # s: garbd that cannot reach its peers exits; it is tried again at most this late
@@ -41,12 +42,13 @@ PEER_PROBE_TIMEOUT = 0.5
 
 
 class ArbitratorAgent:
-    def __init__(self, config: NodeConfig, dcs: DCS) -> None:
+    def __init__(self, config: NodeConfig, dcs: DCS, node_tls: NodeTls | None = None) -> None:
         self.config = config
         self.dcs = dcs
         self.garbd = GarbdProcess(config)
         self.garbd_log = GarbdLogReader(log_file(config))
         self.history = DcsHistory(dcs, config.name)
+        self.tls = None if node_tls is None else ArbitratorTls(config, node_tls, self.history)
         self.host = socket.gethostname()
         self.activity = "starting"
         self.wake = threading.Event()
@@ -75,6 +77,15 @@ class ArbitratorAgent:
             self._exits = 0
         cluster = self.dcs.snapshot(with_history=False)
         self._paused = cluster.pause is not None
+        # A bundle that changed while garbd was down is simply what it starts with next.
+        if not self._paused and self.tls is not None and self.tls.changed() and running:
+            self._expect_running = False  # a deliberate stop: no backoff, the next cycle starts it again
+            cleanly = self.garbd.stop()
+            self.activity = (f"a new TLS bundle (valid until {self.tls.not_after[:10]}): garbd stopped "
+                             f"{'cleanly' if cleanly else 'by a kill'} to start again with it")
+            self.history("tls", self.activity)
+            self.publish()
+            return self.activity
         if not running:
             self._saved_instance = self._read_instance()
         elif view.primary:
@@ -134,7 +145,9 @@ class ArbitratorAgent:
             galera_port=self.config.advertised_port("galera"), host=self.host, weight=self.config.arbitrator.weight,
             running=running, state=(view.state or "starting") if running else "stopped",
             primary=running and view.primary, component_size=view.size if running else 0,
-            gcomm_uuid=self._saved_instance or self._read_instance(), activity=self.activity, updated_at=time.time())
+            gcomm_uuid=self._saved_instance or self._read_instance(), activity=self.activity, updated_at=time.time(),
+            tls_not_after=self.tls.not_after if self.tls is not None else "",
+            tls_warning=(self.tls.error or "") if self.tls is not None else "")
 
     def _read_instance(self) -> str:
         saved = read_saved_view(work_dir(self.config))
@@ -177,7 +190,7 @@ def run_arbitrator(config_path: Path) -> None:
     check_arbitrator(config)
     node_tls = load_node_tls(config)
     dcs = get_dcs(config.dcs, config.cluster_name, node_tls.bundle.files() if node_tls else None)
-    agent = ArbitratorAgent(config, dcs)
+    agent = ArbitratorAgent(config, dcs, node_tls)
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: object) -> None:

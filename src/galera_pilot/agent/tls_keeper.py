@@ -110,19 +110,7 @@ class TlsKeeper:
             connection.close()
 
     def _renew_if_due(self) -> None:
-        authority_dir = self.config.tls.authority
-        facts = self.current.bundle.facts
-        if authority_dir is None or not facts.renew_due(now_utc()) or self.renew_error == str(facts.not_after):
-            return
-        try:
-            Authority(authority_dir).issue_bundle(self.config.name, facts.ips, facts.dns, out=self.config.tls_bundle)
-        except (PilotError, OSError, ValueError) as error:
-            self.renew_error = str(facts.not_after)  # once per certificate: the next one may succeed
-            log.error("renewing this node's certificate (valid until %s) failed: %s", facts.not_after, error)
-            self.history("tls", f"renewing the certificate failed: {error}")
-            return
-        self.history("tls", f"renewed this node's certificate at two thirds of its life (it was valid until "
-                     f"{facts.not_after:%Y-%m-%d})")
+        self.renew_error = renew_if_due(self.config, self.current, self.history, self.renew_error)
 
     def report(self) -> dict[str, Any]:
         """/status's `tls`: expiry of the node certificate and the CAs, and whether a reload failed."""
@@ -136,3 +124,22 @@ class TlsKeeper:
                 "ca_not_after": [ca.not_after.isoformat() for ca in self.current.bundle.ca_facts],
                 "trust": list(self.server_ids[0]), "signer": self.server_ids[1],  # what mariadbd has loaded
                 "reload_error": self.reload_error}
+
+
+def renew_if_due(config: NodeConfig, current: NodeTls, history: History, failed_for: str | None) -> str | None:
+    """Where the CA key is at hand (`tls.authority`), a new certificate into the node's bundle folder at
+    two thirds of the current one's life; the bundle watch then loads it. Returns the certificate a
+    renewal failed for (tried once per certificate: the next one may succeed), else `failed_for`."""
+    authority_dir = config.tls.authority
+    facts = current.bundle.facts
+    if authority_dir is None or not facts.renew_due(now_utc()) or failed_for == str(facts.not_after):
+        return failed_for
+    try:
+        Authority(authority_dir).issue_bundle(config.name, facts.ips, facts.dns, out=config.tls_bundle)
+    except (PilotError, OSError, ValueError) as error:
+        log.error("renewing this node's certificate (valid until %s) failed: %s", facts.not_after, error)
+        history("tls", f"renewing the certificate failed: {error}")
+        return str(facts.not_after)
+    history("tls", f"renewed this node's certificate at two thirds of its life (it was valid until "
+            f"{facts.not_after:%Y-%m-%d})")
+    return failed_for

@@ -151,6 +151,13 @@ class CaRotation:
         if cluster.roll is not None:
             raise PilotError(f"rolling restart {cluster.roll.id} is recorded: finish it (galera-pilot restart "
                              "--resume) or abort it first")
+        if cluster.arbitrators:
+            # garbd reads its certificates only when it starts, and its agent reports no trust to follow
+            # the phases by: it would be left behind the new CA.
+            names = ", ".join(sorted(cluster.arbitrators))
+            raise PilotError(f"the cluster runs an arbitrator ({names}), which a CA rotation does not carry over "
+                             "yet: remove it first (galera-pilot remove NAME --yes --force), rotate, then add it "
+                             "again with a bundle of the new CA")
         missing = sorted(set(cluster.roster) - set(cluster.members))
         unsynced = sorted(name for name, member in cluster.members.items() if not member.is_synced)
         if missing or unsynced:

@@ -66,7 +66,9 @@ def arbitrator_rows(target: ClusterTarget, snapshot: Cluster) -> list[Row]:
             address = target.embedded.node(name).config.address if target.embedded is not None else ""
             rows.append(_absent_row(name, address, "arbitrator", "stopped", "agent not running"))
             continue
-        rows.append({**_absent_row(name, report.address, "arbitrator", report.state, report.activity),
+        activity = f"TLS: {report.tls_warning}! {report.activity}" if report.tls_warning else report.activity
+        rows.append({**_absent_row(name, report.address, "arbitrator", report.state, activity),
+                     "cert": cert_column(report.tls_not_after), "tls_not_after": report.tls_not_after,
                      "cluster_status": "Primary" if report.primary else ("non-Primary" if report.running else ""),
                      "cluster_size": report.component_size, "weight": report.weight})
     return rows
