@@ -14,6 +14,10 @@ from galera_pilot.arbitrator.decisions import ArbitratorAction, decide_arbitrato
 from galera_pilot.arbitrator.garbd import garbd_command, garbd_options
 from galera_pilot.arbitrator.garbd_log import GarbdLogReader, GarbdView, follow
 from galera_pilot.cluster import ArbitratorReport, Pause, Removal, SavedView
+from galera_pilot.control.ca_rotation import CaRotation
+from galera_pilot.dcs.membership import publish_arbitrator
+from galera_pilot.dcs.sqlite import SQLiteDCS
+from galera_pilot.errors import PilotError
 from galera_pilot.tls.authority import init_authority
 from galera_pilot.tls.node import load_node_tls
 
@@ -141,3 +145,13 @@ def test_a_new_bundle_restarts_garbd_only_when_it_is_good(tmp_path: Path) -> Non
     (config.tls_bundle / "node.pem").write_text("not a certificate\n")
     assert not keeper.changed() and keeper.error is not None and "node.pem" in keeper.error
     assert events and events[-1][0] == "tls"
+
+
+def test_a_ca_rotation_refuses_while_an_arbitrator_reports(tmp_path: Path) -> None:
+    """Its agent reports no trust for the phases to follow: the rotation would leave garbd behind."""
+    authority = init_authority(tmp_path / "pki", "arbtest")
+    store = SQLiteDCS(tmp_path / "dcs.sqlite", "arbtest")
+    publish_arbitrator(store, ArbitratorReport("arbitrator1", "127.0.0.9", running=True, primary=True), 60)
+    with pytest.raises(PilotError, match=r"runs an arbitrator \(arbitrator1\)"):
+        CaRotation(authority, [], lambda line: None, store=store).run()
+    assert not (authority.dir / "ca-next.pem").exists()
