@@ -498,6 +498,7 @@ class Cluster:
     removed: dict[str, Removal] = field(default_factory=dict)  # `galera-pilot remove`: members out for good
     # garbd arbitrators whose agents report (ArbitratorReport): votes, never data, never in `members`.
     arbitrators: dict[str, ArbitratorReport] = field(default_factory=dict)
+    backup_holder: str | None = None  # who holds the backup lock (dcs/backup.py): a backup is running
 
     @property
     def primary_members(self) -> list[Member]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from galera_pilot.backup.catalog import BackupSet, by_id, chain_root, restorable
 from galera_pilot.backup.retention import DAY, Retention, expired
 from galera_pilot.backup.schedule import HOUR, Schedule, next_backup
+from galera_pilot.dcs.backup import hold_backup_lock, release_backup_lock
+from galera_pilot.dcs.sqlite import SQLiteDCS
 
 NOW = 1_000 * DAY
 DAILY = Schedule(full_every=24 * HOUR, incremental_every=4 * HOUR)
@@ -139,3 +143,16 @@ def test_the_schedule_is_one_answer_never_two_backups_at_once(sets: list[BackupS
     if due.kind == "incremental":
         known = by_id(sets)
         assert due.parent in known and restorable(known[due.parent], known)
+
+
+def test_one_backup_lock_at_a_time_and_the_snapshot_names_its_holder(tmp_path: Path) -> None:
+    store = SQLiteDCS(tmp_path / "dcs.sqlite", "galera")
+    assert hold_backup_lock(store, "node2", "20261202-full", 30.0)
+    assert not hold_backup_lock(store, "node3", "20261202-other", 30.0)  # one at a time
+    assert hold_backup_lock(store, "node2", "20261202-full", 30.0)  # its holder renews it
+    assert store.snapshot(with_history=False).backup_holder == "node2"
+    release_backup_lock(store, "node3")  # not the holder: nothing happens
+    assert store.snapshot(with_history=False).backup_holder == "node2"
+    release_backup_lock(store, "node2")
+    assert store.snapshot(with_history=False).backup_holder is None
+    assert hold_backup_lock(store, "node3", "20261202-other", 30.0)

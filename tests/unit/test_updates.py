@@ -43,6 +43,7 @@ def test_a_minor_update_installed_everywhere_is_rolled_by_the_writers_agent() ->
     (cluster({"policy": "never"}), "automatic updates are off"),
     (cluster(writer=None), "the writer's agent decides"),
     (cluster(pause=Pause("ops", 1.0)), "paused"),
+    (cluster(backup_holder="node2"), "a backup is running (node2); automatic updates wait"),
     (cluster(installed=OLD), "no newer release is installed"),
     (cluster(installed="11.4.5-MariaDB"), "11.4.5 is a major upgrade: that is galera-pilot upgrade"),
     (cluster(installed="10.11.18-MariaDB", versions=(OLD, OLD, "10.11.17-MariaDB")), "a downgrade is refused"),

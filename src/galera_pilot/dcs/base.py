@@ -24,6 +24,7 @@ Keys live under `/galera-pilot/<cluster_name>/`:
                       the lifecycle's records (cluster.py, written by dcs/lifecycle.py)
   config              the cluster-wide settings (`galera-pilot edit-config`; dcs/settings.py)
   removed/<name>      a member taken out for good (`galera-pilot remove`; dcs/membership.py; no TTL)
+  backup              the backup lock: one backup at a time (dcs/backup.py), with a TTL
   arbitrators/<name>  a garbd arbitrator's report (cluster.py: ArbitratorReport), with a TTL
 
 Watches: `watch()` reports which keys changed, so an agent runs its cycle (or its writer election) at once
@@ -186,6 +187,7 @@ class DCS(ABC):
         settings: ClusterSettings | None = None
         removed: dict[str, Removal] = {}
         arbitrators: dict[str, ArbitratorReport] = {}
+        backup_holder: str | None = None
         for kv in self.list("") if with_history else self.list_outside(HISTORY_PREFIX):
             data = json.loads(kv.value)
             if kv.key == "initialize":
@@ -217,6 +219,8 @@ class DCS(ABC):
                 roll = Roll.from_dict(data)
             elif kv.key == "roll_driver":
                 roll_driver = data.get("holder")
+            elif kv.key == "backup":
+                backup_holder = data.get("holder")
             elif kv.key.startswith("restart/"):
                 restarts[kv.key[8:]] = RestartRequest.from_dict(data)
             elif kv.key == "config":
@@ -230,7 +234,8 @@ class DCS(ABC):
                        read_at=time.time(), writer=writer, maintenance=frozenset(maintenance),
                        switchover=switchover, high_water=high_water, member_versions=versions,
                        pause=pause, roll=roll, roll_driver=roll_driver, restarts=restarts, settings=settings,
-                       history_read=with_history, removed=removed, arbitrators=arbitrators)
+                       history_read=with_history, removed=removed, arbitrators=arbitrators,
+                       backup_holder=backup_holder)
 
     def routing_view(self) -> Cluster:
         """The part of a snapshot the writer election needs (members, writer, maintenance, switchover),

@@ -78,6 +78,8 @@ def update_verdict(cluster: Cluster, me: str, now: datetime) -> UpdateVerdict:
         return UpdateVerdict(reason="the writer's agent decides automatic updates")
     if cluster.pause is not None:
         return UpdateVerdict(reason="the cluster is paused")
+    if cluster.backup_holder is not None:  # a restart under a backup would abort or corrupt it
+        return UpdateVerdict(reason=f"a backup is running ({cluster.backup_holder}); automatic updates wait")
     roll = cluster.roll
     if roll is not None:
         if roll.automatic and not roll.halted and cluster.roll_driver is None:
