@@ -29,6 +29,7 @@ from galera_pilot.cluster import Cluster
 from galera_pilot.credentials import Credentials, load_credentials, save_credentials
 from galera_pilot.dcs import DCS, get_dcs
 from galera_pilot.errors import DCSError
+from galera_pilot.mariadb import sql
 from galera_pilot.tls import http
 from galera_pilot.tls.authority import Authority, init_authority
 from galera_pilot.tls.bundle import bundle_files
@@ -331,6 +332,20 @@ class MultiHost:
         members = self.snapshot().members
         return all((m := members.get(h.node)) is not None and m.is_synced and m.cluster_size >= size
                    for h in self.hosts)
+
+    def run_sql(self, node: str, statement: str, port: int = 3306, causal: bool = False) -> list[tuple]:
+        """One statement on `node`'s server, over TCP. `causal`: the node first applies everything the
+        cluster committed before (wsrep_sync_wait), as a client that just wrote on another node needs:
+        Galera certifies a commit everywhere at once but applies it on the others a moment later."""
+        connection = sql.connect_tcp(self.host(node).address, port, self.credentials(), timeout=3.0)
+        try:
+            with connection.cursor() as cursor:
+                if causal:
+                    cursor.execute("SET SESSION wsrep_sync_wait = 15")
+                cursor.execute(statement)
+                return list(cursor.fetchall())
+        finally:
+            connection.close()
 
     def agent_log(self, host: Host) -> str:
         try:

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from galera_pilot.mariadb import sql
 from galera_pilot.tls import http
 
 from .harness import MultiHost, wait_for
@@ -38,15 +37,8 @@ def hosts() -> Iterator[MultiHost]:
         multi.close()
 
 
-def run_sql(multi: MultiHost, node: str, statement: str) -> list[tuple]:
-    host = multi.host(node)
-    connection = sql.connect_tcp(host.address, 3306, multi.credentials(), timeout=3.0)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(statement)
-            return list(cursor.fetchall())
-    finally:
-        connection.close()
+def run_sql(multi: MultiHost, node: str, statement: str, causal: bool = False) -> list[tuple]:
+    return multi.run_sql(node, statement, causal=causal)
 
 
 def test_three_hosts_form_one_cluster_over_etcd(hosts: MultiHost) -> None:
@@ -56,7 +48,7 @@ def test_three_hosts_form_one_cluster_over_etcd(hosts: MultiHost) -> None:
     assert len({m.cluster_uuid for m in members.values()}) == 1
     run_sql(hosts, "node1", "CREATE DATABASE IF NOT EXISTS smoke")
     run_sql(hosts, "node1", "CREATE TABLE smoke.t (id INT PRIMARY KEY)")
-    run_sql(hosts, "node2", "INSERT INTO smoke.t VALUES (1), (2)")
+    run_sql(hosts, "node2", "INSERT INTO smoke.t VALUES (1), (2)", causal=True)  # the table was made on node1
     wait_for(lambda: run_sql(hosts, "node3", "SELECT COUNT(*) FROM smoke.t") == [(2,)], 30,
              "node3 to see node2's rows")
     # The DCS records come from each agent's cycle, /health from its status sampler (every 0.25 s): they

@@ -14,8 +14,6 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from galera_pilot.mariadb import sql
-
 from .harness import MultiHost, wait_for
 from .test_multihost import api
 
@@ -40,16 +38,9 @@ def natted() -> Iterator[MultiHost]:
         multi.close()
 
 
-def run_sql(multi: MultiHost, node: str, statement: str) -> list[tuple]:
-    host = multi.host(node)
-    port = PUBLISHED["client"][0] if node == "node3" else 3306
-    connection = sql.connect_tcp(host.address, port, multi.credentials(), timeout=3.0)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(statement)
-            return list(cursor.fetchall())
-    finally:
-        connection.close()
+def run_sql(multi: MultiHost, node: str, statement: str, causal: bool = False) -> list[tuple]:
+    """node3 is reached at its published client port."""
+    return multi.run_sql(node, statement, PUBLISHED["client"][0] if node == "node3" else 3306, causal)
 
 
 def test_a_natted_host_joins_through_its_advertised_ports(natted: MultiHost) -> None:
@@ -68,7 +59,7 @@ def test_a_natted_host_joins_through_its_advertised_ports(natted: MultiHost) -> 
     assert not any(f"{node3.address}:3306" in addresses for addresses in incoming.values()), incoming
     run_sql(natted, "node1", "CREATE DATABASE nat")
     run_sql(natted, "node1", "CREATE TABLE nat.t (id INT PRIMARY KEY)")
-    run_sql(natted, "node3", "INSERT INTO nat.t VALUES (1)")
+    run_sql(natted, "node3", "INSERT INTO nat.t VALUES (1)", causal=True)  # the table was made on node1
     wait_for(lambda: run_sql(natted, "node2", "SELECT COUNT(*) FROM nat.t") == [(1,)], 30, "node3's row on node2")
 
 
