@@ -21,7 +21,7 @@ import yaml
 from galera_pilot.cluster import REMOVED
 from tests.waiting import wait_for
 
-from .conftest import CLI, cli, dcs_view, destroy, mariadbd_pid, new_cluster_path, query, test_address
+from .conftest import CLI, cli, dcs_view, destroy, mariadbd_pid, members, new_cluster_path, query, test_address
 
 ADDRESSES = {f"node{i + 1}": test_address(f"127.0.0.{240 + i}") for i in range(4)}
 
@@ -78,8 +78,9 @@ def test_a_removed_reader_leaves_for_good(cluster: Path) -> None:
                            timeout=60, check=False)
     assert again.returncode == 3 and "was removed from cluster" in again.stderr, again.stderr
     assert mariadbd_pid(cluster, "node4") is None
+    assert "node4" not in members(cluster), "no row for a removed member"
     listed = cli("list", "--dir", str(cluster)).stdout
-    assert "node4" not in listed, listed
+    assert "node4: removed by" in listed.splitlines()[-1], listed  # named under the table instead
 
 
 def test_three_to_two_needs_force(cluster: Path) -> None:
