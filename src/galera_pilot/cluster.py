@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from galera_pilot.backup.request import BackupRequest
+
 UNKNOWN_UUID = "00000000-0000-0000-0000-000000000000"
 EMPTY_SOURCE = "empty"
 
@@ -499,6 +501,7 @@ class Cluster:
     # garbd arbitrators whose agents report (ArbitratorReport): votes, never data, never in `members`.
     arbitrators: dict[str, ArbitratorReport] = field(default_factory=dict)
     backup_holder: str | None = None  # who holds the backup lock (dcs/backup.py): a backup is running
+    backup_request: BackupRequest | None = None  # the last backup asked of an agent (backup/request.py)
 
     @property
     def primary_members(self) -> list[Member]:

@@ -16,6 +16,7 @@ from typing import Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from galera_pilot.backup.settings import BackupSettings
 from galera_pilot.errors import ConfigError
 from galera_pilot.events.settings import CallbackSettings
 
@@ -317,6 +318,7 @@ class NodeConfig(BaseModel):
     role: Literal["data", "arbitrator"] = Field("data", description="arbitrator: the agent runs garbd (a vote in "
                                                 "every quorum, no data) instead of mariadbd")
     arbitrator: ArbitratorSettings = Field(default_factory=ArbitratorSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
 
     @field_validator("address")
     @classmethod

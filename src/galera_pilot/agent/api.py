@@ -89,6 +89,7 @@ def status_document(ha: Ha) -> dict[str, Any]:
     member["disk_full"] = ha.disk.refusal
     member["cycle_errors"] = {"total": ha.cycle_errors.total, "consecutive": ha.cycle_errors.consecutive}
     member["tls"] = ha.tls.report() if ha.tls is not None else {"enabled": False}
+    member["backup"] = ha.backups.report()
     return member
 
 

@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from galera_pilot.agent.auto_updates import AutoUpdates
+from galera_pilot.agent.backups import BackupKeeper
 from galera_pilot.agent.bootstrap import Bootstrapper
 from galera_pilot.agent.cycle_errors import CycleErrors
 from galera_pilot.agent.datadir import DatadirKeeper
@@ -127,6 +128,7 @@ class Ha:
         # Cluster-wide settings merged with the node's file, followed on the running server (`edit-config`).
         self.settings = SettingsKeeper(config, config_path, credentials, self.writer)
         self.updates = AutoUpdates(config.name, dcs, history)  # the writer's agent rolls installed minor updates
+        self.backups = BackupKeeper(config, dcs, credentials, history)  # takes the backup the DCS asks of us
         self.events = EventKeeper(config, dcs, history)  # Galera's notifications to the history; the callbacks
         self._restart_requested = False  # a rolling restart's request for this node, as of the last snapshot
         self._observed_pid: int | None = None  # mariadbd's pid as of the cycle's observation
@@ -250,6 +252,9 @@ class Ha:
             raise
         if not self.paused and (decision.action == Action.HALT or local.backoff_remaining > 0):
             self.restarts.note_failure(cluster, pid, decision.reason)
+        backup = self.backups.cycle(cluster, local.running and local.state == "Synced")
+        if backup is not None:
+            sentence = f"{sentence}; {backup}"
         self.activity = sentence
         self._after_cycle(local, cluster)
         if not self.paused:

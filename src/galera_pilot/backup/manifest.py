@@ -37,6 +37,10 @@ class Manifest:
     to_lsn: int | None = None
     objects: tuple[StoredObject, ...] = ()
     error: str = ""  # why a failed set failed
+    # CHECKSUM TABLE of every table ("db.table" -> value; None: the engine has none) at the backup's point,
+    # taken while the node was paused: what `backup verify --restore-test` compares a restored copy with.
+    checksums: dict[str, int | None] = field(default_factory=dict)
+    note: str = ""  # how its node was chosen, what was skipped (no checksums on the writer)
     format: int = FORMAT
 
     @property

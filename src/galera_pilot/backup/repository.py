@@ -129,6 +129,10 @@ class LocalRepository:
             problems.append(Problem("manifest.json", f"the set is {manifest.status}, not complete"))
         return Verification(set_id, checked, tuple(problems))
 
+    def save(self, manifest: Manifest) -> None:
+        """Rewrite the set's manifest (its position and checksums known, before the objects come)."""
+        self._save(manifest)
+
     def _save(self, manifest: Manifest) -> None:
         write_private(self.dir / manifest.id / "manifest.json", json.dumps(manifest.to_dict(), indent=1) + "\n",
                       0o600)

@@ -58,6 +58,8 @@ class ControlConfig(BaseModel):
     tls_bundle: Path | None = Field(None, description="an operator's bundle (galera-pilot pki issue operator …): "
                                     "its CA and token unless ca_file/api_token_file say otherwise, and its "
                                     "certificate for an etcds:// DCS that asks for client certificates")
+    backup_repository: Path | None = Field(None, description="the backup repository the agents write (a "
+                                           "mounted directory): what `backup list/show/verify/delete` read")
 
     @field_validator("members")
     @classmethod

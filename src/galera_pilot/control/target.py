@@ -23,6 +23,7 @@ from galera_pilot.control.config import ControlConfig, Endpoints, load_any_confi
 from galera_pilot.credentials import Credentials, load_credentials
 from galera_pilot.dcs import DCS, get_dcs
 from galera_pilot.embedded.cluster import EmbeddedCluster, find_cluster_config
+from galera_pilot.embedded.layout import BACKUPS
 from galera_pilot.errors import DCSError, PilotError
 from galera_pilot.proxy.manager import ProxyConfig
 from galera_pilot.tls import http
@@ -62,6 +63,7 @@ class ClusterTarget:
     token_file: Path | None = None  # the API token, for state-changing requests
     ca_required: bool = False  # the CA was named by the operator (control configuration): it must exist
     dcs_tls: tuple[Path, Path, Path] | None = None  # CA, certificate, key an etcds:// DCS is reached with
+    backup_repository: Path | None = None  # where the backups are (`backup` verbs; --repo overrides)
 
     def use_tls(self) -> None:
         """Make this process's REST API and MySQL clients verify this cluster's certificates (its CA);
@@ -153,7 +155,8 @@ def from_directory(directory: Path) -> ClusterTarget:
                          source=f"the folder {embedded.dir}", credentials_file=embedded.credentials_file,
                          known=known, endpoints=_proxy_endpoints(proxy) if proxy else Endpoints(),
                          embedded=embedded, ca_file=authority.ca_file if tls else None,
-                         token_file=authority.token_file if tls else None, dcs_tls=embedded.dcs_tls)
+                         token_file=authority.token_file if tls else None, dcs_tls=embedded.dcs_tls,
+                         backup_repository=embedded.dir / BACKUPS)
 
 
 def from_config_file(path: Path) -> ClusterTarget:
@@ -162,6 +165,7 @@ def from_config_file(path: Path) -> ClusterTarget:
     if isinstance(config, NodeConfig):
         return ClusterTarget(dcs_url=config.dcs, cluster_name=config.cluster_name, source=source,
                              credentials_file=config.credentials_file, known={config.name: _known(config)},
+                             backup_repository=config.backup.repository,
                              **_trust_of(config.tls_bundle if config.tls.enabled else None))
     if isinstance(config, ProxyConfig):
         return ClusterTarget(dcs_url=config.dcs, cluster_name=config.cluster_name, source=source,
@@ -175,7 +179,8 @@ def from_config_file(path: Path) -> ClusterTarget:
                          ca_file=config.ca_file or (bundle / CA if bundle else None),
                          token_file=config.api_token_file or (bundle / TOKEN if bundle else None),
                          ca_required=config.ca_file is not None or bundle is not None,
-                         dcs_tls=bundle_files(bundle) if bundle else None)
+                         dcs_tls=bundle_files(bundle) if bundle else None,
+                         backup_repository=config.backup_repository)
 
 
 def _url_ca(dcs: str) -> Path | None:

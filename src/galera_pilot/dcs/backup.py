@@ -5,6 +5,9 @@ decisions can wait for it: an automatic update never starts during a backup."""
 
 from __future__ import annotations
 
+import json
+
+from galera_pilot.backup.request import BACKUP_REQUEST, REQUESTED, BackupRequest
 from galera_pilot.dcs.base import DCS
 
 BACKUP_LOCK = "backup"
@@ -17,3 +20,40 @@ def hold_backup_lock(dcs: DCS, holder: str, backup_id: str, ttl: float) -> bool:
 
 def release_backup_lock(dcs: DCS, holder: str) -> None:
     dcs.release_lease(BACKUP_LOCK, holder)
+
+
+def current_request(dcs: DCS) -> BackupRequest | None:
+    kv = dcs.get(BACKUP_REQUEST)
+    return BackupRequest.from_dict(json.loads(kv.value)) if kv is not None else None
+
+
+def ask_backup(dcs: DCS, request: BackupRequest) -> bool:
+    """Write a new request; False while one is in flight (requested, or running under a held lock). A
+    finished one, or a running one whose holder is gone (its lock expired), is replaced: the caller
+    marks that one's set failed."""
+    kv = dcs.get(BACKUP_REQUEST)
+    if kv is None:
+        return dcs.create(BACKUP_REQUEST, json.dumps(request.to_dict()))
+    old = BackupRequest.from_dict(json.loads(kv.value))
+    if not old.finished and (old.phase == REQUESTED or dcs.get(BACKUP_LOCK) is not None):
+        return False
+    return dcs.compare_and_set(BACKUP_REQUEST, json.dumps(request.to_dict()), kv.version)
+
+
+def update_request(dcs: DCS, request: BackupRequest) -> bool:
+    """The taking agent's progress; False when the request was replaced (a late update never revives one)."""
+    kv = dcs.get(BACKUP_REQUEST)
+    if kv is None or json.loads(kv.value).get("id") != request.id:
+        return False
+    return dcs.compare_and_set(BACKUP_REQUEST, json.dumps(request.to_dict()), kv.version)
+
+
+def withdraw_request(dcs: DCS, backup_id: str) -> bool:
+    """Remove a request not yet taken (the asker gave up waiting); False once an agent runs it."""
+    kv = dcs.get(BACKUP_REQUEST)
+    if kv is None:
+        return True
+    data = json.loads(kv.value)
+    if data.get("id") != backup_id or data.get("phase") != REQUESTED:
+        return False
+    return dcs.delete(BACKUP_REQUEST, kv.version)

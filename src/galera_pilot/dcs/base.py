@@ -25,6 +25,7 @@ Keys live under `/galera-pilot/<cluster_name>/`:
   config              the cluster-wide settings (`galera-pilot edit-config`; dcs/settings.py)
   removed/<name>      a member taken out for good (`galera-pilot remove`; dcs/membership.py; no TTL)
   backup              the backup lock: one backup at a time (dcs/backup.py), with a TTL
+  backup_request      the last backup asked of an agent, with its progress (backup/request.py; no TTL)
   arbitrators/<name>  a garbd arbitrator's report (cluster.py: ArbitratorReport), with a TTL
 
 Watches: `watch()` reports which keys changed, so an agent runs its cycle (or its writer election) at once
@@ -42,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from galera_pilot.backup.request import BACKUP_REQUEST, BackupRequest
 from galera_pilot.cluster import (
     ARBITRATORS,
     ArbitratorReport,
@@ -188,6 +190,7 @@ class DCS(ABC):
         removed: dict[str, Removal] = {}
         arbitrators: dict[str, ArbitratorReport] = {}
         backup_holder: str | None = None
+        backup_request: BackupRequest | None = None
         for kv in self.list("") if with_history else self.list_outside(HISTORY_PREFIX):
             data = json.loads(kv.value)
             if kv.key == "initialize":
@@ -221,6 +224,8 @@ class DCS(ABC):
                 roll_driver = data.get("holder")
             elif kv.key == "backup":
                 backup_holder = data.get("holder")
+            elif kv.key == BACKUP_REQUEST:
+                backup_request = BackupRequest.from_dict(data)
             elif kv.key.startswith("restart/"):
                 restarts[kv.key[8:]] = RestartRequest.from_dict(data)
             elif kv.key == "config":
@@ -235,7 +240,7 @@ class DCS(ABC):
                        switchover=switchover, high_water=high_water, member_versions=versions,
                        pause=pause, roll=roll, roll_driver=roll_driver, restarts=restarts, settings=settings,
                        history_read=with_history, removed=removed, arbitrators=arbitrators,
-                       backup_holder=backup_holder)
+                       backup_holder=backup_holder, backup_request=backup_request)
 
     def routing_view(self) -> Cluster:
         """The part of a snapshot the writer election needs (members, writer, maintenance, switchover),

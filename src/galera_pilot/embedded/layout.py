@@ -30,6 +30,9 @@ from galera_pilot.tls.authority import Authority
 MARKER = "cluster.yaml"
 
 
+BACKUPS = "backups"  # the embedded cluster's backup repository, a folder of DIR
+
+
 def read_marker(directory: Path) -> dict[str, Any]:
     """DIR/cluster.yaml, checked: the folder's cluster name, DCS URL and node names."""
     marker = directory / MARKER
@@ -147,6 +150,8 @@ def lay_out(directory: Path, nodes: int | None, base_address: str | None, sst_me
         if role == "arbitrator":
             fields = {key: value for key, value in fields.items() if key not in ("sst_method", "use_seed")}
             fields["role"] = "arbitrator"
+        else:
+            fields["backup"] = {"repository": str(directory / BACKUPS)}  # `backup create --dir DIR` just works
         config = parse_config(fields, f"node {name}")
         _write_config(base / "agent.yaml", dump_config(config), dcs_url)
         (arbitrators if role == "arbitrator" else names).append(name)

@@ -1,0 +1,193 @@
+"""This node's part in backups: taking the one the DCS asks of it (backup/request.py), in a thread of its
+own so the agent's cycle and its checks go on while the copy runs.
+
+Each cycle looks at `backup_request`. Asked of this node and not yet taken: hold the backup lock, mark
+it running, start the copy (backup/take.py). While it runs, the lock is renewed and the request shows
+its progress about once a second. A request marked running for this node with no copy running here
+(the agent restarted in the middle) is marked failed, and so is its set.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+from galera_pilot.agent.memory import CYCLE_LOGGER, History
+from galera_pilot.backup.manifest import Manifest
+from galera_pilot.backup.repository import LocalRepository, RepositoryError
+from galera_pilot.backup.request import DONE, FAILED, REQUESTED, RUNNING, BackupRequest
+from galera_pilot.backup.take import Cancel, Source, take
+from galera_pilot.cluster import Cluster
+from galera_pilot.config import NodeConfig
+from galera_pilot.credentials import Credentials
+from galera_pilot.dcs.backup import hold_backup_lock, release_backup_lock, update_request
+from galera_pilot.dcs.base import DCS
+from galera_pilot.errors import DCSError, PilotError
+from galera_pilot.mariadb import sql
+
+log = logging.getLogger(CYCLE_LOGGER)
+
+LOCK_TTL = 30.0  # s: a holder that died frees the lock this long after its last renewal
+PROGRESS_EVERY = 1.0  # s between two progress updates in the DCS (and lock renewals)
+STALL_TIMEOUT = 600.0  # s without a byte read from the tool: it hangs (a lock it waits for); it is killed
+BACKUP_QUERY_TIMEOUT = 3600.0  # s: CHECKSUM TABLE of a large table, under the read lock
+
+
+class BackupKeeper:
+    def __init__(self, config: NodeConfig, dcs: DCS, credentials: Credentials, history: History) -> None:
+        self.config = config
+        self.dcs = dcs
+        self.credentials = credentials
+        self.history = history
+        self._thread: threading.Thread | None = None
+        self.current: BackupRequest | None = None  # the one this agent runs (its latest progress)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def report(self) -> dict[str, Any]:
+        """/status: what this agent's backup does now."""
+        request = self.current
+        if request is None:
+            return {"running": False}
+        return {"running": self.running, "id": request.id, "kind": request.kind, "phase": request.phase,
+                "bytes": request.bytes_done, "rate": round(request.rate, 1), "detail": request.detail}
+
+    def cycle(self, cluster: Cluster, synced: bool) -> str | None:
+        """Take a request asked of this node; a sentence when something was decided, else None."""
+        request = cluster.backup_request
+        if request is None or request.node != self.config.name or self.running:
+            return None
+        if request.phase == RUNNING and (self.current is None or self.current.id != request.id
+                                         or not self.running):
+            return self._abandoned(request, "the agent was restarted while the backup ran")
+        if request.phase != REQUESTED:
+            return None
+        if not synced:
+            return self._refuse(request, f"{self.config.name} is not Synced now")
+        repository = self.config.backup.repository
+        if repository is None:
+            return self._refuse(request, f"{self.config.name} has no backup repository (backup.repository in "
+                                         "its configuration)")
+        if not hold_backup_lock(self.dcs, self.config.name, request.id, LOCK_TTL):
+            return self._refuse(request, f"another backup runs (the backup lock is held by "
+                                         f"{cluster.backup_holder or 'another holder'})")
+        started = request.moved(RUNNING, started_at=time.time(), updated_at=time.time())
+        if not update_request(self.dcs, started):
+            release_backup_lock(self.dcs, self.config.name)
+            return None  # withdrawn meanwhile
+        self.current = started
+        freeze = cluster.writer != self.config.name
+        self._thread = threading.Thread(target=self._run, args=(started, LocalRepository(repository,
+                                        self.config.cluster_name), freeze),
+                                        name="backup", daemon=True)
+        self._thread.start()
+        how = "frozen at one point (the node's applier paused)" if freeze else "on the writer, not frozen"
+        sentence = f"backup {request.id} ({request.kind}) starts on this node, {how}, asked by {request.by}"
+        self.history("backup-start", sentence, {"id": request.id, "kind": request.kind})
+        return sentence
+
+    def _refuse(self, request: BackupRequest, why: str) -> str:
+        update_request(self.dcs, request.moved(FAILED, detail=why, updated_at=time.time()))
+        return f"backup {request.id} refused: {why}"
+
+    def _abandoned(self, request: BackupRequest, why: str) -> str:
+        repository = self.config.backup.repository
+        if repository is not None:
+            store = LocalRepository(repository, self.config.cluster_name)
+            try:
+                manifest = store.manifest(request.id)
+                if manifest.status == "running":
+                    store.finish(manifest, "failed", time.time(), why)
+            except RepositoryError:
+                pass
+        update_request(self.dcs, request.moved(FAILED, detail=why, updated_at=time.time()))
+        release_backup_lock(self.dcs, self.config.name)
+        self.history("backup-failed", f"backup {request.id} failed: {why}", {"id": request.id})
+        return f"backup {request.id} marked failed: {why}"
+
+    def _run(self, request: BackupRequest, store: LocalRepository, freeze: bool) -> None:
+        began = time.time()
+        manifest = Manifest(id=request.id, kind=request.kind, cluster=self.config.cluster_name, cluster_uuid="",
+                            started_at=began, node=self.config.name, parent=request.parent,
+                            from_lsn=request.from_lsn, note=request.note)
+        cancel = Cancel()
+        seen = {"raw": 0, "stored": 0, "expected": 0}
+
+        def progress(raw: int, stored: int, expected: int) -> None:
+            seen.update(raw=raw, stored=stored, expected=expected)
+
+        ticker = threading.Thread(target=self._tick, args=(request, seen, cancel), name="backup-tick", daemon=True)
+        ticker.start()
+        try:
+            manifest = store.begin(manifest)
+            source = Source(self.config.socket, self.config.data_dir, self.config.run_dir / "backup",
+                            self.credentials.admin_user, self.credentials.admin_password, freeze)
+            manifest = take(source, self.config.backup, store, manifest,
+                            lambda: sql.connect_socket(self.config, self.credentials, timeout=BACKUP_QUERY_TIMEOUT),
+                            progress, cancel)
+            manifest = store.finish(manifest, "complete", time.time())
+            seconds = max(0.001, (manifest.finished_at or time.time()) - began)
+            summary = (f"{manifest.kind} backup {manifest.id} of {self.config.name}: {manifest.size_bytes} bytes "
+                       f"in {seconds:.1f} s" + (f", at seqno {manifest.seqno}" if manifest.seqno >= 0 else "")
+                       + (f", {len(manifest.checksums)} table checksums" if manifest.checksums else ""))
+            final = (self.current or request).moved(DONE, detail=summary, bytes_done=manifest.size_bytes,
+                                                     updated_at=time.time())
+            log.info("%s", summary)
+            self.history("backup-done", summary, {"id": manifest.id, "bytes": manifest.size_bytes})
+        except (PilotError, OSError) as error:
+            why = str(error) if isinstance(error, PilotError) else f"{error.strerror or error}"
+            try:
+                if manifest.status == "running" and store.manifest(manifest.id):
+                    store.finish(manifest, "failed", time.time(), why)
+            except RepositoryError:
+                pass
+            final = (self.current or request).moved(FAILED, detail=why, updated_at=time.time())
+            log.warning("backup %s failed: %s", request.id, why)
+            self.history("backup-failed", f"backup {request.id} failed: {why}", {"id": request.id})
+        self.current = final
+        cancel.set("finished")  # stops the ticker
+        ticker.join(timeout=5)
+        for _ in range(30):  # the result must reach the DCS: the asker waits for it
+            try:
+                update_request(self.dcs, final)
+                release_backup_lock(self.dcs, self.config.name)
+                return
+            except DCSError:
+                time.sleep(1.0)
+
+    def _tick(self, request: BackupRequest, seen: dict[str, int], cancel: Cancel) -> None:
+        """Every PROGRESS_EVERY: renew the lock and publish the progress, apart from the copy's own
+        thread (a tool that hangs must not let the lock lapse unseen). Cancels the copy when the lock
+        is held by someone else, or when nothing was read for STALL_TIMEOUT."""
+        last_at, last_raw, moved_at = time.monotonic(), 0, time.monotonic()
+        while not cancel.wait(PROGRESS_EVERY):
+            now = time.monotonic()
+            raw = seen["raw"]
+            if raw != last_raw:
+                moved_at = now
+            elif now - moved_at > STALL_TIMEOUT:
+                cancel.set(f"nothing was read for {STALL_TIMEOUT:.0f} s (see the tool's log lines above)")
+            rate = (raw - last_raw) / max(1e-6, now - last_at)
+            last_at, last_raw = now, raw
+            current = replace(self.current or request, bytes_done=seen["stored"], rate=rate,
+                              detail=_eta(raw, seen["expected"], rate), updated_at=time.time())
+            self.current = current
+            try:
+                if not hold_backup_lock(self.dcs, self.config.name, request.id, LOCK_TTL):
+                    cancel.set("the backup lock is held by another holder (this agent could not renew it in time)")
+                    return
+                update_request(self.dcs, current)
+            except DCSError:
+                pass  # the DCS is down: the copy goes on; the lock's TTL is longer than a short outage
+
+
+def _eta(raw: int, expected: int, rate: float) -> str:
+    if expected <= 0 or rate <= 0:
+        return f"{raw} bytes read"
+    left = max(0, expected - raw)
+    return f"{raw} of ~{expected} bytes read, ~{left / rate:.0f} s left"

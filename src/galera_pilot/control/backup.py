@@ -1,0 +1,211 @@
+"""Backups from the operator's side: ask an agent for one and follow it; list, show, delete and verify
+the sets of the repository this host can read (backup/repository.py).
+
+`create` chooses the node (membership/backup_node.py), picks an incremental's parent from the
+repository, writes the request (dcs/backup.py) and waits for the agent's result, reporting progress. The
+agent does the work: the copy is read where the data is.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from galera_pilot.backup.catalog import Kind, by_id, chain_root, restorable
+from galera_pilot.backup.manifest import Manifest, Problem, Verification
+from galera_pilot.backup.repository import LocalRepository, RepositoryError
+from galera_pilot.backup.request import DONE, FAILED, REQUESTED, RUNNING, BackupRequest
+from galera_pilot.backup.settings import BackupTools
+from galera_pilot.backup.trial_restore import RestoreTest, Servers
+from galera_pilot.backup.trial_restore import restore_test as run_restore_test
+from galera_pilot.cluster import Cluster
+from galera_pilot.control.target import ClusterTarget
+from galera_pilot.dcs.backup import ask_backup, current_request, update_request, withdraw_request
+from galera_pilot.dcs.base import DCS
+from galera_pilot.errors import DCSError, PilotError
+from galera_pilot.membership.backup_node import choose_backup_node
+
+TAKE_TIMEOUT = 30.0  # s for the chosen agent to take the request (it looks every cycle)
+LOST_AFTER = 45.0  # s without progress and without a lock holder: the node died under the backup
+SUFFIX = {"full": "F", "incremental": "I", "logical": "L"}
+
+
+def repository_of(target: ClusterTarget, override: Path | None) -> LocalRepository:
+    root = override or target.backup_repository
+    if root is None:
+        raise PilotError(f"no backup repository known for {target.source}: give --repo DIR, or set "
+                         "backup.repository (node configuration) / backup_repository (control configuration)")
+    return LocalRepository(root, target.cluster_name)
+
+
+def new_backup_id(kind: Kind, now: float, taken: set[str]) -> str:
+    """pgBackRest's style: 20261202-184500F (F full, I incremental, L logical), unique in the repository."""
+    stamp = datetime.datetime.fromtimestamp(now, datetime.UTC).strftime("%Y%m%d-%H%M%S")
+    candidate, n = f"{stamp}{SUFFIX[kind]}", 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{stamp}{SUFFIX[kind]}{n}"
+    return candidate
+
+
+def incremental_parent(manifests: list[Manifest]) -> Manifest:
+    """The newest restorable physical set of the newest full backup's chain; PilotError when none."""
+    sets = by_id(m.as_set() for m in manifests)
+    fulls = [m for m in manifests if m.kind == "full" and restorable(m.as_set(), sets)]
+    if not fulls:
+        raise PilotError("an incremental backup needs a complete full backup to start from: take a full one "
+                         "first (backup create without --incremental)")
+    newest_full = max(fulls, key=lambda m: m.finished_at or 0.0)
+    chain = [m for m in manifests if m.kind != "logical" and restorable(m.as_set(), sets)
+             and (root := chain_root(m.as_set(), sets)) is not None and root.id == newest_full.id]
+    parent = max(chain, key=lambda m: m.finished_at or 0.0)
+    if parent.to_lsn is None:
+        raise PilotError(f"backup {parent.id} records no LSN (xtrabackup_checkpoints): an incremental cannot "
+                         "start from it; take a full backup")
+    return parent
+
+
+@dataclass(frozen=True)
+class Started:
+    request: BackupRequest
+    placement: str
+
+
+class BackupCreator:
+    def __init__(self, target: ClusterTarget, store: DCS, repository: LocalRepository, asker: str) -> None:
+        self.target = target
+        self.store = store
+        self.repository = repository
+        self.asker = asker
+
+    def start(self, kind: Kind, node: str | None) -> Started:
+        cluster = self.store.snapshot(with_history=False)
+        self._clear_stale(cluster)
+        placement = choose_backup_node(cluster, node)
+        if placement.node is None:
+            raise PilotError(f"no node can take the backup: {placement.reason}")
+        manifests = self.repository.manifests()
+        parent = incremental_parent(manifests) if kind == "incremental" else None
+        now = time.time()
+        request = BackupRequest(id=new_backup_id(kind, now, {m.id for m in manifests}), kind=kind,
+                                node=placement.node, by=f"galera-pilot backup create ({self.asker})", at=now,
+                                parent=parent.id if parent else None, from_lsn=parent.to_lsn if parent else None,
+                                note=placement.reason)
+        if not ask_backup(self.store, request):
+            running = current_request(self.store)
+            what = f"backup {running.id} on {running.node} is {running.phase}" if running else "another backup runs"
+            raise PilotError(f"{what}: one backup at a time (wait for it, or see `backup list`)")
+        return Started(request, placement.reason)
+
+    def _clear_stale(self, cluster: Cluster) -> None:
+        """A running request whose node stopped holding the lock: its set is marked failed here."""
+        old = cluster.backup_request
+        if old is None or old.phase != RUNNING or cluster.backup_holder is not None:
+            return
+        _fail_set(self.repository, old.id, f"its node {old.node} stopped while the backup ran")
+        update_request(self.store, old.moved(FAILED, detail=f"{old.node} stopped while the backup ran",
+                                              updated_at=time.time()))
+
+    def wait(self, request: BackupRequest, report: Callable[[BackupRequest], None],
+             poll: float = 0.5) -> BackupRequest:
+        """Until the agent finishes; `report` sees every change of progress. PilotError when nobody
+        takes it or its node is lost (the set is then marked failed)."""
+        asked = time.monotonic()
+        last_change, last_seen = time.monotonic(), request
+        while True:
+            time.sleep(poll)
+            try:
+                now_request = current_request(self.store)
+                holder = self.store.snapshot(with_history=False).backup_holder
+            except DCSError:
+                continue  # a short DCS outage: the agent goes on; so do we
+            if now_request is None or now_request.id != request.id:
+                raise PilotError(f"the request for backup {request.id} was replaced or withdrawn")
+            if now_request != last_seen:
+                last_seen, last_change = now_request, time.monotonic()
+                report(now_request)
+            if now_request.phase in (DONE, FAILED):
+                return now_request
+            if (now_request.phase == REQUESTED and time.monotonic() - asked > TAKE_TIMEOUT
+                    and withdraw_request(self.store, request.id)):
+                raise PilotError(f"the agent of {request.node} did not take the backup in {TAKE_TIMEOUT:.0f} s "
+                                     "(is it running? `galera-pilot list`); the request is withdrawn")
+            if now_request.phase == RUNNING and holder is None and time.monotonic() - last_change > LOST_AFTER:
+                why = f"{request.node} stopped reporting while the backup ran"
+                _fail_set(self.repository, request.id, why)
+                update_request(self.store, now_request.moved(FAILED, detail=why, updated_at=time.time()))
+                raise PilotError(f"backup {request.id} failed: {why}; its set is marked failed")
+
+
+def _fail_set(repository: LocalRepository, set_id: str, why: str) -> None:
+    try:
+        manifest = repository.manifest(set_id)
+    except RepositoryError:
+        return
+    if manifest.status == "running":
+        repository.finish(manifest, "failed", time.time(), why)
+
+
+def listing(repository: LocalRepository) -> list[tuple[Manifest, bool]]:
+    """Every set, oldest first, with whether it can be restored (complete, its chain complete)."""
+    manifests = repository.manifests()
+    sets = by_id(m.as_set() for m in manifests)
+    return [(m, restorable(m.as_set(), sets)) for m in manifests]
+
+
+def delete_refusal(repository: LocalRepository, set_id: str) -> str:
+    """Why `backup delete` must not delete this set ("" when it may)."""
+    manifests = repository.manifests()
+    target = next((m for m in manifests if m.id == set_id), None)
+    if target is None:
+        return f"no backup {set_id!r} in {repository.dir}"
+    if target.status == "running":
+        return f"backup {set_id} is running"
+    children = [m.id for m in manifests if m.parent == set_id]
+    if children:
+        return f"incremental backups depend on {set_id}: {', '.join(children)} (delete them first)"
+    return ""
+
+
+def verify(repository: LocalRepository, set_id: str) -> Verification:
+    """Every object of the set and of the sets its chain needs, against their manifests."""
+    manifests = {m.id: m for m in repository.manifests()}
+    if set_id not in manifests:
+        raise RepositoryError(f"no backup {set_id!r} in {repository.dir}")
+    result = repository.verify(set_id)
+    current = manifests[set_id]
+    checked, problems = result.checked, list(result.problems)
+    while current.kind == "incremental" and current.parent:
+        parent = manifests.get(current.parent)
+        if parent is None:
+            problems.append(Problem(current.parent, "the parent set is missing"))
+            break
+        found = repository.verify(parent.id)
+        checked += found.checked
+        problems.extend(Problem(f"{parent.id}/{p.object}", p.what) for p in found.problems)
+        current = parent
+    return Verification(set_id, checked, tuple(problems))
+
+
+def chain_of(repository: LocalRepository, set_id: str) -> list[Manifest]:
+    """The set's full backup first, the set last; PilotError when it is not restorable."""
+    manifests = {m.id: m for m in repository.manifests()}
+    if set_id not in manifests:
+        raise RepositoryError(f"no backup {set_id!r} in {repository.dir}")
+    sets = by_id(m.as_set() for m in manifests.values())
+    if not restorable(sets[set_id], sets):
+        raise PilotError(f"backup {set_id} is not restorable: it, or a set of its chain, is not complete "
+                         "(see `backup list`)")
+    chain = [manifests[set_id]]
+    while chain[0].kind == "incremental" and chain[0].parent:
+        chain.insert(0, manifests[chain[0].parent])
+    return chain
+
+
+def restore_test(repository: LocalRepository, set_id: str, target: ClusterTarget,
+                 scratch: Path | None) -> RestoreTest:
+    """Restore the set into a scratch server and compare its tables (backup/trial_restore.py)."""
+    return run_restore_test(repository, chain_of(repository, set_id), BackupTools(), Servers(), scratch)
