@@ -17,7 +17,7 @@ from typing import Any
 
 from galera_pilot.agent.memory import CYCLE_LOGGER, History
 from galera_pilot.backup.manifest import Manifest
-from galera_pilot.backup.repository import LocalRepository, RepositoryError
+from galera_pilot.backup.repository import LocalRepository
 from galera_pilot.backup.request import DONE, FAILED, REQUESTED, RUNNING, BackupRequest
 from galera_pilot.backup.take import Cancel, Source, take
 from galera_pilot.cluster import Cluster
@@ -62,8 +62,7 @@ class BackupKeeper:
         request = cluster.backup_request
         if request is None or request.node != self.config.name or self.running:
             return None
-        if request.phase == RUNNING and (self.current is None or self.current.id != request.id
-                                         or not self.running):
+        if request.phase == RUNNING:  # ours, and no copy runs here: the agent restarted under it
             return self._abandoned(request, "the agent was restarted while the backup ran")
         if request.phase != REQUESTED:
             return None
@@ -98,13 +97,7 @@ class BackupKeeper:
     def _abandoned(self, request: BackupRequest, why: str) -> str:
         repository = self.config.backup.repository
         if repository is not None:
-            store = LocalRepository(repository, self.config.cluster_name)
-            try:
-                manifest = store.manifest(request.id)
-                if manifest.status == "running":
-                    store.finish(manifest, "failed", time.time(), why)
-            except RepositoryError:
-                pass
+            LocalRepository(repository, self.config.cluster_name).fail_if_running(request.id, why, time.time())
         update_request(self.dcs, request.moved(FAILED, detail=why, updated_at=time.time()))
         release_backup_lock(self.dcs, self.config.name)
         self.history("backup-failed", f"backup {request.id} failed: {why}", {"id": request.id})
@@ -141,11 +134,7 @@ class BackupKeeper:
             self.history("backup-done", summary, {"id": manifest.id, "bytes": manifest.size_bytes})
         except (PilotError, OSError) as error:
             why = str(error) if isinstance(error, PilotError) else f"{error.strerror or error}"
-            try:
-                if manifest.status == "running" and store.manifest(manifest.id):
-                    store.finish(manifest, "failed", time.time(), why)
-            except RepositoryError:
-                pass
+            store.fail_if_running(manifest.id, why, time.time())
             final = (self.current or request).moved(FAILED, detail=why, updated_at=time.time())
             log.warning("backup %s failed: %s", request.id, why)
             self.history("backup-failed", f"backup {request.id} failed: {why}", {"id": request.id})

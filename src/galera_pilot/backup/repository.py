@@ -77,6 +77,15 @@ class LocalRepository:
         self._save(done)
         return done
 
+    def fail_if_running(self, set_id: str, why: str, at: float) -> None:
+        """Mark a set whose writer is gone failed; nothing when it finished or was never begun."""
+        try:
+            manifest = self.manifest(set_id)
+        except RepositoryError:
+            return
+        if manifest.status == "running":
+            self.finish(manifest, "failed", at, why)
+
     def manifests(self) -> list[Manifest]:
         """Every set's manifest, oldest first; a folder without a readable manifest is skipped (a set
         whose first write failed), never an error for the others."""

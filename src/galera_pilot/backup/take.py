@@ -79,8 +79,6 @@ def take(source: Source, settings: BackupSettings, repository: LocalRepository, 
         try:
             connection = connect()
             manifest, expected = _position(connection, manifest, source.freeze, settings.table_checksums)
-        except BackupFailed:
-            raise
         except Exception as error:  # pymysql's errors: the server is not answering as it must
             raise BackupFailed(f"cannot read the node's position: {error}") from None
         repository.save(manifest)
@@ -118,11 +116,7 @@ def _position(connection: Any, manifest: Manifest, freeze: bool, checksums: bool
         status = {str(k).lower(): str(v) for k, v in cursor.fetchall()}
         figures: dict[str, int | None] = {}
         if freeze and checksums:
-            cursor.execute(tools.TABLES_QUERY)
-            tables = [(str(s), str(t)) for s, t in cursor.fetchall()]
-            for start in range(0, len(tables), 50):
-                cursor.execute(tools.checksum_statement(tables[start:start + 50]))
-                figures.update({str(t): (int(c) if c is not None else None) for t, c in cursor.fetchall()})
+            figures = tools.table_checksums(cursor)
     seqno = int(status.get("wsrep_last_committed", "-1")) if freeze else -1
     note = manifest.note if freeze else (manifest.note + "; " if manifest.note else "") + (
         "taken on the writer: not frozen at one point, no table checksums")

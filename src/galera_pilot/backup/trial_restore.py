@@ -157,13 +157,7 @@ def _checksums(socket: Path) -> dict[str, int | None]:
     connection = _connect(socket)
     try:
         with connection.cursor() as cursor:
-            cursor.execute(tools.TABLES_QUERY)
-            tables = [(str(s), str(t)) for s, t in cursor.fetchall()]
-            found: dict[str, int | None] = {}
-            for start in range(0, len(tables), 50):
-                cursor.execute(tools.checksum_statement(tables[start:start + 50]))
-                found.update({str(t): (int(c) if c is not None else None) for t, c in cursor.fetchall()})
-            return found
+            return tools.table_checksums(cursor)
     finally:
         connection.close()
 

@@ -184,7 +184,7 @@ def verify(ctx: click.Context, directory: Path | None, config: Path | None, dcs:
                          "object(s) checked")
     click.echo(f"backup {backup_id}: {result.checked} object(s), every checksum matches its manifest")
     if restore_test:
-        tested = operations.restore_test(repository, backup_id, target, scratch)
+        tested = operations.restore_test(repository, backup_id, scratch)
         for mismatch in tested.mismatches:
             click.echo(f"  {mismatch}")
         if not tested.ok:

@@ -105,7 +105,7 @@ class BackupCreator:
         old = cluster.backup_request
         if old is None or old.phase != RUNNING or cluster.backup_holder is not None:
             return
-        _fail_set(self.repository, old.id, f"its node {old.node} stopped while the backup ran")
+        self.repository.fail_if_running(old.id, f"its node {old.node} stopped while the backup ran", time.time())
         update_request(self.store, old.moved(FAILED, detail=f"{old.node} stopped while the backup ran",
                                               updated_at=time.time()))
 
@@ -118,10 +118,10 @@ class BackupCreator:
         while True:
             time.sleep(poll)
             try:
-                now_request = current_request(self.store)
-                holder = self.store.snapshot(with_history=False).backup_holder
+                snapshot = self.store.snapshot(with_history=False)  # the request and the lock, in one read
             except DCSError:
                 continue  # a short DCS outage: the agent goes on; so do we
+            now_request, holder = snapshot.backup_request, snapshot.backup_holder
             if now_request is None or now_request.id != request.id:
                 raise PilotError(f"the request for backup {request.id} was replaced or withdrawn")
             if now_request != last_seen:
@@ -132,21 +132,12 @@ class BackupCreator:
             if (now_request.phase == REQUESTED and time.monotonic() - asked > TAKE_TIMEOUT
                     and withdraw_request(self.store, request.id)):
                 raise PilotError(f"the agent of {request.node} did not take the backup in {TAKE_TIMEOUT:.0f} s "
-                                     "(is it running? `galera-pilot list`); the request is withdrawn")
+                                 "(is it running? `galera-pilot list`); the request is withdrawn")
             if now_request.phase == RUNNING and holder is None and time.monotonic() - last_change > LOST_AFTER:
                 why = f"{request.node} stopped reporting while the backup ran"
-                _fail_set(self.repository, request.id, why)
+                self.repository.fail_if_running(request.id, why, time.time())
                 update_request(self.store, now_request.moved(FAILED, detail=why, updated_at=time.time()))
                 raise PilotError(f"backup {request.id} failed: {why}; its set is marked failed")
-
-
-def _fail_set(repository: LocalRepository, set_id: str, why: str) -> None:
-    try:
-        manifest = repository.manifest(set_id)
-    except RepositoryError:
-        return
-    if manifest.status == "running":
-        repository.finish(manifest, "failed", time.time(), why)
 
 
 def listing(repository: LocalRepository) -> list[tuple[Manifest, bool]]:
@@ -205,7 +196,6 @@ def chain_of(repository: LocalRepository, set_id: str) -> list[Manifest]:
     return chain
 
 
-def restore_test(repository: LocalRepository, set_id: str, target: ClusterTarget,
-                 scratch: Path | None) -> RestoreTest:
+def restore_test(repository: LocalRepository, set_id: str, scratch: Path | None) -> RestoreTest:
     """Restore the set into a scratch server and compare its tables (backup/trial_restore.py)."""
     return run_restore_test(repository, chain_of(repository, set_id), BackupTools(), Servers(), scratch)
