@@ -18,7 +18,7 @@ bash scripts/setup.sh
 ETCD_MODULES=(tests/integration/test_recovery.py tests/integration/test_routing.py)
 
 status=0
-.venv/bin/pytest -q tests "$@" || status=$?
+.venv/bin/pytest -q --durations=40 tests "$@" || status=$?
 if [ "$status" -eq 5 ]; then
     echo "test.sh: pytest collected no tests; that counts as a failure" >&2
 fi
