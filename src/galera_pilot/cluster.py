@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from galera_pilot.backup.request import BackupRequest
+from galera_pilot.backup.restore_order import RestoreOrder
 
 UNKNOWN_UUID = "00000000-0000-0000-0000-000000000000"
 EMPTY_SOURCE = "empty"
@@ -216,6 +217,7 @@ class InitializeRecord:
     # A person's `bootstrap --force --empty`: `by` starts a new cluster from nothing, replacing this one.
     ordered_empty: bool = False
     replaces: str | None = None  # the cluster UUID it replaces
+    restore_from: str | None = None  # `galera-pilot restore`: the new cluster starts from this backup set
 
     @property
     def done(self) -> bool:
@@ -502,6 +504,7 @@ class Cluster:
     arbitrators: dict[str, ArbitratorReport] = field(default_factory=dict)
     backup_holder: str | None = None  # who holds the backup lock (dcs/backup.py): a backup is running
     backup_request: BackupRequest | None = None  # the last backup asked of an agent (backup/request.py)
+    restore: RestoreOrder | None = None  # `galera-pilot restore` in progress (backup/restore_order.py)
 
     @property
     def primary_members(self) -> list[Member]:

@@ -11,13 +11,17 @@ What must hold:
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .conftest import cli, destroy, new_cluster_path, query, test_address
+from .seaweedfs import ACCESS_KEY, BUCKET, SECRET_KEY, SeaweedFS
 
 ADDRESSES = {f"node{i + 1}": test_address(f"127.0.0.{226 + i}") for i in range(2)}
 
@@ -98,3 +102,129 @@ def test_corruption_and_deletion_rules(cluster: Path) -> None:
     assert result.returncode == 1 and "dump.sql.zst: checksum differs" in result.stdout, result.stdout
     cli("backup", "delete", "--dir", str(cluster), logical["id"], "--yes")
     assert logical["id"] not in {s["id"] for s in backups(cluster)}
+
+
+def set_backup_fields(directory: Path, **fields: object) -> None:
+    """Change every node's backup section, then have the agents re-read their files."""
+    for name in ADDRESSES:
+        path = directory / name / "agent.yaml"
+        data = yaml.safe_load(path.read_text())
+        data["backup"].update({k: str(v) if isinstance(v, Path) else v for k, v in fields.items()})
+        path.write_text(yaml.safe_dump(data))
+    cli("reload", "--dir", str(directory))
+
+
+def test_an_encrypted_backup_is_sealed_at_rest_and_restores_only_with_its_key(cluster: Path) -> None:
+    key = cluster / "backup.key"
+    made_key = cli("backup", "key", str(key)).stdout
+    assert "mode 0600" in made_key and key.stat().st_mode & 0o077 == 0
+    set_backup_fields(cluster, encryption_key_file=key)
+    cli("backup", "create", "--dir", str(cluster))
+    newest = backups(cluster)[-1]
+    assert newest["kind"] == "full" and newest["key_id"] and newest["key_id"] in made_key
+    sealed = cluster / "backups" / "galera" / newest["id"] / "data.mbstream.zst"
+    assert sealed.read_bytes()[:6] == b"GPENC1"
+    out = cli("backup", "verify", "--dir", str(cluster), newest["id"], "--restore-test").stdout
+    assert "every checksum matches" in out and "1 of 1 table(s) match" in out, out
+    key.rename(cluster / "backup.key.away")  # the key lost: the set is named, not restored as garbage
+    try:
+        result = cli("backup", "verify", "--dir", str(cluster), newest["id"], "--restore-test", check=False)
+        assert result.returncode == 1 and str(key) in result.stderr and "Traceback" not in result.stderr, result
+    finally:
+        (cluster / "backup.key.away").rename(key)
+
+
+def test_the_agents_back_up_into_s3_compatible_storage(cluster: Path, tmp_path: Path) -> None:
+    """A real SeaweedFS S3 endpoint (127.0.0.228): the set is streamed there by the agent, listed, and
+    restored from it by the restore test (sealed, with the key set above, so decrypted on the way)."""
+    server = SeaweedFS(tmp_path / "seaweedfs", test_address("127.0.0.228"))
+    credentials = cluster / "s3.yaml"
+    credentials.write_text(f"access_key: {ACCESS_KEY}\nsecret_key: {SECRET_KEY}\n")
+    credentials.chmod(0o600)
+    server.start()
+    try:
+        set_backup_fields(cluster, repository=None, s3={"endpoint": server.endpoint, "bucket": BUCKET,
+                                                        "prefix": "prod", "credentials_file": str(credentials)})
+        out = cli("backup", "create", "--dir", str(cluster)).stdout
+        [made] = backups(cluster)  # the bucket holds this set alone
+        assert made["kind"] == "full" and made["status"] == "complete" and made["key_id"], out
+        keys = {o.object_name for o in server.client().list_objects(BUCKET, prefix="prod/galera/", recursive=True)}
+        assert {f"prod/galera/{made['id']}/{name}" for name in ("data.mbstream.zst", "manifest.json")} <= keys
+        tested = cli("backup", "verify", "--dir", str(cluster), made["id"], "--restore-test").stdout
+        assert "1 of 1 table(s) match" in tested, tested
+        credentials.chmod(0o644)  # a readable secret is refused by name, not used
+        result = cli("backup", "list", "--dir", str(cluster), check=False)
+        assert result.returncode == 1 and "may be read by others" in result.stderr and SECRET_KEY not in result.stderr
+        credentials.chmod(0o600)
+        server.stop()  # the storage gone: a backup fails clearly, the cluster keeps serving
+        failed = cli("backup", "create", "--dir", str(cluster), check=False, timeout=300)
+        assert failed.returncode == 1 and server.endpoint.split("//")[1] in failed.stderr, failed.stderr
+        assert query(cluster, "SELECT COUNT(*) FROM shop.orders") == [["4"]]
+    finally:
+        server.stop()
+        set_backup_fields(cluster, repository=cluster / "backups", s3=None)
+
+
+def test_the_agents_run_the_schedule_and_apply_the_retention(cluster: Path) -> None:
+    """Both agents have the schedule (due at the same moments): one backup per due time, on the member
+    that is not the writer; the first scheduled full ends the old chain (keep_full 1, no window)."""
+    old = {s["id"] for s in backups(cluster)}
+    the_writer = writer(cluster)
+    set_backup_fields(cluster, full_every_hours=0.01, incremental_every_hours=0.002, keep_full=1, window_days=0)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        sets = backups(cluster)
+        scheduled = [s for s in sets if s["by"].startswith("schedule")]
+        if (any(s["kind"] == "incremental" and s["status"] == "complete" for s in scheduled)
+                and not old & {s["id"] for s in sets}):
+            break
+        time.sleep(1)
+    else:
+        raise AssertionError(f"no scheduled full and incremental, or the old chain kept: {backups(cluster)}")
+    set_backup_fields(cluster, full_every_hours=0)  # no more backups while the rest is checked
+    assert all(s["status"] == "complete" and s["node"] != the_writer for s in scheduled), scheduled
+    assert {s["by"] for s in scheduled} == {f"schedule ({scheduled[0]['node']})"}
+    fulls = [s for s in scheduled if s["kind"] == "full"]
+    assert fulls and all(b["started_at"] >= a["finished_at"] + 0.01 * 3600
+                         for a, b in itertools.pairwise(fulls))  # never doubled
+    known = {s["id"]: s for s in sets}
+    for incremental in (s for s in scheduled if s["kind"] == "incremental"):
+        parent = known[incremental["parent"]]  # its chain is kept whole
+        assert parent["status"] == "complete" and incremental["started_at"] >= parent["finished_at"] + 0.002 * 3600
+    verified = cli("backup", "verify", "--dir", str(cluster), scheduled[-1]["id"]).stdout
+    assert "every checksum matches its manifest" in verified, verified
+
+
+def test_restore_brings_the_whole_cluster_back_to_a_backup_under_a_new_uuid(cluster: Path) -> None:
+    query(cluster, "INSERT INTO shop.orders VALUES (10, 'kept')")
+    cli("backup", "create", "--dir", str(cluster))
+    chosen = backups(cluster)[-1]
+    assert chosen["kind"] == "full" and chosen["status"] == "complete"
+    old_uuid = chosen["cluster_uuid"]
+    query(cluster, "INSERT INTO shop.orders VALUES (11, 'written after the backup')")
+
+    dry = cli("restore", "--dir", str(cluster), "--backup", chosen["id"], "--dry-run").stdout
+    assert f"restore backup {chosen['id']}" in dry and "starts a new cluster" in dry and "dry run" in dry, dry
+    refused = cli("restore", "--dir", str(cluster), "--backup", chosen["id"], check=False)
+    assert refused.returncode == 1 and "serves clients now" in refused.stderr, refused.stderr
+    logical = cli("backup", "create", "--dir", str(cluster), "--logical").stdout
+    assert "logical" in logical
+    result = cli("restore", "--dir", str(cluster), "--backup", backups(cluster)[-1]["id"], "--yes", check=False)
+    assert result.returncode == 1 and "is logical" in result.stderr, result.stderr
+    assert query(cluster, "SELECT COUNT(*) FROM shop.orders") == [["6"]]  # nothing was touched
+
+    out = cli("restore", "--dir", str(cluster), "--backup", chosen["id"], "--yes", timeout=900).stdout
+    assert "new cluster" in out and "new base backup" in out, out
+    members = json.loads(cli("list", "--dir", str(cluster), "--format", "json").stdout)
+    data_nodes = [m for m in members if m.get("role") != "arbitrator"]
+    assert len(data_nodes) == 2 and all(m["state"] == "Synced" for m in data_nodes), members
+    new_uuids = {m["cluster_uuid"] for m in data_nodes}
+    assert len(new_uuids) == 1 and old_uuid not in new_uuids, (old_uuid, new_uuids)
+    for member in ADDRESSES:  # both members hold the backup's rows, not the later one; the admin account works
+        rows = query(cluster, "SELECT id FROM shop.orders ORDER BY id", member=member)
+        assert rows == [["1"], ["2"], ["3"], ["4"], ["10"]], (member, rows)
+        assert list((cluster / member).glob("data.refused-*")), f"{member}'s old datadir was not kept aside"
+    base = backups(cluster)[-1]
+    assert base["kind"] == "full" and base["status"] == "complete" and base["cluster_uuid"] in new_uuids
+    query(cluster, "INSERT INTO shop.orders VALUES (12, 'the restored cluster takes writes')")
+    assert cli("restore", "--dir", str(cluster), "--abort").stdout.strip() == "no restore is in progress"

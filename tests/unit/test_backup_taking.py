@@ -9,11 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from galera_pilot.backup import tools
+from galera_pilot.backup.chains import incremental_parent, new_backup_id
 from galera_pilot.backup.manifest import Manifest
 from galera_pilot.backup.request import DONE, REQUESTED, BackupRequest
 from galera_pilot.backup.settings import BackupSettings, BackupTools
 from galera_pilot.cluster import Cluster, Member, Removal
-from galera_pilot.control.backup import incremental_parent, new_backup_id
 from galera_pilot.errors import PilotError
 from galera_pilot.membership.backup_node import choose_backup_node
 

@@ -1,5 +1,6 @@
 """This node's part in backups: taking the one the DCS asks of it (backup/request.py), in a thread of its
-own so the agent's cycle and its checks go on while the copy runs.
+own so the agent's cycle and its checks go on while the copy runs; asking for the scheduled one when it
+is this node's turn (agent/backup_schedule.py), and applying the retention after a backup it took.
 
 Each cycle looks at `backup_request`. Asked of this node and not yet taken: hold the backup lock, mark
 it running, start the copy (backup/take.py). While it runs, the lock is renewed and the request shows
@@ -9,15 +10,18 @@ its progress about once a second. A request marked running for this node with no
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from dataclasses import replace
 from typing import Any
 
+from galera_pilot.agent.backup_schedule import BackupSchedule
 from galera_pilot.agent.memory import CYCLE_LOGGER, History
 from galera_pilot.backup.manifest import Manifest
-from galera_pilot.backup.repository import LocalRepository
+from galera_pilot.backup.repositories import open_repository
+from galera_pilot.backup.repository import Repository
 from galera_pilot.backup.request import DONE, FAILED, REQUESTED, RUNNING, BackupRequest
 from galera_pilot.backup.take import Cancel, Source, take
 from galera_pilot.cluster import Cluster
@@ -44,6 +48,7 @@ class BackupKeeper:
         self.history = history
         self._thread: threading.Thread | None = None
         self.current: BackupRequest | None = None  # the one this agent runs (its latest progress)
+        self.schedule = BackupSchedule(config, dcs, history, LOCK_TTL)
 
     @property
     def running(self) -> bool:
@@ -53,37 +58,48 @@ class BackupKeeper:
         """/status: what this agent's backup does now."""
         request = self.current
         if request is None:
-            return {"running": False}
+            return {"running": False, "schedule": self.schedule.note}
         return {"running": self.running, "id": request.id, "kind": request.kind, "phase": request.phase,
-                "bytes": request.bytes_done, "rate": round(request.rate, 1), "detail": request.detail}
+                "bytes": request.bytes_done, "rate": round(request.rate, 1), "detail": request.detail,
+                "schedule": self.schedule.note}
 
     def cycle(self, cluster: Cluster, synced: bool) -> str | None:
-        """Take a request asked of this node; a sentence when something was decided, else None."""
+        """Take a request asked of this node, or ask for the scheduled backup when it is this node's turn;
+        a sentence when something was decided, else None."""
+        if self.running:
+            return None
         request = cluster.backup_request
-        if request is None or request.node != self.config.name or self.running:
+        if request is not None and request.node == self.config.name:
+            if request.phase == RUNNING:  # ours, and no copy runs here: the agent restarted under it
+                return self._abandoned(request, "the agent was restarted while the backup ran")
+            if request.phase == REQUESTED:
+                return self._take(request, cluster, synced)
+        asked = self.schedule.look(cluster)
+        if asked is None:
             return None
-        if request.phase == RUNNING:  # ours, and no copy runs here: the agent restarted under it
-            return self._abandoned(request, "the agent was restarted while the backup ran")
-        if request.phase != REQUESTED:
-            return None
+        request, sentence = asked
+        return f"{sentence}; {self._take(request, cluster, synced)}"
+
+    def _take(self, request: BackupRequest, cluster: Cluster, synced: bool) -> str:
         if not synced:
             return self._refuse(request, f"{self.config.name} is not Synced now")
-        repository = self.config.backup.repository
-        if repository is None:
-            return self._refuse(request, f"{self.config.name} has no backup repository (backup.repository in "
-                                         "its configuration)")
+        if not self.config.backup.configured:
+            return self._refuse(request, f"{self.config.name} has no backup repository (backup.repository or "
+                                         "backup.s3 in its configuration)")
+        try:
+            store = open_repository(self.config.backup, self.config.cluster_name)
+        except PilotError as error:  # a key or credentials file it cannot use
+            return self._refuse(request, f"{self.config.name} cannot open its backup repository: {error}")
         if not hold_backup_lock(self.dcs, self.config.name, request.id, LOCK_TTL):
             return self._refuse(request, f"another backup runs (the backup lock is held by "
                                          f"{cluster.backup_holder or 'another holder'})")
         started = request.moved(RUNNING, started_at=time.time(), updated_at=time.time())
         if not update_request(self.dcs, started):
             release_backup_lock(self.dcs, self.config.name)
-            return None  # withdrawn meanwhile
+            return f"backup {request.id} was withdrawn before it started"
         self.current = started
         freeze = cluster.writer != self.config.name
-        self._thread = threading.Thread(target=self._run, args=(started, LocalRepository(repository,
-                                        self.config.cluster_name), freeze),
-                                        name="backup", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(started, store, freeze), name="backup", daemon=True)
         self._thread.start()
         how = "frozen at one point (the node's applier paused)" if freeze else "on the writer, not frozen"
         sentence = f"backup {request.id} ({request.kind}) starts on this node, {how}, asked by {request.by}"
@@ -95,19 +111,18 @@ class BackupKeeper:
         return f"backup {request.id} refused: {why}"
 
     def _abandoned(self, request: BackupRequest, why: str) -> str:
-        repository = self.config.backup.repository
-        if repository is not None:
-            LocalRepository(repository, self.config.cluster_name).fail_if_running(request.id, why, time.time())
+        with contextlib.suppress(PilotError, OSError):  # the request says it failed, whatever the repository
+            open_repository(self.config.backup, self.config.cluster_name).fail_if_running(request.id, why, time.time())
         update_request(self.dcs, request.moved(FAILED, detail=why, updated_at=time.time()))
         release_backup_lock(self.dcs, self.config.name)
         self.history("backup-failed", f"backup {request.id} failed: {why}", {"id": request.id})
         return f"backup {request.id} marked failed: {why}"
 
-    def _run(self, request: BackupRequest, store: LocalRepository, freeze: bool) -> None:
+    def _run(self, request: BackupRequest, store: Repository, freeze: bool) -> None:
         began = time.time()
         manifest = Manifest(id=request.id, kind=request.kind, cluster=self.config.cluster_name, cluster_uuid="",
                             started_at=began, node=self.config.name, parent=request.parent,
-                            from_lsn=request.from_lsn, note=request.note)
+                            from_lsn=request.from_lsn, note=request.note, by=request.by)
         cancel = Cancel()
         seen = {"raw": 0, "stored": 0, "expected": 0}
 
@@ -132,6 +147,7 @@ class BackupKeeper:
                                                      updated_at=time.time())
             log.info("%s", summary)
             self.history("backup-done", summary, {"id": manifest.id, "bytes": manifest.size_bytes})
+            self.schedule.after_backup(store)  # under the lock still: no other backup starts meanwhile
         except (PilotError, OSError) as error:
             why = str(error) if isinstance(error, PilotError) else f"{error.strerror or error}"
             store.fail_if_running(manifest.id, why, time.time())

@@ -13,6 +13,7 @@ from pathlib import Path
 from galera_pilot.agent.memory import CYCLE_LOGGER, AgentMemory, History
 from galera_pilot.agent.observation import PositionReader
 from galera_pilot.agent.quarantine import SEED_PARTIAL, is_mount_point, move_aside, place_seed_in_mount
+from galera_pilot.agent.restored_datadir import restore_datadir
 from galera_pilot.agent.starter import Starter
 from galera_pilot.cluster import SeedRecord
 from galera_pilot.config import NodeConfig
@@ -45,8 +46,9 @@ class DatadirKeeper:
         self.starter = starter
         self.history = history
 
-    def create_seed(self, ttl: float) -> tuple[str, int]:
-        """install-db, one run with --wsrep-new-cluster to create the accounts, clean shutdown, copy.
+    def create_seed(self, ttl: float, restore_from: str | None = None) -> tuple[str, int]:
+        """install-db (or, for `galera-pilot restore`, the datadir restored from the backup set
+        `restore_from`), one run with --wsrep-new-cluster to create the accounts, clean shutdown, copy.
 
         The clean shutdown stores the wsrep position in InnoDB, so joiners that copy the seed join by IST
         (a hand-written grastate.dat on a never-replicated datadir does not work: see galera-notes).
@@ -54,13 +56,21 @@ class DatadirKeeper:
         t0 = time.monotonic()
         self.memory.activity = "initializing a new cluster: mariadb-install-db"
         if self.config.data_dir.exists():
-            if any(self.config.data_dir.iterdir()):  # our own interrupted initialization: kept, never deleted
-                self.quarantine("a new cluster is initialized here (what an interrupted initialization left)")
+            if any(self.config.data_dir.iterdir()):  # kept, never deleted
+                self.quarantine(f"galera-pilot restore replaces it with backup {restore_from}" if restore_from
+                                else "a new cluster is initialized here (what an interrupted initialization left)")
             else:
                 self.config.data_dir.rmdir()
         self.starter.prepare_dirs()
         self.starter.write_mycnf(())
-        self.process.install_db()
+        if restore_from is not None:
+            self.memory.activity = f"restoring backup {restore_from} for the new cluster"
+            restored = restore_datadir(self.config, restore_from,
+                                       lambda: self.dcs.keep_initialize_lease(self.config.name, ttl))
+            chown_tree(self.config.data_dir, self.config.effective_mariadbd_user)
+            self.history("restore", f"{restored}; starting it as a new cluster", {"backup": restore_from})
+        else:
+            self.process.install_db()
         t_install = time.monotonic()
         self.dcs.keep_initialize_lease(self.config.name, ttl)
         self.memory.activity = "initializing a new cluster: creating accounts"

@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from galera_pilot.agent.high_water import DATA_GONE, data_gone, held_most, never_served, shortfall
+from galera_pilot.backup.restore_order import STOPPING
 from galera_pilot.cluster import Cluster, Member, Position
 
 
@@ -38,6 +39,7 @@ class Action(StrEnum):
     FORM = "form"  # a new cluster's nodes start together from the seed and form the first PC via pc.recovery
     ROLL_RESTART = "roll_restart"  # stop mariadbd cleanly for a rolling restart (the ladder then rejoins it)
     LEAVE = "leave"  # this member was removed (`galera-pilot remove`): stop mariadbd cleanly, for good
+    RESTORE_STOP = "restore_stop"  # `galera-pilot restore` stops every member first: stop mariadbd cleanly
 
 
 @dataclass(frozen=True)
@@ -319,6 +321,14 @@ def decide(local: LocalState, cluster: Cluster, policy: RecoveryPolicy, now: flo
         how = "stopping mariadbd cleanly (a graceful leave)" if local.running else "mariadbd stays stopped"
         return Decision(Action.LEAVE, f"this member was removed from the cluster ({local.removed}): {how}, "
                                       "and the agent exits")
+    order = cluster.restore
+    if order is not None and order.phase == STOPPING:
+        # Before the new cluster starts from the backup, no member may serve the old one.
+        what = f"galera-pilot restore of backup {order.backup} onto {order.member}"
+        if local.running:
+            return Decision(Action.RESTORE_STOP, f"{what}: stopping mariadbd cleanly; it stays stopped until the "
+                                                 "restore starts")
+        return Decision(Action.WAIT, f"{what} is being prepared: mariadbd stays stopped")
     if local.running:
         return decide_running(local, cluster)
     if local.crash_loop:
@@ -346,11 +356,18 @@ def decide(local: LocalState, cluster: Cluster, policy: RecoveryPolicy, now: flo
 
     init = cluster.initialize
     if init is None:
+        if order is not None:  # the restoring agent's lease lapsed: never a new empty cluster instead
+            return Decision(Action.WAIT, f"galera-pilot restore of backup {order.backup} onto {order.member} has "
+                                         "lost its initialize record (did that agent stop?): run `galera-pilot "
+                                         "restore` again to resume it, or `--abort`")
         if local.has_data:
             return Decision(Action.WAIT, "this datadir holds data but the DCS knows no cluster; refusing to "
                                          "initialize a new cluster over it")
         return Decision(Action.INITIALIZE, "the DCS knows no cluster yet; trying to initialize it")
     if not init.done:
+        if init.by == local.name and init.ordered_empty and init.restore_from:
+            return Decision(Action.INITIALIZE, f"galera-pilot restore: a new cluster starts on this node from "
+                                               f"backup {init.restore_from}; restoring it")
         if init.by == local.name and init.ordered_empty:
             return Decision(Action.INITIALIZE, "a person ordered this node to start a new cluster from nothing "
                             "(galera-pilot bootstrap --force --empty); initializing it")

@@ -343,6 +343,14 @@ class Ha:
             return self.initializer.form(decision)
         if decision.action == Action.ROLL_RESTART:
             return self.restarts.stop(cluster, decision.reason)
+        if decision.action == Action.RESTORE_STOP:
+            self._history("restore-stop", decision.reason)
+            self.writer.drop("mariadbd stops for a restore")
+            self.memory.expect_running = False  # a deliberate stop, not a crash
+            if not self.process.stop(300):
+                self.process.kill()
+                self.process.wait_exit(30)
+            return f"{decision.reason}: stopped"
         if decision.action == Action.LEAVE:
             return self.leaver.leave(cluster, decision.reason)  # raises MemberRemoved: the agent exits
         if decision.action == Action.RESTART:

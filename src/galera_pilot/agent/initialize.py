@@ -42,9 +42,12 @@ class Initializer:
                 return "another agent won the race to initialize the cluster; will join it"
         elif init.by != self.config.name:
             return f"{init.by} is initializing the cluster"
-        self.history("initialize", "won the atomic create of the initialize key; creating a new cluster")
+        if init is not None and init.restore_from:
+            self.history("initialize", f"galera-pilot restore: creating a new cluster from backup {init.restore_from}")
+        else:
+            self.history("initialize", "won the atomic create of the initialize key; creating a new cluster")
         try:
-            uuid, seqno = self.datadir.create_seed(ttl)
+            uuid, seqno = self.datadir.create_seed(ttl, init.restore_from if init is not None else None)
         except PilotError as error:
             self.memory.expect_running = False
             self.process.stop(30)

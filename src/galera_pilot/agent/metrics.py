@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from galera_pilot.agent.backup_schedule import KINDS
 from galera_pilot.agent.exits import CRASH_LOOP_COUNT, CRASH_LOOP_WINDOW
 from galera_pilot.agent.verdicts import verdicts
 from galera_pilot.routing.health import LiveStatus
@@ -112,6 +113,7 @@ class AgentCollector(Collector):
             roster.add_metric([name], float(ha.roster_members))
             yield roster
         yield from disk_metrics(ha)
+        yield from backup_metrics(ha)
 
 
 def wsrep_metrics(name: str, live: LiveStatus) -> Iterator[Metric]:
@@ -175,6 +177,43 @@ def disk_metrics(ha: Ha) -> Iterator[Metric]:
                              "disk space on the datadir's filesystem", labels=["member"])
     full.add_metric([name], 1.0 if ha.disk.refusal else 0.0)
     yield full
+
+
+def backup_metrics(ha: Ha) -> Iterator[Metric]:
+    """The repository as this agent's last listing saw it (agent/backup_schedule.py), per kind; an age of
+    +Inf for a kind with no complete set, so "no backup at all" compares as too old. Nothing without a
+    repository."""
+    keeper = ha.backups
+    name = ha.config.name
+    running = GaugeMetricFamily("galera_pilot_backup_running", "1 while this agent takes a backup",
+                                labels=["member"])
+    running.add_metric([name], 1.0 if keeper.running else 0.0)
+    yield running
+    newest = keeper.schedule.newest
+    if newest is None:
+        return
+    now = time.time()
+    labels = ["member", "kind"]
+    age = GaugeMetricFamily("galera_pilot_backup_last_success_age_seconds", "seconds since the newest "
+                            "complete backup of this kind finished (+Inf: none)", labels=labels)
+    size = GaugeMetricFamily("galera_pilot_backup_last_success_bytes", "stored size of the newest complete "
+                             "backup of this kind", labels=labels)
+    for kind in KINDS:
+        finished = newest.finished_at.get(kind)
+        age.add_metric([name, kind], max(0.0, now - finished) if finished is not None else float("inf"))
+        size.add_metric([name, kind], float(newest.size_bytes.get(kind, 0)))
+    yield age
+    yield size
+    error = GaugeMetricFamily("galera_pilot_backup_repository_error", "1 when the agent's last listing of "
+                              "the backup repository failed", labels=["member"])
+    error.add_metric([name], 1.0 if newest.error else 0.0)
+    yield error
+    interval = keeper.schedule.interval
+    if interval:
+        family = GaugeMetricFamily("galera_pilot_backup_schedule_interval_seconds", "the shortest interval "
+                                   "of the backup schedule (full or incremental)", labels=["member"])
+        family.add_metric([name], interval)
+        yield family
 
 
 def agent_registry(ha: Ha) -> CollectorRegistry:

@@ -33,7 +33,7 @@ from galera_pilot.settings.merge import merged_sections, overridden
 
 log = logging.getLogger(__name__)
 # The sections `reload` takes from the file without an agent restart; any other change needs one.
-RELOADABLE = ("mariadb", "timing", "disk", "recovery", "callbacks")
+RELOADABLE = ("mariadb", "timing", "disk", "recovery", "callbacks", "backup")
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,7 @@ class SettingsKeeper:
         config = self.config
         if reloaded:  # these take no merge: the file's own
             config.disk, config.recovery, config.callbacks = local.disk, local.recovery, local.callbacks
+            config.backup = local.backup  # the schedule's next look and the next backup use it
             config.tls.migrating = local.tls.migrating  # `tls enable`'s steps: the next my.cnf follows
         try:
             mariadb, timing = merged_sections(local, cluster.settings)

@@ -41,6 +41,8 @@ class Manifest:
     # taken while the node was paused: what `backup verify --restore-test` compares a restored copy with.
     checksums: dict[str, int | None] = field(default_factory=dict)
     note: str = ""  # how its node was chosen, what was skipped (no checksums on the writer)
+    key_id: str = ""  # the encryption key's id (backup/encryption.py); "": stored in the clear
+    by: str = ""  # who asked: "galera-pilot backup create (user)", "schedule (node2)"
     format: int = FORMAT
 
     @property

@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from galera_pilot.backup.manifest import Manifest, Problem, StoredObject, Verification
 from galera_pilot.errors import PilotError
@@ -32,11 +32,36 @@ class RepositoryError(PilotError):
     """The repository cannot be read or written as asked (named, never a traceback)."""
 
 
+class Repository(Protocol):
+    """What the backup, the schedule, the verbs and the restores need of a repository: a directory
+    (LocalRepository), S3-compatible object storage (s3.py), either behind encryption (encrypted.py)."""
+
+    cluster: str
+
+    @property
+    def where(self) -> str: ...  # for messages: a path, or s3://bucket/prefix/cluster
+
+    def begin(self, manifest: Manifest) -> Manifest: ...
+    def store(self, manifest: Manifest, name: str, stream: BinaryIO | Iterable[bytes]) -> Manifest: ...
+    def save(self, manifest: Manifest) -> None: ...
+    def finish(self, manifest: Manifest, status: str, finished_at: float, error: str = "") -> Manifest: ...
+    def fail_if_running(self, set_id: str, why: str, at: float) -> None: ...
+    def manifests(self) -> list[Manifest]: ...
+    def manifest(self, set_id: str) -> Manifest: ...
+    def delete(self, set_id: str) -> None: ...
+    def open(self, manifest: Manifest, name: str) -> BinaryIO: ...
+    def verify(self, set_id: str) -> Verification: ...
+
+
 class LocalRepository:
     def __init__(self, root: Path, cluster: str) -> None:
         self.root = root
         self.dir = root / cluster
         self.cluster = cluster
+
+    @property
+    def where(self) -> str:
+        return str(self.dir)
 
     # ---- sets ------------------------------------------------------------------------------------------
     def begin(self, manifest: Manifest) -> Manifest:

@@ -49,8 +49,9 @@ def next_backup(schedule: Schedule, sets: Iterable[BackupSet], now: float) -> Du
             return last_failure + schedule.retry_after  # the attempt at `at` failed: back off
         return at
 
-    if not fulls:
-        return Due("full", not_before(now), "no restorable full backup exists")
+    if not fulls:  # due since ever: any failure backs it off
+        at = now if last_failure is None else last_failure + schedule.retry_after  # in the past: now
+        return Due("full", at, "no restorable full backup exists")
     last_full = max(fulls, key=lambda s: s.finished_at or 0.0)
     full_due = (last_full.finished_at or 0.0) + schedule.full_every
     if schedule.incremental_every <= 0 or full_due <= now:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from galera_pilot.backup.retention import DAY, Retention
 from galera_pilot.backup.schedule import HOUR, Schedule
@@ -26,11 +26,37 @@ class BackupTools(BaseModel):
     zstd: str = "/usr/bin/zstd"
 
 
+class S3Settings(BaseModel):
+    """An S3-compatible bucket (AWS, SeaweedFS, MinIO, Ceph RGW, ...). The keys come from a file of mode
+    0600 or from the environment, never from this file itself: it is copied around and shown."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint: str = Field(description="http(s)://HOST:PORT of the S3 API")
+    bucket: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
+    region: str = "us-east-1"
+    prefix: str = Field("", pattern=r"^[0-9A-Za-z._/-]*$", description="a folder of the bucket")
+    credentials_file: Path | None = Field(None, description="YAML with access_key and secret_key, mode 0600; "
+                                          "none: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    ca_file: Path | None = Field(None, description="for an https endpoint signed by a private CA")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or "@" in value:
+            raise ValueError(f"must be an http:// or https:// URL without credentials, got {value!r}")
+        return value.rstrip("/")
+
+
 class BackupSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     repository: Path | None = Field(None, description="a local or mounted directory that holds the backups "
                                     "(the embedded cluster's is DIR/backups); none: this node takes no backup")
+    s3: S3Settings | None = Field(None, description="S3-compatible object storage instead of a directory")
+    encryption_key_file: Path | None = Field(None, description="a key made by `galera-pilot backup key "
+                                             "FILE` (mode 0600): new backups are encrypted with it; every "
+                                             "host that restores needs the same file")
     full_every_hours: float = Field(0.0, ge=0, le=24 * 366, description="hours between scheduled full "
                                     "backups; 0: no schedule (backups only by `galera-pilot backup create`)")
     incremental_every_hours: float = Field(0.0, ge=0, le=24 * 366, description="hours between incrementals "
@@ -44,12 +70,23 @@ class BackupSettings(BaseModel):
                                   "every table once more while the backup's node is paused)")
     tools: BackupTools = Field(default_factory=BackupTools)
 
-    @field_validator("repository")
+    @field_validator("repository", "encryption_key_file")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_absolute():
             raise ValueError(f"must be an absolute path, got {str(value)!r}")
         return value
+
+    @model_validator(mode="after")
+    def _one_repository(self) -> BackupSettings:
+        if self.repository is not None and self.s3 is not None:
+            raise ValueError("give either repository (a directory) or s3, not both")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        """A repository is named: this node can take backups."""
+        return self.repository is not None or self.s3 is not None
 
     @property
     def schedule(self) -> Schedule:

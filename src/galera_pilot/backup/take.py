@@ -23,7 +23,7 @@ from typing import IO, Any, BinaryIO
 
 from galera_pilot.backup import tools
 from galera_pilot.backup.manifest import Manifest
-from galera_pilot.backup.repository import LocalRepository
+from galera_pilot.backup.repository import Repository
 from galera_pilot.backup.settings import BackupSettings
 from galera_pilot.errors import PilotError
 from galera_pilot.files import write_private
@@ -67,7 +67,7 @@ class Cancel:
         return self._event.wait(timeout)
 
 
-def take(source: Source, settings: BackupSettings, repository: LocalRepository, manifest: Manifest,
+def take(source: Source, settings: BackupSettings, repository: Repository, manifest: Manifest,
          connect: Callable[[], Any], progress: Progress, cancel: Cancel | None = None) -> Manifest:
     """Store the backup's objects into the set `manifest` (already begun); the manifest returned has
     the position, the checksums and the objects. Raises BackupFailed; the caller marks the set."""
@@ -124,7 +124,7 @@ def _position(connection: Any, manifest: Manifest, freeze: bool, checksums: bool
                    seqno=seqno, checksums=figures, note=note), int(size or 0)
 
 
-def _stream(command: list[str], settings: BackupSettings, repository: LocalRepository, manifest: Manifest,
+def _stream(command: list[str], settings: BackupSettings, repository: Repository, manifest: Manifest,
             name: str, log_path: Path, progress: Callable[[int, int], None], cancel: Cancel) -> Manifest:
     """tool | (this process, counting) | zstd | repository."""
     with open(log_path, "wb") as log:
@@ -195,7 +195,7 @@ def _pump(source: BinaryIO | None, sink: BinaryIO | None, counter: list[int]) ->
             sink.close()
 
 
-def _store_lsn_files(repository: LocalRepository, manifest: Manifest, lsn_dir: Path) -> Manifest:
+def _store_lsn_files(repository: Repository, manifest: Manifest, lsn_dir: Path) -> Manifest:
     checkpoints = lsn_dir / tools.CHECKPOINTS_OBJECT
     try:
         text = checkpoints.read_text()

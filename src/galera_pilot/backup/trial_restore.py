@@ -23,15 +23,13 @@ import pymysql
 
 from galera_pilot.backup import tools
 from galera_pilot.backup.manifest import Manifest
-from galera_pilot.backup.repository import LocalRepository
+from galera_pilot.backup.materialize import RestoreTestFailed, decompress_into, prepare_chain, run_step
+from galera_pilot.backup.repository import Repository
 from galera_pilot.backup.settings import BackupTools
-from galera_pilot.errors import PilotError
 
 START_TIMEOUT = 300.0  # s for the scratch server to open its socket (crash recovery of a large set)
 
 
-class RestoreTestFailed(PilotError):
-    """A step of the restore test failed: the set cannot be restored as it is (the message says where)."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,7 @@ class RestoreTest:
         return not self.mismatches
 
 
-def restore_test(repository: LocalRepository, chain: list[Manifest], backup_tools: BackupTools,
+def restore_test(repository: Repository, chain: list[Manifest], backup_tools: BackupTools,
                  servers: Servers, scratch_parent: Path | None = None) -> RestoreTest:
     """`chain`: the set's full backup first and the set last (one set for a full or logical backup)."""
     started = time.monotonic()
@@ -64,19 +62,11 @@ def restore_test(repository: LocalRepository, chain: list[Manifest], backup_tool
         os.chmod(scratch, 0o700)
         if target.kind == "logical":
             datadir = scratch / "data"
-            _run([servers.install_db, "--no-defaults", f"--datadir={datadir}",
+            run_step([servers.install_db, "--no-defaults", f"--datadir={datadir}",
                   "--auth-root-authentication-method=normal", *(["--user=root"] if os.geteuid() == 0 else [])],
                  scratch / "install.log", "mariadb-install-db")
         else:
-            datadir = scratch / "0"
-            for index, link in enumerate(chain):
-                folder = scratch / str(index)
-                folder.mkdir()
-                _unpack(repository, link, backup_tools, folder, scratch / "unpack.log")
-            _run(tools.prepare(backup_tools, datadir), scratch / "prepare.log", "mariadb-backup --prepare")
-            for index in range(1, len(chain)):
-                _run(tools.prepare(backup_tools, datadir, scratch / str(index)), scratch / "prepare.log",
-                     f"mariadb-backup --prepare of the incremental {chain[index].id}")
+            datadir = prepare_chain(repository, chain, backup_tools, scratch)
         socket = scratch / "mariadbd.sock"
         server = _start(servers, datadir, socket, scratch)
         if target.kind == "logical":
@@ -99,28 +89,9 @@ def restore_test(repository: LocalRepository, chain: list[Manifest], backup_tool
     return RestoreTest(target.id, time.monotonic() - started, len(found), compared, tuple(mismatches))
 
 
-def _unpack(repository: LocalRepository, link: Manifest, backup_tools: BackupTools, into: Path, log: Path) -> None:
-    _decompress_into(repository, link, tools.PHYSICAL_OBJECT, backup_tools, tools.unpack(backup_tools, into), log,
-                     "unpack", "mbstream")
-
-
-def _load(repository: LocalRepository, target: Manifest, backup_tools: BackupTools, socket: Path, log: Path) -> None:
+def _load(repository: Repository, target: Manifest, backup_tools: BackupTools, socket: Path, log: Path) -> None:
     load = [backup_tools.client, "--no-defaults", f"--socket={socket}", "--user=root", "--binary-mode"]
-    _decompress_into(repository, target, tools.LOGICAL_OBJECT, backup_tools, load, log, "load", "mariadb")
-
-
-def _decompress_into(repository: LocalRepository, link: Manifest, name: str, backup_tools: BackupTools,
-                     command: list[str], log: Path, verb: str, label: str) -> None:
-    """zstd -d < the stored object | command."""
-    with open(log, "ab") as errors, repository.open(link, name) as data:
-        unzip = subprocess.Popen(tools.decompress(backup_tools), stdin=data, stdout=subprocess.PIPE, stderr=errors)
-        consumer = subprocess.Popen(command, stdin=unzip.stdout, stderr=errors)
-        assert unzip.stdout is not None
-        unzip.stdout.close()
-        consumer_rc, unzip_rc = consumer.wait(), unzip.wait()
-    if unzip_rc or consumer_rc:
-        raise RestoreTestFailed(f"cannot {verb} {link.id}/{name} (zstd {unzip_rc}, {label} {consumer_rc}): "
-                                f"{tools.tail_of(log)}")
+    decompress_into(repository, target, tools.LOGICAL_OBJECT, backup_tools, load, log, "load", "mariadb")
 
 
 def _start(servers: Servers, datadir: Path, socket: Path, scratch: Path) -> subprocess.Popen:
@@ -171,13 +142,3 @@ def _stop(server: subprocess.Popen) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=10)
-
-
-def _run(command: list[str], log: Path, what: str) -> None:
-    with open(log, "ab") as out:
-        try:
-            rc = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out, check=False).returncode
-        except OSError as error:
-            raise RestoreTestFailed(f"cannot run {command[0]}: {error.strerror}") from None
-    if rc != 0:
-        raise RestoreTestFailed(f"{what} failed ({rc}): {tools.tail_of(log)}")

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from galera_pilot.backup.catalog import Kind
+from galera_pilot.backup.encryption import generate_key_file
 from galera_pilot.backup.manifest import Manifest
 from galera_pilot.backup.request import FAILED, BackupRequest
 from galera_pilot.cli.addressing import addressing_options, target_of
@@ -184,7 +185,8 @@ def verify(ctx: click.Context, directory: Path | None, config: Path | None, dcs:
                          "object(s) checked")
     click.echo(f"backup {backup_id}: {result.checked} object(s), every checksum matches its manifest")
     if restore_test:
-        tested = operations.restore_test(repository, backup_id, scratch)
+        tools = target.backup.tools if target.backup else None
+        tested = operations.restore_test(repository, backup_id, scratch, tools)
         for mismatch in tested.mismatches:
             click.echo(f"  {mismatch}")
         if not tested.ok:
@@ -194,6 +196,17 @@ def verify(ctx: click.Context, directory: Path | None, config: Path | None, dcs:
                     if tested.compared else f"{tested.tables} table(s) restored; the set recorded no checksums "
                     "to compare with (taken on the writer)")
         click.echo(f"backup {backup_id} restores: {compared} ({tested.seconds:.1f} s)")
+
+
+@backup.command("key")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+def key(path: Path) -> None:
+    """Make a new encryption key file PATH (mode 0600, never overwritten). Name it in every node's
+    backup.encryption_key_file: new backups are then encrypted with it; keep a copy apart from the
+    backups (without it they cannot be restored)."""
+    made = generate_key_file(path)
+    click.echo(f"key {made.key_id} written to {path} (mode 0600); set backup.encryption_key_file: {path} on "
+               "every node, and keep a copy where the backups are not")
 
 
 COMMANDS = [backup]

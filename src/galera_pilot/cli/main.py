@@ -21,7 +21,7 @@ VERBS = {
     "restart": "lifecycle", "upgrade": "lifecycle", "pause": "lifecycle", "resume": "lifecycle",
     "show-config": "settings", "edit-config": "settings", "reload": "settings",
     "remove": "membership", "reinit": "membership",
-    "backup": "backup",
+    "backup": "backup", "restore": "restore",
 }
 
 

@@ -8,17 +8,19 @@ agent does the work: the copy is read where the data is.
 
 from __future__ import annotations
 
-import datetime
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from galera_pilot.backup.catalog import Kind, by_id, chain_root, restorable
+from galera_pilot.backup import chains
+from galera_pilot.backup.catalog import Kind, by_id, restorable
+from galera_pilot.backup.chains import incremental_parent, new_backup_id
 from galera_pilot.backup.manifest import Manifest, Problem, Verification
-from galera_pilot.backup.repository import LocalRepository, RepositoryError
+from galera_pilot.backup.repositories import open_repository
+from galera_pilot.backup.repository import Repository, RepositoryError
 from galera_pilot.backup.request import DONE, FAILED, REQUESTED, RUNNING, BackupRequest
-from galera_pilot.backup.settings import BackupTools
+from galera_pilot.backup.settings import BackupSettings, BackupTools
 from galera_pilot.backup.trial_restore import RestoreTest, Servers
 from galera_pilot.backup.trial_restore import restore_test as run_restore_test
 from galera_pilot.cluster import Cluster
@@ -30,42 +32,16 @@ from galera_pilot.membership.backup_node import choose_backup_node
 
 TAKE_TIMEOUT = 30.0  # s for the chosen agent to take the request (it looks every cycle)
 LOST_AFTER = 45.0  # s without progress and without a lock holder: the node died under the backup
-SUFFIX = {"full": "F", "incremental": "I", "logical": "L"}
 
 
-def repository_of(target: ClusterTarget, override: Path | None) -> LocalRepository:
-    root = override or target.backup_repository
-    if root is None:
+def repository_of(target: ClusterTarget, override: Path | None) -> Repository:
+    """The repository the cluster's backup section names (`--repo DIR` instead, when given)."""
+    settings = target.backup or BackupSettings()
+    if override is None and not settings.configured:
         raise PilotError(f"no backup repository known for {target.source}: give --repo DIR, or set "
-                         "backup.repository (node configuration) / backup_repository (control configuration)")
-    return LocalRepository(root, target.cluster_name)
-
-
-def new_backup_id(kind: Kind, now: float, taken: set[str]) -> str:
-    """pgBackRest's style: 20261202-184500F (F full, I incremental, L logical), unique in the repository."""
-    stamp = datetime.datetime.fromtimestamp(now, datetime.UTC).strftime("%Y%m%d-%H%M%S")
-    candidate, n = f"{stamp}{SUFFIX[kind]}", 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{stamp}{SUFFIX[kind]}{n}"
-    return candidate
-
-
-def incremental_parent(manifests: list[Manifest]) -> Manifest:
-    """The newest restorable physical set of the newest full backup's chain; PilotError when none."""
-    sets = by_id(m.as_set() for m in manifests)
-    fulls = [m for m in manifests if m.kind == "full" and restorable(m.as_set(), sets)]
-    if not fulls:
-        raise PilotError("an incremental backup needs a complete full backup to start from: take a full one "
-                         "first (backup create without --incremental)")
-    newest_full = max(fulls, key=lambda m: m.finished_at or 0.0)
-    chain = [m for m in manifests if m.kind != "logical" and restorable(m.as_set(), sets)
-             and (root := chain_root(m.as_set(), sets)) is not None and root.id == newest_full.id]
-    parent = max(chain, key=lambda m: m.finished_at or 0.0)
-    if parent.to_lsn is None:
-        raise PilotError(f"backup {parent.id} records no LSN (xtrabackup_checkpoints): an incremental cannot "
-                         "start from it; take a full backup")
-    return parent
+                         "backup.repository or backup.s3 (node configuration) / backup_repository or backup "
+                         "(control configuration)")
+    return open_repository(settings, target.cluster_name, override)
 
 
 @dataclass(frozen=True)
@@ -75,7 +51,7 @@ class Started:
 
 
 class BackupCreator:
-    def __init__(self, target: ClusterTarget, store: DCS, repository: LocalRepository, asker: str) -> None:
+    def __init__(self, target: ClusterTarget, store: DCS, repository: Repository, asker: str) -> None:
         self.target = target
         self.store = store
         self.repository = repository
@@ -140,19 +116,19 @@ class BackupCreator:
                 raise PilotError(f"backup {request.id} failed: {why}; its set is marked failed")
 
 
-def listing(repository: LocalRepository) -> list[tuple[Manifest, bool]]:
+def listing(repository: Repository) -> list[tuple[Manifest, bool]]:
     """Every set, oldest first, with whether it can be restored (complete, its chain complete)."""
     manifests = repository.manifests()
     sets = by_id(m.as_set() for m in manifests)
     return [(m, restorable(m.as_set(), sets)) for m in manifests]
 
 
-def delete_refusal(repository: LocalRepository, set_id: str) -> str:
+def delete_refusal(repository: Repository, set_id: str) -> str:
     """Why `backup delete` must not delete this set ("" when it may)."""
     manifests = repository.manifests()
     target = next((m for m in manifests if m.id == set_id), None)
     if target is None:
-        return f"no backup {set_id!r} in {repository.dir}"
+        return f"no backup {set_id!r} in {repository.where}"
     if target.status == "running":
         return f"backup {set_id} is running"
     children = [m.id for m in manifests if m.parent == set_id]
@@ -161,11 +137,11 @@ def delete_refusal(repository: LocalRepository, set_id: str) -> str:
     return ""
 
 
-def verify(repository: LocalRepository, set_id: str) -> Verification:
+def verify(repository: Repository, set_id: str) -> Verification:
     """Every object of the set and of the sets its chain needs, against their manifests."""
     manifests = {m.id: m for m in repository.manifests()}
     if set_id not in manifests:
-        raise RepositoryError(f"no backup {set_id!r} in {repository.dir}")
+        raise RepositoryError(f"no backup {set_id!r} in {repository.where}")
     result = repository.verify(set_id)
     current = manifests[set_id]
     checked, problems = result.checked, list(result.problems)
@@ -181,21 +157,13 @@ def verify(repository: LocalRepository, set_id: str) -> Verification:
     return Verification(set_id, checked, tuple(problems))
 
 
-def chain_of(repository: LocalRepository, set_id: str) -> list[Manifest]:
+def chain_of(repository: Repository, set_id: str) -> list[Manifest]:
     """The set's full backup first, the set last; PilotError when it is not restorable."""
-    manifests = {m.id: m for m in repository.manifests()}
-    if set_id not in manifests:
-        raise RepositoryError(f"no backup {set_id!r} in {repository.dir}")
-    sets = by_id(m.as_set() for m in manifests.values())
-    if not restorable(sets[set_id], sets):
-        raise PilotError(f"backup {set_id} is not restorable: it, or a set of its chain, is not complete "
-                         "(see `backup list`)")
-    chain = [manifests[set_id]]
-    while chain[0].kind == "incremental" and chain[0].parent:
-        chain.insert(0, manifests[chain[0].parent])
-    return chain
+    return chains.chain_of(repository.manifests(), set_id, repository.where)
 
 
-def restore_test(repository: LocalRepository, set_id: str, scratch: Path | None) -> RestoreTest:
-    """Restore the set into a scratch server and compare its tables (backup/trial_restore.py)."""
-    return run_restore_test(repository, chain_of(repository, set_id), BackupTools(), Servers(), scratch)
+def restore_test(repository: Repository, set_id: str, scratch: Path | None,
+                 tools: BackupTools | None = None) -> RestoreTest:
+    """Restore the set into a scratch server and compare its tables (backup/trial_restore.py), with the
+    programs the cluster's backup section names."""
+    return run_restore_test(repository, chain_of(repository, set_id), tools or BackupTools(), Servers(), scratch)

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from galera_pilot.backup.settings import BackupSettings
 from galera_pilot.config import NAME_PATTERN, NodeConfig, dcs_url_carries_password, load_config, parse_model
 from galera_pilot.errors import ConfigError
 from galera_pilot.proxy.haproxy_config import parse_bind
@@ -60,6 +61,8 @@ class ControlConfig(BaseModel):
                                     "certificate for an etcds:// DCS that asks for client certificates")
     backup_repository: Path | None = Field(None, description="the backup repository the agents write (a "
                                            "mounted directory): what `backup list/show/verify/delete` read")
+    backup: BackupSettings | None = Field(None, description="the nodes' backup section (an S3 repository, the "
+                                          "encryption key): instead of backup_repository")
 
     @field_validator("members")
     @classmethod

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from galera_pilot.backup.settings import BackupSettings
 from galera_pilot.cluster import Cluster
 from galera_pilot.config import NodeConfig, redact_dcs_url
 from galera_pilot.control.config import ControlConfig, Endpoints, load_any_config
@@ -63,7 +64,7 @@ class ClusterTarget:
     token_file: Path | None = None  # the API token, for state-changing requests
     ca_required: bool = False  # the CA was named by the operator (control configuration): it must exist
     dcs_tls: tuple[Path, Path, Path] | None = None  # CA, certificate, key an etcds:// DCS is reached with
-    backup_repository: Path | None = None  # where the backups are (`backup` verbs; --repo overrides)
+    backup: BackupSettings | None = None  # where the backups are, and their key (`backup` verbs; --repo overrides)
 
     def use_tls(self) -> None:
         """Make this process's REST API and MySQL clients verify this cluster's certificates (its CA);
@@ -156,7 +157,7 @@ def from_directory(directory: Path) -> ClusterTarget:
                          known=known, endpoints=_proxy_endpoints(proxy) if proxy else Endpoints(),
                          embedded=embedded, ca_file=authority.ca_file if tls else None,
                          token_file=authority.token_file if tls else None, dcs_tls=embedded.dcs_tls,
-                         backup_repository=embedded.dir / BACKUPS)
+                         backup=_embedded_backup(embedded))
 
 
 def from_config_file(path: Path) -> ClusterTarget:
@@ -165,7 +166,7 @@ def from_config_file(path: Path) -> ClusterTarget:
     if isinstance(config, NodeConfig):
         return ClusterTarget(dcs_url=config.dcs, cluster_name=config.cluster_name, source=source,
                              credentials_file=config.credentials_file, known={config.name: _known(config)},
-                             backup_repository=config.backup.repository,
+                             backup=config.backup,
                              **_trust_of(config.tls_bundle if config.tls.enabled else None))
     if isinstance(config, ProxyConfig):
         return ClusterTarget(dcs_url=config.dcs, cluster_name=config.cluster_name, source=source,
@@ -180,7 +181,18 @@ def from_config_file(path: Path) -> ClusterTarget:
                          token_file=config.api_token_file or (bundle / TOKEN if bundle else None),
                          ca_required=config.ca_file is not None or bundle is not None,
                          dcs_tls=bundle_files(bundle) if bundle else None,
-                         backup_repository=config.backup_repository)
+                         backup=config.backup if config.backup is not None else
+                         BackupSettings(repository=config.backup_repository))
+
+
+def _embedded_backup(embedded: EmbeddedCluster) -> BackupSettings:
+    """The folder's nodes share one backup section (`up` writes it): the first node's, as its agent runs it."""
+    for node in embedded.nodes():
+        with contextlib.suppress(PilotError, OSError):
+            config = node.config
+            if config.backup.configured:
+                return config.backup
+    return BackupSettings(repository=embedded.dir / BACKUPS)
 
 
 def _url_ca(dcs: str) -> Path | None:

@@ -27,15 +27,18 @@ def current_request(dcs: DCS) -> BackupRequest | None:
     return BackupRequest.from_dict(json.loads(kv.value)) if kv is not None else None
 
 
-def ask_backup(dcs: DCS, request: BackupRequest) -> bool:
+def ask_backup(dcs: DCS, request: BackupRequest, stale_after: float | None = None) -> bool:
     """Write a new request; False while one is in flight (requested, or running under a held lock). A
     finished one, or a running one whose holder is gone (its lock expired), is replaced: the caller
-    marks that one's set failed."""
+    marks that one's set failed. With `stale_after`, so is one requested longer ago than that (by the
+    new request's clock): its node never took it. The write is a compare-and-set: of two askers at
+    once, one wins."""
     kv = dcs.get(BACKUP_REQUEST)
     if kv is None:
         return dcs.create(BACKUP_REQUEST, json.dumps(request.to_dict()))
     old = BackupRequest.from_dict(json.loads(kv.value))
-    if not old.finished and (old.phase == REQUESTED or dcs.get(BACKUP_LOCK) is not None):
+    never_taken = old.phase == REQUESTED and stale_after is not None and request.at - old.at > stale_after
+    if not old.finished and not never_taken and (old.phase == REQUESTED or dcs.get(BACKUP_LOCK) is not None):
         return False
     return dcs.compare_and_set(BACKUP_REQUEST, json.dumps(request.to_dict()), kv.version)
 

@@ -26,6 +26,7 @@ Keys live under `/galera-pilot/<cluster_name>/`:
   removed/<name>      a member taken out for good (`galera-pilot remove`; dcs/membership.py; no TTL)
   backup              the backup lock: one backup at a time (dcs/backup.py), with a TTL
   backup_request      the last backup asked of an agent, with its progress (backup/request.py; no TTL)
+  restore             a person's restore of the cluster from a backup (backup/restore_order.py; no TTL)
   arbitrators/<name>  a garbd arbitrator's report (cluster.py: ArbitratorReport), with a TTL
 
 Watches: `watch()` reports which keys changed, so an agent runs its cycle (or its writer election) at once
@@ -44,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from galera_pilot.backup.request import BACKUP_REQUEST, BackupRequest
+from galera_pilot.backup.restore_order import RESTORE, RestoreOrder
 from galera_pilot.cluster import (
     ARBITRATORS,
     ArbitratorReport,
@@ -191,6 +193,7 @@ class DCS(ABC):
         arbitrators: dict[str, ArbitratorReport] = {}
         backup_holder: str | None = None
         backup_request: BackupRequest | None = None
+        restore: RestoreOrder | None = None
         for kv in self.list("") if with_history else self.list_outside(HISTORY_PREFIX):
             data = json.loads(kv.value)
             if kv.key == "initialize":
@@ -226,6 +229,8 @@ class DCS(ABC):
                 backup_holder = data.get("holder")
             elif kv.key == BACKUP_REQUEST:
                 backup_request = BackupRequest.from_dict(data)
+            elif kv.key == RESTORE:
+                restore = RestoreOrder.from_dict(data)
             elif kv.key.startswith("restart/"):
                 restarts[kv.key[8:]] = RestartRequest.from_dict(data)
             elif kv.key == "config":
@@ -240,7 +245,7 @@ class DCS(ABC):
                        switchover=switchover, high_water=high_water, member_versions=versions,
                        pause=pause, roll=roll, roll_driver=roll_driver, restarts=restarts, settings=settings,
                        history_read=with_history, removed=removed, arbitrators=arbitrators,
-                       backup_holder=backup_holder, backup_request=backup_request)
+                       backup_holder=backup_holder, backup_request=backup_request, restore=restore)
 
     def routing_view(self) -> Cluster:
         """The part of a snapshot the writer election needs (members, writer, maintenance, switchover),
@@ -273,8 +278,9 @@ class DCS(ABC):
         record = json.loads(current.value) | {"cluster_uuid": cluster_uuid, "finished_at": time.time()}
         return self.compare_and_set("initialize", json.dumps(record), current.version, None)
 
-    def order_empty_start(self, name: str, ttl: float) -> bool:
-        """A person's `bootstrap --force --empty`: `name` initializes a new cluster from nothing.
+    def order_empty_start(self, name: str, ttl: float, restore_from: str | None = None) -> bool:
+        """A person's `bootstrap --force --empty`: `name` initializes a new cluster from nothing (or, for
+        `galera-pilot restore`, from the backup set `restore_from`).
 
         The initialize record is swapped in one compare-and-set, so no agent ever sees "no cluster" and
         races to initialize; then the old cluster's seed, mark and roster go (its history stays). Leased
@@ -282,7 +288,7 @@ class DCS(ABC):
         current = self.get("initialize")
         replaces = json.loads(current.value).get("cluster_uuid") if current is not None else None
         record = json.dumps({"by": name, "cluster_uuid": None, "started_at": time.time(), "ordered_empty": True,
-                             "replaces": replaces})
+                             "replaces": replaces, "restore_from": restore_from})
         if current is None:
             swapped = self.create("initialize", record, ttl)
         else:

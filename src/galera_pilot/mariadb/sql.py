@@ -108,7 +108,8 @@ def server_version(connection) -> str:
 
 
 def secure_and_create_users(connection, credentials: Credentials) -> None:
-    """Remove anonymous users and create the admin and SST accounts.
+    """Remove anonymous users and create the admin and SST accounts (or, in a restored datadir, give the
+    ones it has this cluster's passwords).
 
     Runs on the initializer while it is the only node, with wsrep on: CREATE/DROP USER and GRANT are
     DDL, replicated and part of the seed, so every node gets the same accounts.
@@ -120,10 +121,14 @@ def secure_and_create_users(connection, credentials: Credentials) -> None:
         for host in ("localhost", "%"):
             cursor.execute("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s",
                            (credentials.admin_user, host, credentials.admin_password))
+            # A restored datadir brings its own accounts: their passwords become this cluster's.
+            cursor.execute("ALTER USER %s@%s IDENTIFIED BY %s",
+                           (credentials.admin_user, host, credentials.admin_password))
             cursor.execute("GRANT ALL PRIVILEGES ON *.* TO %s@%s WITH GRANT OPTION",
                            (credentials.admin_user, host))
             # mysqldump SST loads the dump into the joiner as this user, so it needs full privileges.
             cursor.execute("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s",
                            (credentials.sst_user, host, credentials.sst_password))
+            cursor.execute("ALTER USER %s@%s IDENTIFIED BY %s", (credentials.sst_user, host, credentials.sst_password))
             cursor.execute("GRANT ALL PRIVILEGES ON *.* TO %s@%s", (credentials.sst_user, host))
         cursor.execute("DROP DATABASE IF EXISTS test")

@@ -1,0 +1,73 @@
+"""`galera-pilot restore` on the restoring node: the new cluster's datadir built from a backup set, in
+place of mariadb-install-db's empty one (agent/datadir.py `create_seed` does the rest: the first start
+as a new cluster, this cluster's passwords on the restored accounts, the seed for the others).
+
+The chain is verified against its manifests first, then unpacked and prepared beside the datadir (the
+same filesystem, so the last step is a rename: an interrupted restore never looks like a datadir).
+Galera's saved state (grastate.dat, gvwstate.dat) is left out: without it the first start creates a new
+cluster UUID, and no node of the old history can join the new one by IST (galera-notes: a restore under
+the old UUID let a stale node IST into a diverged history and report Synced).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import threading
+import time
+from collections.abc import Callable
+
+from galera_pilot.backup.chains import chain_of
+from galera_pilot.backup.materialize import prepare_chain
+from galera_pilot.backup.repositories import open_repository
+from galera_pilot.config import NodeConfig
+from galera_pilot.errors import PilotError
+
+RENEW_EVERY = 10.0  # s: the initialize lease is renewed this often while the set is unpacked and prepared
+GALERA_STATE = ("grastate.dat", "gvwstate.dat", "galera.cache")
+
+
+def restore_datadir(config: NodeConfig, set_id: str, renew: Callable[[], object]) -> str:
+    """Fill the (absent or empty) datadir from `set_id`'s chain; a sentence saying what was restored.
+    PilotError, nothing in place of the datadir, when the set cannot be restored."""
+    repository = open_repository(config.backup, config.cluster_name)
+    chain = chain_of(repository.manifests(), set_id, repository.where)
+    if chain[-1].kind == "logical":
+        raise PilotError(f"backup {set_id} is logical: a cluster is restored from a physical backup (a full one, "
+                         "or an incremental with its chain)")
+    for link in chain:
+        found = repository.verify(link.id)
+        if not found.ok:
+            problems = "; ".join(f"{p.object}: {p.what}" for p in found.problems)
+            raise PilotError(f"backup {link.id} is damaged ({problems}): not restored")
+    data = config.data_dir
+    scratch = data.with_name(data.name + ".restore")
+    if scratch.exists():
+        shutil.rmtree(scratch)  # what an interrupted restore left: never a datadir, rebuilt from the set
+    scratch.mkdir(mode=0o700, parents=True)
+    stop = threading.Event()
+    renewer = threading.Thread(target=_renew, args=(renew, stop), name="restore-lease", daemon=True)
+    renewer.start()
+    started = time.monotonic()
+    try:
+        prepared = prepare_chain(repository, chain, config.backup.tools, scratch)
+    finally:
+        stop.set()
+        renewer.join(timeout=5)
+    for name in GALERA_STATE:
+        (prepared / name).unlink(missing_ok=True)
+    if data.exists():
+        if any(data.iterdir()):
+            raise PilotError(f"{data} is not empty: the restored datadir is not put in its place")
+        data.rmdir()
+    prepared.rename(data)
+    shutil.rmtree(scratch, ignore_errors=True)
+    links = " + ".join(f"{m.id} ({m.kind})" for m in chain)
+    return f"restored {links} in {time.monotonic() - started:.1f} s"
+
+
+def _renew(renew: Callable[[], object], stop: threading.Event) -> None:
+    while not stop.wait(RENEW_EVERY):
+        with contextlib.suppress(PilotError):  # the DCS is briefly away: the lease's TTL outlasts it
+            renew()
+

@@ -1,0 +1,241 @@
+"""The agents' backup schedule: whose turn it is (backup/scheduler.py, pure), and the adapter that asks
+(agent/backup_schedule.py) against a real SQLite DCS and a directory repository: two agents due at
+the same moment ask once, a missed run is caught up once, a failure backs off, retention follows."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from galera_pilot.agent.backup_schedule import BackupSchedule
+from galera_pilot.backup.catalog import BackupSet
+from galera_pilot.backup.manifest import Manifest
+from galera_pilot.backup.repository import LocalRepository
+from galera_pilot.backup.request import DONE, FAILED, REQUESTED, RUNNING, BackupRequest
+from galera_pilot.backup.schedule import HOUR, Schedule
+from galera_pilot.backup.scheduler import STALE_REQUEST, Look, scheduled_turn
+from galera_pilot.cluster import Cluster, Member
+from galera_pilot.config import NodeConfig
+from galera_pilot.dcs.backup import ask_backup, current_request, hold_backup_lock
+from galera_pilot.dcs.sqlite import SQLiteDCS
+
+NOW = 1_800_000_000.0
+DAILY = Schedule(full_every=24 * HOUR, incremental_every=4 * HOUR)
+
+
+def full(set_id: str, finished: float, status: str = "complete") -> BackupSet:
+    return BackupSet(set_id, "full", finished - 60, finished, status)  # type: ignore[arg-type]
+
+
+def look(sets: tuple[BackupSet, ...] = (), request: BackupRequest | None = None, holder: str | None = None,
+         chosen: str | None = "node2", me: str = "node2", paused: bool = False, now: float = NOW) -> Look:
+    return Look(me, sets, request, holder, chosen, f"{chosen}: Synced and not the writer", paused, now, 30.0)
+
+
+def test_the_chosen_member_asks_for_the_first_full_backup_and_the_others_do_not() -> None:
+    turn = scheduled_turn(DAILY, look())
+    assert turn.due is not None and turn.due.kind == "full" and "this node takes it" in turn.reason
+    other = scheduled_turn(DAILY, look(me="node3"))
+    assert other.due is None and "node2 takes it" in other.reason
+
+
+def test_nothing_is_asked_without_a_schedule_while_paused_or_before_it_is_due() -> None:
+    assert scheduled_turn(Schedule(full_every=0), look()).due is None
+    assert "paused" in scheduled_turn(DAILY, look(paused=True)).reason
+    recent = (full("f1", NOW - HOUR),)
+    turn = scheduled_turn(DAILY, look(recent))
+    assert turn.due is None and "incremental backup is due in 180 min" in turn.reason
+    assert scheduled_turn(DAILY, look(recent, now=NOW + 3 * HOUR)).due is not None
+
+
+def test_a_missed_run_is_caught_up_once() -> None:
+    old = (full("f1", NOW - 72 * HOUR),)  # three days without a backup (the cluster was down)
+    turn = scheduled_turn(DAILY, look(old))
+    assert turn.due is not None and turn.due.kind == "full"
+    taken = (*old, full("f2", NOW + 600))
+    assert scheduled_turn(DAILY, look(taken, now=NOW + 700)).due is None  # one backup, not three
+
+
+def test_a_request_in_flight_or_a_held_lock_waits() -> None:
+    asked = BackupRequest("x", "full", "node3", "galera-pilot backup create", at=NOW - 5)
+    assert "is requested on node3" in scheduled_turn(DAILY, look(request=asked)).reason
+    running = asked.moved(RUNNING)
+    assert scheduled_turn(DAILY, look(request=running, holder="node3")).due is None
+    assert "lock is held by node3" in scheduled_turn(DAILY, look(holder="node3")).reason
+
+
+def test_a_request_never_taken_or_a_running_one_without_its_lock_does_not_block_for_ever() -> None:
+    never_taken = BackupRequest("x", "full", "node3", "schedule (node3)", at=NOW - STALE_REQUEST - 1)
+    assert scheduled_turn(DAILY, look(request=never_taken)).due is not None
+    lost = never_taken.moved(RUNNING)  # its node died: the lock lapsed
+    assert scheduled_turn(DAILY, look(request=lost)).due is not None
+
+
+def test_a_set_left_running_by_a_dead_agent_is_named_stale_and_counts_as_a_failure() -> None:
+    dead = BackupSet("d1", "full", NOW - 120, None, "running")  # its lock expired 90 s ago
+    turn = scheduled_turn(DAILY, look((dead,)))
+    assert turn.stale == ("d1",)
+    assert turn.due is None and "due in 13 min" in turn.reason  # backed off from its start, as a failure
+    later = scheduled_turn(DAILY, look((dead,), now=NOW + 15 * 60))
+    assert later.due is not None and later.stale == ("d1",)
+    assert scheduled_turn(DAILY, look((dead,), me="node3")).stale == ()  # only the chosen member marks it
+    young = BackupSet("y1", "full", NOW - 20, None, "running")  # its lock may just have moved: not stale
+    assert scheduled_turn(DAILY, look((young,))).stale == ()
+    assert scheduled_turn(DAILY, look((young,))).due is None
+
+
+def test_a_failed_scheduled_backup_is_retried_after_the_back_off_not_every_cycle() -> None:
+    refused = BackupRequest("x", "full", "node2", "schedule (node2)", at=NOW - 10, phase=FAILED,
+                            detail="node2 is not Synced now", updated_at=NOW - 10)
+    turn = scheduled_turn(DAILY, look(request=refused))
+    assert turn.due is None and "not Synced now" in turn.reason and "tried again in 15 min" in turn.reason
+    assert scheduled_turn(DAILY, look(request=refused, now=NOW + 15 * 60)).due is not None
+    by_hand = replace(refused, by="galera-pilot backup create (root)")
+    assert scheduled_turn(DAILY, look(request=by_hand)).due is not None  # a person's failure holds nothing
+
+
+def test_no_member_to_take_it_is_said() -> None:
+    turn = scheduled_turn(DAILY, look(chosen=None))
+    assert turn.due is None and "no member can take it" in turn.reason
+
+
+@given(st.lists(st.sampled_from(["node1", "node2", "node3"]), min_size=1, max_size=3, unique=True),
+       st.sampled_from(["node1", "node2", "node3", None]), st.floats(0, 100 * HOUR))
+def test_at_most_one_member_asks_for_one_shared_view(members: list[str], chosen: str | None, age: float) -> None:
+    sets = (full("f1", NOW - age),)
+    askers = [m for m in members if scheduled_turn(DAILY, look(sets, chosen=chosen, me=m)).due is not None]
+    assert askers in ([], [chosen])
+
+
+# ---- the adapter, on a real SQLite DCS and a directory repository -------------------------------------
+
+def node(tmp_path: Path, name: str, full_every_hours: float = 24.0) -> NodeConfig:
+    return NodeConfig.model_validate({
+        "name": name, "address": "127.0.0.251", "dcs": f"sqlite://{tmp_path}/dcs.sqlite",
+        "base_dir": str(tmp_path / name), "credentials_file": str(tmp_path / "credentials.yaml"),
+        "backup": {"repository": str(tmp_path / "repo"), "full_every_hours": full_every_hours,
+                   "keep_full": 1, "window_days": 0}})
+
+
+def synced(*names: str, writer: str = "node1") -> Cluster:
+    members = {n: Member(n, "127.0.0.1", running=True, state="Synced", cluster_status="Primary") for n in names}
+    return Cluster(members=members, writer=writer)
+
+
+def test_two_agents_due_at_once_with_views_that_disagree_ask_once(tmp_path: Path) -> None:
+    store = SQLiteDCS(tmp_path / "dcs.sqlite", "galera")
+    history: list[str] = []
+    agents = {n: BackupSchedule(node(tmp_path, n), store, lambda kind, *_: history.append(kind), 30.0)
+              for n in ("node2", "node3")}
+    views = {"node2": synced("node1", "node2"),  # node2 has not seen node3 Synced yet: it picks itself
+             "node3": synced("node1", "node3")}  # and node3 has not seen node2: so does it
+    start = threading.Barrier(2)
+    asked: dict[str, object] = {}
+
+    def run(name: str) -> None:
+        start.wait()
+        asked[name] = agents[name].look(views[name])
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in agents]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [n for n, result in asked.items() if result is not None]
+    assert len(winners) == 1, asked
+    request = current_request(store)
+    assert request is not None and request.node == winners[0] and request.phase == REQUESTED
+    assert request.by == f"schedule ({winners[0]})" and request.kind == "full"
+    loser = next(n for n in agents if n not in winners)
+    assert agents[loser].note == "another agent asked for a backup at the same moment"
+    assert history == ["backup-scheduled"]
+
+
+def test_the_adapter_looks_at_most_every_ten_seconds_and_marks_a_dead_agents_set(tmp_path: Path) -> None:
+    store = SQLiteDCS(tmp_path / "dcs.sqlite", "galera")
+    repository = LocalRepository(tmp_path / "repo", "galera")
+    repository.begin(Manifest("20200101-000000F", "full", "galera", "", started_at=1.0, node="node3"))
+    schedule = BackupSchedule(node(tmp_path, "node2"), store, lambda *_: None, 30.0)
+    asked = schedule.look(synced("node1", "node2"))
+    assert asked is not None and asked[0].kind == "full"  # the dead set failed long ago: no back-off left
+    assert repository.manifest("20200101-000000F").status == "failed"
+    note = schedule.note
+    assert schedule.look(synced("node1", "node2")) is None and schedule.note == note  # not looked again
+    schedule._next_look = 0.0  # the next look, without waiting ten seconds
+    view = replace(synced("node1", "node2"), backup_request=current_request(store))
+    assert schedule.look(view) is None and "is requested on node2" in schedule.note
+
+
+def test_retention_runs_after_a_backup_only_with_a_schedule(tmp_path: Path) -> None:
+    store = SQLiteDCS(tmp_path / "dcs.sqlite", "galera")
+    repository = LocalRepository(tmp_path / "repo", "galera")
+    now = time.time()
+    for n, at in enumerate((now - 3 * 86400, now - 2 * 86400, now - 86400)):
+        manifest = repository.begin(Manifest(f"2026010{n}-000000F", "full", "galera", "", started_at=at))
+        repository.finish(manifest, "complete", at + 60)
+    BackupSchedule(node(tmp_path, "node2", full_every_hours=0), store, lambda *_: None, 30.0).expire(repository)
+    assert len(repository.manifests()) == 3  # no schedule: a person's backups are never deleted
+    BackupSchedule(node(tmp_path, "node2"), store, lambda *_: None, 30.0).expire(repository)
+    assert [m.id for m in repository.manifests()] == ["20260102-000000F"]  # keep_full 1, no window
+
+
+def test_ask_backup_replaces_a_request_never_taken_only_when_told(tmp_path: Path) -> None:
+    store = SQLiteDCS(tmp_path / "dcs.sqlite", "galera")
+    old = BackupRequest("a", "full", "node9", "galera-pilot backup create", at=NOW)
+    assert ask_backup(store, old)
+    new = BackupRequest("b", "full", "node2", "schedule (node2)", at=NOW + STALE_REQUEST + 1)
+    assert not ask_backup(store, new)  # a person's request in flight is never replaced by default
+    assert not ask_backup(store, replace(new, at=NOW + 10), stale_after=STALE_REQUEST)
+    assert ask_backup(store, new, stale_after=STALE_REQUEST)
+    assert hold_backup_lock(store, "node2", "b", 30.0)
+    store_request = current_request(store)
+    assert store_request is not None and store_request.id == "b"
+    running = store_request.moved(RUNNING)
+    from galera_pilot.dcs.backup import update_request
+    assert update_request(store, running)
+    assert not ask_backup(store, replace(new, id="c", at=NOW + 10 * STALE_REQUEST), stale_after=STALE_REQUEST)
+    assert update_request(store, running.moved(DONE))
+    assert ask_backup(store, replace(new, id="c"))
+
+
+def test_the_metrics_report_the_newest_complete_set_per_kind_and_inf_for_none(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from prometheus_client import generate_latest
+    from prometheus_client.registry import CollectorRegistry
+
+    from galera_pilot.agent.backup_schedule import newest_of
+    from galera_pilot.agent.metrics import backup_metrics
+
+    repository = LocalRepository(tmp_path / "repo", "galera")
+    for set_id, kind, at, status in (("a", "full", 100.0, "complete"), ("b", "full", 200.0, "failed"),
+                                     ("c", "incremental", 300.0, "complete")):
+        manifest = repository.begin(Manifest(set_id, kind, "galera", "", started_at=at))  # type: ignore[arg-type]
+        manifest = repository.store(manifest, "data", iter([b"x" * int(at)]))
+        repository.finish(manifest, status, at + 10)
+    newest = newest_of(repository.manifests())
+    assert newest.finished_at == {"full": 110.0, "incremental": 310.0}  # the failed one is not a success
+    assert newest.size_bytes == {"full": 100, "incremental": 300}
+    schedule = BackupSchedule(node(tmp_path, "node2", full_every_hours=24), SQLiteDCS(tmp_path / "dcs", "g"),
+                              lambda *_: None, 30.0)
+    schedule.newest = newest
+    ha = SimpleNamespace(config=SimpleNamespace(name="node2"),
+                         backups=SimpleNamespace(running=False, schedule=schedule))
+
+    class One:
+        def collect(self):  # type: ignore[no-untyped-def]
+            return backup_metrics(ha)  # type: ignore[arg-type]
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(One())  # type: ignore[arg-type]
+    text = generate_latest(registry).decode()
+    assert 'galera_pilot_backup_last_success_age_seconds{kind="logical",member="node2"} +Inf' in text
+    assert 'galera_pilot_backup_last_success_bytes{kind="incremental",member="node2"} 300.0' in text
+    assert 'galera_pilot_backup_schedule_interval_seconds{member="node2"} 86400.0' in text
+    assert 'galera_pilot_backup_repository_error{member="node2"} 0.0' in text
+    assert 'galera_pilot_backup_running{member="node2"} 0.0' in text
