@@ -1,4 +1,5 @@
-"""Backups (issue 12, first part), on one real 2-node cluster (127.0.0.226-227) without a proxy.
+"""Backups and restore (issue 12), on one real 2-node cluster (127.0.0.226-227) without a proxy, and a real
+SeaweedFS S3 endpoint (127.0.0.228) for one test.
 
 What must hold:
 - `backup create` is taken by the agent of the Synced member that is not the writer, frozen at one
@@ -6,13 +7,22 @@ What must hold:
 - full, incremental (on the full) and logical sets restore into a scratch mariadbd whose tables match
   those figures (`verify --restore-test`), and the incremental holds the rows written after the full;
 - a corrupt object fails `verify` with the object named; a set an incremental depends on cannot be
-  deleted; an incremental with no full backup, and a node that is not Synced, are refused clearly.
+  deleted; an incremental with no full backup, and a node that is not Synced, are refused clearly;
+- a set whose agent dies mid-stream is marked failed and never restorable; a full repository fails the
+  backup clearly; the cluster keeps serving through both;
+- an encrypted set is sealed at rest and restores only with its key; a set streamed into S3 restores from
+  it; a secret readable by others, and storage that is gone, are refused clearly;
+- the agents run the schedule (one backup per due time, on the non-writer) and the retention;
+- `restore` brings both members back to a set under a new cluster UUID (the later rows gone, the old
+  datadirs kept aside, a new base backup), refuses a logical set and a serving cluster without --yes,
+  and is resumed when the command is cut short.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +30,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import cli, destroy, new_cluster_path, query, test_address
+from tests.integration.binaries import respawn_agent
+from tests.waiting import wait_for
+
+from .conftest import CLI, cli, destroy, new_cluster_path, query, test_address
 from .seaweedfs import ACCESS_KEY, BUCKET, SECRET_KEY, SeaweedFS
 
 ADDRESSES = {f"node{i + 1}": test_address(f"127.0.0.{226 + i}") for i in range(2)}
@@ -48,6 +61,16 @@ def backups(directory: Path) -> list[dict]:
 def writer(directory: Path) -> str:
     out = cli("list", "--dir", str(directory), "--format", "json").stdout
     return next(m["name"] for m in json.loads(out) if m.get("role") == "writer")
+
+
+def set_backup_fields(directory: Path, **fields: object) -> None:
+    """Change every node's backup section, then have the agents re-read their files."""
+    for name in ADDRESSES:
+        path = directory / name / "agent.yaml"
+        data = yaml.safe_load(path.read_text())
+        data["backup"].update({k: str(v) if isinstance(v, Path) else v for k, v in fields.items()})
+        path.write_text(yaml.safe_dump(data))
+    cli("reload", "--dir", str(directory))
 
 
 def test_refusals_before_any_backup(cluster: Path) -> None:
@@ -104,14 +127,43 @@ def test_corruption_and_deletion_rules(cluster: Path) -> None:
     assert logical["id"] not in {s["id"] for s in backups(cluster)}
 
 
-def set_backup_fields(directory: Path, **fields: object) -> None:
-    """Change every node's backup section, then have the agents re-read their files."""
-    for name in ADDRESSES:
-        path = directory / name / "agent.yaml"
-        data = yaml.safe_load(path.read_text())
-        data["backup"].update({k: str(v) if isinstance(v, Path) else v for k, v in fields.items()})
-        path.write_text(yaml.safe_dump(data))
-    cli("reload", "--dir", str(directory))
+def test_a_backup_whose_agent_dies_mid_stream_is_failed_and_never_restorable(cluster: Path, tmp_path: Path) -> None:
+    """zstd is held back (a wrapper that waits first), so the copy is surely running when its agent is
+    killed; the agent started again finds its request running with no copy and marks the set failed."""
+    slow = tmp_path / "slow-zstd"
+    slow.write_text("#!/bin/sh\nsleep 20\nexec /usr/bin/zstd \"$@\"\n")
+    slow.chmod(0o755)
+    set_backup_fields(cluster, tools={"zstd": str(slow)})
+    try:
+        asker = subprocess.Popen([*CLI, "backup", "create", "--dir", str(cluster)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        running = wait_for(lambda: next((s for s in backups(cluster) if s["status"] == "running"), None), 60,
+                           "the backup to run")
+        respawn_agent(cluster, running["node"])
+        _out, err = asker.communicate(timeout=120)
+        assert asker.returncode == 1 and "the agent was restarted while the backup ran" in err, err
+        failed = next(s for s in backups(cluster) if s["id"] == running["id"])
+        assert failed["status"] == "failed" and not failed["restorable"], failed
+        refused = cli("restore", "--dir", str(cluster), "--backup", failed["id"], "--dry-run", check=False)
+        assert refused.returncode == 1 and "is not restorable" in refused.stderr, refused.stderr
+    finally:
+        set_backup_fields(cluster, tools={})
+    assert query(cluster, "SELECT COUNT(*) FROM shop.orders") == [["4"]]  # the cluster kept serving
+
+
+def test_a_full_repository_fails_the_backup_clearly(cluster: Path, tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(full)], check=True)
+    try:
+        set_backup_fields(cluster, repository=full)
+        result = cli("backup", "create", "--dir", str(cluster), check=False, timeout=120)
+        assert result.returncode == 1 and "No space left on device" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    finally:
+        set_backup_fields(cluster, repository=cluster / "backups")
+        subprocess.run(["umount", str(full)], check=True)
+    assert query(cluster, "SELECT COUNT(*) FROM shop.orders") == [["4"]]
 
 
 def test_an_encrypted_backup_is_sealed_at_rest_and_restores_only_with_its_key(cluster: Path) -> None:
@@ -168,7 +220,7 @@ def test_the_agents_back_up_into_s3_compatible_storage(cluster: Path, tmp_path: 
 def test_the_agents_run_the_schedule_and_apply_the_retention(cluster: Path) -> None:
     """Both agents have the schedule (due at the same moments): one backup per due time, on the member
     that is not the writer; the first scheduled full ends the old chain (keep_full 1, no window)."""
-    old = {s["id"] for s in backups(cluster)}
+    old = {s["id"] for s in backups(cluster) if s["status"] == "complete"}  # failed sets stay a day
     the_writer = writer(cluster)
     set_backup_fields(cluster, full_every_hours=0.01, incremental_every_hours=0.002, keep_full=1, window_days=0)
     deadline = time.monotonic() + 180
@@ -182,6 +234,9 @@ def test_the_agents_run_the_schedule_and_apply_the_retention(cluster: Path) -> N
     else:
         raise AssertionError(f"no scheduled full and incremental, or the old chain kept: {backups(cluster)}")
     set_backup_fields(cluster, full_every_hours=0)  # no more backups while the rest is checked
+    sets = wait_for(lambda: (found := backups(cluster)) and all(s["status"] != "running" for s in found) and found,
+                    120, "the last scheduled backup to end")
+    scheduled = [s for s in sets if s["by"].startswith("schedule")]
     assert all(s["status"] == "complete" and s["node"] != the_writer for s in scheduled), scheduled
     assert {s["by"] for s in scheduled} == {f"schedule ({scheduled[0]['node']})"}
     fulls = [s for s in scheduled if s["kind"] == "full"]
@@ -213,8 +268,15 @@ def test_restore_brings_the_whole_cluster_back_to_a_backup_under_a_new_uuid(clus
     assert result.returncode == 1 and "is logical" in result.stderr, result.stderr
     assert query(cluster, "SELECT COUNT(*) FROM shop.orders") == [["6"]]  # nothing was touched
 
+    first = subprocess.Popen([*CLI, "restore", "--dir", str(cluster), "--backup", chosen["id"], "--yes"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: "RESTORING backup" in cli("list", "--dir", str(cluster)).stdout, 60, "the restore order")
+    finally:
+        first.kill()  # the command cut short: the order stays in the DCS, and `list` says so
+        first.wait()
     out = cli("restore", "--dir", str(cluster), "--backup", chosen["id"], "--yes", timeout=900).stdout
-    assert "new cluster" in out and "new base backup" in out, out
+    assert "resuming the restore" in out and "new cluster" in out and "new base backup" in out, out
     members = json.loads(cli("list", "--dir", str(cluster), "--format", "json").stdout)
     data_nodes = [m for m in members if m.get("role") != "arbitrator"]
     assert len(data_nodes) == 2 and all(m["state"] == "Synced" for m in data_nodes), members

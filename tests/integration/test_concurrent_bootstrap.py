@@ -10,7 +10,7 @@ from galera_pilot.embedded.cluster import EmbeddedCluster
 
 from .conftest import destroy, new_cluster_path
 
-RUNS = 10
+RUNS = 5
 BOOTSTRAP_LINE = "Bootstrapping a new cluster"
 
 

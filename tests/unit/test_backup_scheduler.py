@@ -139,7 +139,7 @@ def test_two_agents_due_at_once_with_views_that_disagree_ask_once(tmp_path: Path
 
     def run(name: str) -> None:
         start.wait()
-        asked[name] = agents[name].look(views[name])
+        asked[name] = agents[name].look_now(views[name])
 
     threads = [threading.Thread(target=run, args=(n,)) for n in agents]
     for thread in threads:
@@ -156,19 +156,39 @@ def test_two_agents_due_at_once_with_views_that_disagree_ask_once(tmp_path: Path
     assert history == ["backup-scheduled"]
 
 
-def test_the_adapter_looks_at_most_every_ten_seconds_and_marks_a_dead_agents_set(tmp_path: Path) -> None:
+def test_the_adapter_looks_in_a_thread_at_most_every_ten_seconds_and_marks_a_dead_agents_set(
+        tmp_path: Path) -> None:
     store = SQLiteDCS(tmp_path / "dcs.sqlite", "galera")
     repository = LocalRepository(tmp_path / "repo", "galera")
     repository.begin(Manifest("20200101-000000F", "full", "galera", "", started_at=1.0, node="node3"))
+    woken = threading.Event()
+    schedule = BackupSchedule(node(tmp_path, "node2"), store, lambda *_: None, 30.0, woken.set)
+    schedule.look(synced("node1", "node2"))  # returns at once: the listing runs in the schedule's thread
+    assert woken.wait(30), schedule.note  # the request was asked: the agent's cycle is woken to take it
+    asked = current_request(store)
+    assert asked is not None and asked.kind == "full" and asked.node == "node2"
+    assert repository.manifest("20200101-000000F").status == "failed"  # failed long ago: no back-off left
+    woken.clear()
+    schedule.look(synced("node1", "node2"))  # within ten seconds: no second look
+    assert not woken.wait(0.5) and schedule._worker is not None and not schedule._worker.is_alive()
+    view = replace(synced("node1", "node2"), backup_request=asked)
+    assert schedule.look_now(view) is None and "is requested on node2" in schedule.note
+
+
+def test_a_listing_older_than_the_request_never_asks_a_second_backup(tmp_path: Path) -> None:
+    """The snapshot the look started from showed no request; another agent's backup was asked (and may
+    have finished) before the look asks: the DCS's request is not the one the look saw, so it asks nothing."""
+    store = SQLiteDCS(tmp_path / "dcs.sqlite", "galera")
     schedule = BackupSchedule(node(tmp_path, "node2"), store, lambda *_: None, 30.0)
-    asked = schedule.look(synced("node1", "node2"))
-    assert asked is not None and asked[0].kind == "full"  # the dead set failed long ago: no back-off left
-    assert repository.manifest("20200101-000000F").status == "failed"
-    note = schedule.note
-    assert schedule.look(synced("node1", "node2")) is None and schedule.note == note  # not looked again
-    schedule._next_look = 0.0  # the next look, without waiting ten seconds
-    view = replace(synced("node1", "node2"), backup_request=current_request(store))
-    assert schedule.look(view) is None and "is requested on node2" in schedule.note
+    before = synced("node1", "node2")  # no request yet
+    other = BackupRequest("20261203-000000F", "full", "node3", "schedule (node3)", at=time.time())
+    assert ask_backup(store, other)
+    from galera_pilot.dcs.backup import update_request
+    assert update_request(store, other.moved(DONE))
+    assert schedule.look_now(before) is None
+    assert schedule.note == "another agent asked for a backup at the same moment"
+    request = current_request(store)
+    assert request is not None and request.id == other.id
 
 
 def test_retention_runs_after_a_backup_only_with_a_schedule(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 says it is this node's turn (backup/scheduler.py), write the request for itself; after a backup this
 node took, delete what the retention lets go (backup/retention.py).
 
-Looking costs one listing of the repository, so it is not done every cycle; the note it leaves (why no
+Looking costs one listing of the repository, so it is not done every cycle, and never on the cycle's
+thread; the note it leaves (why no
 backup is asked now) is what /status shows under `backup.schedule`, and the newest complete set of each
 kind it saw is what /metrics reports (listed every CATALOG_EVERY without a schedule).
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from galera_pilot.agent.memory import CYCLE_LOGGER, History
@@ -56,14 +59,17 @@ def newest_of(manifests: list[Manifest]) -> Newest:
 
 
 class BackupSchedule:
-    def __init__(self, config: NodeConfig, dcs: DCS, history: History, lock_ttl: float) -> None:
+    def __init__(self, config: NodeConfig, dcs: DCS, history: History, lock_ttl: float,
+                 wake: Callable[[], object] = lambda: None) -> None:
         self.config = config
+        self.wake = wake
         self.dcs = dcs
         self.history = history
         self.lock_ttl = lock_ttl
         self.note = ""  # why the last look asked nothing (or what it asked)
         self.newest: Newest | None = None  # None: no repository configured, or not listed yet
         self._next_look = 0.0
+        self._worker: threading.Thread | None = None
 
     @property
     def enabled(self) -> bool:
@@ -78,15 +84,37 @@ class BackupSchedule:
         every = self.config.backup.schedule
         return min(x for x in (every.full_every, every.incremental_every) if x > 0)
 
-    def look(self, cluster: Cluster) -> tuple[BackupRequest, str] | None:
-        """The request this node just wrote for itself and the sentence saying why; None when none.
-        Without a schedule it only lists the repository now and then, for the metrics."""
+    def look(self, cluster: Cluster) -> None:
+        """From the agent's cycle: at most every SCHEDULE_EVERY (CATALOG_EVERY without a schedule), look in
+        a thread of its own (`look_now`). The repository may be slow or unreachable (an S3 endpoint that
+        never answers takes a timeout): the cycle, which runs the failover, never waits for it."""
         if not self.config.backup.configured:
             self.note, self.newest = "", None
-            return None
-        if time.monotonic() < self._next_look:
-            return None
+            return
+        if time.monotonic() < self._next_look or (self._worker is not None and self._worker.is_alive()):
+            return
         self._next_look = time.monotonic() + (SCHEDULE_EVERY if self.enabled else CATALOG_EVERY)
+        self._worker = threading.Thread(target=self._look_and_wake, args=(cluster,), name="backup-schedule",
+                                        daemon=True)
+        self._worker.start()
+
+    def _look_and_wake(self, cluster: Cluster) -> None:
+        try:
+            asked = self.look_now(cluster)
+        except Exception:
+            log.exception("the backup schedule's look failed")
+            return
+        if asked is not None:
+            log.info("%s", asked[1])
+            self.wake()  # the cycle takes the request at once
+
+    def look_now(self, cluster: Cluster) -> tuple[BackupRequest, str] | None:
+        """The request this node just wrote for itself and the sentence saying why; None when none.
+        Without a schedule it only lists the repository, for the metrics. `cluster` is the snapshot the
+        look started from: the request is asked only if the DCS's request is still the one it shows, so a
+        listing made before another backup finished never makes a second one."""
+        if not self.config.backup.configured:
+            return None
         try:
             repository = open_repository(self.config.backup, self.config.cluster_name)
             manifests = repository.manifests()
@@ -119,7 +147,7 @@ class BackupSchedule:
                                 node=self.config.name, by=f"{SCHEDULED_BY} ({self.config.name})", at=now,
                                 parent=parent, from_lsn=from_lsn, note=placement.reason)
         try:
-            if not ask_backup(self.dcs, request, stale_after=STALE_REQUEST):
+            if not ask_backup(self.dcs, request, stale_after=STALE_REQUEST, expect=cluster.backup_request):
                 self.note = "another agent asked for a backup at the same moment"
                 return None
         except DCSError as error:
@@ -141,7 +169,9 @@ class BackupSchedule:
             return
         try:
             sets = [m.as_set() for m in repository.manifests()]
-            for set_id in expired(self.config.backup.retention, sets, time.time()):
+            # Newest first: an incremental goes before the set it applies to, so a listing made meanwhile
+            # never shows a set whose parent is gone.
+            for set_id in reversed(expired(self.config.backup.retention, sets, time.time())):
                 repository.delete(set_id)
                 sentence = f"retention: backup {set_id} deleted (keep {self.config.backup.keep_full} full " \
                            f"chains and {self.config.backup.window_days:g} days)"

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -41,14 +42,15 @@ BACKUP_QUERY_TIMEOUT = 3600.0  # s: CHECKSUM TABLE of a large table, under the r
 
 
 class BackupKeeper:
-    def __init__(self, config: NodeConfig, dcs: DCS, credentials: Credentials, history: History) -> None:
+    def __init__(self, config: NodeConfig, dcs: DCS, credentials: Credentials, history: History,
+                 wake: Callable[[], object] = lambda: None) -> None:
         self.config = config
         self.dcs = dcs
         self.credentials = credentials
         self.history = history
         self._thread: threading.Thread | None = None
         self.current: BackupRequest | None = None  # the one this agent runs (its latest progress)
-        self.schedule = BackupSchedule(config, dcs, history, LOCK_TTL)
+        self.schedule = BackupSchedule(config, dcs, history, LOCK_TTL, wake)
 
     @property
     def running(self) -> bool:
@@ -74,11 +76,8 @@ class BackupKeeper:
                 return self._abandoned(request, "the agent was restarted while the backup ran")
             if request.phase == REQUESTED:
                 return self._take(request, cluster, synced)
-        asked = self.schedule.look(cluster)
-        if asked is None:
-            return None
-        request, sentence = asked
-        return f"{sentence}; {self._take(request, cluster, synced)}"
+        self.schedule.look(cluster)  # in a thread: a request it asks is taken at the next cycle
+        return None
 
     def _take(self, request: BackupRequest, cluster: Cluster, synced: bool) -> str:
         if not synced:
@@ -111,12 +110,16 @@ class BackupKeeper:
         return f"backup {request.id} refused: {why}"
 
     def _abandoned(self, request: BackupRequest, why: str) -> str:
-        with contextlib.suppress(PilotError, OSError):  # the request says it failed, whatever the repository
-            open_repository(self.config.backup, self.config.cluster_name).fail_if_running(request.id, why, time.time())
+        threading.Thread(target=self._mark_failed, args=(request.id, why), name="backup-abandoned",
+                         daemon=True).start()  # the repository may be slow: never on the cycle's thread
         update_request(self.dcs, request.moved(FAILED, detail=why, updated_at=time.time()))
         release_backup_lock(self.dcs, self.config.name)
         self.history("backup-failed", f"backup {request.id} failed: {why}", {"id": request.id})
         return f"backup {request.id} marked failed: {why}"
+
+    def _mark_failed(self, set_id: str, why: str) -> None:
+        with contextlib.suppress(PilotError, OSError):  # the request says it failed, whatever the repository
+            open_repository(self.config.backup, self.config.cluster_name).fail_if_running(set_id, why, time.time())
 
     def _run(self, request: BackupRequest, store: Repository, freeze: bool) -> None:
         began = time.time()
@@ -148,9 +151,14 @@ class BackupKeeper:
             log.info("%s", summary)
             self.history("backup-done", summary, {"id": manifest.id, "bytes": manifest.size_bytes})
             self.schedule.after_backup(store)  # under the lock still: no other backup starts meanwhile
-        except (PilotError, OSError) as error:
-            why = str(error) if isinstance(error, PilotError) else f"{error.strerror or error}"
-            store.fail_if_running(manifest.id, why, time.time())
+        except Exception as error:  # every failure ends the request: the asker and the lock wait on it
+            if isinstance(error, PilotError | OSError):
+                why = str(error) if isinstance(error, PilotError) else f"{error.strerror or error}"
+            else:
+                log.exception("backup %s: unexpected error", request.id)
+                why = f"unexpected error ({type(error).__name__}: {error}); see the agent's log"
+            with contextlib.suppress(PilotError, OSError):  # a full or lost repository may refuse this too
+                store.fail_if_running(manifest.id, why, time.time())
             final = (self.current or request).moved(FAILED, detail=why, updated_at=time.time())
             log.warning("backup %s failed: %s", request.id, why)
             self.history("backup-failed", f"backup {request.id} failed: {why}", {"id": request.id})

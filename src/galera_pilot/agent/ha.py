@@ -128,7 +128,8 @@ class Ha:
         # Cluster-wide settings merged with the node's file, followed on the running server (`edit-config`).
         self.settings = SettingsKeeper(config, config_path, credentials, self.writer)
         self.updates = AutoUpdates(config.name, dcs, history)  # the writer's agent rolls installed minor updates
-        self.backups = BackupKeeper(config, dcs, credentials, history)  # takes the backup the DCS asks of us
+        # takes the backup the DCS asks of us, and asks for the scheduled ones
+        self.backups = BackupKeeper(config, dcs, credentials, history, self.wake.set)
         self.events = EventKeeper(config, dcs, history)  # Galera's notifications to the history; the callbacks
         self._restart_requested = False  # a rolling restart's request for this node, as of the last snapshot
         self._observed_pid: int | None = None  # mariadbd's pid as of the cycle's observation

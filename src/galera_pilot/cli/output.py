@@ -37,7 +37,8 @@ def print_high_water(snapshot: Cluster) -> None:
 
 
 def print_lifecycle(snapshot: Cluster) -> None:
-    """A pause and a rolling restart in progress, under the table: they change what every agent does."""
+    """A pause, a rolling restart and a restore in progress, under the table: they change what every agent
+    does."""
     if snapshot.pause is not None:
         since = datetime.fromtimestamp(snapshot.pause.at).strftime("%Y-%m-%d %H:%M:%S")
         click.echo(f"PAUSED by {snapshot.pause.by} since {since}: the agents take no action (galera-pilot resume)")
@@ -45,6 +46,12 @@ def print_lifecycle(snapshot: Cluster) -> None:
         click.echo(describe(snapshot.roll, driven=snapshot.roll_driver is not None))
     for line in removal_lines(snapshot):
         click.echo(line)
+    order = snapshot.restore
+    if order is not None:
+        how = ("every member stops (galera-pilot restore --abort withdraws it)" if order.phase == "stopping"
+               else f"{order.member} restores it and starts a new cluster")
+        click.echo(f"RESTORING backup {order.backup} onto {order.member}, asked by {order.by}: {how}; "
+                   "galera-pilot restore resumes it if it was cut short")
 
 
 def removal_lines(snapshot: Cluster) -> list[str]:

@@ -27,13 +27,22 @@ def current_request(dcs: DCS) -> BackupRequest | None:
     return BackupRequest.from_dict(json.loads(kv.value)) if kv is not None else None
 
 
-def ask_backup(dcs: DCS, request: BackupRequest, stale_after: float | None = None) -> bool:
+_ANY = object()
+
+
+def ask_backup(dcs: DCS, request: BackupRequest, stale_after: float | None = None,
+               expect: BackupRequest | object | None = _ANY) -> bool:
     """Write a new request; False while one is in flight (requested, or running under a held lock). A
     finished one, or a running one whose holder is gone (its lock expired), is replaced: the caller
     marks that one's set failed. With `stale_after`, so is one requested longer ago than that (by the
     new request's clock): its node never took it. The write is a compare-and-set: of two askers at
-    once, one wins."""
+    once, one wins. With `expect` (the request a snapshot showed, or None for none), only if the DCS
+    still holds that one (same id and phase): any backup begun or finished since changes it."""
     kv = dcs.get(BACKUP_REQUEST)
+    if expect is not _ANY:
+        now = (None if kv is None else BackupRequest.from_dict(json.loads(kv.value)))
+        if _identity(now) != _identity(expect):  # type: ignore[arg-type]
+            return False
     if kv is None:
         return dcs.create(BACKUP_REQUEST, json.dumps(request.to_dict()))
     old = BackupRequest.from_dict(json.loads(kv.value))
@@ -41,6 +50,10 @@ def ask_backup(dcs: DCS, request: BackupRequest, stale_after: float | None = Non
     if not old.finished and not never_taken and (old.phase == REQUESTED or dcs.get(BACKUP_LOCK) is not None):
         return False
     return dcs.compare_and_set(BACKUP_REQUEST, json.dumps(request.to_dict()), kv.version)
+
+
+def _identity(request: BackupRequest | None) -> tuple[str, str] | None:
+    return None if request is None else (request.id, request.phase)
 
 
 def update_request(dcs: DCS, request: BackupRequest) -> bool:
