@@ -110,3 +110,17 @@ def test_settings_and_requests() -> None:
     assert request.phase == REQUESTED and not request.finished
     done = request.moved(DONE, detail="ok")
     assert done.finished and BackupRequest.from_dict({**done.to_dict(), "unknown": 1}) == done
+
+
+def test_backup_create_refuses_repo_because_the_agent_writes_where_its_section_says(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from galera_pilot.cli.main import main
+
+    result = CliRunner().invoke(main, ["backup", "create", "--dir", str(tmp_path), "--repo", str(tmp_path)])
+    assert result.exit_code == 1 and "--repo only names where list, show, verify and delete look" in result.output
+    key = tmp_path / "k"
+    made = CliRunner().invoke(main, ["backup", "key", str(key)])
+    assert made.exit_code == 0 and key.stat().st_mode & 0o777 == 0o600, made.output
+    again = CliRunner().invoke(main, ["backup", "key", str(key)])
+    assert again.exit_code == 1 and "already exists: not overwritten" in again.output

@@ -65,6 +65,9 @@ def create(ctx: click.Context, directory: Path | None, config: Path | None, dcs:
     """Take a backup now: the chosen node's agent copies its data, compressed, into the repository."""
     if incremental and logical:
         raise PilotError("--incremental and --logical exclude each other: a logical backup is always whole")
+    if repo is not None:
+        raise PilotError("backup create stores the set where the nodes' backup section says (the agent writes "
+                         "it); --repo only names where list, show, verify and delete look")
     kind: Kind = "logical" if logical else "incremental" if incremental else "full"
     target = _target(ctx, directory, config, dcs, cluster)
     repository = operations.repository_of(target, repo)

@@ -12,7 +12,6 @@ import click
 
 from galera_pilot.backup.request import FAILED
 from galera_pilot.cli.addressing import addressing_options, target_of
-from galera_pilot.cli.backup import repo_option
 from galera_pilot.cli.steer import changing
 from galera_pilot.control import backup as backups
 from galera_pilot.control import restore as operations
@@ -22,7 +21,6 @@ from galera_pilot.errors import PilotError
 
 @click.command()
 @addressing_options(with_env=False)
-@repo_option
 @click.option("--backup", "backup_id", help="the set to restore (`backup list`): a full backup, or an "
               "incremental with its chain")
 @click.option("--member", default=None, help="the member that restores it and starts the new cluster (default: "
@@ -33,7 +31,7 @@ from galera_pilot.errors import PilotError
 @click.option("--no-base-backup", is_flag=True, help="do not take a new full backup once the cluster is restored")
 @click.pass_context
 def restore(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None, cluster: str | None,
-            repo: Path | None, backup_id: str | None, member: str | None, dry_run: bool, yes: bool, abort_it: bool,
+            backup_id: str | None, member: str | None, dry_run: bool, yes: bool, abort_it: bool,
             no_base_backup: bool) -> None:
     """Restore the whole cluster from a backup: every member stops, MEMBER restores the set and starts a
     new cluster (a new UUID), the others rejoin it by a full state transfer, and a new full backup is
@@ -44,7 +42,7 @@ def restore(ctx: click.Context, directory: Path | None, config: Path | None, dcs
         return
     if not backup_id:
         raise PilotError("restore needs --backup ID (see `galera-pilot backup list`), or --abort")
-    repository = backups.repository_of(target, repo)
+    repository = backups.repository_of(target, None)  # the agent restores from its own section's
 
     def carry_out(store: DCS) -> str:
         chosen = operations.plan(store, repository, backup_id, member)
