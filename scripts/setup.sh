@@ -11,7 +11,7 @@ REPO="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "$REPO"
 
 PACKAGES=(mariadb-server galera-4 mariadb-backup mariadb-client socat rsync haproxy etcd-server sysbench
-          iproute2 iptables nftables conntrack python3-venv psmisc faketime stunnel4 tcpdump)
+          iproute2 iptables nftables conntrack python3-venv psmisc faketime stunnel4 tcpdump zstd)
 # Installed without their recommended packages: galera-pilot runs garbd itself, and needs only promtool
 # (for the alert rules' tests) from prometheus, not a node exporter or a web UI.
 PACKAGES_BARE=(galera-arbitrator-4 prometheus)
