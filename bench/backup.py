@@ -3,8 +3,8 @@ on the same bytes in the same run, what a backup costs the writer's commit laten
 and a restore test take.
 
 A 2-node embedded cluster without a proxy on 127.0.0.235-236; sysbench oltp_read_write `prepare` through
-node1 loads 8 tables sized so that the datadir grows by about --size-mb. Then, on the non-writer's datadir
-(node2, its mariadbd running: fine for a floor):
+the writer (node1, as a rule) loads 8 tables sized so that the datadir grows by about --size-mb. Then, on
+the non-writer's datadir (the node the backups are taken on, its mariadbd running: fine for a floor):
 
 - **tar floor**: `tar -cf - DATADIR | cat > FILE` onto the repository's filesystem, then fsync (the
   repository fsyncs each object): the raw read and write of the same bytes. galera.cache and ibtmp1 are
@@ -12,11 +12,12 @@ node1 loads 8 tables sized so that the datadir grows by about --size-mb. Then, o
 - **zstd floor**: `tar -cf - DATADIR | zstd -3 -T2 > FILE` (the level and threads the agent uses).
 - `galera-pilot backup create` (full; the CLI's wall time, start-up included), an incremental after some
   writes (sysbench oltp_write_only), a `--logical` one, and `mariadb-dump | zstd` of the same schema done
-  directly on node2's socket, then its reload through node1 (replicated) into another schema.
-- The writer's commit latency: single-row autocommit INSERTs on node1 for --latency-seconds without a
-  backup, then during a full backup on node2 (p50/p99 and the ratio).
+  directly on that node's socket, then its reload through the writer's (replicated) into another schema.
+- The writer's commit latency: single-row autocommit INSERTs on the writer for --latency-seconds without
+  a backup, then during a full backup on the other node and until that node is Synced again (p50/p99, the
+  ratio, the writer's flow-control pause time, the machine's CPU, the backed-up node's wsrep states).
 - `backup verify ID --restore-test` of the first full set, then `restore --backup ID --yes --no-base-backup`
-  (the whole cluster: node1 restores, node2 rejoins by SST).
+  (the whole cluster: node1 restores, node2 rejoins by SST). The summary table comes last.
 
     sudo .venv/bin/python bench/backup.py [--size-mb 1024] [--latency-seconds 20] [--no-reload]
 """
@@ -37,6 +38,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +55,9 @@ from galera_pilot.tls.contexts import mysql_context
 BASE = "127.0.0.235"
 BENCH_USER = "gp_bench"
 TABLES = 8
-# A sysbench table's .ibd, measured here: about 10 MB, then about 196 bytes per row (c CHAR(120),
-# pad CHAR(60), the k index): 35,617 rows 16.8 MB, 56,987 rows 21.0 MB.
+# A sysbench table's .ibd (c CHAR(120), pad CHAR(60), the k index), fitted on 35,617 rows (16.8 MB) and
+# 56,987 rows (21.0 MB): about 10 MB, then 196 bytes a row. Larger tables cost more a row: --size-mb 1024
+# gives 633,763 rows a table and +1,275 MB (2026-12-03), about 240 bytes a row.
 TABLE_BYTES, ROW_BYTES = 10_000_000, 196
 NOT_COPIED = ("galera.cache", "ibtmp1")  # in the datadir, in no backup: left out of the floors' bytes
 MB = 1e6
@@ -169,13 +172,66 @@ def percentiles(latencies: list[float]) -> tuple[float, float, float]:
     return 1000 * cuts[49], 1000 * cuts[98], 1000 * max(latencies)
 
 
+def status(cursor: Any, *names: str) -> dict[str, str]:
+    cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN (" + ", ".join(["%s"] * len(names)) + ")", names)
+    return {str(k).lower(): str(v) for k, v in cursor.fetchall()}
+
+
+class Watcher(threading.Thread):
+    """The backed-up node's wsrep state every 0.1 s: when it changed (seconds from `since`), its longest
+    receive queue, and how many flow-control pauses it sent."""
+
+    def __init__(self, host: str, credentials: Credentials, since: float) -> None:
+        super().__init__(daemon=True)
+        self.host, self.credentials, self.since = host, credentials, since
+        self.stop = threading.Event()
+        self.states: list[tuple[float, str]] = []
+        self.longest_queue = 0
+        self.fc_sent = [0, 0]
+
+    def run(self) -> None:
+        connection = sql.connect_tcp(self.host, 3306, self.credentials, timeout=30)
+        names = ("wsrep_local_state_comment", "wsrep_local_recv_queue", "wsrep_flow_control_sent")
+        with connection.cursor() as cursor:
+            self.fc_sent[0] = int(status(cursor, *names)["wsrep_flow_control_sent"])
+            while not self.stop.wait(0.1):
+                now = status(cursor, *names)
+                if not self.states or self.states[-1][1] != now["wsrep_local_state_comment"]:
+                    self.states.append((time.monotonic() - self.since, now["wsrep_local_state_comment"]))
+                self.longest_queue = max(self.longest_queue, int(now["wsrep_local_recv_queue"]))
+                self.fc_sent[1] = int(now["wsrep_flow_control_sent"])
+        connection.close()
+
+
+@dataclass
+class Latency:
+    p50: float
+    p99: float
+    max: float
+    commits: int
+    seconds: float
+    slowest: list[tuple[float, float]]  # (seconds from the window's start, ms) of the 5 slowest commits
+    fc_paused: float  # seconds the writer was paused by flow control in the window
+    cpu: float  # the machine's CPU use over the window, % of all cores
+    result: Any = None
+
+    def line(self) -> str:
+        return (f"p50 {self.p50:.2f} ms, p99 {self.p99:.2f} ms, max {self.max:.1f} ms ({self.commits} commits in "
+                f"{self.seconds:.1f} s; flow control paused the writer {self.fc_paused:.2f} s; CPU "
+                f"{self.cpu:.0f} % of {psutil.cpu_count()} cores); slowest at "
+                + ", ".join(f"t+{at:.1f} s ({ms:.0f} ms)" for at, ms in sorted(self.slowest)))
+
+
 def commit_latency(host: str, credentials: Credentials, seconds: float | None,
-                   during: Callable[[], Any] | None = None) -> tuple[tuple[float, float, float], int, Any]:
-    """((p50, p99, max) ms, commits) of the INSERTs over `seconds`, or over the run of `during` (after 1 s
-    of warm-up); and what `during` returned."""
+                   during: Callable[[], Any] | None = None) -> Latency:
+    """The INSERTs' latency over `seconds`, or over the run of `during` (after 1 s of warm-up)."""
     committer = Committer(host, credentials)
     committer.start()
     time.sleep(1.0)
+    probe = sql.connect_tcp(host, 3306, credentials, timeout=30)
+    with probe.cursor() as cursor:
+        paused_before = int(status(cursor, "wsrep_flow_control_paused_ns")["wsrep_flow_control_paused_ns"])
+    psutil.cpu_percent()
     started = time.monotonic()
     result = None
     if during is None:
@@ -184,12 +240,20 @@ def commit_latency(host: str, credentials: Credentials, seconds: float | None,
     else:
         result = during()
     ended = time.monotonic()
+    cpu = psutil.cpu_percent()
+    with probe.cursor() as cursor:
+        paused_after = int(status(cursor, "wsrep_flow_control_paused_ns")["wsrep_flow_control_paused_ns"])
+    probe.close()
     committer.stop.set()
     committer.join(60)
-    window = [latency for at, latency in committer.samples if started <= at <= ended]
+    window = [(at, latency) for at, latency in committer.samples if started <= at <= ended]
     if committer.errors:
         say(f"  ({committer.errors} INSERTs failed)")
-    return percentiles(window), len(window), result
+    p50, p99, longest = percentiles([latency for _at, latency in window])
+    slowest = sorted(window, key=lambda sample: sample[1])[-5:]
+    return Latency(p50, p99, longest, len(window), ended - started,
+                   [(at - started, 1000 * latency) for at, latency in slowest], (paused_after - paused_before) / 1e9,
+                   cpu, result)
 
 
 def sysbench(directory: Path, host: str, password: str, test: str, command: str, *extra: str) -> str:
@@ -344,18 +408,40 @@ def main() -> None:
         dump_file.unlink()
 
         # 3. The writer's commit latency, without a backup and during one.
-        (b50, b99, bmax), bcount, _ = commit_latency(writer["address"], credentials, args.latency_seconds)
-        say(f"commit latency on {writer['name']}, no backup, {args.latency_seconds:.0f} s: p50 {b50:.2f} ms, "
-            f"p99 {b99:.2f} ms, max {bmax:.1f} ms ({bcount} commits)")
-        (d50, d99, dmax), dcount, (during_s, during, _line) = commit_latency(
-            writer["address"], credentials, None, lambda: create_backup(directory))
-        say(f"commit latency on {writer['name']} during full backup {during['id']} ({during_s:.1f} s on "
-            f"{during['node']}): p50 {d50:.2f} ms, p99 {d99:.2f} ms, max {dmax:.1f} ms ({dcount} commits); "
-            f"ratio p50 {d50 / b50:.2f}, p99 {d99 / b99:.2f}")
-        summary.append((f"commit latency, no backup ({bcount} commits)", f"{args.latency_seconds:.0f} s", "", "",
-                        f"p50 {b50:.2f} ms, p99 {b99:.2f} ms, max {bmax:.1f} ms"))
-        summary.append((f"commit latency during a full backup ({dcount} commits)", f"{during_s:.1f} s", "", "",
-                        f"p50 {d50:.2f} ms, p99 {d99:.2f} ms, max {dmax:.1f} ms; x{d50 / b50:.2f} / x{d99 / b99:.2f}"))
+        baseline = commit_latency(writer["address"], credentials, args.latency_seconds)
+        say(f"commit latency on {writer['name']}, no backup: {baseline.line()}")
+        watcher = Watcher(other["address"], credentials, time.monotonic() + 1.0)  # + commit_latency's warm-up
+        watcher.start()
+
+        def backup_and_catch_up() -> tuple[float, dict[str, Any], str, float]:
+            """A full backup, then until the node is Synced again (it applies what it received meanwhile)."""
+            seconds, made, line = create_backup(directory)
+            returned = time.monotonic() - watcher.since
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:  # back to Synced after a desync (or never left it: 2 s more)
+                if watcher.states and watcher.states[-1][1] == "Synced" and (
+                        len(watcher.states) > 1 or time.monotonic() - watcher.since > returned + 2):
+                    break
+                time.sleep(0.1)
+            return seconds, made, line, returned
+
+        during = commit_latency(writer["address"], credentials, None, backup_and_catch_up)
+        watcher.stop.set()
+        watcher.join(10)
+        during_s, during_set, line, returned = during.result
+        states = ", ".join(f"t{at:+.1f} s {state}" for at, state in watcher.states)
+        say(f"commit latency on {writer['name']} during full backup {during_set['id']} on {during_set['node']} "
+            f"({during_s:.1f} s, returned at t+{returned:.1f} s; {line}) and until {other['name']} is Synced again: "
+            f"{during.line()}; ratio p50 {during.p50 / baseline.p50:.2f}, p99 {during.p99 / baseline.p99:.2f}")
+        say(f"  {other['name']} meanwhile: {states}; longest receive queue {watcher.longest_queue}, flow-control "
+            f"pauses sent {watcher.fc_sent[1] - watcher.fc_sent[0]}")
+        summary.append((f"commit latency, no backup ({baseline.commits} commits)", f"{baseline.seconds:.1f} s", "",
+                        "", f"p50 {baseline.p50:.2f} ms, p99 {baseline.p99:.2f} ms, max {baseline.max:.1f} ms"))
+        summary.append((f"commit latency during a full backup and catch-up ({during.commits} commits)",
+                        f"{during.seconds:.1f} s", "", "",
+                        f"p50 {during.p50:.2f} ms, p99 {during.p99:.2f} ms, max {during.max:.1f} ms; "
+                        f"x{during.p50 / baseline.p50:.2f} / x{during.p99 / baseline.p99:.2f}; "
+                        f"flow control {during.fc_paused:.2f} s"))
         admin.close()
 
         # 4. Restore test, then the restore.
