@@ -9,13 +9,13 @@ is refused by name instead of failing with a bad tag. Checksums are of the store
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import BinaryIO
 
 from galera_pilot.backup.encryption import BackupKey, EncryptionError, decrypt, encrypt
 from galera_pilot.backup.manifest import Manifest, Verification
-from galera_pilot.backup.repository import CHUNK, Repository
+from galera_pilot.backup.repository import Repository, chunks
 
 __all__ = ["EncryptedRepository", "EncryptionError"]
 
@@ -36,7 +36,7 @@ class EncryptedRepository:
     def store(self, manifest: Manifest, name: str, stream: BinaryIO | Iterable[bytes]) -> Manifest:
         if not manifest.key_id:
             return self.inner.store(manifest, name, stream)
-        return self.inner.store(manifest, name, encrypt(self._key_for(manifest), _chunks(stream)))
+        return self.inner.store(manifest, name, encrypt(self._key_for(manifest), chunks(stream)))
 
     def open(self, manifest: Manifest, name: str) -> BinaryIO:
         if not manifest.key_id:
@@ -76,21 +76,13 @@ class EncryptedRepository:
         return self.inner.verify(set_id)
 
 
-def _chunks(stream: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
-    if hasattr(stream, "read"):
-        while chunk := stream.read(CHUNK):  # type: ignore[union-attr]
-            yield chunk
-    else:
-        yield from stream  # type: ignore[misc]
-
-
 class _DecryptingReader:
     """A read-only binary file over a sealed object: what the restore pipes into zstd. A failed tag, a
     cut or a wrong key raises EncryptionError from read(); the reader must discard what it got."""
 
     def __init__(self, raw: BinaryIO, key: BackupKey) -> None:
         self._raw = raw
-        self._plain = decrypt(key, _chunks(raw))
+        self._plain = decrypt(key, chunks(raw))
         self._buffer = b""
 
     def read(self, size: int = -1) -> bytes:

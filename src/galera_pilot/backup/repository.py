@@ -14,7 +14,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -53,7 +53,32 @@ class Repository(Protocol):
     def verify(self, set_id: str) -> Verification: ...
 
 
-class LocalRepository:
+class SetRecords:
+    """What every repository does the same way once it can read and write a set's manifest: a set's end,
+    and marking one whose writer is gone."""
+
+    def manifest(self, set_id: str) -> Manifest:
+        raise NotImplementedError
+
+    def _save(self, manifest: Manifest) -> None:
+        raise NotImplementedError
+
+    def finish(self, manifest: Manifest, status: str, finished_at: float, error: str = "") -> Manifest:
+        done = replace(manifest, status=status, finished_at=finished_at, error=error)  # type: ignore[arg-type]
+        self._save(done)
+        return done
+
+    def fail_if_running(self, set_id: str, why: str, at: float) -> None:
+        """Mark a set whose writer is gone failed; nothing when it finished or was never begun."""
+        try:
+            manifest = self.manifest(set_id)
+        except RepositoryError:
+            return
+        if manifest.status == "running":
+            self.finish(manifest, "failed", at, why)
+
+
+class LocalRepository(SetRecords):
     def __init__(self, root: Path, cluster: str) -> None:
         self.root = root
         self.dir = root / cluster
@@ -85,7 +110,7 @@ class LocalRepository:
         digest, size = hashlib.sha256(), 0
         try:
             with open(path, "xb") as out:
-                for chunk in _chunks(stream):
+                for chunk in chunks(stream):
                     out.write(chunk)
                     digest.update(chunk)
                     size += len(chunk)
@@ -96,20 +121,6 @@ class LocalRepository:
         updated = manifest.with_object(StoredObject(name, size, digest.hexdigest()))
         self._save(updated)
         return updated
-
-    def finish(self, manifest: Manifest, status: str, finished_at: float, error: str = "") -> Manifest:
-        done = replace(manifest, status=status, finished_at=finished_at, error=error)  # type: ignore[arg-type]
-        self._save(done)
-        return done
-
-    def fail_if_running(self, set_id: str, why: str, at: float) -> None:
-        """Mark a set whose writer is gone failed; nothing when it finished or was never begun."""
-        try:
-            manifest = self.manifest(set_id)
-        except RepositoryError:
-            return
-        if manifest.status == "running":
-            self.finish(manifest, "failed", at, why)
 
     def manifests(self) -> list[Manifest]:
         """Every set's manifest, oldest first; a folder without a readable manifest is skipped (a set
@@ -144,24 +155,15 @@ class LocalRepository:
     def verify(self, set_id: str) -> Verification:
         """Every object of the set against its stored size and checksum; nothing is trusted from disk
         but the manifest itself."""
-        manifest = self.manifest(set_id)
-        problems: list[Problem] = []
-        checked = 0
-        for stored in manifest.objects:
-            path = self.dir / set_id / stored.name
+        folder = self.dir / set_id
+
+        def open_object(name: str) -> BinaryIO | None:
             try:
-                digest, size = _hash(path)
+                return open(folder / name, "rb")
             except FileNotFoundError:
-                problems.append(Problem(stored.name, "missing"))
-                continue
-            checked += 1
-            if size != stored.size:
-                problems.append(Problem(stored.name, f"{size} bytes, the manifest says {stored.size}"))
-            elif digest != stored.sha256:
-                problems.append(Problem(stored.name, "checksum differs from the manifest's"))
-        if manifest.status != "complete":
-            problems.append(Problem("manifest.json", f"the set is {manifest.status}, not complete"))
-        return Verification(set_id, checked, tuple(problems))
+                return None
+
+        return verify_objects(self.manifest(set_id), open_object)
 
     def save(self, manifest: Manifest) -> None:
         """Rewrite the set's manifest (its position and checksums known, before the objects come)."""
@@ -172,7 +174,8 @@ class LocalRepository:
                       0o600)
 
 
-def _chunks(stream: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
+def chunks(stream: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
+    """A stream to store, as chunks: a file is read CHUNK at a time, an iterable taken as it comes."""
     if hasattr(stream, "read"):
         while chunk := stream.read(CHUNK):  # type: ignore[union-attr]
             yield chunk
@@ -180,10 +183,26 @@ def _chunks(stream: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
         yield from stream  # type: ignore[misc]
 
 
-def _hash(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as data:
-        while chunk := data.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+def verify_objects(manifest: Manifest, open_object: Callable[[str], BinaryIO | None]) -> Verification:
+    """Every object of the set read back (`open_object`: None when it is missing) and hashed against the
+    manifest, whatever holds it: nothing is trusted from the storage but the manifest itself."""
+    problems: list[Problem] = []
+    checked = 0
+    for stored in manifest.objects:
+        data = open_object(stored.name)
+        if data is None:
+            problems.append(Problem(stored.name, "missing"))
+            continue
+        digest, size = hashlib.sha256(), 0
+        with data:
+            while chunk := data.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        checked += 1
+        if size != stored.size:
+            problems.append(Problem(stored.name, f"{size} bytes, the manifest says {stored.size}"))
+        elif digest.hexdigest() != stored.sha256:
+            problems.append(Problem(stored.name, "checksum differs from the manifest's"))
+    if manifest.status != "complete":
+        problems.append(Problem("manifest.json", f"the set is {manifest.status}, not complete"))
+    return Verification(manifest.id, checked, tuple(problems))

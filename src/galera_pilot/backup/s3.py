@@ -19,7 +19,7 @@ import io
 import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
@@ -32,8 +32,8 @@ from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error, ServerError
 from minio.helpers import check_bucket_name
 
-from galera_pilot.backup.manifest import Manifest, Problem, StoredObject, Verification
-from galera_pilot.backup.repository import CHUNK, OBJECT_NAME, SET_ID, RepositoryError
+from galera_pilot.backup.manifest import Manifest, StoredObject, Verification
+from galera_pilot.backup.repository import CHUNK, OBJECT_NAME, SET_ID, RepositoryError, SetRecords, verify_objects
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -88,7 +88,7 @@ class S3Location:
                 f"prefix={self.prefix!r}, access_key='<hidden>', secret_key='<hidden>', ca_file={self.ca_file!r})")
 
 
-class S3Repository:
+class S3Repository(SetRecords):
     """LocalRepository's methods on a bucket. Nothing is asked of the endpoint before the first call."""
 
     def __init__(self, location: S3Location, cluster: str, part_size: int = PART_SIZE) -> None:
@@ -140,20 +140,6 @@ class S3Repository:
         self._save(updated)
         return updated
 
-    def finish(self, manifest: Manifest, status: str, finished_at: float, error: str = "") -> Manifest:
-        done = replace(manifest, status=status, finished_at=finished_at, error=error)  # type: ignore[arg-type]
-        self._save(done)
-        return done
-
-    def fail_if_running(self, set_id: str, why: str, at: float) -> None:
-        """Mark a set whose writer is gone failed; nothing when it finished or was never begun."""
-        try:
-            manifest = self.manifest(set_id)
-        except RepositoryError:
-            return
-        if manifest.status == "running":
-            self.finish(manifest, "failed", at, why)
-
     def manifests(self) -> list[Manifest]:
         """Every set's manifest, oldest first; a set without a readable manifest is skipped. An endpoint
         that fails meanwhile is an error: a list silently short of some sets would mislead retention."""
@@ -196,27 +182,7 @@ class S3Repository:
     def verify(self, set_id: str) -> Verification:
         """Every object of the set read back and hashed against its manifest; nothing is trusted from the
         endpoint (not its ETags either) but the manifest itself."""
-        manifest = self.manifest(set_id)
-        problems: list[Problem] = []
-        checked = 0
-        for stored in manifest.objects:
-            data = self._reader(self.key(set_id, stored.name))
-            if data is None:
-                problems.append(Problem(stored.name, "missing"))
-                continue
-            digest, size = hashlib.sha256(), 0
-            with data:
-                while chunk := data.read(CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-            checked += 1
-            if size != stored.size:
-                problems.append(Problem(stored.name, f"{size} bytes, the manifest says {stored.size}"))
-            elif digest.hexdigest() != stored.sha256:
-                problems.append(Problem(stored.name, "checksum differs from the manifest's"))
-        if manifest.status != "complete":
-            problems.append(Problem("manifest.json", f"the set is {manifest.status}, not complete"))
-        return Verification(set_id, checked, tuple(problems))
+        return verify_objects(self.manifest(set_id), lambda name: self._reader(self.key(set_id, name)))
 
     def save(self, manifest: Manifest) -> None:
         """Rewrite the set's manifest (its position and checksums known, before the objects come)."""
