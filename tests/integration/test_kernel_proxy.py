@@ -138,4 +138,12 @@ def test_a_killed_manager_leaves_the_rules_and_down_removes_them(cluster: Path) 
     assert embedded.proxy.pid() is not None and node_behind(cluster, WRITER_PORT) == name
     cli("down", "--dir", str(cluster))
     assert table not in tables(), "down removes the endpoints' table"
+    cli("up", "--dir", str(cluster), *BINDS)
+    settled(cluster)
+    pid = embedded.proxy.pid()
+    assert pid is not None and table in tables()
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: embedded.proxy.pid() is None, 10, "the proxy manager to be gone")
+    cli("down", "--dir", str(cluster))  # no manager left to remove its table: down does
+    assert table not in tables(), "down removes the table a killed manager left"
     cli("up", "--dir", str(cluster), *BINDS)  # the module fixture's teardown expects a folder it can stop

@@ -20,7 +20,9 @@ import pymysql
 import pytest
 import yaml
 
+from galera_pilot.embedded.cluster import EmbeddedCluster
 from galera_pilot.mariadb import sql
+from galera_pilot.proxy.haproxy_process import HaproxyProcess
 from galera_pilot.tls.http import ApiUnreachable, api
 from tests.waiting import wait_for
 
@@ -119,13 +121,22 @@ def all_synced(directory: Path) -> bool:
     return len(views) == 1
 
 
+# The last test runs after node4's roster entry was deleted (its folder stays, so `list` still shows it
+# stopped, and every member would never be Synced): it needs a writer, not every member.
+NOT_SETTLED = {"test_down_stops_an_haproxy_whose_manager_was_killed"}
+
+
 @pytest.fixture(autouse=True)
-def _settled(cluster: Path) -> None:
+def _settled(cluster: Path, request: pytest.FixtureRequest) -> None:
     """Each test starts from every member Synced in one view and one writer, whatever the test before it
     left behind. Measured: a mariadbd SIGSTOPped past evs.suspect_timeout still says Synced, Primary, size 3
     for about 2 s after SIGCONT, then finds it was expelled and rejoins by IST; `SET GLOBAL wsrep_desync`
     fails in that window ("Operation 'desync' failed"), which is what broke the donor test. Hence the
     agreement on the view (wsrep_cluster_conf_id), held for a second."""
+    if request.node.name in NOT_SETTLED:
+        the_writer(cluster)
+        return
+
     def settled() -> bool:
         if not all_synced(cluster):
             return False
@@ -416,10 +427,9 @@ def _watch_reads(left: dict[str, set[str]], stop: threading.Event) -> None:
 
 
 def test_removed_member_leaves_haproxy_without_dropping_open_connections(cluster: Path) -> None:
-    """There is no `remove` command yet (roster removal is planned); the test stops node4's agent and
-    deletes its roster entry through the DCS, which is what such a command will do, and checks that the
-    proxy follows with a reload that keeps the sessions it has."""
-    from galera_pilot.embedded.cluster import EmbeddedCluster
+    """node4's agent is stopped and its roster entry deleted through the DCS directly (what `galera-pilot
+    remove` ends with; that command has tests of its own in test_membership.py): the proxy follows with a
+    reload that keeps the sessions it has."""
 
     user, password = credentials(cluster)
     held = [pymysql.connect(host=PROXY_HOST, port=port, user=user, password=password, connect_timeout=2,
@@ -451,3 +461,18 @@ def test_removed_member_leaves_haproxy_without_dropping_open_connections(cluster
     finally:
         for connection in held:
             connection.close()
+
+
+def test_down_stops_an_haproxy_whose_manager_was_killed(cluster: Path) -> None:
+    """Kept last: it takes the module's cluster down. A killed manager leaves HAProxy serving, for a next
+    one to adopt; `down` has no manager to ask, and stops that HAProxy itself."""
+    proxy = EmbeddedCluster(cluster).proxy
+    haproxy = HaproxyProcess(proxy.run_dir / "haproxy.cfg", proxy.run_dir)
+    manager = proxy.pid()
+    assert manager is not None and haproxy.is_running()
+    os.kill(manager, signal.SIGKILL)
+    wait_for(lambda: proxy.pid() is None, 10, "the proxy manager to be gone")
+    assert haproxy.is_running() and routed_to(cluster, WRITER_PORT) == the_writer(cluster), \
+        "HAProxy outlives its manager and goes on routing"
+    cli("down", "--dir", str(cluster))
+    assert not haproxy.is_running(), "down stops an HAProxy whose manager was killed"

@@ -21,7 +21,7 @@ from galera_pilot.proxy.haproxy_config import (
     parse_bind,
     render_haproxy_config,
 )
-from galera_pilot.proxy.haproxy_process import HaproxyProcess, ProcState
+from galera_pilot.proxy.haproxy_process import ConfigRefused, HaproxyProcess, ProcState
 from galera_pilot.proxy.manager import ProxyConfig, ProxyManager, load_proxy_config, parse_proxy_config
 from galera_pilot.proxy.membership import api_port_of, backends_from
 from galera_pilot.proxy.server_state import render_server_state
@@ -334,6 +334,7 @@ class FakeProcess:
         self.running = False
         self.calls: list[str] = []
         self.refuse = False
+        self.time_out = False
 
     def is_running(self) -> bool:
         return self.running
@@ -347,7 +348,9 @@ class FakeProcess:
     def reload(self, text: str) -> None:
         self.calls.append("reload")
         if self.refuse:
-            raise PilotError("haproxy refused the configuration:\n[ALERT] nope")
+            raise ConfigRefused("haproxy refused the configuration:\n[ALERT] nope")
+        if self.time_out:
+            raise PilotError("haproxy did not finish reloading within 10 s")
         self.config_path.write_text(text)
 
     def stop(self) -> None:
@@ -389,6 +392,42 @@ def test_manager_starts_reloads_only_on_change_and_keeps_a_refused_config(tmp_pa
     dcs.cluster = cluster_of("node1")
     process.running = False  # it died under us
     assert manager.run_cycle() == "haproxy was no longer running; haproxy started (pid 4242): members node1"
+
+
+def test_new_certificates_are_served_only_after_a_reload_that_took_them(tmp_path: Path) -> None:
+    """Found by the CA rotation test: a certificate change keeps the text, so after a refused reload
+    the next cycle read "unchanged" and the manager said it served certificates HAProxy never loaded;
+    a later good bundle was then never reloaded (its text was the refused one)."""
+    dcs = FakeDCS(cluster_of("node1", "node2"))
+    process = FakeProcess(tmp_path / "haproxy.cfg")
+    manager = ProxyManager(dcs, ProxySettings(), tmp_path, process=process)  # type: ignore[arg-type]
+    manager.run_cycle()
+    assert manager.serves_current_certificates()
+    manager.reload_certificates()  # a torn or broken bundle: HAProxy refuses it
+    assert not manager.serves_current_certificates()
+    process.refuse = True
+    assert manager.run_cycle().startswith("haproxy reload refused")
+    for _ in range(3):
+        manager.run_cycle()
+        assert not manager.serves_current_certificates(), "a refused reload never counts as served"
+    assert process.calls == ["start", "reload"], "the refused one is not retried every second"
+    process.refuse = False
+    manager.reload_certificates()  # the whole bundle is there now
+    assert manager.run_cycle() == "haproxy reloaded (new check certificates): members node1,node2"
+    assert manager.serves_current_certificates()
+    assert manager.run_cycle() == "haproxy config unchanged: members node1,node2"
+    assert process.calls == ["start", "reload", "reload"]
+    manager.reload_certificates()
+    process.time_out = True  # not a refusal: the next cycle tries again
+    assert manager.run_cycle().startswith("haproxy reload failed, tried again next cycle")
+    assert not manager.serves_current_certificates()
+    process.time_out = False
+    assert manager.run_cycle() == "haproxy reloaded (new check certificates): members node1,node2"
+    assert manager.serves_current_certificates()
+    manager.reload_certificates()
+    process.running = False  # died meanwhile: a start takes the new files too
+    assert manager.run_cycle().startswith("haproxy was no longer running; haproxy started")
+    assert manager.serves_current_certificates()
 
 
 def test_a_new_manager_adopts_the_running_config_without_reloading(tmp_path: Path) -> None:

@@ -164,16 +164,32 @@ class EmbeddedProxy:
         raise PilotError(f"clients cannot reach the writer through the proxy after {timeout:.0f} s: {last}")
 
     def stop(self, timeout: float = 30.0) -> bool:
-        """SIGTERM the proxy manager (it stops HAProxy) and wait for it to exit."""
+        """SIGTERM the proxy manager (it stops HAProxy, or removes its nftables table) and wait for it to
+        exit; then remove what a manager that could not (killed, or stopped while still starting, before
+        its handlers were set) left behind. Whether anything was stopped."""
         pid = self.pid()
-        if pid is None:
+        if pid is not None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while self.pid() is not None:
+                if time.monotonic() > deadline:
+                    raise PilotError(f"the proxy manager (pid {pid}) did not stop within {timeout:.0f} s")
+                time.sleep(0.05)
+            self.pid_file.unlink(missing_ok=True)
+        return self._remove_leftovers() or pid is not None
+
+    def _remove_leftovers(self) -> bool:
+        config = self.config()
+        if config is None:
             return False
-        with contextlib.suppress(psutil.NoSuchProcess):
-            psutil.Process(pid).send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while self.pid() is not None:
-            if time.monotonic() > deadline:
-                raise PilotError(f"the proxy manager (pid {pid}) did not stop within {timeout:.0f} s")
-            time.sleep(0.05)
-        self.pid_file.unlink(missing_ok=True)
+        if config.mode == "kernel":
+            from galera_pilot.proxy.kernel import remove_table
+            from galera_pilot.proxy.kernel_rules import table_name
+
+            return remove_table(table_name(config.cluster_name, parse_bind(config.writer_bind)[1]))
+        haproxy = HaproxyProcess(config.run_dir / "haproxy.cfg", config.run_dir)
+        if not haproxy.is_running():
+            return False
+        haproxy.stop()
         return True

@@ -46,6 +46,11 @@ WORKER_RE = re.compile(r"^(\d+)\s+worker\b")
 SESSION_RE = re.compile(r"^(0x[0-9a-f]+): proto=\S+ src=\S+ fe=\S+ be=(\S+) srv=(\S+)")
 
 
+class ConfigRefused(PilotError):
+    """HAProxy itself refused a configuration (haproxy -c, or the reloaded master): trying the same text
+    again gives the same answer. Other reload failures (a timeout, a master that does not answer) pass."""
+
+
 @dataclass(frozen=True)
 class ProcState:
     """The master CLI's `show proc`: reload attempts, failed reloads, current and old workers.
@@ -133,7 +138,7 @@ class HaproxyProcess:
                 os.unlink(name)
         if result.returncode != 0:
             output = (result.stdout + result.stderr).replace(name, "<candidate config>")
-            raise PilotError(f"haproxy refused the configuration:\n{_alerts(output)}")
+            raise ConfigRefused(f"haproxy refused the configuration:\n{_alerts(output)}")
 
     def _write_config(self, text: str) -> None:
         """Replace the configuration file atomically (0644): HAProxy re-reads it on every reload, and a
@@ -409,7 +414,7 @@ class HaproxyProcess:
             if state.failed > before.failed:
                 if previous is not None:
                     self._write_config(previous)
-                raise PilotError("haproxy could not load the new configuration and keeps serving with the old "
+                raise ConfigRefused("haproxy could not load the new configuration and keeps serving with the old "
                                  f"one:\n{_alerts(self._log_since(offset))}")
             new_workers = [w for w in state.workers if w not in before.workers]
             if new_workers and self._listening(new_workers, binds):

@@ -179,10 +179,26 @@ class KernelEndpoints:
 
     def stop(self) -> None:
         """Remove the table: the endpoints stop existing with the manager."""
-        subprocess.run(["nft", "delete", "table", "ip", self.table], capture_output=True, text=True,
-                       timeout=COMMAND_TIMEOUT, check=False)
+        remove_table(self.table)
         self._applied = None
         self._pool.shutdown(wait=False)
+
+
+def remove_table(table: str) -> bool:
+    """Delete an endpoints' table if it exists (whether one was deleted). Also what `down` does after the
+    manager is gone: one killed, or stopped before it could set its signal handlers, left it behind."""
+    try:
+        listed = subprocess.run(["nft", "list", "table", "ip", table], capture_output=True, text=True,
+                                timeout=COMMAND_TIMEOUT, check=False)
+    except FileNotFoundError:
+        return False  # no nft, no table
+    if listed.returncode != 0:
+        return False
+    result = subprocess.run(["nft", "delete", "table", "ip", table], capture_output=True, text=True,
+                            timeout=COMMAND_TIMEOUT, check=False)
+    if result.returncode != 0:
+        raise PilotError(f"could not delete the nftables table {table}: {result.stderr.strip()}")
+    return True
 
 
 def run_kernel_proxy(endpoints: KernelEndpoints, stop: threading.Event,

@@ -32,7 +32,7 @@ from galera_pilot.proxy.haproxy_config import (
     parse_bind,
     render_haproxy_config,
 )
-from galera_pilot.proxy.haproxy_process import HaproxyProcess
+from galera_pilot.proxy.haproxy_process import ConfigRefused, HaproxyProcess
 from galera_pilot.proxy.membership import backends_from
 from galera_pilot.tls.bundle import bundle_files, bundle_signature, load_bundle
 
@@ -41,7 +41,6 @@ CONFIG_FILE = "haproxy.cfg"
 LOOP_WAIT = 1.0
 OLD_WORKER_WAIT = 0.2
 REPEAT_LOG_EVERY = 30.0
-CERTIFICATES_CHANGED = "# reload: the check certificates changed\n"
 
 
 class ProxyManager:
@@ -56,6 +55,10 @@ class ProxyManager:
         self._applied: str | None = None  # the text the running HAProxy serves
         self._refused: str | None = None  # the last text HAProxy refused: not retried until it changes
         self._old_workers = False  # did the last cycle see workers replaced by a reload still running?
+        # New check certificates on disk that the running HAProxy has not loaded yet. Kept apart from
+        # the text: a certificate change leaves the text as it was, so a refused or failed reload must
+        # not let the next cycle read "unchanged" and claim the new certificates are served.
+        self._certificates_pending = False
 
     def _running_text(self) -> str | None:
         """What the running HAProxy serves: ours, or, for an adopted one, its configuration file."""
@@ -110,22 +113,25 @@ class ProxyManager:
                 pid = self.process.start(text)
             except PilotError as error:
                 return f"{lost}haproxy could not start: {error}"
-            self._applied, self._refused = text, None
+            self._applied, self._refused, self._certificates_pending = text, None, False
             return f"{lost}haproxy started (pid {pid}): members {members}{note}"
-        if text == self._running_text():
+        if text == self._running_text() and not self._certificates_pending:
             return f"haproxy config unchanged: members {members}{note}"
         if text == self._refused:
             return f"haproxy keeps its previous config; the one for members {members} was refused{note}"
         try:
             self.process.reload(text)
         except PilotError as error:
-            self._refused = text
             # After a failed reload the running configuration is unknown to us only if the adapter
             # could not put the previous file back; reading it again next cycle covers both cases.
             self._applied = None
-            return f"haproxy reload refused, still serving the previous config: {error}"
-        self._applied, self._refused = text, None
-        return f"haproxy reloaded: members {members}{note}"
+            if isinstance(error, ConfigRefused):
+                self._refused = text
+                return f"haproxy reload refused, still serving the previous config: {error}"
+            return f"haproxy reload failed, tried again next cycle: {error}"
+        reason = " (new check certificates)" if self._certificates_pending else ""
+        self._applied, self._refused, self._certificates_pending = text, None, False
+        return f"haproxy reloaded{reason}: members {members}{note}"
 
     def _without_dcs(self, error: DCSError) -> str:
         """No snapshot: keep whatever runs; if nothing runs, serve the last rendered configuration."""
@@ -147,13 +153,14 @@ class ProxyManager:
         self._applied = None
 
     def reload_certificates(self) -> None:
-        """The check certificates changed on disk (same configuration text): reload at the next cycle."""
-        if self._applied is not None:
-            self._applied = CERTIFICATES_CHANGED
+        """The check certificates changed on disk (same configuration text): reload at the next cycle,
+        even a text HAProxy refused before (it may have refused the previous, broken certificates)."""
+        self._certificates_pending = True
+        self._refused = None
 
     def serves_current_certificates(self) -> bool:
         """Whether the running HAProxy was (re)started after the last certificate change."""
-        return self.process.is_running() and self._applied not in (None, CERTIFICATES_CHANGED)
+        return self.process.is_running() and self._applied is not None and not self._certificates_pending
 
 
 class ProxyConfig(BaseModel):
