@@ -30,17 +30,21 @@ fi
 # of different lanes run at the same time, so what they share must be in one lane: loopback addresses
 # (clock_skew with outage_policies (.30) and unusable_datadirs (.34); cluster with disk_full (the default
 # .2-.5)), the SeaweedFS address (backup with s3_repository (.228)), and a module with its own etcd run
-# (same addresses). The lanes are balanced by the per-module times CI prints.
+# (same addresses); the multihost modules share their namespaces' names, and with the kernel-mode proxy
+# the host's nftables (all in the second lane). The lanes are balanced by the per-module times CI prints
+# (the first lane also runs the etcd recovery and the unit tests).
 LANE_A=(
     tests/integration/test_recovery.py
     tests/integration/test_clock_skew.py
     tests/integration/test_outage_policies.py
     tests/integration/test_unusable_datadirs.py
-    tests/integration/test_settings.py
-    tests/integration/test_arbitrator.py
     tests/integration/test_cluster.py
     tests/integration/test_disk_full.py
+    tests/integration/test_arbitrator.py
     tests/integration/test_concurrent_bootstrap.py
+    tests/integration/test_settings.py
+    tests/integration/test_lost_data.py
+    tests/integration/test_tls.py
 )
 LANE_A_ETCD=tests/integration/test_recovery.py
 LANE_B_ETCD=tests/integration/test_routing.py

@@ -5,6 +5,8 @@ What must hold, as for LocalRepository:
   near a few parts, not the object), are hashed on the way, listed, read back byte-identical, verified;
 - an object changed, truncated or removed behind the repository's back is named by verify;
 - delete removes every key of the set; a set id is begun once; bad names are refused;
+- archived binlogs: stored (sealed when encrypted) with their record last, listed from one listing, read
+  back, verified, replaced, deleted, never seen by the sets' listing nor touched by a set's delete;
 - every failure (bad credentials, no such bucket, a refused write, an endpoint that refuses or never
   answers, a certificate not trusted) is one RepositoryError naming endpoint and bucket, never a secret,
   in bounded time; https is verified with the configured CA file.
@@ -12,9 +14,11 @@ What must hold, as for LocalRepository:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import random
+import re
 import socket
 import time
 import tracemalloc
@@ -23,6 +27,9 @@ from pathlib import Path
 
 import pytest
 
+from galera_pilot.backup.binlog_index import ArchivedBinlog
+from galera_pilot.backup.encrypted import EncryptedRepository
+from galera_pilot.backup.encryption import EncryptionError, generate_key_file, is_encrypted
 from galera_pilot.backup.manifest import Manifest, Problem
 from galera_pilot.backup.repository import RepositoryError
 from galera_pilot.backup.s3 import S3Location, S3Repository
@@ -283,7 +290,8 @@ def test_unreachable_and_silent_endpoints_fail_in_bounded_time() -> None:
     [closed_port] = free_ports(ADDRESS, 1)
     refused = S3Repository(S3Location(endpoint=f"http://{ADDRESS}:{closed_port}", bucket=BUCKET,
                                       access_key="k", secret_key="wrong-secret-123"), "alpha")
-    for call in (refused.manifests, lambda: refused.begin(new_set("x")), lambda: refused.verify("x")):
+    for call in (refused.manifests, lambda: refused.begin(new_set("x")), lambda: refused.verify("x"),
+                 refused.binlogs):
         started = time.monotonic()
         with pytest.raises(RepositoryError) as caught:
             call()
@@ -318,3 +326,98 @@ def test_credentials_from_a_private_file_or_the_environment(seaweed: SeaweedFS, 
     assert load_s3_credentials(None, environ) == (READER_ACCESS_KEY, READER_SECRET_KEY)
     with pytest.raises(RepositoryError, match="AWS_SECRET_ACCESS_KEY not set"):
         load_s3_credentials(None, {"AWS_ACCESS_KEY_ID": READER_ACCESS_KEY})
+
+
+def binlog(node: str, file: str, last_seqno: int = 20) -> ArchivedBinlog:
+    return ArchivedBinlog(node=node, file=file, object="", domain=0, server=1, first_seqno=10, last_seqno=last_seqno,
+                          first_time=1000, last_time=1005, seconds=((1000, 12), (1005, last_seqno)))
+
+
+def read_binlog(repository: S3Repository | EncryptedRepository, record: ArchivedBinlog) -> bytes:
+    with repository.open_binlog(record) as data:
+        return data.read()
+
+
+def test_binlogs_stored_listed_read_back_verified_replaced_and_deleted(seaweed: SeaweedFS) -> None:
+    repository = S3Repository(seaweed.location(prefix="pitr"), "alpha", part_size=PART)
+    backup = repository.begin(new_set("s1"))
+    backup = repository.finish(repository.store(backup, "data", generated(70, 100)), "complete", 1100.0)
+    digest = hashlib.sha256()
+    big = repository.store_binlog(binlog("node1", "mariadb-bin.000012"), generated(71, 12 * MIB, digest))
+    small = repository.store_binlog(binlog("node0", "mariadb-bin.000003"), io.BytesIO(b"compressed binlog"))
+    assert (big.object, big.size, big.sha256) == ("binlogs/node1/mariadb-bin.000012.zst", 12 * MIB,
+                                                  digest.hexdigest())
+    assert seaweed.client().stat_object(BUCKET, "pitr/alpha/" + big.object).etag.endswith("-3")  # in parts
+    assert keys(seaweed, "pitr/alpha/binlogs/") == [f"pitr/alpha/binlogs/{n}" for n in (
+        "node0/mariadb-bin.000003.json", "node0/mariadb-bin.000003.zst", "node1/mariadb-bin.000012.json",
+        "node1/mariadb-bin.000012.zst")]
+    assert repository.binlogs() == [small, big]
+    assert read_binlog(repository, small) == b"compressed binlog"
+    assert hashlib.sha256(read_binlog(repository, big)).hexdigest() == big.sha256
+    assert repository.verify_binlog(big) == [] and repository.verify_binlog(small) == []
+
+    # The sets' listing and a set's delete never see the binlogs.
+    assert repository.manifests() == [backup]
+    with pytest.raises(RepositoryError, match="no backup 'binlogs' in"):
+        repository.delete("binlogs")
+    with pytest.raises(RepositoryError, match="backup id 'binlogs' is not a valid name"):
+        repository.begin(new_set("binlogs"))
+    repository.delete("s1")
+    assert repository.manifests() == [] and repository.binlogs() == [small, big]
+
+    # Stored again (an archiver that died before its record): both replaced.
+    again = repository.store_binlog(binlog("node0", "mariadb-bin.000003", last_seqno=30), iter([b"longer binlog"]))
+    assert repository.binlogs() == [again, big] and read_binlog(repository, again) == b"longer binlog"
+
+    # Behind the repository's back: an unreadable record is skipped, changed objects are named.
+    raw = seaweed.client()
+    raw.put_object(BUCKET, "pitr/alpha/binlogs/node2/garbled.json", io.BytesIO(b"{not json"), 9)
+    assert repository.binlogs() == [again, big]
+    raw.put_object(BUCKET, "pitr/alpha/" + again.object, io.BytesIO(b"longer binlOg"), 13)
+    assert repository.verify_binlog(again) == [Problem(again.object, "checksum differs from the record's")]
+    raw.remove_object(BUCKET, "pitr/alpha/" + again.object)
+    assert repository.verify_binlog(again) == [Problem(again.object, "missing")]
+    with pytest.raises(RepositoryError, match=re.escape("no archived binlog 'binlogs/node0/mariadb-bin.000003.zst' in s3://")):
+        repository.open_binlog(again)
+
+    # Deleted: the record, then the object; a delete redone is no error.
+    repository.delete_binlog(big)
+    repository.delete_binlog(big)
+    assert repository.binlogs() == [again] and keys(seaweed, "pitr/alpha/binlogs/node1") == []
+    with pytest.raises(RepositoryError, match=re.escape("node name '../alpha' is not valid")):
+        repository.store_binlog(binlog("../alpha", "f"), iter([b"x"]))
+
+
+def test_a_binlog_upload_that_fails_leaves_no_record(seaweed: SeaweedFS) -> None:
+    def dying() -> Iterator[bytes]:
+        yield from generated(80, 7 * MIB)  # past the first part: a multipart upload begun, then aborted
+        raise OSError(errno.EPIPE, "Broken pipe")
+
+    repository = S3Repository(seaweed.location(prefix="pitr-fail"), "alpha", part_size=PART)
+    with pytest.raises(RepositoryError) as caught:
+        repository.store_binlog(binlog("node1", "mariadb-bin.000001"), dying())
+    assert_one_clean_line(caught.value, seaweed.endpoint, BUCKET, "cannot write pitr-fail/alpha/binlogs/node1/",
+                          "broken pipe")
+    assert repository.binlogs() == [] and keys(seaweed, "pitr-fail/") == []
+
+
+def test_encrypted_binlogs_over_s3(seaweed: SeaweedFS, tmp_path: Path) -> None:
+    key = generate_key_file(tmp_path / "backup.key")
+    inner = S3Repository(seaweed.location(prefix="pitr-sealed"), "alpha", part_size=PART)
+    repository = EncryptedRepository(inner, key)
+    plain = b"".join(generated(90, 6 * MIB))
+    record = repository.store_binlog(binlog("node1", "mariadb-bin.000007"), iter([plain]))
+    stored = seaweed.client().get_object(BUCKET, "pitr-sealed/alpha/" + record.object).read()
+    assert record.key_id == key.key_id and is_encrypted(stored[:16]) and plain[:64] not in stored
+    assert (record.size, record.sha256) == (len(stored), hashlib.sha256(stored).hexdigest())
+    assert repository.binlogs() == [record] and read_binlog(repository, record) == plain
+    keyless = EncryptedRepository(inner, None)
+    assert keyless.binlogs() == [record] and keyless.verify_binlog(record) == []  # no key needed
+    with pytest.raises(EncryptionError, match=f"encrypted \\(key {key.key_id}\\): this host has no key"):
+        keyless.open_binlog(record)
+    other = EncryptedRepository(inner, generate_key_file(tmp_path / "other.key"))
+    with pytest.raises(EncryptionError, match=re.escape(f"archived binlog node1/mariadb-bin.000007 is encrypted "
+                                                        f"with key {key.key_id}; the key configured here is")):
+        other.open_binlog(record)
+    repository.delete_binlog(record)
+    assert keys(seaweed, "pitr-sealed/") == []

@@ -230,6 +230,7 @@ def test_the_metrics_report_the_newest_complete_set_per_kind_and_inf_for_none(tm
     from prometheus_client.registry import CollectorRegistry
 
     from galera_pilot.agent.backup_schedule import newest_of
+    from galera_pilot.agent.binlog_archiver import ArchiveState
     from galera_pilot.agent.metrics import backup_metrics
 
     repository = LocalRepository(tmp_path / "repo", "galera")
@@ -245,7 +246,8 @@ def test_the_metrics_report_the_newest_complete_set_per_kind_and_inf_for_none(tm
                               lambda *_: None, 30.0)
     schedule.newest = newest
     ha = SimpleNamespace(config=SimpleNamespace(name="node2"),
-                         backups=SimpleNamespace(running=False, schedule=schedule))
+                         backups=SimpleNamespace(running=False, schedule=schedule,
+                                                 archiver=SimpleNamespace(state=ArchiveState())))
 
     class One:
         def collect(self):  # type: ignore[no-untyped-def]

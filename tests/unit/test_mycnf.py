@@ -242,3 +242,19 @@ def test_a_rebuild_names_its_donor_with_a_fallback(node3: NodeConfig) -> None:
     rebuilt = parse(render_mycnf(node3, CREDENTIALS, ("127.0.0.2:4567",), sst_donor="node2"))
     assert rebuilt["mariadbd"]["wsrep_sst_donor"] == "node2,"
     assert "wsrep_sst_donor" not in render(node3, ("127.0.0.2:4567",))["mariadbd"]
+
+
+def test_binlogs_for_point_in_time_recovery_give_every_node_the_same_gtids(node3: NodeConfig) -> None:
+    assert "log_bin" not in render(node3)["mariadbd"], "off by default"
+    node3.backup.binlogs.archive = True
+    node3.backup.binlogs.domain_id = 7
+    server = render(node3)["mariadbd"]
+    assert (server["log_bin"], server["log_slave_updates"], server["server_id"], server["wsrep_gtid_mode"],
+            server["wsrep_gtid_domain_id"], server["binlog_expire_logs_seconds"]) == \
+        ("mariadb-bin", "ON", "1", "ON", "7", str(24 * 3600))
+    other = make_config(name="node1", address="127.0.0.2", base_dir="/srv/n1", cluster_name="prod")
+    other.backup.binlogs.archive = True
+    other.backup.binlogs.domain_id = 7
+    mine, theirs = int(server["gtid_domain_id"]), int(render(other)["mariadbd"]["gtid_domain_id"])
+    assert mine != theirs and 7 not in (mine, theirs), "a local domain of its own, never the cluster's"
+    assert mine == int(render(node3)["mariadbd"]["gtid_domain_id"]), "the same on every start"

@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from galera_pilot.agent.backup_schedule import BackupSchedule
+from galera_pilot.agent.binlog_archiver import BinlogArchiver
 from galera_pilot.agent.memory import CYCLE_LOGGER, History
 from galera_pilot.backup.manifest import Manifest
 from galera_pilot.backup.repositories import open_repository
@@ -51,6 +52,7 @@ class BackupKeeper:
         self._thread: threading.Thread | None = None
         self.current: BackupRequest | None = None  # the one this agent runs (its latest progress)
         self.schedule = BackupSchedule(config, dcs, history, LOCK_TTL, wake)
+        self.archiver = BinlogArchiver(config, dcs, credentials, history)
 
     @property
     def running(self) -> bool:
@@ -59,15 +61,18 @@ class BackupKeeper:
     def report(self) -> dict[str, Any]:
         """/status: what this agent's backup does now."""
         request = self.current
+        archive = {"binlogs": self.archiver.note} if self.archiver.note else {}
         if request is None:
-            return {"running": False, "schedule": self.schedule.note}
+            return {"running": False, "schedule": self.schedule.note, **archive}
         return {"running": self.running, "id": request.id, "kind": request.kind, "phase": request.phase,
                 "bytes": request.bytes_done, "rate": round(request.rate, 1), "detail": request.detail,
-                "schedule": self.schedule.note}
+                "schedule": self.schedule.note, **archive}
 
     def cycle(self, cluster: Cluster, synced: bool) -> str | None:
         """Take a request asked of this node, or ask for the scheduled backup when it is this node's turn;
-        a sentence when something was decided, else None."""
+        a sentence when something was decided, else None. The binlog archiver looks every cycle (it
+        limits itself), a backup running or not."""
+        self.archiver.look(cluster)
         if self.running:
             return None
         request = cluster.backup_request

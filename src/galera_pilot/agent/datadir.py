@@ -13,8 +13,9 @@ from pathlib import Path
 from galera_pilot.agent.memory import CYCLE_LOGGER, AgentMemory, History
 from galera_pilot.agent.observation import PositionReader
 from galera_pilot.agent.quarantine import SEED_PARTIAL, is_mount_point, move_aside, place_seed_in_mount
-from galera_pilot.agent.restored_datadir import restore_datadir
+from galera_pilot.agent.restored_datadir import restore_datadir, roll_forward
 from galera_pilot.agent.starter import Starter
+from galera_pilot.backup.restore_order import RestoreOrder
 from galera_pilot.cluster import SeedRecord
 from galera_pilot.config import NodeConfig
 from galera_pilot.credentials import Credentials
@@ -46,7 +47,8 @@ class DatadirKeeper:
         self.starter = starter
         self.history = history
 
-    def create_seed(self, ttl: float, restore_from: str | None = None) -> tuple[str, int]:
+    def create_seed(self, ttl: float, restore_from: str | None = None,
+                    point: RestoreOrder | None = None) -> tuple[str, int]:
         """install-db (or, for `galera-pilot restore`, the datadir restored from the backup set
         `restore_from`), one run with --wsrep-new-cluster to create the accounts, clean shutdown, copy.
 
@@ -77,6 +79,11 @@ class DatadirKeeper:
         self.process.start(bootstrap=True)
         self.memory.expect_running = True
         status = self.starter.wait_ready(as_root=True)
+        if restore_from is not None and point is not None and point.to_seqno is not None:
+            self.memory.activity = f"rolling backup {restore_from} forward to {point.asked or point.to_seqno}"
+            rolled = roll_forward(self.config, point, self.config.socket,
+                                  lambda: self.dcs.keep_initialize_lease(self.config.name, ttl))
+            self.history("restore", rolled, {"backup": restore_from, "to_seqno": point.to_seqno})
         connection = sql.connect_socket(self.config, None, timeout=10)
         try:
             sql.secure_and_create_users(connection, self.credentials)

@@ -4,6 +4,7 @@ bootstraps from it alone or forms the first Primary Component with the other nod
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -14,8 +15,9 @@ from galera_pilot.agent.memory import AgentMemory, History
 from galera_pilot.agent.starter import Starter
 from galera_pilot.cluster import SavedView
 from galera_pilot.config import NodeConfig
+from galera_pilot.dcs.backup import fail_restore
 from galera_pilot.dcs.base import DCS
-from galera_pilot.errors import PilotError
+from galera_pilot.errors import DCSError, PilotError
 from galera_pilot.files import write_private
 from galera_pilot.mariadb.gvwstate import render_gvwstate
 from galera_pilot.mariadb.process import MariadbProcess
@@ -36,21 +38,33 @@ class Initializer:
 
     def initialize(self, decision: Decision, local: LocalState) -> str:
         ttl = max(self.config.timing.bootstrap_lock_ttl, 60.0)
-        init = self.dcs.snapshot().initialize
+        snapshot = self.dcs.snapshot(with_history=False)
+        init = snapshot.initialize
         if init is None:
             if not self.dcs.try_initialize(self.config.name, ttl):
                 return "another agent won the race to initialize the cluster; will join it"
         elif init.by != self.config.name:
             return f"{init.by} is initializing the cluster"
+        order = snapshot.restore
+        if init is not None and init.restore_from and order is not None and order.failed:
+            return (f"the restore of backup {init.restore_from} failed ({order.failed}); not tried again until "
+                    "`galera-pilot restore` is run again")
         if init is not None and init.restore_from:
             self.history("initialize", f"galera-pilot restore: creating a new cluster from backup {init.restore_from}")
         else:
             self.history("initialize", "won the atomic create of the initialize key; creating a new cluster")
+        restore_from = init.restore_from if init is not None else None
+        point = order if restore_from and order is not None and order.backup == restore_from else None
         try:
-            uuid, seqno = self.datadir.create_seed(ttl, init.restore_from if init is not None else None)
+            uuid, seqno = self.datadir.create_seed(ttl, restore_from, point)
         except PilotError as error:
             self.memory.expect_running = False
             self.process.stop(30)
+            if restore_from is not None:
+                with contextlib.suppress(DCSError):
+                    fail_restore(self.dcs, restore_from, str(error))
+                self.history("restore", f"the restore of backup {restore_from} failed: {error}",
+                             {"backup": restore_from})
             raise PilotError(f"initializing the cluster failed: {error}") from None
         seed = self.dcs.snapshot().seed
         forming = seed is not None and len(seed.formation) > 1

@@ -189,6 +189,7 @@ def backup_metrics(ha: Ha) -> Iterator[Metric]:
                                 labels=["member"])
     running.add_metric([name], 1.0 if keeper.running else 0.0)
     yield running
+    yield from archive_metrics(ha)
     newest = keeper.schedule.newest
     if newest is None:
         return
@@ -214,6 +215,29 @@ def backup_metrics(ha: Ha) -> Iterator[Metric]:
                                    "of the backup schedule (full or incremental)", labels=["member"])
         family.add_metric([name], interval)
         yield family
+
+
+def archive_metrics(ha: Ha) -> Iterator[Metric]:
+    """The binlog archive, from the archiver (the one agent holding its lease; nothing on the others): its
+    lag (seconds since the archive last held every transaction its node had: about the interval under
+    writes, small without) and the gaps it found."""
+    state = ha.backups.archiver.state
+    if not state.archiving:
+        return
+    name = ha.config.name
+    lag = GaugeMetricFamily("galera_pilot_binlog_archive_lag_seconds", "seconds since the archive last held "
+                            "every transaction of the archiver's node (+Inf: not yet)", labels=["member"])
+    lag.add_metric([name], max(0.0, time.time() - state.caught_up_at) if state.caught_up_at is not None
+                   else float("inf"))
+    yield lag
+    gaps = GaugeMetricFamily("galera_pilot_binlog_archive_gaps", "runs of GTID seqnos after the oldest "
+                             "backup that no archived binlog holds", labels=["member"])
+    gaps.add_metric([name], float(len(state.gaps)))
+    yield gaps
+    error = GaugeMetricFamily("galera_pilot_binlog_archive_error", "1 when the archiver's last pass failed",
+                              labels=["member"])
+    error.add_metric([name], 1.0 if state.error else 0.0)
+    yield error
 
 
 def agent_registry(ha: Ha) -> CollectorRegistry:

@@ -16,12 +16,17 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+from galera_pilot.backup.binlog_index import NotReachable, of_history
 from galera_pilot.backup.chains import chain_of
 from galera_pilot.backup.materialize import prepare_chain
+from galera_pilot.backup.replay import replay
 from galera_pilot.backup.repositories import open_repository
+from galera_pilot.backup.restore_order import RestoreOrder
 from galera_pilot.config import NodeConfig
 from galera_pilot.errors import PilotError
+from galera_pilot.restore.point_in_time import backup_seqno, steps_for
 
 RENEW_EVERY = 10.0  # s: the initialize lease is renewed this often while the set is unpacked and prepared
 GALERA_STATE = ("grastate.dat", "gvwstate.dat", "galera.cache")
@@ -71,3 +76,33 @@ def _renew(renew: Callable[[], object], stop: threading.Event) -> None:
         with contextlib.suppress(PilotError):  # the DCS is briefly away: the lease's TTL outlasts it
             renew()
 
+
+
+def roll_forward(config: NodeConfig, order: RestoreOrder, socket: Path, renew: Callable[[], object]) -> str:
+    """Point-in-time recovery: replay the archived binlogs from the restored set's position through the
+    order's seqno, into the server just started on the restored datadir (before its accounts get this
+    cluster's passwords: a replayed ALTER USER of the old history must not undo them). A sentence."""
+    assert order.to_seqno is not None and order.domain is not None
+    repository = open_repository(config.backup, config.cluster_name)
+    manifest = repository.manifest(order.backup)
+    base = backup_seqno(manifest, order.domain)
+    if base is None:
+        raise PilotError(f"backup {order.backup} records no GTID position of domain {order.domain}: it cannot be "
+                         "rolled forward")
+    try:
+        steps = steps_for(of_history(repository.binlogs(), manifest.cluster_uuid), order.domain, base, order.to_seqno)
+    except NotReachable as error:
+        raise PilotError(f"the point asked cannot be reached from backup {order.backup}: {error}") from None
+    stop = threading.Event()
+    renewer = threading.Thread(target=_renew, args=(renew, stop), name="restore-lease", daemon=True)
+    renewer.start()
+    started = time.monotonic()
+    scratch = config.data_dir.with_name(config.data_dir.name + ".replay")
+    try:
+        files = replay(repository, steps, config.backup.tools, socket, scratch)
+    finally:
+        stop.set()
+        renewer.join(timeout=5)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return (f"rolled forward from GTID seqno {base} through {order.to_seqno} of domain {order.domain} "
+            f"({order.asked or 'as asked'}): {files} archived binlog(s) in {time.monotonic() - started:.1f} s")

@@ -120,7 +120,9 @@ class SettingsKeeper:
         path = self.config.mycnf
         try:
             stat = path.stat()
-            key = (stat.st_mtime_ns, stat.st_size, self.config.mariadb)
+            # What the render depends on besides the file: the mariadb section, and the binlog settings
+            # of the backup section (point-in-time recovery's log_bin and GTID settings).
+            key = (stat.st_mtime_ns, stat.st_size, self.config.mariadb, self.config.backup.binlogs)
             if key == self._followed_key:  # nothing changed on either side since the last look
                 return self.report.pending_restart, self.report.gcache_bytes
             text = path.read_text()
@@ -137,7 +139,7 @@ class SettingsKeeper:
         pending = needing_restart(found, applied)
         if applied:  # my.cnf was rewritten: its new stat is what "unchanged" means from now on
             stat = path.stat()
-        self._followed_key = (stat.st_mtime_ns, stat.st_size, self.config.mariadb)
+        self._followed_key = (stat.st_mtime_ns, stat.st_size, self.config.mariadb, self.config.backup.binlogs)
         if pending != self.report.pending_restart and pending:
             log.info("settings: %s take effect at the next restart (galera-pilot restart --pending)",
                      ", ".join(pending))

@@ -4,7 +4,8 @@ The key stays on the hosts that hold its file: objects are sealed before they le
 the storage nor anyone who can read it learns the data. The manifest stays readable (listing, the
 schedule and the retention need no key) and records the key's id, so a set encrypted with another key
 is refused by name instead of failing with a bad tag. Checksums are of the stored (sealed) bytes:
-`verify` needs no key either; a restore, which opens the objects, does.
+`verify` needs no key either; a restore, which opens the objects, does. Archived binlogs are sealed the
+same way, their records (readable) naming the key as a manifest does.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import BinaryIO
 
+from galera_pilot.backup.binlog_index import ArchivedBinlog
 from galera_pilot.backup.encryption import BackupKey, EncryptionError, decrypt, encrypt
-from galera_pilot.backup.manifest import Manifest, Verification
+from galera_pilot.backup.manifest import Manifest, Problem, Verification
 from galera_pilot.backup.repository import Repository, chunks
 
 __all__ = ["EncryptedRepository", "EncryptionError"]
@@ -44,13 +46,29 @@ class EncryptedRepository:
         key = self._key_for(manifest)
         return _DecryptingReader(self.inner.open(manifest, name), key)  # type: ignore[return-value]
 
-    def _key_for(self, manifest: Manifest) -> BackupKey:
+    def store_binlog(self, record: ArchivedBinlog, stream: BinaryIO | Iterable[bytes]) -> ArchivedBinlog:
+        """Sealed with this host's key, which the record names; in the clear when there is none."""
         if self.key is None:
-            raise EncryptionError(f"backup {manifest.id} is encrypted (key {manifest.key_id}): this host has no "
-                                  "key (backup.encryption_key_file)")
-        if self.key.key_id != manifest.key_id:
-            raise EncryptionError(f"backup {manifest.id} is encrypted with key {manifest.key_id}; the key "
-                                  f"configured here is {self.key.key_id}")
+            return self.inner.store_binlog(replace(record, key_id=""), stream)
+        return self.inner.store_binlog(replace(record, key_id=self.key.key_id), encrypt(self.key, chunks(stream)))
+
+    def open_binlog(self, record: ArchivedBinlog) -> BinaryIO:
+        if not record.key_id:
+            return self.inner.open_binlog(record)
+        key = self._key_named(record.key_id, f"archived binlog {record.node}/{record.file}")
+        return _DecryptingReader(self.inner.open_binlog(record), key)  # type: ignore[return-value]
+
+    def _key_for(self, manifest: Manifest) -> BackupKey:
+        return self._key_named(manifest.key_id, f"backup {manifest.id}")
+
+    def _key_named(self, key_id: str, what: str) -> BackupKey:
+        """This host's key if it is the one `what` was sealed with; an EncryptionError naming both if not."""
+        if self.key is None:
+            raise EncryptionError(f"{what} is encrypted (key {key_id}): this host has no key "
+                                  "(backup.encryption_key_file)")
+        if self.key.key_id != key_id:
+            raise EncryptionError(f"{what} is encrypted with key {key_id}; the key configured here is "
+                                  f"{self.key.key_id}")
         return self.key
 
     # ---- the rest needs no key ----------------------------------------------------------------------
@@ -74,6 +92,15 @@ class EncryptedRepository:
 
     def verify(self, set_id: str) -> Verification:
         return self.inner.verify(set_id)
+
+    def binlogs(self) -> list[ArchivedBinlog]:
+        return self.inner.binlogs()
+
+    def delete_binlog(self, record: ArchivedBinlog) -> None:
+        self.inner.delete_binlog(record)
+
+    def verify_binlog(self, record: ArchivedBinlog) -> list[Problem]:
+        return self.inner.verify_binlog(record)  # of the sealed bytes: no key needed
 
 
 class _DecryptingReader:

@@ -5,6 +5,11 @@
 
 A set whose writer died stays `running` in its manifest: `abandoned()` names those older than the lock
 that guarded them, for whoever holds the lock next to mark failed.
+
+Archived binary logs (point-in-time recovery) live beside the sets, in a folder no set may be named:
+
+    REPO/<cluster>/binlogs/<node>/<file>.zst    the compressed (and maybe sealed) binlog, hashed while written
+    REPO/<cluster>/binlogs/<node>/<file>.json   its ArchivedBinlog record, written last and atomically
 """
 
 from __future__ import annotations
@@ -19,12 +24,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from galera_pilot.backup.binlog_index import ArchivedBinlog
 from galera_pilot.backup.manifest import Manifest, Problem, StoredObject, Verification
 from galera_pilot.errors import PilotError
 from galera_pilot.files import write_private
 
 SET_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,127}$")
 OBJECT_NAME = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,127}$")
+BINLOG_NAME = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,127}$")  # a node's name, a binlog file's name
+BINLOGS = "binlogs"  # the archived binlogs' folder, beside the sets': never a set id
 CHUNK = 1 << 20
 
 
@@ -51,6 +59,13 @@ class Repository(Protocol):
     def delete(self, set_id: str) -> None: ...
     def open(self, manifest: Manifest, name: str) -> BinaryIO: ...
     def verify(self, set_id: str) -> Verification: ...
+
+    # Archived binlogs: each object, then its record; a listed record always has its whole object.
+    def store_binlog(self, record: ArchivedBinlog, stream: BinaryIO | Iterable[bytes]) -> ArchivedBinlog: ...
+    def binlogs(self) -> list[ArchivedBinlog]: ...
+    def open_binlog(self, record: ArchivedBinlog) -> BinaryIO: ...
+    def delete_binlog(self, record: ArchivedBinlog) -> None: ...
+    def verify_binlog(self, record: ArchivedBinlog) -> list[Problem]: ...
 
 
 class SetRecords:
@@ -90,8 +105,7 @@ class LocalRepository(SetRecords):
 
     # ---- sets ------------------------------------------------------------------------------------------
     def begin(self, manifest: Manifest) -> Manifest:
-        if not SET_ID.match(manifest.id):
-            raise RepositoryError(f"backup id {manifest.id!r} is not a valid name")
+        check_set_id(manifest.id)
         folder = self.dir / manifest.id
         try:
             folder.mkdir(parents=True, exist_ok=False, mode=0o700)
@@ -107,18 +121,14 @@ class LocalRepository(SetRecords):
         if not OBJECT_NAME.match(name) or name == "manifest.json":
             raise RepositoryError(f"object name {name!r} is not valid")
         path = self.dir / manifest.id / name
-        digest, size = hashlib.sha256(), 0
         try:
             with open(path, "xb") as out:
-                for chunk in chunks(stream):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
+                digest, size = copy_hashing(stream, out)
                 out.flush()
                 os.fsync(out.fileno())
         except OSError as error:
             raise RepositoryError(f"cannot write {path}: {error.strerror}") from None
-        updated = manifest.with_object(StoredObject(name, size, digest.hexdigest()))
+        updated = manifest.with_object(StoredObject(name, size, digest))
         self._save(updated)
         return updated
 
@@ -127,7 +137,7 @@ class LocalRepository(SetRecords):
         whose first write failed), never an error for the others."""
         found = []
         try:
-            folders = sorted(p for p in self.dir.iterdir() if p.is_dir())
+            folders = sorted(p for p in self.dir.iterdir() if p.is_dir() and p.name != BINLOGS)
         except FileNotFoundError:
             return []
         except OSError as error:
@@ -173,6 +183,77 @@ class LocalRepository(SetRecords):
         write_private(self.dir / manifest.id / "manifest.json", json.dumps(manifest.to_dict(), indent=1) + "\n",
                       0o600)
 
+    # ---- archived binlogs ------------------------------------------------------------------------------
+    def store_binlog(self, record: ArchivedBinlog, stream: BinaryIO | Iterable[bytes]) -> ArchivedBinlog:
+        """Write the object beside its final name and rename it into place once whole, then the record:
+        a writer that dies leaves at most a `.part` file, which the next store of the file overwrites."""
+        object_name, record_name = binlog_names(record)
+        target = self.dir / object_name
+        partial = target.with_name(target.name + ".part")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+                digest, size = copy_hashing(stream, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, target)
+        except OSError as error:
+            raise RepositoryError(f"cannot write {target}: {error.strerror or error}") from None
+        finally:
+            partial.unlink(missing_ok=True)
+        filled = replace(record, object=object_name, size=size, sha256=digest)
+        try:
+            write_private(self.dir / record_name, binlog_record_text(filled), 0o600)
+        except OSError as error:
+            raise RepositoryError(f"cannot write {self.dir / record_name}: {error.strerror}") from None
+        return filled
+
+    def binlogs(self) -> list[ArchivedBinlog]:
+        """Every archived binlog's record, by node and file; an unreadable record is skipped."""
+        root = self.dir / BINLOGS
+        try:
+            records = sorted(root.glob("*/*.json"))
+        except OSError as error:
+            raise RepositoryError(f"cannot list {root}: {error.strerror}") from None
+        found = []
+        for path in records:
+            try:
+                body = path.read_bytes()
+            except OSError:
+                continue
+            if (record := parse_binlog_record(body, path.relative_to(self.dir).as_posix())) is not None:
+                found.append(record)
+        return sorted(found, key=lambda r: (r.node, r.file))
+
+    def open_binlog(self, record: ArchivedBinlog) -> BinaryIO:
+        path = self.dir / binlog_names(record)[0]
+        try:
+            return open(path, "rb")
+        except OSError as error:
+            raise RepositoryError(f"cannot read archived binlog {path}: {error.strerror}") from None
+
+    def delete_binlog(self, record: ArchivedBinlog) -> None:
+        """The record, then the object; what is already gone is no error (a delete that died is redone)."""
+        for name in reversed(binlog_names(record)):
+            try:
+                (self.dir / name).unlink(missing_ok=True)
+            except OSError as error:
+                raise RepositoryError(f"cannot delete {self.dir / name}: {error.strerror}") from None
+
+    def verify_binlog(self, record: ArchivedBinlog) -> list[Problem]:
+        try:
+            data: BinaryIO | None = self.open_binlog(record)
+        except RepositoryError:
+            if (self.dir / binlog_names(record)[0]).exists():
+                raise  # there, but unreadable: not "missing"
+            data = None
+        return verify_binlog_object(record, data)
+
+
+def check_set_id(set_id: str) -> None:
+    if not SET_ID.match(set_id) or set_id == BINLOGS:
+        raise RepositoryError(f"backup id {set_id!r} is not a valid name")
+
 
 def chunks(stream: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
     """A stream to store, as chunks: a file is read CHUNK at a time, an iterable taken as it comes."""
@@ -181,6 +262,26 @@ def chunks(stream: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
             yield chunk
     else:
         yield from stream  # type: ignore[misc]
+
+
+def copy_hashing(stream: BinaryIO | Iterable[bytes], out: BinaryIO) -> tuple[str, int]:
+    """Copy `stream` into `out`; the sha256 and size of what was written, taken on the way."""
+    digest, size = hashlib.sha256(), 0
+    for chunk in chunks(stream):
+        out.write(chunk)
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def measure(data: BinaryIO) -> tuple[str, int]:
+    """The sha256 and size of what `data` holds, read to its end and closed."""
+    digest, size = hashlib.sha256(), 0
+    with data:
+        while chunk := data.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def verify_objects(manifest: Manifest, open_object: Callable[[str], BinaryIO | None]) -> Verification:
@@ -193,16 +294,52 @@ def verify_objects(manifest: Manifest, open_object: Callable[[str], BinaryIO | N
         if data is None:
             problems.append(Problem(stored.name, "missing"))
             continue
-        digest, size = hashlib.sha256(), 0
-        with data:
-            while chunk := data.read(CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
+        sha256, size = measure(data)
         checked += 1
         if size != stored.size:
             problems.append(Problem(stored.name, f"{size} bytes, the manifest says {stored.size}"))
-        elif digest.hexdigest() != stored.sha256:
+        elif sha256 != stored.sha256:
             problems.append(Problem(stored.name, "checksum differs from the manifest's"))
     if manifest.status != "complete":
         problems.append(Problem("manifest.json", f"the set is {manifest.status}, not complete"))
     return Verification(manifest.id, checked, tuple(problems))
+
+
+# ---- archived binlogs, whatever holds them ---------------------------------------------------------------
+def binlog_names(record: ArchivedBinlog) -> tuple[str, str]:
+    """The object's and the record's names, relative to the cluster's folder, made from the record's node
+    and file only once both are known to be plain names (never from its `object`: no path from a record
+    is trusted). Their endings differ, so no file's object is another file's record."""
+    for what, name in (("node", record.node), ("binlog file", record.file)):
+        if not isinstance(name, str) or not BINLOG_NAME.match(name):
+            raise RepositoryError(f"{what} name {name!r} is not valid for an archived binlog")
+    stem = f"{BINLOGS}/{record.node}/{record.file}"
+    return f"{stem}.zst", f"{stem}.json"
+
+
+def binlog_record_text(record: ArchivedBinlog) -> str:
+    return json.dumps(record.to_dict(), indent=1) + "\n"
+
+
+def parse_binlog_record(body: bytes, found_as: str) -> ArchivedBinlog | None:
+    """The record stored as `found_as`; None when it is unreadable, or names another place than where it
+    was found (a record copied or edited by hand describes no object it can be trusted with)."""
+    try:
+        record = ArchivedBinlog.from_dict(json.loads(body))
+        object_name, record_name = binlog_names(record)
+    except (ValueError, TypeError, AttributeError, RepositoryError):
+        return None
+    return record if (record_name, object_name) == (found_as, record.object) else None
+
+
+def verify_binlog_object(record: ArchivedBinlog, data: BinaryIO | None) -> list[Problem]:
+    """The stored object (None: missing) hashed against its record; nothing else is trusted."""
+    name = binlog_names(record)[0]
+    if data is None:
+        return [Problem(name, "missing")]
+    sha256, size = measure(data)
+    if size != record.size:
+        return [Problem(name, f"{size} bytes, the record says {record.size}")]
+    if sha256 != record.sha256:
+        return [Problem(name, "checksum differs from the record's")]
+    return []

@@ -27,6 +27,15 @@ class RestoreOrder:
     at: float
     phase: str = STOPPING
     replaces: str | None = None  # the cluster UUID before the restore
+    # Point-in-time recovery (`--to-time`, `--to-gtid`): the restoring agent replays the archived binlogs
+    # from the set's position through this seqno of the domain before the cluster serves.
+    to_seqno: int | None = None
+    domain: int | None = None
+    asked: str = ""  # the point in the person's words
+    # Why the restoring agent's attempt failed (a damaged set, a replay the server refused): it does not
+    # try again, each try costing a full unpack and a datadir moved aside, until a person runs
+    # `galera-pilot restore` again, which clears it.
+    failed: str = ""
 
     def moved(self, phase: str) -> RestoreOrder:
         return replace(self, phase=phase)

@@ -2,6 +2,8 @@
 
     <prefix>/<cluster>/<set id>/manifest.json   rewritten whole (a PUT is atomic): `running` first, `complete` last
     <prefix>/<cluster>/<set id>/<object>        a multipart upload in parts of `part_size`, hashed on the way
+    <prefix>/<cluster>/binlogs/<node>/<file>.zst   an archived binlog, uploaded the same way
+    <prefix>/<cluster>/binlogs/<node>/<file>.json  its record, PUT once the object is whole
 
 A backup stream (mariabackup | zstd) has no length known in advance, and one PUT needs one: so it goes up in
 parts, one after the other, and a few parts at most are in memory whatever the object's size; a failing
@@ -19,7 +21,7 @@ import io
 import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
@@ -32,8 +34,21 @@ from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error, ServerError
 from minio.helpers import check_bucket_name
 
-from galera_pilot.backup.manifest import Manifest, StoredObject, Verification
-from galera_pilot.backup.repository import CHUNK, OBJECT_NAME, SET_ID, RepositoryError, SetRecords, verify_objects
+from galera_pilot.backup.binlog_index import ArchivedBinlog
+from galera_pilot.backup.manifest import Manifest, Problem, StoredObject, Verification
+from galera_pilot.backup.repository import (
+    BINLOGS,
+    CHUNK,
+    OBJECT_NAME,
+    RepositoryError,
+    SetRecords,
+    binlog_names,
+    binlog_record_text,
+    check_set_id,
+    parse_binlog_record,
+    verify_binlog_object,
+    verify_objects,
+)
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -116,8 +131,7 @@ class S3Repository(SetRecords):
     def begin(self, manifest: Manifest) -> Manifest:
         """Refuses an id that has any key already (S3 has no exclusive create: the id's uniqueness, which
         the backup lock guards, is what makes this check enough)."""
-        if not SET_ID.match(manifest.id):
-            raise RepositoryError(f"backup id {manifest.id!r} is not a valid name")
+        check_set_id(manifest.id)
         with self._s3(f"create backup {manifest.id}"):
             taken = next(iter(self._client.list_objects(self.bucket, self.key(manifest.id), True)), None)
         if taken is not None:
@@ -144,16 +158,19 @@ class S3Repository(SetRecords):
         """Every set's manifest, oldest first; a set without a readable manifest is skipped. An endpoint
         that fails meanwhile is an error: a list silently short of some sets would mislead retention."""
         with self._s3(f"list {self.dir}"):
-            keys = [o.object_name or "" for o in self._client.list_objects(self.bucket, self.base + "/", True)]
+            # One level only (the sets' folders): never the objects inside them, nor the binlog archive,
+            # which grows with every interval.
+            folders = [o.object_name or "" for o in self._client.list_objects(self.bucket, self.base + "/", False)
+                       if o.is_dir]
         found = []
-        for key in keys:
-            set_id, _, name = key[len(self.base) + 1:].partition("/")
-            if name == MANIFEST and (manifest := self._load(set_id)) is not None:
+        for folder in folders:
+            set_id = folder[len(self.base) + 1:].rstrip("/")
+            if set_id != BINLOGS and _is_set_id(set_id) and (manifest := self._load(set_id)) is not None:
                 found.append(manifest)
         return sorted(found, key=lambda m: m.started_at)
 
     def manifest(self, set_id: str) -> Manifest:
-        found = self._load(set_id) if SET_ID.match(set_id) else None
+        found = self._load(set_id) if _is_set_id(set_id) else None
         if found is None or found.id != set_id:
             raise RepositoryError(f"no backup {set_id!r} in {self.dir}")
         return found
@@ -188,10 +205,59 @@ class S3Repository(SetRecords):
         """Rewrite the set's manifest (its position and checksums known, before the objects come)."""
         self._save(manifest)
 
+    # ---- archived binlogs ------------------------------------------------------------------------------
+    def store_binlog(self, record: ArchivedBinlog, stream: BinaryIO | Iterable[bytes]) -> ArchivedBinlog:
+        """The object uploaded (a PUT replaces a key whole, so a re-store never shows half an object), then
+        its record: a writer that dies between leaves an object without a record, which nothing lists."""
+        object_name, record_name = binlog_names(record)
+        key = f"{self.base}/{object_name}"
+        reader = _Hashing(stream)
+        with self._s3(f"write {key}"):
+            self._client.put_object(self.bucket, key, cast(BinaryIO, reader), -1, part_size=self.part_size,
+                                    num_parallel_uploads=1)
+        filled = replace(record, object=object_name, size=reader.size, sha256=reader.digest.hexdigest())
+        self._put_text(f"{self.base}/{record_name}", binlog_record_text(filled))
+        return filled
+
+    def binlogs(self) -> list[ArchivedBinlog]:
+        """Every archived binlog's record, by node and file: one listing of the binlogs' prefix, then a GET
+        of each record (not of the objects). An unreadable record is skipped; a failing endpoint is an error."""
+        prefix = f"{self.base}/{BINLOGS}/"
+        with self._s3(f"list {self.dir}/{BINLOGS}"):
+            keys = [o.object_name or "" for o in self._client.list_objects(self.bucket, prefix, True)]
+        found = []
+        for key in (k for k in keys if k.endswith(".json")):
+            if (data := self._reader(key)) is None:
+                continue  # deleted since the listing
+            with data:
+                body = data.read()
+            if (record := parse_binlog_record(body, key[len(self.base) + 1:])) is not None:
+                found.append(record)
+        return sorted(found, key=lambda r: (r.node, r.file))
+
+    def open_binlog(self, record: ArchivedBinlog) -> BinaryIO:
+        """The object, streamed as it is read (like `open`: no fileno)."""
+        object_name = binlog_names(record)[0]
+        if (data := self._reader(f"{self.base}/{object_name}")) is None:
+            raise RepositoryError(f"no archived binlog {object_name!r} in {self.dir}")
+        return data
+
+    def delete_binlog(self, record: ArchivedBinlog) -> None:
+        """The record, then the object (S3 deletes a missing key without complaint: a delete is redone)."""
+        for name in reversed(binlog_names(record)):
+            with self._s3(f"delete {self.base}/{name}"):
+                self._client.remove_object(self.bucket, f"{self.base}/{name}")
+
+    def verify_binlog(self, record: ArchivedBinlog) -> list[Problem]:
+        return verify_binlog_object(record, self._reader(f"{self.base}/{binlog_names(record)[0]}"))
+
     # ---- the endpoint ----------------------------------------------------------------------------------
     def _save(self, manifest: Manifest) -> None:
-        body = (json.dumps(manifest.to_dict(), indent=1) + "\n").encode()
-        key = self.key(manifest.id, MANIFEST)
+        self._put_text(self.key(manifest.id, MANIFEST), json.dumps(manifest.to_dict(), indent=1) + "\n")
+
+    def _put_text(self, key: str, text: str) -> None:
+        """A JSON document in one PUT: atomic, so a reader sees the old one or the new one, whole."""
+        body = text.encode()
         with self._s3(f"write {key}"):
             self._client.put_object(self.bucket, key, io.BytesIO(body), len(body), content_type="application/json")
 
@@ -288,6 +354,14 @@ class _Download(io.RawIOBase):
             self._response.close()
             self._response.release_conn()
         super().close()
+
+
+def _is_set_id(set_id: str) -> bool:
+    try:
+        check_set_id(set_id)
+    except RepositoryError:
+        return False
+    return True
 
 
 def _cause(error: BaseException) -> str:

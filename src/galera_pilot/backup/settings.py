@@ -24,6 +24,7 @@ class BackupTools(BaseModel):
     dump: str = "/usr/bin/mariadb-dump"
     client: str = "/usr/bin/mariadb"
     zstd: str = "/usr/bin/zstd"
+    binlog: str = "/usr/bin/mariadb-binlog"
 
 
 class S3Settings(BaseModel):
@@ -48,6 +49,24 @@ class S3Settings(BaseModel):
         return value.rstrip("/")
 
 
+class BinlogSettings(BaseModel):
+    """Binary logs for point-in-time recovery: written by every node, archived by one agent at a time.
+
+    Turning this on changes my.cnf (`log_bin`, the GTID settings below): the binary log starts at the next
+    restart of each mariadbd (`galera-pilot restart --pending` rolls them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    archive: bool = Field(False, description="write binary logs and archive them into the repository")
+    interval_seconds: float = Field(60.0, ge=5, le=86400, description="a transaction is archived within about "
+                                    "this long: the binlog that holds it is closed (FLUSH BINARY LOGS) once "
+                                    "its first transaction is this old, then uploaded")
+    domain_id: int = Field(1, ge=0, le=2**32 - 1, description="wsrep_gtid_domain_id: the GTID domain of the "
+                           "cluster's transactions, the same on every node")
+    keep_local_hours: float = Field(24.0, ge=1, le=24 * 366, description="binlogs kept on each node "
+                                    "(binlog_expire_logs_seconds); archived ones are in the repository")
+
+
 class BackupSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -68,6 +87,7 @@ class BackupSettings(BaseModel):
     table_checksums: bool = Field(True, description="record CHECKSUM TABLE of every table at the backup's "
                                   "point, for `backup verify --restore-test` to compare against (reads "
                                   "every table once more while the backup's node is paused)")
+    binlogs: BinlogSettings = Field(default_factory=BinlogSettings)
     tools: BackupTools = Field(default_factory=BackupTools)
 
     @field_validator("repository", "encryption_key_file")

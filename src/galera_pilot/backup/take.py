@@ -96,6 +96,10 @@ def take(source: Source, settings: BackupSettings, repository: Repository, manif
                            lambda raw, stored: progress(raw, stored, expected), cancel or Cancel())
         if manifest.kind != "logical":
             manifest = _store_lsn_files(repository, manifest, source.work_dir / "lsn")
+            if not manifest.gtid:  # not frozen by us: the tool's own lock chose the point, its files say where
+                gtid = (tools.last_gtid(source.work_dir / "lsn" / tools.INFO_OBJECT)
+                        or tools.last_gtid(source.work_dir / "tool.log"))
+                manifest = replace(manifest, gtid=gtid)
         return manifest
     finally:
         if connection is not None:
@@ -114,6 +118,8 @@ def _position(connection: Any, manifest: Manifest, freeze: bool, checksums: bool
         cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_cluster_state_uuid', "
                        "'wsrep_last_committed')")
         status = {str(k).lower(): str(v) for k, v in cursor.fetchall()}
+        cursor.execute("SELECT @@GLOBAL.gtid_binlog_pos")
+        gtid = str(cursor.fetchone()[0] or "")
         figures: dict[str, int | None] = {}
         if freeze and checksums:
             figures = tools.table_checksums(cursor)
@@ -121,7 +127,7 @@ def _position(connection: Any, manifest: Manifest, freeze: bool, checksums: bool
     note = manifest.note if freeze else (manifest.note + "; " if manifest.note else "") + (
         "taken on the writer: not frozen at one point, no table checksums")
     return replace(manifest, mariadb_version=str(version), cluster_uuid=status.get("wsrep_cluster_state_uuid", ""),
-                   seqno=seqno, checksums=figures, note=note), int(size or 0)
+                   seqno=seqno, checksums=figures, note=note, gtid=gtid if freeze else ""), int(size or 0)
 
 
 def _stream(command: list[str], settings: BackupSettings, repository: Repository, manifest: Manifest,

@@ -7,6 +7,7 @@ trial_restore.py's job.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +121,16 @@ def table_checksums(cursor: Any) -> dict[str, int | None]:
         cursor.execute(checksum_statement(tables[start:start + 50]))
         found.update({str(t): (int(c) if c is not None else None) for t, c in cursor.fetchall()})
     return found
+
+
+LAST_GTID = re.compile(r"GTID of the last change '([0-9,-]*)'")
+
+
+def last_gtid(log: Path) -> str:
+    """The binlog position mariadb-backup says its copy is consistent at ("MySQL binlog position: ...,
+    GTID of the last change '0-1-9'"), "" when it names none (no binary log)."""
+    try:
+        found = LAST_GTID.findall(log.read_text(errors="replace"))
+    except OSError:
+        return ""
+    return found[-1] if found else ""

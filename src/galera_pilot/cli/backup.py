@@ -129,6 +129,39 @@ def _summary(manifest: Manifest) -> dict[str, object]:
     return data
 
 
+@backup.command("binlogs")
+@addressing_options(with_env=False)
+@repo_option
+@click.option("--format", "form", type=click.Choice(["pretty", "json"]), default="pretty", show_default=True)
+@click.pass_context
+def binlogs(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None, cluster: str | None,
+            repo: Path | None, form: str) -> None:
+    """The archived binary logs (backup.binlogs.archive): what they cover of the cluster's GTID domain from
+    the oldest backup on, the newest archived transaction, and every gap."""
+    target = _target(ctx, directory, config, dcs, cluster)
+    domain = target.backup.binlogs.domain_id if target.backup is not None else 1
+    archived, summary = operations.binlog_archive(operations.repository_of(target, repo), domain)
+    if form == "json":
+        click.echo(json.dumps({"domain": summary.domain, "base": summary.base,
+                               "covered_through": summary.covered_through, "newest_seqno": summary.newest_seqno,
+                               "newest_time": summary.newest_time,
+                               "gaps": [{"first": g.first, "last": g.last} for g in summary.gaps],
+                               "files": [b.to_dict() for b in archived]}, indent=1))
+        return
+    if not archived:
+        click.echo("no binlog archived yet (backup.binlogs.archive turns archiving on)")
+        return
+    click.echo(f"{'NODE':<10} {'FILE':<22} {'SEQNOS':<17} {'FIRST (UTC)':<20} {'LAST (UTC)':<20} {'SIZE':>10}")
+    for record in archived:
+        span = f"{record.first_seqno}-{record.last_seqno}" if record.holds_transactions() else "-"
+        click.echo(f"{record.node:<10} {record.file:<22} {span:<17} {_when(record.first_time):<20} "
+                   f"{_when(record.last_time):<20} {_size(record.size):>10}")
+    click.echo(f"domain {summary.domain}: every transaction after seqno {summary.base} is archived through "
+               f"{summary.covered_through}; newest archived {summary.newest_seqno} at {_when(summary.newest_time)}")
+    for gap in summary.gaps:
+        click.echo(f"gap: {gap}", err=True)
+
+
 @backup.command("show")
 @addressing_options(with_env=False)
 @repo_option

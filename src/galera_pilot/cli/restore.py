@@ -1,8 +1,9 @@
-"""`restore`: the whole cluster back to a backup set (control/restore.py does the work; this parses,
-confirms and prints)."""
+"""`restore`: the whole cluster back to a backup set, or to a point in time (control/restore.py does the
+work; this parses, confirms and prints)."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import sys
@@ -23,6 +24,11 @@ from galera_pilot.errors import PilotError
 @addressing_options(with_env=False)
 @click.option("--backup", "backup_id", help="the set to restore (`backup list`): a full backup, or an "
               "incremental with its chain")
+@click.option("--to-time", "to_time", default=None, help="point-in-time recovery: every transaction committed at "
+              "or before this time (ISO 8601, e.g. '2026-12-03 15:30:00'; UTC unless it names a zone), from the "
+              "archived binlogs (backup.binlogs.archive)")
+@click.option("--to-gtid", "to_gtid", default=None, help="point-in-time recovery: every transaction up to and "
+              "including this GTID of the cluster's domain (e.g. 1-1-420)")
 @click.option("--member", default=None, help="the member that restores it and starts the new cluster (default: "
               "the first live member by name)")
 @click.option("--dry-run", is_flag=True, help="print the plan and change nothing")
@@ -31,21 +37,31 @@ from galera_pilot.errors import PilotError
 @click.option("--no-base-backup", is_flag=True, help="do not take a new full backup once the cluster is restored")
 @click.pass_context
 def restore(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None, cluster: str | None,
-            backup_id: str | None, member: str | None, dry_run: bool, yes: bool, abort_it: bool,
-            no_base_backup: bool) -> None:
+            backup_id: str | None, to_time: str | None, to_gtid: str | None, member: str | None, dry_run: bool,
+            yes: bool, abort_it: bool, no_base_backup: bool) -> None:
     """Restore the whole cluster from a backup: every member stops, MEMBER restores the set and starts a
     new cluster (a new UUID), the others rejoin it by a full state transfer, and a new full backup is
-    taken. Every replaced datadir is moved aside, not deleted. Run it again to resume one cut short."""
+    taken. Every replaced datadir is moved aside, not deleted. Run it again to resume one cut short.
+    With --to-time or --to-gtid the set is rolled forward through the archived binary logs to that point."""
     target = target_of(ctx, directory, config, dcs, cluster)
     if abort_it:
         click.echo(changing(target, "restore --abort", operations.abort))
         return
-    if not backup_id:
-        raise PilotError("restore needs --backup ID (see `galera-pilot backup list`), or --abort")
+    if to_time is not None and to_gtid is not None:
+        raise click.UsageError("give --to-time or --to-gtid, not both")
+    if not backup_id and to_time is None and to_gtid is None:
+        raise PilotError("restore needs --backup ID (see `galera-pilot backup list`), --to-time T or --to-gtid G, "
+                         "or --abort")
     repository = backups.repository_of(target, None)  # the agent restores from its own section's
+    point = None
+    if to_time is not None or to_gtid is not None:
+        domain = target.backup.binlogs.domain_id if target.backup is not None else 1
+        when = _parse_time(to_time) if to_time is not None else None
+        asked = f"GTID {to_gtid}" if to_gtid is not None else f"{to_time} ({_utc(when)})"
+        point = operations.point_in_time(repository, domain, to_gtid, when, backup_id, asked)
 
     def carry_out(store: DCS) -> str:
-        chosen = operations.plan(store, repository, backup_id, member)
+        chosen = operations.plan(store, repository, backup_id, member, point)
         for line in chosen.lines():
             click.echo(line)
         if dry_run:
@@ -69,6 +85,24 @@ def restore(ctx: click.Context, directory: Path | None, config: Path | None, dcs
         return final.detail
 
     click.echo(changing(target, "restore", carry_out))
+
+
+def _parse_time(text: str) -> float:
+    """ISO 8601; a time without a zone is UTC (the binlogs' and `backup binlogs`' times are shown in UTC)."""
+    try:
+        when = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time (e.g. 2026-12-03 15:30:00)",
+                                 param_hint="--to-time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp()
+
+
+def _utc(when: float | None) -> str:
+    if when is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(when, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 COMMANDS = [restore]

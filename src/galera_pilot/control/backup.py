@@ -14,6 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from galera_pilot.backup import chains
+from galera_pilot.backup.binlog_index import (
+    ArchivedBinlog,
+    ArchiveSummary,
+    newest_history,
+    of_history,
+    oldest_backup_seqno,
+    summarize,
+)
 from galera_pilot.backup.catalog import Kind, by_id, restorable
 from galera_pilot.backup.chains import incremental_parent, new_backup_id
 from galera_pilot.backup.manifest import Manifest, Problem, Verification
@@ -167,3 +175,12 @@ def restore_test(repository: Repository, set_id: str, scratch: Path | None,
     """Restore the set into a scratch server and compare its tables (backup/trial_restore.py), with the
     programs the cluster's backup section names."""
     return run_restore_test(repository, chain_of(repository, set_id), tools or BackupTools(), Servers(), scratch)
+
+
+def binlog_archive(repository: Repository, domain: int) -> tuple[list[ArchivedBinlog], ArchiveSummary]:
+    """Every archived binlog, and what the files of the current history (the newest file's) cover of the
+    domain from that history's oldest backup on."""
+    archived = repository.binlogs()
+    history = newest_history(archived) or ""
+    current = of_history(archived, history)
+    return archived, summarize(current, domain, oldest_backup_seqno(repository.manifests(), domain, history))

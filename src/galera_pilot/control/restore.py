@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from galera_pilot.backup.repository import Repository
 from galera_pilot.backup.restore_order import RESTORE, RESTORING, STOPPING, RestoreOrder
@@ -29,6 +30,7 @@ from galera_pilot.control.bootstrap import ORDER_TTL
 from galera_pilot.dcs.base import DCS
 from galera_pilot.errors import DCSError, PilotError
 from galera_pilot.restore.plan import RestorePlan, plan_restore
+from galera_pilot.restore.point_in_time import PointInTime, plan_point_in_time, seqno_of_gtid
 
 STOP_TIMEOUT = 600.0  # s for every member to stop mariadbd (a clean shutdown flushes the buffer pool)
 START_TIMEOUT = 3600.0  # s for the restored member to be Synced (unpacking and preparing a large set)
@@ -38,10 +40,26 @@ POLL = 0.5
 Say = Callable[[str], None]
 
 
-def plan(dcs: DCS, repository: Repository, backup_id: str, member: str | None) -> RestorePlan:
-    chain = chain_of(repository, backup_id)
+def plan(dcs: DCS, repository: Repository, backup_id: str | None, member: str | None,
+         point: PointInTime | None = None) -> RestorePlan:
+    """The plan of a restore of `backup_id`, or of the point in time `point` (its backup, rolled forward)."""
+    chosen_id = point.backup if point is not None else backup_id
+    assert chosen_id is not None
+    chain = chain_of(repository, chosen_id)
     try:
-        return plan_restore(dcs.snapshot(with_history=False), chain, member)
+        planned = plan_restore(dcs.snapshot(with_history=False), chain, member)
+    except ValueError as refusal:
+        raise PilotError(f"restore refused: {refusal}") from None
+    return planned.with_point(point) if point is not None else planned
+
+
+def point_in_time(repository: Repository, domain: int, to_gtid: str | None, to_time: float | None,
+                  backup_id: str | None, asked: str) -> PointInTime:
+    """Which set and which archived binlogs reach the point asked; PilotError saying why not."""
+    try:
+        seqno = seqno_of_gtid(to_gtid, domain) if to_gtid is not None else None
+        return plan_point_in_time(repository.manifests(), repository.binlogs(), domain, seqno, to_time, backup_id,
+                                  asked)
     except ValueError as refusal:
         raise PilotError(f"restore refused: {refusal}") from None
 
@@ -77,10 +95,19 @@ class Restorer:
     def _order(self, chosen: RestorePlan) -> RestoreOrder:
         snapshot = self.dcs.snapshot(with_history=False)
         if snapshot.restore is not None:
-            self.say(f"resuming the restore of backup {snapshot.restore.backup} ({snapshot.restore.phase})")
-            return snapshot.restore
+            order = snapshot.restore
+            self.say(f"resuming the restore of backup {order.backup} ({order.phase})")
+            if order.failed:
+                self.say(f"  its last attempt failed ({order.failed}): {order.member} tries again")
+                order = replace(order, failed="")
+                kv = self.dcs.get(RESTORE)
+                if kv is None or not self.dcs.compare_and_set(RESTORE, json.dumps(order.to_dict()), kv.version):
+                    raise PilotError("the restore order changed meanwhile; run `galera-pilot restore` again")
+            return order
+        point = chosen.point
         order = RestoreOrder(chosen.backup, chosen.member, f"galera-pilot restore ({self.asker})", time.time(),
-                             STOPPING, chosen.replaces)
+                             STOPPING, chosen.replaces, to_seqno=point.target if point else None,
+                             domain=point.domain if point else None, asked=point.asked if point else "")
         if not self.dcs.create(RESTORE, json.dumps(order.to_dict())):
             raise PilotError("another restore was ordered meanwhile; look with `galera-pilot list`")
         self.dcs.record_history(HistoryEvent(time.time(), chosen.member, "restore",
@@ -122,6 +149,10 @@ class Restorer:
                 if not self.dcs.order_empty_start(order.member, ttl=ORDER_TTL, restore_from=order.backup):
                     raise PilotError("the initialize record changed meanwhile; run `galera-pilot restore` again")
                 continue
+            if snapshot.restore is not None and snapshot.restore.failed:
+                raise PilotError(f"{order.member} could not restore backup {order.backup}: {snapshot.restore.failed}. "
+                                 "Fix the cause, then run `galera-pilot restore` again (the old datadirs are kept "
+                                 "aside as data.refused-*)")
             member = snapshot.members.get(order.member)
             new_uuid = init.cluster_uuid
             if new_uuid and member is not None and member.state == "Synced" and member.cluster_uuid == new_uuid:

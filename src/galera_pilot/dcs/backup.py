@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from galera_pilot.backup.request import BACKUP_REQUEST, REQUESTED, BackupRequest
+from galera_pilot.backup.restore_order import RESTORE
 from galera_pilot.dcs.base import DCS
 
 BACKUP_LOCK = "backup"
@@ -73,3 +74,16 @@ def withdraw_request(dcs: DCS, backup_id: str) -> bool:
     if data.get("id") != backup_id or data.get("phase") != REQUESTED:
         return False
     return dcs.delete(BACKUP_REQUEST, kv.version)
+
+
+def fail_restore(dcs: DCS, backup_id: str, why: str) -> bool:
+    """The restoring agent's attempt failed: say why in the order (it is not retried until a person runs
+    `galera-pilot restore` again). False when the order is gone or is another one."""
+    kv = dcs.get(RESTORE)
+    if kv is None:
+        return False
+    data = json.loads(kv.value)
+    if data.get("backup") != backup_id:
+        return False
+    data["failed"] = why
+    return dcs.compare_and_set(RESTORE, json.dumps(data), kv.version)

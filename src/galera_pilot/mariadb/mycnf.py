@@ -7,6 +7,7 @@ the mariadbd user's group: readable by mariadbd and its SST scripts, by nobody e
 from __future__ import annotations
 
 import shlex
+import zlib
 from collections.abc import Sequence
 
 from galera_pilot.config import NodeConfig, option_key
@@ -73,6 +74,36 @@ def notifications_on(config: NodeConfig) -> bool:
     plaintext cluster admits any node that reaches its port, and a name like `x;cmd` would run `cmd`
     as the mysql user on every node."""
     return config.tls.enabled and not config.tls.migrating
+
+
+BINLOG_BASENAME = "mariadb-bin"
+
+
+def local_gtid_domain(name: str, cluster_domain: int) -> int:
+    """gtid_domain_id for what a node writes outside replication (wsrep_on=OFF): a domain of its own, so
+    that such a transaction never takes a seqno of the cluster's domain on one node only (the cluster's
+    sequence would then differ between nodes, and archives of different nodes would not continue each
+    other). Derived from the name: the same on every start, different between nodes."""
+    domain = 1_000_000 + zlib.crc32(name.encode()) % 1_000_000_000
+    return domain if domain != cluster_domain else domain + 1
+
+
+def binlog_settings(config: NodeConfig) -> list[tuple[str, str]]:
+    """With `backup.binlogs.archive`: binary logs in the datadir and GTIDs identical on every node (one
+    wsrep_gtid_domain_id, wsrep_gtid_mode, log_slave_updates, the same server_id: with differing ids
+    mariabackup records an empty GTID on every node but the bootstrap one, MDEV-26223)."""
+    binlogs = config.backup.binlogs
+    if not binlogs.archive:
+        return []
+    return [
+        ("log_bin", BINLOG_BASENAME),
+        ("log_slave_updates", "ON"),
+        ("server_id", "1"),
+        ("wsrep_gtid_mode", "ON"),
+        ("wsrep_gtid_domain_id", str(binlogs.domain_id)),
+        ("gtid_domain_id", str(local_gtid_domain(config.name, binlogs.domain_id))),
+        ("binlog_expire_logs_seconds", str(int(binlogs.keep_local_hours * 3600))),
+    ]
 
 
 def render_mycnf(config: NodeConfig, credentials: Credentials, peers: Sequence[str],
@@ -142,6 +173,7 @@ def render_mycnf(config: NodeConfig, credentials: Credentials, peers: Sequence[s
             settings.append(("require_secure_transport", "ON"))
     if sst_donor:
         settings.append(("wsrep_sst_donor", f"{sst_donor},"))
+    settings += binlog_settings(config)
     settings += sorted(config.mariadb.extra.items())
     lines += [f"{key} = {value}" for key, value in settings]
     lines += [

@@ -9,10 +9,11 @@ physical chain), a paused cluster, a rolling restart or a backup in progress, an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from galera_pilot.backup.manifest import Manifest
 from galera_pilot.cluster import Cluster
+from galera_pilot.restore.point_in_time import PointInTime
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,10 @@ class RestorePlan:
     others: tuple[str, ...]  # the other members: stopped, then rejoined with a full state transfer
     serving: tuple[str, ...]  # members in a Primary Component now (clients lose them)
     replaces: str | None  # the cluster UUID that ends
+    point: PointInTime | None = None  # --to-time / --to-gtid: the roll-forward after the set
+
+    def with_point(self, point: PointInTime) -> RestorePlan:
+        return replace(self, point=point)
 
     def lines(self) -> list[str]:
         links = " + ".join(f"{m.id} ({m.kind}, seqno {m.seqno})" for m in self.chain)
@@ -33,6 +38,8 @@ class RestorePlan:
                  + (f"; serving now: {', '.join(self.serving)}, their clients are cut off" if self.serving else ""),
                  f"  2. {self.member} restores the set (its datadir moved aside, kept) and starts a new cluster "
                  f"(a new UUID, replacing {self.replaces or 'none'})"]
+        if self.point is not None:
+            lines += self.point.lines()
         if self.others:
             lines.append(f"  3. {', '.join(self.others)} rejoin it by a full state transfer (their datadirs "
                          "moved aside, kept)")
