@@ -28,7 +28,14 @@ def test_simultaneous_agents_bootstrap_exactly_one_node() -> None:
             uuids = {m.cluster_uuid for m in snapshot.members.values()}
             assert len(uuids) == 1, f"run {run}: members disagree on the cluster: {uuids}"
             actions = [e.action for e in snapshot.history]
-            assert actions.count("initialize") == 1, f"run {run}: {actions}"
+            initializers = {e.member for e in snapshot.history if e.action == "initialize"}
+            assert len(initializers) == 1, f"run {run}: more than one initializer: {actions}"
+            # Once (seen in CI under two lanes' load: the initializer's first attempt failed and it tried
+            # again): a retry is the same member's, after a failure the history names.
+            failures = [e.reason for e in snapshot.history if e.action == "initialize-failed"]
+            assert actions.count("initialize") == 1 + len(failures), f"run {run}: {actions}"
+            if failures:
+                print(f"run {run}: the initializer tried again after: {failures}")
             formed = {e.member for e in snapshot.history if e.action == "form"}
             assert (actions.count("bootstrap"), bool(formed)) in ((1, False), (0, True)), f"run {run}: {actions}"
             assert not formed or len(formed) == actions.count("form"), f"run {run}: a node formed twice: {actions}"

@@ -57,9 +57,14 @@ class Initializer:
         point = order if restore_from and order is not None and order.backup == restore_from else None
         try:
             uuid, seqno = self.datadir.create_seed(ttl, restore_from, point)
-        except PilotError as error:
+        except Exception as error:
             self.memory.expect_running = False
             self.process.stop(30)
+            # Said in the history: the next cycle tries again (this node still holds the record), and a
+            # second `initialize` event must say why there was one.
+            self.history("initialize-failed", f"initializing the cluster failed: {error}", {})
+            if not isinstance(error, PilotError):
+                raise
             if restore_from is not None:
                 with contextlib.suppress(DCSError):
                     fail_restore(self.dcs, restore_from, str(error))
