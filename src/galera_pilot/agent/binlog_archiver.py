@@ -17,7 +17,6 @@ history, and a full backup is asked, so that a point in time after the gap can b
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import subprocess
 import threading
@@ -35,7 +34,6 @@ from galera_pilot.backup.binlog_index import (
     covered_through,
     expired_binlogs,
     of_history,
-    oldest_backup_seqno,
     summarize,
 )
 from galera_pilot.backup.binlog_scan import BinlogUnreadable, scan_binlog
@@ -60,6 +58,7 @@ log = logging.getLogger(CYCLE_LOGGER)
 PASS_EVERY = 5.0  # s between two passes (each: the lease renewed, SHOW BINARY LOGS, maybe uploads)
 LEASE_TTL = 30.0  # s: an archiver that died frees the lease this long after its last renewal
 RELIST_EVERY = 600.0  # s: the archive listed again, in case something else changed it (a restore, a person)
+MANIFESTS_EVERY = 60.0  # s between two listings of the backup sets (as the schedule's CATALOG_EVERY)
 
 
 @dataclass(frozen=True)
@@ -98,6 +97,7 @@ class BinlogArchiver:
         self._last_reason = ""  # what the last pass's turn said (logged when it changes)
         self._server_seqno: int | None = None  # the node's last seqno of the domain when the pass began
         self._flushed: tuple[int, float] | None = None  # (seqno, unix time) of the last FLUSH this node made
+        self._sets: tuple[float, list[Manifest]] | None = None  # (monotonic time, the sets) of the last listing
 
     @property
     def enabled(self) -> bool:
@@ -124,9 +124,7 @@ class BinlogArchiver:
     def pass_now(self, cluster: Cluster) -> None:
         me = self.config.name
         try:
-            current = self.dcs.get(ARCHIVER_LEASE)
-            holder = None if current is None else _holder_of(current.value)
-            turn = archiver_turn(cluster, me, holder, self.enabled)
+            turn = archiver_turn(cluster, me, self.dcs.lease_holder(ARCHIVER_LEASE), self.enabled)
             if turn.release:
                 self.dcs.release_lease(ARCHIVER_LEASE, me)
             if turn.archive and not self.dcs.acquire_lease(ARCHIVER_LEASE, me, LEASE_TTL, "archiving binlogs"):
@@ -141,6 +139,7 @@ class BinlogArchiver:
         if not turn.archive:
             if self.state.archiving or self._archived is not None:
                 self._archived, self._rotated_at, self._skipped, self._flushed = None, 0.0, set(), None
+                self._sets = None
                 self.state = ArchiveState()
             return
         try:
@@ -184,15 +183,14 @@ class BinlogArchiver:
             if self._rotated_at == 0.0:
                 self._rotated_at = time.monotonic()  # the lease is new: the server's file is given its time
             if time.monotonic() - self._rotated_at >= rotate_after and self._holds_transactions(names[-1]):
-                before = _server_seqno(connection, self.config.backup.binlogs.domain_id)
                 try:
                     with connection.cursor() as cursor:
                         cursor.execute("FLUSH LOCAL BINARY LOGS")
                 except pymysql.MySQLError as error:
                     raise PilotError(f"FLUSH LOCAL BINARY LOGS failed: {error}") from None
                 self._rotated_at = time.monotonic()
-                if before is not None:
-                    self._flushed = (before, self.now())  # all of these are in closed files from now on
+                if self._server_seqno is not None:  # read above: all of these are in closed files from now on
+                    self._flushed = (self._server_seqno, self.now())
                 names = _binlog_names(connection)
             return names
         finally:
@@ -261,10 +259,9 @@ class BinlogArchiver:
         recorded and a full backup asked for."""
         assert self._archived is not None
         domain = self.config.backup.binlogs.domain_id
-        manifests = repository.manifests()
+        manifests = self._manifests(repository)
         self._expire(repository, manifests, domain)
-        summary = summarize(of_history(self._archived, self._history), domain,
-                            oldest_backup_seqno(manifests, domain, self._history))
+        summary = summarize(self._archived, manifests, domain, self._history)
         found = summary.gaps
         caught_up = self.state.caught_up_at
         if self._server_seqno is None or summary.covered_through >= self._server_seqno:
@@ -282,6 +279,13 @@ class BinlogArchiver:
             self.history("binlog-gap", sentence, {"first": gap.first, "last": gap.last, "domain": gap.domain})
         if fresh:
             self._ask_full_backup(cluster)
+
+    def _manifests(self, repository: Repository) -> list[Manifest]:
+        """The sets, listed at most every MANIFESTS_EVERY (a pass runs every PASS_EVERY; on S3 a listing is
+        requests): they only move the base the gaps count from and what the archive may let go."""
+        if self._sets is None or time.monotonic() - self._sets[0] > MANIFESTS_EVERY:
+            self._sets = (time.monotonic(), repository.manifests())
+        return self._sets[1]
 
     def _expire(self, repository: Repository, manifests: list[Manifest], domain: int) -> None:
         """Delete the archived files no kept backup can use (the backup retention decides what is kept).
@@ -305,13 +309,6 @@ class BinlogArchiver:
                                 note=placement.reason)
         with contextlib.suppress(DCSError):
             ask_backup(self.dcs, request, expect=cluster.backup_request)
-
-
-def _holder_of(value: str) -> str | None:
-    with contextlib.suppress(ValueError, AttributeError):
-        holder = json.loads(value).get("holder")
-        return str(holder) if holder else None
-    return None
 
 
 def _binlog_names(connection: object) -> list[str]:

@@ -15,10 +15,10 @@ import contextlib
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from galera_pilot.backup.binlog_index import NotReachable, of_history
+from galera_pilot.backup.binlog_index import NotReachable, backup_seqno, of_history
 from galera_pilot.backup.chains import chain_of
 from galera_pilot.backup.materialize import prepare_chain
 from galera_pilot.backup.replay import replay
@@ -26,7 +26,7 @@ from galera_pilot.backup.repositories import open_repository
 from galera_pilot.backup.restore_order import RestoreOrder
 from galera_pilot.config import NodeConfig
 from galera_pilot.errors import PilotError
-from galera_pilot.restore.point_in_time import backup_seqno, steps_for
+from galera_pilot.restore.point_in_time import steps_for
 
 RENEW_EVERY = 10.0  # s: the initialize lease is renewed this often while the set is unpacked and prepared
 GALERA_STATE = ("grastate.dat", "gvwstate.dat", "galera.cache")
@@ -50,15 +50,9 @@ def restore_datadir(config: NodeConfig, set_id: str, renew: Callable[[], object]
     if scratch.exists():
         shutil.rmtree(scratch)  # what an interrupted restore left: never a datadir, rebuilt from the set
     scratch.mkdir(mode=0o700, parents=True)
-    stop = threading.Event()
-    renewer = threading.Thread(target=_renew, args=(renew, stop), name="restore-lease", daemon=True)
-    renewer.start()
     started = time.monotonic()
-    try:
+    with _renewing(renew):
         prepared = prepare_chain(repository, chain, config.backup.tools, scratch)
-    finally:
-        stop.set()
-        renewer.join(timeout=5)
     for name in GALERA_STATE:
         (prepared / name).unlink(missing_ok=True)
     if data.exists():
@@ -69,6 +63,20 @@ def restore_datadir(config: NodeConfig, set_id: str, renew: Callable[[], object]
     shutil.rmtree(scratch, ignore_errors=True)
     links = " + ".join(f"{m.id} ({m.kind})" for m in chain)
     return f"restored {links} in {time.monotonic() - started:.1f} s"
+
+
+@contextlib.contextmanager
+def _renewing(renew: Callable[[], object]) -> Iterator[None]:
+    """`renew` every RENEW_EVERY while the block runs (unpacking a set, replaying binlogs: long work under
+    the initialize lease)."""
+    stop = threading.Event()
+    renewer = threading.Thread(target=_renew, args=(renew, stop), name="restore-lease", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewer.join(timeout=5)
 
 
 def _renew(renew: Callable[[], object], stop: threading.Event) -> None:
@@ -93,16 +101,12 @@ def roll_forward(config: NodeConfig, order: RestoreOrder, socket: Path, renew: C
         steps = steps_for(of_history(repository.binlogs(), manifest.cluster_uuid), order.domain, base, order.to_seqno)
     except NotReachable as error:
         raise PilotError(f"the point asked cannot be reached from backup {order.backup}: {error}") from None
-    stop = threading.Event()
-    renewer = threading.Thread(target=_renew, args=(renew, stop), name="restore-lease", daemon=True)
-    renewer.start()
     started = time.monotonic()
     scratch = config.data_dir.with_name(config.data_dir.name + ".replay")
     try:
-        files = replay(repository, steps, config.backup.tools, socket, scratch)
+        with _renewing(renew):
+            files = replay(repository, steps, config.backup.tools, socket, scratch)
     finally:
-        stop.set()
-        renewer.join(timeout=5)
         shutil.rmtree(scratch, ignore_errors=True)
     return (f"rolled forward from GTID seqno {base} through {order.to_seqno} of domain {order.domain} "
             f"({order.asked or 'as asked'}): {files} archived binlog(s) in {time.monotonic() - started:.1f} s")

@@ -16,7 +16,6 @@ that the archiver can report it and ask for a fresh full backup.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -202,30 +201,36 @@ class ArchiveSummary:
     gaps: tuple[Gap, ...]
 
 
-def summarize(archived: Sequence[ArchivedBinlog], domain: int, base: int | None) -> ArchiveSummary:
-    """`archived`: the files of one history; `base`: the oldest kept backup's seqno in the domain (None:
-    no backup records one)."""
-    mine = [b for b in archived if b.domain == domain and b.holds_transactions()]
+def summarize(archived: Sequence[ArchivedBinlog], manifests: Sequence[Manifest], domain: int,
+              history: str) -> ArchiveSummary:
+    """What the files of one history (a cluster UUID) cover of the domain, counted from that history's
+    oldest kept backup (else from the oldest archived seqno)."""
+    files = [b for b in of_history(archived, history) if b.domain == domain]
+    mine = [b for b in files if b.holds_transactions()]
+    base = oldest_backup_seqno(manifests, domain, history)
     if base is None:
         base = min((b.first_seqno or 0 for b in mine), default=1) - 1
-    return ArchiveSummary(domain, len([b for b in archived if b.domain == domain]), base,
-                          covered_through(mine, domain, base), max((b.last_seqno or 0 for b in mine), default=None),
-                          newest_time(mine, domain), tuple(gaps(mine, domain, base)))
+    return ArchiveSummary(domain, len(files), base, covered_through(mine, domain, base),
+                          max((b.last_seqno or 0 for b in mine), default=None), newest_time(mine, domain),
+                          tuple(gaps(mine, domain, base)))
+
+
+def backup_seqno(manifest: Manifest, domain: int) -> int | None:
+    """A set's GTID seqno in `domain` (where its roll-forward starts), None when it records none."""
+    if not manifest.gtid:
+        return None
+    try:
+        return parse_position(manifest.gtid).seqno(domain)
+    except ValueError:
+        return None
 
 
 def oldest_backup_seqno(manifests: Iterable[Manifest], domain: int, history: str | None = None) -> int | None:
     """The GTID seqno in `domain` of the oldest complete physical set (of `history`, a cluster UUID, when
     given) that records one: where the archive must cover from for every kept set to roll forward."""
-    seqnos = []
-    for manifest in manifests:
-        if manifest.status != "complete" or manifest.kind == "logical" or not manifest.gtid:
-            continue
-        if history is not None and manifest.cluster_uuid != history:
-            continue
-        with contextlib.suppress(ValueError):
-            seqno = parse_position(manifest.gtid).seqno(domain)
-            if seqno is not None:
-                seqnos.append(seqno)
+    seqnos = [seqno for m in manifests
+              if m.status == "complete" and m.kind != "logical" and (history is None or m.cluster_uuid == history)
+              and (seqno := backup_seqno(m, domain)) is not None]
     return min(seqnos) if seqnos else None
 
 

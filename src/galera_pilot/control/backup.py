@@ -18,8 +18,6 @@ from galera_pilot.backup.binlog_index import (
     ArchivedBinlog,
     ArchiveSummary,
     newest_history,
-    of_history,
-    oldest_backup_seqno,
     summarize,
 )
 from galera_pilot.backup.catalog import Kind, by_id, restorable
@@ -181,6 +179,4 @@ def binlog_archive(repository: Repository, domain: int) -> tuple[list[ArchivedBi
     """Every archived binlog, and what the files of the current history (the newest file's) cover of the
     domain from that history's oldest backup on."""
     archived = repository.binlogs()
-    history = newest_history(archived) or ""
-    current = of_history(archived, history)
-    return archived, summarize(current, domain, oldest_backup_seqno(repository.manifests(), domain, history))
+    return archived, summarize(archived, repository.manifests(), domain, newest_history(archived) or "")

@@ -329,6 +329,11 @@ class DCS(ABC):
             return False
         return self.compare_and_set(key, value, current.version, ttl)
 
+    def lease_holder(self, key: str) -> str | None:
+        """Who holds a leased lock now (None: nobody)."""
+        current = self.get(key)
+        return json.loads(current.value).get("holder") if current is not None else None
+
     def release_lease(self, key: str, name: str) -> None:
         current = self.get(key)
         if current is not None and json.loads(current.value).get("holder") == name:

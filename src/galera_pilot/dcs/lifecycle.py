@@ -63,8 +63,7 @@ def release_driver(dcs: DCS, me: str) -> None:
 
 def driver_of(dcs: DCS) -> str | None:
     """Who holds the driver lease now (None: nobody drives the roll)."""
-    current = dcs.get(DRIVER_KEY)
-    return json.loads(current.value).get("holder") if current is not None else None
+    return dcs.lease_holder(DRIVER_KEY)
 
 
 def request_restart(dcs: DCS, request: RestartRequest) -> bool:

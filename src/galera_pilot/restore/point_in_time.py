@@ -17,13 +17,14 @@ from galera_pilot.backup.binlog_index import (
     ArchivedBinlog,
     NotReachable,
     ReplayStep,
+    backup_seqno,
     newest_history,
     of_history,
     replay_steps,
     seqno_at_time,
 )
 from galera_pilot.backup.catalog import by_id, restorable
-from galera_pilot.backup.gtid import parse_gtid, parse_position
+from galera_pilot.backup.gtid import parse_gtid
 from galera_pilot.backup.manifest import Manifest
 
 
@@ -52,15 +53,6 @@ def seqno_of_gtid(text: str, domain: int) -> int:
         raise ValueError(f"GTID {text} is of domain {gtid.domain}; the cluster's transactions are in domain {domain} "
                          "(backup.binlogs.domain_id)")
     return gtid.seqno
-
-
-def backup_seqno(manifest: Manifest, domain: int) -> int | None:
-    if not manifest.gtid:
-        return None
-    try:
-        return parse_position(manifest.gtid).seqno(domain)
-    except ValueError:
-        return None
 
 
 def plan_point_in_time(manifests: Sequence[Manifest], archived: Sequence[ArchivedBinlog], domain: int,
