@@ -30,10 +30,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from galera_pilot.config import load_config
 from tests.integration.binaries import respawn_agent
 from tests.waiting import wait_for
 
-from .conftest import CLI, cli, destroy, new_cluster_path, query, test_address
+from .conftest import CLI, cli, destroy, http_json, new_cluster_path, query, test_address
 from .seaweedfs import ACCESS_KEY, BUCKET, SECRET_KEY, SeaweedFS
 
 ADDRESSES = {f"node{i + 1}": test_address(f"127.0.0.{226 + i}") for i in range(2)}
@@ -56,6 +57,21 @@ def cluster() -> Iterator[Path]:
 
 def backups(directory: Path) -> list[dict]:
     return json.loads(cli("backup", "list", "--dir", str(directory), "--format", "json").stdout)
+
+
+def schedule_state(directory: Path) -> str:
+    """Why the schedule asks nothing: each agent's note, its backup report and its backup log lines."""
+    said = []
+    for name in ADDRESSES:
+        config = load_config(directory / name / "agent.yaml")
+        try:
+            report = http_json(config.api_url + "/status").get("backup")
+        except Exception as error:  # the message must still be written
+            report = f"no /status: {error}"
+        lines = [line for line in (directory / name / "log" / "agent.log").read_text(errors="replace").splitlines()
+                 if "backup" in line and "reloaded" not in line]
+        said.append(f"{name}: {report}; log: " + " | ".join(lines[-12:]))
+    return "; ".join(said)
 
 
 def writer(directory: Path) -> str:
@@ -232,7 +248,8 @@ def test_the_agents_run_the_schedule_and_apply_the_retention(cluster: Path) -> N
             break
         time.sleep(1)
     else:
-        raise AssertionError(f"no scheduled full and incremental, or the old chain kept: {backups(cluster)}")
+        raise AssertionError(f"no scheduled full and incremental, or the old chain kept: {backups(cluster)}; "
+                             f"{schedule_state(cluster)}")
     set_backup_fields(cluster, full_every_hours=0)  # no more backups while the rest is checked
     sets = wait_for(lambda: (found := backups(cluster)) and all(s["status"] != "running" for s in found) and found,
                     120, "the last scheduled backup to end")
@@ -248,6 +265,36 @@ def test_the_agents_run_the_schedule_and_apply_the_retention(cluster: Path) -> N
         assert parent["status"] == "complete" and incremental["started_at"] >= parent["finished_at"] + 0.002 * 3600
     verified = cli("backup", "verify", "--dir", str(cluster), scheduled[-1]["id"]).stdout
     assert "every checksum matches its manifest" in verified, verified
+
+
+def test_an_incremental_is_taken_only_on_the_datadir_of_its_chain(cluster: Path) -> None:
+    """InnoDB's LSNs are each datadir's own (backup/lineage.py): an incremental follows its chain's node,
+    onto the writer if need be, and is refused, before anything is paused, where the datadir is not the
+    one its parent was copied from."""
+    cli("backup", "create", "--dir", str(cluster))
+    full = backups(cluster)[-1]
+    chain_node = full["node"]
+    other = next(n for n in ADDRESSES if n != chain_node)
+    lineage_file = cluster / chain_node / "data" / "galera-pilot.lineage"
+    assert full["lineage"].startswith(f"{chain_node}:") and lineage_file.read_text().strip() == full["lineage"]
+    refused = cli("backup", "create", "--dir", str(cluster), "--incremental", "--node", other, check=False)
+    assert refused.returncode == 1 and f"taken on {chain_node}: it can only be taken there" in refused.stderr, \
+        refused.stderr
+    cli("switchover", "--dir", str(cluster), "--to", chain_node)
+    out = cli("backup", "create", "--dir", str(cluster), "--incremental").stdout
+    assert f"{chain_node}, which holds the chain of {full['id']} (it is the writer" in out, out
+    made = backups(cluster)[-1]
+    assert (made["kind"], made["node"], made["parent"], made["lineage"], made["status"]) == (
+        "incremental", chain_node, full["id"], full["lineage"], "complete"), made
+    lineage_file.write_text(f"{other}:0123456789abcdef\n")  # what a copy of the other node's datadir carries
+    failed = cli("backup", "create", "--dir", str(cluster), "--incremental", check=False)
+    assert failed.returncode == 1 and f"{chain_node}'s datadir is not the one backup {made['id']}" in failed.stderr, \
+        failed.stderr
+    assert backups(cluster)[-1]["status"] == "failed"
+    cli("backup", "create", "--dir", str(cluster), "--node", chain_node)  # a new chain, a new lineage
+    renewed = backups(cluster)[-1]
+    assert renewed["kind"] == "full" and renewed["status"] == "complete"
+    assert renewed["lineage"] not in (full["lineage"], "") and lineage_file.read_text().strip() == renewed["lineage"]
 
 
 def test_restore_brings_the_whole_cluster_back_to_a_backup_under_a_new_uuid(cluster: Path) -> None:

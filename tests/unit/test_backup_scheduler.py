@@ -13,7 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from galera_pilot.agent.backup_schedule import BackupSchedule
+from galera_pilot.agent.backups import BackupKeeper
 from galera_pilot.backup.catalog import BackupSet
+from galera_pilot.backup.lineage import LINEAGE_FILE
 from galera_pilot.backup.manifest import Manifest
 from galera_pilot.backup.repository import LocalRepository
 from galera_pilot.backup.request import DONE, FAILED, REQUESTED, RUNNING, BackupRequest
@@ -21,8 +23,10 @@ from galera_pilot.backup.schedule import HOUR, Schedule
 from galera_pilot.backup.scheduler import STALE_REQUEST, Look, scheduled_turn
 from galera_pilot.cluster import Cluster, Member
 from galera_pilot.config import NodeConfig
-from galera_pilot.dcs.backup import ask_backup, current_request, hold_backup_lock
+from galera_pilot.credentials import Credentials
+from galera_pilot.dcs.backup import ask_backup, current_request, hold_backup_lock, update_request
 from galera_pilot.dcs.sqlite import SQLiteDCS
+from tests.waiting import wait_for
 
 NOW = 1_800_000_000.0
 DAILY = Schedule(full_every=24 * HOUR, incremental_every=4 * HOUR)
@@ -183,7 +187,6 @@ def test_a_listing_older_than_the_request_never_asks_a_second_backup(tmp_path: P
     before = synced("node1", "node2")  # no request yet
     other = BackupRequest("20261203-000000F", "full", "node3", "schedule (node3)", at=time.time())
     assert ask_backup(store, other)
-    from galera_pilot.dcs.backup import update_request
     assert update_request(store, other.moved(DONE))
     assert schedule.look_now(before) is None
     assert schedule.note == "another agent asked for a backup at the same moment"
@@ -216,7 +219,6 @@ def test_ask_backup_replaces_a_request_never_taken_only_when_told(tmp_path: Path
     store_request = current_request(store)
     assert store_request is not None and store_request.id == "b"
     running = store_request.moved(RUNNING)
-    from galera_pilot.dcs.backup import update_request
     assert update_request(store, running)
     assert not ask_backup(store, replace(new, id="c", at=NOW + 10 * STALE_REQUEST), stale_after=STALE_REQUEST)
     assert update_request(store, running.moved(DONE))
@@ -261,3 +263,84 @@ def test_the_metrics_report_the_newest_complete_set_per_kind_and_inf_for_none(tm
     assert 'galera_pilot_backup_schedule_interval_seconds{member="node2"} 86400.0' in text
     assert 'galera_pilot_backup_repository_error{member="node2"} 0.0' in text
     assert 'galera_pilot_backup_running{member="node2"} 0.0' in text
+
+
+def test_an_incremental_continues_on_its_chain_node_or_a_new_chain_starts_where_backups_go_now() -> None:
+    chain = (replace(full("f1", NOW - HOUR), node="node2"),)
+    later = NOW + 3 * HOUR  # the incremental is due
+    same = scheduled_turn(DAILY, look(chain, now=later))
+    assert same.due is not None and same.due.kind == "incremental" and same.due.parent == "f1"
+    moved = scheduled_turn(DAILY, look(chain, chosen="node3", me="node3", now=later))  # node2 became the writer
+    assert moved.due is not None and moved.due.kind == "full" and moved.due.parent is None
+    assert "its chain was taken on node2 and node3 takes backups now" in moved.reason
+    assert scheduled_turn(DAILY, look(chain, chosen="node3", me="node2", now=later)).due is None
+
+
+def schedule_with_chain(tmp_path: Path, lineage: str, node_name: str = "node2") -> BackupSchedule:
+    """node2's adapter, its repository holding one complete full backup taken on `node_name`."""
+    store = SQLiteDCS(tmp_path / "dcs.sqlite", "galera")
+    config = node(tmp_path, "node2")
+    config = config.model_copy(update={"backup": config.backup.model_copy(update={"incremental_every_hours": 1.0})})
+    repository = LocalRepository(tmp_path / "repo", "galera")
+    begun = repository.begin(Manifest("20200101-000000F", "full", "galera", "", started_at=time.time() - 7200,
+                                      node=node_name, to_lsn=5000, lineage=lineage))
+    repository.finish(begun, "complete", time.time() - 7100)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    return BackupSchedule(config, store, lambda *_: None, 30.0)
+
+
+def test_the_adapter_takes_the_incremental_only_on_the_datadir_its_parent_came_from(tmp_path: Path) -> None:
+    schedule = schedule_with_chain(tmp_path, "node2:aaaa")
+    (schedule.config.data_dir / LINEAGE_FILE).write_text("node2:aaaa\n")
+    asked = schedule.look_now(synced("node1", "node2"))
+    assert asked is not None and asked[0].kind == "incremental" and asked[0].parent == "20200101-000000F"
+    assert asked[0].from_lsn == 5000
+
+
+def test_a_replaced_datadir_or_an_unrecorded_lineage_starts_a_new_chain(tmp_path: Path) -> None:
+    for case, (lineage, on_disk, taken_on) in {
+            "the SST dropped the file": ("node2:aaaa", None, "node2"),
+            "a copy of another node's datadir": ("node2:aaaa", "node1:aaaa", "node2"),
+            "a restore gave it another lineage": ("node2:aaaa", "node2:bbbb", "node2"),
+            "an older set": ("", "node2:aaaa", "node2"),
+            "taken on another node": ("node1:aaaa", "node1:aaaa", "node1")}.items():
+        where = tmp_path / case.replace(" ", "-").replace("'", "")
+        where.mkdir()
+        schedule = schedule_with_chain(where, lineage, taken_on)
+        if on_disk is not None:
+            (schedule.config.data_dir / LINEAGE_FILE).write_text(on_disk + "\n")
+        asked = schedule.look_now(synced("node1", "node2"))
+        assert asked is not None, (case, schedule.note)
+        request, why = asked
+        assert request.kind == "full" and request.parent is None and request.from_lsn is None, case
+        assert "new chain" in why and "node2" in why, (case, why)
+
+
+def left_running(tmp_path: Path, status: str) -> tuple[BackupKeeper, SQLiteDCS, LocalRepository]:
+    """A request marked running for node2, whose agent restarted: its set `status` in the repository."""
+    store = SQLiteDCS(tmp_path / "dcs.sqlite", "galera")
+    repository = LocalRepository(tmp_path / "repo", "galera")
+    begun = repository.begin(Manifest("20200101-000000F", "full", "galera", "", started_at=time.time(), node="node2"))
+    if status == "complete":
+        repository.finish(begun, "complete", time.time())
+    request = BackupRequest("20200101-000000F", "full", "node2", "schedule (node2)", at=time.time())
+    assert ask_backup(store, request) and update_request(store, request.moved(RUNNING))
+    keeper = BackupKeeper(node(tmp_path, "node2", full_every_hours=0), store, Credentials.generate(),
+                          lambda *_: None)
+    return keeper, store, repository
+
+
+def test_a_request_left_running_is_done_when_its_set_completed_and_failed_when_not(tmp_path: Path) -> None:
+    """An agent stopped between the repository and the DCS: the finished backup is not reported failed
+    (a failed scheduled request holds the schedule back for retry_after)."""
+    for status, phase in (("complete", DONE), ("running", FAILED)):
+        where = tmp_path / status
+        where.mkdir()
+        keeper, store, repository = left_running(where, status)
+        said = keeper.cycle(store.snapshot(with_history=False), synced=True)
+        assert said is not None and "runs here no more" in said
+        assert keeper.cycle(store.snapshot(with_history=False), synced=True) is None  # settled once, not per cycle
+        settled = wait_for(lambda dcs=store: (found := current_request(dcs)) and found.phase != RUNNING and found,
+                           10, "the request to be settled")
+        assert settled.phase == phase, settled
+        assert repository.manifest("20200101-000000F").status == ("complete" if status == "complete" else "failed")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from galera_pilot.agent.memory import CYCLE_LOGGER, History
 from galera_pilot.backup.chains import new_backup_id
+from galera_pilot.backup.lineage import read_lineage
 from galera_pilot.backup.manifest import Manifest
 from galera_pilot.backup.repositories import open_repository
 from galera_pilot.backup.repository import Repository
@@ -136,13 +137,16 @@ class BackupSchedule:
             repository.fail_if_running(stale, "abandoned: its node stopped writing it (its lock expired)", now)
         if turn.due is None:
             return None
-        kind, parent, from_lsn = turn.due.kind, None, None
+        kind, parent, from_lsn, why = turn.due.kind, None, None, turn.reason
         if kind == "incremental":
             found = next((m for m in manifests if m.id == turn.due.parent), None)
-            if found is not None and found.to_lsn is not None:
+            refusal = "it is gone" if found is None else self._cannot_continue(found)
+            if found is not None and not refusal:
                 parent, from_lsn = found.id, found.to_lsn
             else:
-                kind = "full"  # its parent records no LSN: a new chain
+                kind = "full"
+                why = (f"a scheduled incremental on {turn.due.parent} cannot be taken ({refusal}): a full backup "
+                       f"starts a new chain on {self.config.name}")
         request = BackupRequest(id=new_backup_id(kind, now, {m.id for m in manifests}), kind=kind,
                                 node=self.config.name, by=f"{SCHEDULED_BY} ({self.config.name})", at=now,
                                 parent=parent, from_lsn=from_lsn, note=placement.reason)
@@ -153,8 +157,21 @@ class BackupSchedule:
         except DCSError as error:
             self.note = f"the scheduled backup could not be asked: {error}"
             return None
-        self.history("backup-scheduled", turn.reason, {"id": request.id, "kind": kind})
-        return request, turn.reason
+        self.history("backup-scheduled", why, {"id": request.id, "kind": kind})
+        return request, why
+
+    def _cannot_continue(self, parent: Manifest) -> str:
+        """Why an incremental on `parent` cannot be taken here ("" when it can): it must record its end LSN
+        and its datadir lineage, and that lineage must still be this datadir's (backup/lineage.py)."""
+        if parent.to_lsn is None:
+            return "it records no end LSN"
+        if not parent.lineage:
+            return "it records no datadir lineage"
+        if parent.node != self.config.name:
+            return f"its chain was taken on {parent.node}"
+        if read_lineage(self.config.data_dir, self.config.name) != parent.lineage:
+            return "a state transfer or a restore replaced this node's datadir since"
+        return ""
 
     def after_backup(self, repository: Repository) -> None:
         """After a backup this node completed, with the lock still held: delete the sets the retention

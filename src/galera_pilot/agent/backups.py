@@ -5,7 +5,13 @@ is this node's turn (agent/backup_schedule.py), and applying the retention after
 Each cycle looks at `backup_request`. Asked of this node and not yet taken: hold the backup lock, mark
 it running, start the copy (backup/take.py). While it runs, the lock is renewed and the request shows
 its progress about once a second. A request marked running for this node with no copy running here
-(the agent restarted in the middle) is marked failed, and so is its set.
+(the agent restarted in the middle) is marked failed, and so is its set, unless the set completed (the
+agent stopped between the repository and the DCS): then the request is marked done, so neither the asker
+nor the schedule takes a finished backup for a failed one.
+
+The ticker (progress, lock renewal) and the copy's thread both write the request; the ticker checks,
+under `_publishing`, that the copy has not finished, so its last progress can never land on top of the
+final result (which would leave a finished backup `running`, then failed as abandoned).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from galera_pilot.backup.take import Cancel, Source, take
 from galera_pilot.cluster import Cluster
 from galera_pilot.config import NodeConfig
 from galera_pilot.credentials import Credentials
-from galera_pilot.dcs.backup import hold_backup_lock, release_backup_lock, update_request
+from galera_pilot.dcs.backup import current_request, hold_backup_lock, release_backup_lock, update_request
 from galera_pilot.dcs.base import DCS
 from galera_pilot.errors import DCSError, PilotError
 from galera_pilot.mariadb import sql
@@ -50,6 +56,8 @@ class BackupKeeper:
         self.credentials = credentials
         self.history = history
         self._thread: threading.Thread | None = None
+        self._publishing = threading.Lock()  # the ticker's writes against the final one
+        self._settling: set[str] = set()  # abandoned requests a thread is settling now
         self.current: BackupRequest | None = None  # the one this agent runs (its latest progress)
         self.schedule = BackupSchedule(config, dcs, history, LOCK_TTL, wake)
         self.archiver = BinlogArchiver(config, dcs, credentials, history)
@@ -114,17 +122,39 @@ class BackupKeeper:
         update_request(self.dcs, request.moved(FAILED, detail=why, updated_at=time.time()))
         return f"backup {request.id} refused: {why}"
 
-    def _abandoned(self, request: BackupRequest, why: str) -> str:
-        threading.Thread(target=self._mark_failed, args=(request.id, why), name="backup-abandoned",
-                         daemon=True).start()  # the repository may be slow: never on the cycle's thread
-        update_request(self.dcs, request.moved(FAILED, detail=why, updated_at=time.time()))
+    def _abandoned(self, request: BackupRequest, why: str) -> str | None:
+        """Settled in a thread (the repository may be slow: never on the cycle's thread), once."""
+        if request.id in self._settling:
+            return None
+        self._settling.add(request.id)
         release_backup_lock(self.dcs, self.config.name)
-        self.history("backup-failed", f"backup {request.id} failed: {why}", {"id": request.id})
-        return f"backup {request.id} marked failed: {why}"
+        threading.Thread(target=self._settle, args=(request, why), name="backup-abandoned", daemon=True).start()
+        return f"backup {request.id} runs here no more ({why}): its set is looked at"
 
-    def _mark_failed(self, set_id: str, why: str) -> None:
-        with contextlib.suppress(PilotError, OSError):  # the request says it failed, whatever the repository
-            open_repository(self.config.backup, self.config.cluster_name).fail_if_running(set_id, why, time.time())
+    def _settle(self, request: BackupRequest, why: str) -> None:
+        """Done when its set completed (only the DCS missed the end), else failed, the set with it."""
+        try:
+            completed: Manifest | None = None
+            with contextlib.suppress(PilotError, OSError):  # unreadable: the request says failed all the same
+                store = open_repository(self.config.backup, self.config.cluster_name)
+                found = store.manifest(request.id)
+                if found.status == "complete":
+                    completed = found
+                else:
+                    store.fail_if_running(request.id, why, time.time())
+            if completed is not None:
+                detail = f"{completed.kind} backup {completed.id} completed; the agent restarted before saying so"
+                update_request(self.dcs, request.moved(DONE, detail=detail, bytes_done=completed.size_bytes,
+                                                       updated_at=time.time()))
+                log.info("%s", detail)
+                return
+            update_request(self.dcs, request.moved(FAILED, detail=why, updated_at=time.time()))
+            log.warning("backup %s marked failed: %s", request.id, why)
+            self.history("backup-failed", f"backup {request.id} failed: {why}", {"id": request.id})
+        except DCSError as error:
+            log.warning("backup %s: its end could not be written (%s); looked at again", request.id, error)
+        finally:
+            self._settling.discard(request.id)
 
     def _run(self, request: BackupRequest, store: Repository, freeze: bool) -> None:
         began = time.time()
@@ -167,12 +197,15 @@ class BackupKeeper:
             final = (self.current or request).moved(FAILED, detail=why, updated_at=time.time())
             log.warning("backup %s failed: %s", request.id, why)
             self.history("backup-failed", f"backup {request.id} failed: {why}", {"id": request.id})
-        self.current = final
-        cancel.set("finished")  # stops the ticker
+        cancel.set("finished")  # stops the ticker; past this lock it writes nothing more
+        with self._publishing:
+            self.current = final
         ticker.join(timeout=5)
         for _ in range(30):  # the result must reach the DCS: the asker waits for it
             try:
-                update_request(self.dcs, final)
+                if not update_request(self.dcs, final) and _still_ours(self.dcs, final):
+                    time.sleep(0.2)  # a write raced ours: write the result again on the new version
+                    continue
                 release_backup_lock(self.dcs, self.config.name)
                 return
             except DCSError:
@@ -192,16 +225,25 @@ class BackupKeeper:
                 cancel.set(f"nothing was read for {STALL_TIMEOUT:.0f} s (see the tool's log lines above)")
             rate = (raw - last_raw) / max(1e-6, now - last_at)
             last_at, last_raw = now, raw
-            current = replace(self.current or request, bytes_done=seen["stored"], rate=rate,
-                              detail=_eta(raw, seen["expected"], rate), updated_at=time.time())
-            self.current = current
-            try:
-                if not hold_backup_lock(self.dcs, self.config.name, request.id, LOCK_TTL):
-                    cancel.set("the backup lock is held by another holder (this agent could not renew it in time)")
-                    return
-                update_request(self.dcs, current)
-            except DCSError:
-                pass  # the DCS is down: the copy goes on; the lock's TTL is longer than a short outage
+            with self._publishing:
+                if cancel.is_set():
+                    return  # the copy ended meanwhile: its result is the request's last word
+                current = replace(self.current or request, bytes_done=seen["stored"], rate=rate,
+                                  detail=_eta(raw, seen["expected"], rate), updated_at=time.time())
+                self.current = current
+                try:
+                    if not hold_backup_lock(self.dcs, self.config.name, request.id, LOCK_TTL):
+                        cancel.set("the backup lock is held by another holder (this agent could not renew it in "
+                                   "time)")
+                        return
+                    update_request(self.dcs, current)
+                except DCSError:
+                    pass  # the DCS is down: the copy goes on; the lock's TTL is longer than a short outage
+
+
+def _still_ours(dcs: DCS, request: BackupRequest) -> bool:
+    now = current_request(dcs)
+    return now is not None and now.id == request.id and now.phase != request.phase
 
 
 def _eta(raw: int, expected: int, rate: float) -> str:

@@ -15,6 +15,7 @@ from galera_pilot.agent.observation import PositionReader
 from galera_pilot.agent.quarantine import SEED_PARTIAL, is_mount_point, move_aside, place_seed_in_mount
 from galera_pilot.agent.restored_datadir import restore_datadir, roll_forward
 from galera_pilot.agent.starter import Starter
+from galera_pilot.backup.lineage import LINEAGE_FILE
 from galera_pilot.backup.restore_order import RestoreOrder
 from galera_pilot.cluster import SeedRecord
 from galera_pilot.config import NodeConfig
@@ -28,8 +29,8 @@ from galera_pilot.mariadb.process import MariadbProcess, chown_tree
 log = logging.getLogger(CYCLE_LOGGER)
 
 # Not worth copying into the seed: the gcache is preallocated (gcache.size) and rebuilt on start, and a
-# saved Primary Component view belongs to the initializer alone.
-SEED_IGNORE = shutil.ignore_patterns("galera.cache", "gvwstate.dat", "*.pid", "*.sock")
+# saved Primary Component view belongs to the initializer alone; so does the lineage its backups record.
+SEED_IGNORE = shutil.ignore_patterns("galera.cache", "gvwstate.dat", "*.pid", "*.sock", LINEAGE_FILE)
 
 
 class DatadirKeeper:

@@ -43,6 +43,7 @@ class Manifest:
     note: str = ""  # how its node was chosen, what was skipped (no checksums on the writer)
     key_id: str = ""  # the encryption key's id (backup/encryption.py); "": stored in the clear
     by: str = ""  # who asked: "galera-pilot backup create (user)", "schedule (node2)"
+    lineage: str = ""  # a physical set's datadir (backup/lineage.py); "": not recorded (an older set)
     format: int = FORMAT
 
     @property

@@ -8,6 +8,10 @@ then guards the copy itself. A missed run is caught up once (schedule.py compute
 last completed set); a scheduled request that failed (refused, or its copy failed) is retried after the
 schedule's `retry_after`, not every cycle.
 
+An incremental continues its chain on the member that took the chain (InnoDB's LSNs are each datadir's
+own, backup/lineage.py): when the placement rule picks another member now (the chain's node became the
+writer, or left), a new full backup starts a chain there instead.
+
 Sets nobody writes any more (marked `running` by an agent that died, its lock long expired) would hold
 the schedule back for ever (schedule.py waits while a set runs): they are named in `stale`, to be marked
 failed by the chosen member, and count as failures from their start.
@@ -60,6 +64,8 @@ def scheduled_turn(schedule: Schedule, look: Look) -> Turn:
     stale = tuple(s.id for s in look.sets if s.status == "running" and s.started_at < look.now - 2 * look.lock_ttl)
     sets = [replace(s, status="failed", finished_at=s.started_at) if s.id in stale else s for s in look.sets]
     due = next_backup(schedule, sets, look.now)
+    if due is not None and due.kind == "incremental" and look.chosen is not None:
+        due = _on_the_chain_node(due, sets, look.chosen)
     mine = look.chosen == look.me
     if due is None:
         return Turn(None, "a backup set is being written", stale if mine else ())
@@ -77,6 +83,14 @@ def scheduled_turn(schedule: Schedule, look: Look) -> Turn:
         return Turn(None, f"a {due.kind} backup is due: {look.chosen} takes it ({look.chosen_reason})")
     return Turn(due, f"a scheduled {due.kind} backup is due ({due.reason}); this node takes it "
                      f"({look.chosen_reason})", stale)
+
+
+def _on_the_chain_node(due: Due, sets: list[BackupSet], chosen: str) -> Due:
+    parent = next((s for s in sets if s.id == due.parent), None)
+    if parent is None or not parent.node or parent.node == chosen:  # "": not recorded; the adapter checks
+        return due
+    return Due("full", due.at, f"an incremental on {parent.id} is due, but its chain was taken on {parent.node} "
+                               f"and {chosen} takes backups now: a new chain starts there")
 
 
 def _in_flight(request: BackupRequest, look: Look) -> bool:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from galera_pilot.backup import tools
+from galera_pilot.backup.lineage import LINEAGE_FILE, ensure_lineage, read_lineage
 from galera_pilot.backup.manifest import Manifest
 from galera_pilot.backup.repository import Repository
 from galera_pilot.backup.settings import BackupSettings
@@ -71,6 +72,8 @@ def take(source: Source, settings: BackupSettings, repository: Repository, manif
          connect: Callable[[], Any], progress: Progress, cancel: Cancel | None = None) -> Manifest:
     """Store the backup's objects into the set `manifest` (already begun); the manifest returned has
     the position, the checksums and the objects. Raises BackupFailed; the caller marks the set."""
+    if manifest.kind != "logical":
+        manifest = replace(manifest, lineage=_lineage(source, repository, manifest))
     source.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     defaults = source.work_dir / "client.cnf"
     write_private(defaults, tools.client_defaults(source.user, source.password, source.socket, source.datadir))
@@ -106,6 +109,30 @@ def take(source: Source, settings: BackupSettings, repository: Repository, manif
             with contextlib.suppress(Exception):
                 connection.close()  # releases the read lock: the node resumes applying
         shutil.rmtree(source.work_dir, ignore_errors=True)
+
+
+def _lineage(source: Source, repository: Repository, manifest: Manifest) -> str:
+    """A full backup's datadir lineage (written when the datadir has none of its own); an incremental's,
+    which must be its parent's: checked before anything is paused or read."""
+    if manifest.kind == "full":
+        try:
+            return ensure_lineage(source.datadir, manifest.node)
+        except OSError as error:
+            raise BackupFailed(f"cannot record the datadir's lineage in {source.datadir / LINEAGE_FILE}: "
+                               f"{error.strerror or error}") from None
+    parent = repository.manifest(manifest.parent or "")
+    if parent.node != manifest.node:
+        raise BackupFailed(f"the chain of backup {parent.id} was taken on {parent.node}: an incremental of it "
+                           f"can only be taken there (InnoDB's LSNs are each node's own); take a full backup "
+                           f"on {manifest.node}")
+    if not parent.lineage:
+        raise BackupFailed(f"backup {parent.id} records no datadir lineage (an older galera-pilot took it): an "
+                           "incremental cannot be checked against it; take a full backup")
+    if read_lineage(source.datadir, manifest.node) != parent.lineage:
+        raise BackupFailed(f"{manifest.node}'s datadir is not the one backup {parent.id} was copied from (a state "
+                           "transfer or a restore replaced it since): an incremental would not apply onto it; "
+                           "take a full backup")
+    return parent.lineage
 
 
 def _position(connection: Any, manifest: Manifest, freeze: bool, checksums: bool) -> tuple[Manifest, int]:

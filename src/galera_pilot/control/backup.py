@@ -34,7 +34,7 @@ from galera_pilot.control.target import ClusterTarget
 from galera_pilot.dcs.backup import ask_backup, current_request, update_request, withdraw_request
 from galera_pilot.dcs.base import DCS
 from galera_pilot.errors import DCSError, PilotError
-from galera_pilot.membership.backup_node import choose_backup_node
+from galera_pilot.membership.backup_node import Placement, choose_backup_node
 
 TAKE_TIMEOUT = 30.0  # s for the chosen agent to take the request (it looks every cycle)
 LOST_AFTER = 45.0  # s without progress and without a lock holder: the node died under the backup
@@ -66,14 +66,23 @@ class BackupCreator:
     def start(self, kind: Kind, node: str | None) -> Started:
         cluster = self.store.snapshot(with_history=False)
         self._clear_stale(cluster)
+        manifests = self.repository.manifests()
+        parent = incremental_parent(manifests) if kind == "incremental" else None
+        if parent is not None:  # an incremental continues its chain's datadir (backup/lineage.py): there only
+            if node is not None and node != parent.node:
+                raise PilotError(f"an incremental continues the chain of backup {parent.id}, taken on "
+                                 f"{parent.node}: it can only be taken there (InnoDB's LSNs are each node's "
+                                 f"own); leave --node out, or take a full backup on {node}")
+            node = parent.node
         placement = choose_backup_node(cluster, node)
         if placement.node is None:
             raise PilotError(f"no node can take the backup: {placement.reason}")
-        manifests = self.repository.manifests()
-        parent = incremental_parent(manifests) if kind == "incremental" else None
+        if parent is not None:
+            paused = " (it is the writer: clients see its pause)" if parent.node == cluster.writer else ""
+            placement = Placement(parent.node, f"{parent.node}, which holds the chain of {parent.id}{paused}")
         now = time.time()
         request = BackupRequest(id=new_backup_id(kind, now, {m.id for m in manifests}), kind=kind,
-                                node=placement.node, by=f"galera-pilot backup create ({self.asker})", at=now,
+                                node=placement.node or "", by=f"galera-pilot backup create ({self.asker})", at=now,
                                 parent=parent.id if parent else None, from_lsn=parent.to_lsn if parent else None,
                                 note=placement.reason)
         if not ask_backup(self.store, request):
