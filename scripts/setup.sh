@@ -13,8 +13,9 @@ cd "$REPO"
 PACKAGES=(mariadb-server galera-4 mariadb-backup mariadb-client socat rsync haproxy etcd-server sysbench
           iproute2 iptables nftables conntrack python3-venv psmisc faketime stunnel4 tcpdump zstd)
 # Installed without their recommended packages: galera-pilot runs garbd itself, and needs only promtool
-# (for the alert rules' tests) from prometheus, not a node exporter or a web UI.
-PACKAGES_BARE=(galera-arbitrator-4 prometheus)
+# (for the alert rules' tests) from prometheus, not a node exporter or a web UI; chromium and its driver run
+# the dashboard's browser tests headless (through selenium), with no desktop around them.
+PACKAGES_BARE=(galera-arbitrator-4 prometheus chromium chromium-driver)
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

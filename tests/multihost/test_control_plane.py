@@ -12,6 +12,8 @@ refuse. Last, a full outage with one host gone for good: `bootstrap` shows what 
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import os
 import signal
 import subprocess
@@ -156,6 +158,47 @@ def test_history_query_and_dsn(cluster: tuple[MultiHost, ProxyHost]) -> None:
     wait_for(lambda: through_the_proxy() == writer, 60, f"the proxy host's writer endpoint to reach {writer}")
     # The proxy's own configuration addresses the cluster too, and knows the endpoints (not the password).
     assert f"writer: mysql://USER@{WRITER_BIND}/" in cli("-c", str(proxy_host.proxy_config), "dsn").stdout
+
+
+def test_the_dashboard_runs_on_the_proxy_host_over_https_with_the_token(cluster: tuple[MultiHost, ProxyHost]) -> None:
+    """Issue 16 across hosts: `dashboard -c proxy.yaml` on the proxy host, bound to its bridge address (not
+    loopback), serves HTTPS with the proxy's bundle and answers only requests carrying the REST API token;
+    it learns the three members from the DCS and every card comes from that member's /status."""
+    _, proxy_host = cluster
+    bundle = proxy_host.dir / "proxy-tls"
+    port = 18080
+    process = subprocess.Popen([sys.executable, "-m", "galera_pilot", "dashboard", "-c", str(proxy_host.proxy_config),
+                                "--bind", f"{BRIDGE_ADDRESS}:{port}"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    context = client_context(bundle / "ca.pem")
+    token = (bundle / "api-token").read_text().strip()
+
+    def ask(headers: dict[str, str]) -> tuple[int, bytes]:
+        connection = http.client.HTTPSConnection(BRIDGE_ADDRESS, port, context=context, timeout=5)
+        try:
+            connection.request("GET", "/api/state", headers=headers)
+            answer = connection.getresponse()
+            return answer.status, answer.read()
+        finally:
+            connection.close()
+
+    def every_card_answered() -> dict | None:
+        status, body = ask({"Authorization": f"Bearer {token}"})
+        state = json.loads(body) if status == 200 else {}
+        cards = (state.get("frame") or {}).get("members") or []
+        return state if len(cards) == 3 and all(c["api"] == "answered" for c in cards) else None
+
+    try:
+        state = wait_for(every_card_answered, 60, "the proxy host's dashboard with every member's /status")
+        assert isinstance(state, dict)
+        assert sorted(c["name"] for c in state["frame"]["members"]) == ["node1", "node2", "node3"]
+        assert state["frame"]["cluster"]["writer"] == writer_of(cli("-c", str(proxy_host.control), "list").stdout)
+        assert ask({})[0] == 401
+        assert ask({"Authorization": "Bearer not-the-token"})[0] == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=30)
+    assert process.returncode == 0, errors
 
 
 def test_switchover_maintenance_and_the_bootstrap_refusal(cluster: tuple[MultiHost, ProxyHost]) -> None:

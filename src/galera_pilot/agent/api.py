@@ -71,6 +71,9 @@ def status_document(ha: Ha) -> dict[str, Any]:
         "observed_ago": round(live.age(time.monotonic()), 3) if live.at else None,
         "recv_queue": int(live.number("wsrep_local_recv_queue")),
     }
+    # What the dashboard charts (dashboard/series.py): counters and queues of the observer's last look.
+    member["wsrep"] = {"send_queue": int(live.number("wsrep_local_send_queue")),
+                       "flow_control_paused_ns": int(live.number("wsrep_flow_control_paused_ns"))} if live.at else {}
     member["routing"]["writer_failsafe"] = ha.writer.failsafe_state
     keeper = ha.writer
     member["routing"]["writer_keeper_ago"] = (round(time.monotonic() - keeper.last_tick_at, 3)

@@ -52,13 +52,19 @@ dir_option = click.option("--dir", "directory", type=click.Path(path_type=Path),
 @click.option("--pki-dir", type=click.Path(path_type=Path), default=None, envvar="GALERA_PILOT_PKI",
               help="a new DIR takes its certificates from this PKI folder (made by `pki init`, or made here) "
               "instead of DIR/pki [env: GALERA_PILOT_PKI]")
+@click.option("--dashboard/--no-dashboard", "with_dashboard", default=True, show_default=True,
+              help="also serve the live web dashboard (docs/dashboard.md)")
+@click.option("--dashboard-bind", default=None, metavar="ADDRESS:PORT",
+              help="where the dashboard listens [default: as before, else 127.0.0.1:8080]; not loopback: HTTPS "
+              "and the REST API token")
 @click.option("--arbitrator", is_flag=True, help="add a garbd arbitrator (a vote, no data) if DIR has none: "
                                                 "two nodes and an arbitrator survive the loss of either node")
 def up(directory: Path, nodes: int | None, base_address: str | None, sst_method: str, use_seed: bool, timeout: float,
        with_proxy: bool, writer_bind: str | None, reader_bind: str | None, proxy_mode: str | None,
-       dcs: str | None, cluster_name: str | None, tls: bool | None, pki_dir: Path | None, arbitrator: bool) -> None:
+       dcs: str | None, cluster_name: str | None, tls: bool | None, pki_dir: Path | None, arbitrator: bool,
+       with_dashboard: bool, dashboard_bind: str | None) -> None:
     """Lay out DIR (or extend it), start an agent per node and wait until every node is Synced; then start
-    the managed HAProxy and wait until clients reach the writer through it."""
+    the managed HAProxy and wait until clients reach the writer through it, and the dashboard."""
     started_at = time.monotonic()
     cluster = EmbeddedCluster.layout(directory, nodes, base_address, sst_method,  # type: ignore[arg-type]
                                      cluster_name=cluster_name, use_seed=use_seed, dcs=dcs, tls=tls,
@@ -82,7 +88,8 @@ def up(directory: Path, nodes: int | None, base_address: str | None, sst_method:
             started.append("proxy")
         cluster.proxy.wait_routed(min(timeout, 60.0))
         snapshot = cluster.snapshot()
-    elapsed = time.monotonic() - started_at
+    elapsed = time.monotonic() - started_at  # the cluster's time: the dashboard starts after it serves
+    dashboard = _start_dashboard(cluster, dashboard_bind, started) if with_dashboard else None
     names = ", ".join(started) if started else "none (all were running)"
     count = len(cluster.nodes())
     voters = f" and {len(cluster.arbitrator_names)} arbitrator" if cluster.arbitrator_names else ""
@@ -108,6 +115,24 @@ def up(directory: Path, nodes: int | None, base_address: str | None, sst_method:
         f"galera-pilot dsn --dir {cluster.dir} prints URLs)"
         f"\nOr:      galera-pilot query --dir {cluster.dir} \"SELECT 1\""
     )
+    if dashboard:
+        click.echo(f"Watch:   {dashboard}   (the dashboard; or galera-pilot top --dir {cluster.dir})")
+
+
+def _start_dashboard(cluster: EmbeddedCluster, bind: str | None, started: list[str]) -> str | None:
+    """The dashboard's URL: started now, or already running. A bind in use or a failed start is a warning:
+    the cluster serves, which is what `up` is for."""
+    chosen = cluster.dashboard.bind(bind)
+    if cluster.dashboard.pid() is not None:
+        return cluster.dashboard.url(chosen)
+    try:
+        url = cluster.dashboard.start(chosen)
+    except PilotError as error:
+        click.echo(f"galera-pilot: the dashboard was not started: {error} (--dashboard-bind ADDRESS:PORT, or "
+                   "--no-dashboard)", err=True)
+        return None
+    started.append("dashboard")
+    return url
 
 
 @click.command()

@@ -1,8 +1,10 @@
-"""The verbs that look: `list`, `history`, `query`, `dsn`. `list`, `query --member` and `dsn` still work
-while the DCS is unreachable, from what this host knows (control/members.py)."""
+"""The verbs that look: `list` (and its live view, `list --watch` or `top`), `history`, `query`, `dsn`.
+`list`, `query --member` and `dsn` still work while the DCS is unreachable, from what this host knows
+(control/members.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime
 from pathlib import Path
@@ -13,20 +15,45 @@ from galera_pilot.cli.addressing import addressing_options, target_of
 from galera_pilot.cli.output import FORMAT, print_high_water, print_lifecycle, print_rows, print_table
 from galera_pilot.control.members import ask_members, outage_heading, rows_from_snapshot
 from galera_pilot.control.query import endpoint_urls, run_statement
-from galera_pilot.control.target import DCSUnreachable
+from galera_pilot.control.target import ClusterTarget, DCSUnreachable
 from galera_pilot.dcs.history import NOTIFICATION
+
+HISTORY_LINES = 8  # as dashboard/terminal.py's default, without importing the live view for a plain `list`
+MIN_INTERVAL = 0.2  # faster is not read by anyone, and every frame is a DCS read (or a REST call per member)
+
+
+def interval_option(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and value < MIN_INTERVAL:
+        raise click.BadParameter(f"{value:g}: give at least {MIN_INTERVAL:g} seconds", ctx, param)
+    return value
+
+
+def live_view(target: ClusterTarget, interval: float, history_lines: int) -> None:
+    """The live view until Ctrl-C, which is its normal end (exit status 0)."""
+    from galera_pilot.dashboard.terminal import watch  # not at import: plain `list` never needs it
+
+    with contextlib.suppress(KeyboardInterrupt):
+        watch(target, interval, history_lines)
 
 
 @click.command(name="list")
 @addressing_options(with_env=False)
 @FORMAT
+@click.option("--watch", "watch", type=float, is_flag=False, flag_value=1.0, default=None, metavar="[SECONDS]",
+              callback=interval_option,
+              help="redraw the table every SECONDS (default 1), with the latest history, until Ctrl-C (as `top`)")
 @click.pass_context
 def list_members(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None,
-                 cluster: str | None, fmt: str) -> None:
+                 cluster: str | None, fmt: str, watch: float | None) -> None:
     """One row per member: state, cluster status and size, UUID, seqno, and what its agent is doing.
 
     While the DCS is unreachable: what each member's REST API says, at its last known address."""
+    if watch is not None and fmt != "table":
+        raise click.UsageError(f"--watch draws a table; it does not go with --format {fmt}")
     target = target_of(ctx, directory, config, dcs, cluster)
+    if watch is not None:
+        live_view(target, watch, HISTORY_LINES)
+        return
     try:
         snapshot = target.snapshot()
     except DCSUnreachable as error:
@@ -44,6 +71,23 @@ def list_members(ctx: click.Context, directory: Path | None, config: Path | None
     if fmt == "table":
         print_high_water(snapshot)
         print_lifecycle(snapshot)
+
+
+@click.command()
+@addressing_options(with_env=False)
+@click.option("--interval", "interval", type=float, default=1.0, show_default=True, metavar="SECONDS",
+              callback=interval_option, help="seconds between two frames")
+@click.option("--history", "history_lines", type=click.IntRange(min=0), default=HISTORY_LINES, show_default=True,
+              metavar="N", help="history lines under the table (Galera's own notifications left out)")
+@click.pass_context
+def top(ctx: click.Context, directory: Path | None, config: Path | None, dcs: str | None, cluster: str | None,
+        interval: float | None, history_lines: int) -> None:
+    """`list` redrawn in place until Ctrl-C: the writer starred, changed cells highlighted for a few seconds,
+    the latest history underneath. Off a terminal (a pipe, ssh without -t) each frame follows the last.
+
+    While the DCS is unreachable: what the members' REST APIs say, as `list` shows it."""
+    assert interval is not None  # it has a default
+    live_view(target_of(ctx, directory, config, dcs, cluster), interval, history_lines)
 
 
 @click.command()
@@ -102,4 +146,4 @@ def dsn(ctx: click.Context, directory: Path | None, config: Path | None, dcs: st
         click.echo("(USER: the cluster's admin user or an application account; no credentials file is known here)")
 
 
-COMMANDS = (list_members, history, query, dsn)
+COMMANDS = (list_members, top, history, query, dsn)

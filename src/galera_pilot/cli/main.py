@@ -15,13 +15,14 @@ from galera_pilot.errors import PilotError
 # none of the operator verbs' imports (rich, the control plane, the embedded layout) in their memory.
 VERBS = {
     "up": "folder", "down": "folder",
-    "list": "inspect", "history": "inspect", "query": "inspect", "dsn": "inspect",
+    "list": "inspect", "top": "inspect", "history": "inspect", "query": "inspect", "dsn": "inspect",
     "bootstrap": "steer", "switchover": "steer", "maintenance": "steer",
     "agent": "daemons", "proxy": "daemons", "pki": "pki", "tls": "pki",
     "restart": "lifecycle", "upgrade": "lifecycle", "pause": "lifecycle", "resume": "lifecycle",
     "show-config": "settings", "edit-config": "settings", "reload": "settings",
     "remove": "membership", "reinit": "membership",
-    "backup": "backup", "restore": "restore",
+    "backup": "backup", "restore": "restore", "snapshot": "snapshot",
+    "dashboard": "dashboard",
 }
 
 

@@ -72,11 +72,15 @@ class ClusterTarget:
         ca_file = self.ca_file or (Path(os.environ[CA_ENV]) if os.environ.get(CA_ENV) else None)
         if ca_file is None or (not ca_file.exists() and not self.ca_required):
             return  # a node or proxy bundle not copied here yet: verbs that need it say so
-        token = None
+        http.use_for_process(client_context(ca_file), self.api_token())
+
+    def api_token(self) -> str | None:
+        """The REST API token this host knows for the cluster; None without a file, or with an unreadable
+        or empty one."""
         if self.token_file is not None:
             with contextlib.suppress(OSError):
-                token = self.token_file.read_text().strip() or None
-        http.use_for_process(client_context(ca_file), token)
+                return self.token_file.read_text().strip() or None
+        return None
 
     @property
     def dcs_label(self) -> str:
@@ -88,7 +92,10 @@ class ClusterTarget:
     def snapshot(self) -> Cluster:
         """One read of the DCS. DCSUnreachable when it does not answer; a PilotError naming the clusters the
         store does hold when it holds nothing under this name (a typo must not look like an empty cluster)."""
-        store = self.open_dcs()
+        try:  # opening counts: a SQLite file that is gone fails there, and must read as unreachable too
+            store = self.open_dcs()
+        except DCSError as error:
+            raise DCSUnreachable(f"the DCS {self.dcs_label} is unreachable: {error}") from None
         try:
             snapshot = store.snapshot()
             if self.embedded is None and _empty(snapshot):

@@ -28,6 +28,7 @@ from galera_pilot.cluster import Cluster, Member
 from galera_pilot.config import NodeConfig, SstMethod, load_config
 from galera_pilot.credentials import Credentials, load_credentials
 from galera_pilot.dcs import DCS, get_dcs
+from galera_pilot.embedded.dashboard import EmbeddedDashboard
 from galera_pilot.embedded.layout import lay_out, read_marker, retire_node
 from galera_pilot.embedded.processes import check_binaries, check_ports, running_pid
 from galera_pilot.embedded.proxy import EmbeddedProxy
@@ -74,6 +75,7 @@ class EmbeddedCluster:
         self.credentials_file = self.dir / "credentials.yaml"
         self.proxy = EmbeddedProxy(self.dir, self.cluster_name, self.dcs_url, self.credentials, self.snapshot,
                                    tls=self.tls)
+        self.dashboard = EmbeddedDashboard(self.dir)
         self._spawned: dict[str, subprocess.Popen[bytes]] = {}  # agents this process started, by node
 
     @classmethod
@@ -271,6 +273,8 @@ class EmbeddedCluster:
         seqno and safe_to_bootstrap: 1, an obvious bootstrap source for the next `up`.
         """
         stopped: list[str] = []
+        if self.dashboard.stop():
+            stopped.append("dashboard")
         # Clients first: the proxy stops routing before the nodes go away one by one.
         if self.proxy.stop():
             stopped.append("proxy")

@@ -63,13 +63,21 @@ def check_ports(config: NodeConfig, labels: tuple[str, ...] = ("client", "galera
     """Every port in `labels` is free on the node's address (an arbitrator's garbd binds only galera)."""
     for label in labels:
         port = int(getattr(config.ports, label))
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((config.address, port))
-            except OSError as error:
-                raise PilotError(f"{config.name}: {config.address}:{port} ({label} port) cannot be used: "
-                                 f"{error.strerror}{port_owner(config.address, port)}") from None
+        refused = bind_refusal(config.address, port)
+        if refused is not None:
+            raise PilotError(f"{config.name}: {config.address}:{port} ({label} port) cannot be used: {refused}")
+
+
+def bind_refusal(address: str, port: int) -> str | None:
+    """Why `address:port` cannot be bound now ("" = every address), with its holder when we can see it;
+    None when it can."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError as error:
+            return f"{error.strerror}{port_owner(address or '0.0.0.0', port)}"
+    return None
 
 
 def port_owner(address: str, port: int) -> str:

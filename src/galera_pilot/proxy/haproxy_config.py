@@ -87,6 +87,16 @@ def parse_bind(value: str, what: str = "") -> tuple[str, int]:
     return _check_host(host, what), port
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a bind's host (parse_bind's: "" is every address) reaches only this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class ProxyBackend:
     """One cluster member as HAProxy sees it: where clients go, and where its agent answers checks."""
