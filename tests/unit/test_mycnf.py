@@ -258,3 +258,12 @@ def test_binlogs_for_point_in_time_recovery_give_every_node_the_same_gtids(node3
     mine, theirs = int(server["gtid_domain_id"]), int(render(other)["mariadbd"]["gtid_domain_id"])
     assert mine != theirs and 7 not in (mine, theirs), "a local domain of its own, never the cluster's"
     assert mine == int(render(node3)["mariadbd"]["gtid_domain_id"]), "the same on every start"
+
+
+def test_four_appliers_unless_the_settings_say_otherwise() -> None:
+    """Parallel appliers by default (a rejoining node catches up by IST in a tenth of the time); a node's
+    or the cluster's own value wins, and appears once."""
+    assert render(make_config())["mariadbd"]["wsrep_slave_threads"] == "4"
+    text = render_mycnf(make_config(mariadb={"extra": {"wsrep-slave-threads": "16"}}), CREDENTIALS, ())
+    assert parse(text)["mariadbd"]["wsrep-slave-threads"] == "16"
+    assert text.count("slave-threads") + text.count("slave_threads") == 1
