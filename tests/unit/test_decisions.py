@@ -520,3 +520,13 @@ def test_disconnected_mariadbd_is_restarted_only_after_a_while_and_only_beside_a
     assert decide_for(me, alone, disconnected_for=60.0).action == Action.NONE
     partitioned = replace(running("n3", status="non-Primary", state="Initialized"))
     assert decide_for(partitioned, snapshot(partitioned, running("n1")), disconnected_for=60.0).action == Action.NONE
+    waiting = decide_for(me, beside_primary, disconnected_for=2.0)
+    assert "restarted if it stays so for 10 s" in waiting.reason and "by itself" not in waiting.reason
+
+
+def test_a_node_that_lost_a_consistency_vote_is_restarted_at_once_beside_a_primary() -> None:
+    # Galera never lets an Inconsistent node back into the group; the 10 s grace only delayed its rejoin.
+    me = running("n3", status="Disconnected", state="Inconsistent")
+    decision = decide_for(me, snapshot(me, running("n1")), disconnected_for=0.1)
+    assert decision.action == Action.RESTART and "consistency vote" in decision.reason
+    assert decide_for(me, snapshot(me), disconnected_for=0.1).action == Action.NONE  # no Primary to rejoin

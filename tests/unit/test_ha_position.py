@@ -77,6 +77,40 @@ def test_zero_uuid_of_a_kill_under_load_is_recovered(ha: Ha) -> None:
     assert ha.recover_calls == [1]  # type: ignore[attr-defined]
 
 
+def lost_vote_in_the_last_run(ha: Ha, seqno: int) -> None:
+    ha.config.log_dir.mkdir(parents=True, exist_ok=True)
+    ha.config.error_log.write_text(
+        "2026-12-04 18:52:37 0 [Note] Starting MariaDB 10.11.19-MariaDB as process 4242\n"
+        "2026-12-04 18:52:52 7 [ERROR] InnoDB: preallocating 393216 bytes for file ./soak/transfers.ibd failed "
+        "with error 28\n2026-12-04 18:52:52 7 [ERROR] WSREP: Inconsistency detected: Inconsistent by consensus "
+        f"on {UUID}:{seqno}\n2026-12-04 18:53:04 0 [Note] InnoDB: Shutdown completed\n")
+
+
+def test_a_lost_vote_behind_innodbs_position_makes_the_datadir_unusable(ha: Ha) -> None:
+    # Regression (found by the soak's fill-disk fault): Galera blanks the UUID of a node that lost a
+    # consistency vote too; the agent put the UUID back from InnoDB (at 42, past the failed 40) and asked
+    # for an IST that would have left seqno 40 out. Only a donor gcache too short made it an SST that time.
+    write_grastate(ha, -1, uuid=UNKNOWN_UUID)
+    lost_vote_in_the_last_run(ha, 40)
+    position = ha.positions.read()
+    assert position is not None and not position.usable and not position.needs_recovery
+    assert f"{UUID}:42" in (position.unusable or "") and "IST" in (position.unusable or "")
+    assert ha.positions.read() == position  # cached like any recovery
+    assert ha.recover_calls == [1]  # type: ignore[attr-defined]
+
+    # mariadbd ran again on a new datadir (the full SST): a new run, no verdict.
+    with ha.config.error_log.open("a") as log:
+        log.write("2026-12-04 19:00:00 0 [Note] Starting MariaDB 10.11.19-MariaDB as process 4343\n")
+    ha.positions.forget()  # what the agent does when it replaces the datadir
+    assert ha.positions.read() == Position(UUID, 42, False, "wsrep-recover")
+
+
+def test_a_write_failed_for_space_after_innodbs_position_is_applied_again_by_ist(ha: Ha) -> None:
+    write_grastate(ha, -1, uuid=UNKNOWN_UUID)
+    lost_vote_in_the_last_run(ha, 43)  # InnoDB at 42: the IST starts with the failed write
+    assert ha.positions.read() == Position(UUID, 42, False, "wsrep-recover")
+
+
 def test_zero_uuid_and_no_innodb_position_is_never_joined(ha: Ha) -> None:
     write_grastate(ha, -1, uuid=UNKNOWN_UUID)
     ha.process.wsrep_recover = lambda: Position(UNKNOWN_UUID, -1, False, "wsrep-recover")  # type: ignore[method-assign]

@@ -281,6 +281,12 @@ def decide_running(local: LocalState, cluster: Cluster) -> Decision:
     if local.cluster_status != "Primary" and local.pc_recovering_for >= PC_RECOVERY_TIMEOUT:
         return Decision(Action.RESTART, f"pc.recovery did not re-form the Primary Component within "
                                         f"{PC_RECOVERY_TIMEOUT:.0f} s; stopping mariadbd to recover by a bootstrap")
+    if (local.cluster_status == "Disconnected" and local.state == "Inconsistent"
+            and join_peers(cluster, local.name)):
+        # Galera closed the group channel for good when the node lost a consistency vote: no grace to wait.
+        return Decision(Action.RESTART, "mariadbd lost a consistency vote (a write the others applied failed "
+                                        "here) and left the group, which it never rejoins by itself; restarting "
+                                        "it to rejoin while a Primary Component exists")
     if (local.cluster_status == "Disconnected" and local.disconnected_for >= DISCONNECTED_RESTART_AFTER
             and join_peers(cluster, local.name)):
         return Decision(Action.RESTART, f"mariadbd has been Disconnected from the group for "
@@ -304,6 +310,10 @@ def decide_running(local: LocalState, cluster: Cluster) -> Decision:
         return Decision(Action.NONE, "mariadbd is starting; waiting for it to reach the cluster")
     if local.state.startswith(("Joining", "Joined")):
         return Decision(Action.NONE, f"mariadbd is joining the cluster ({local.state})")
+    if local.cluster_status == "Disconnected":
+        return Decision(Action.NONE, f"mariadbd is running but Disconnected ({local.state}); it is restarted "
+                                     f"if it stays so for {DISCONNECTED_RESTART_AFTER:.0f} s while a Primary "
+                                     "Component exists")
     return Decision(Action.NONE, f"mariadbd is running but {local.cluster_status or 'not connected'} "
                                  f"({local.state}); Galera re-forms the component by itself")
 

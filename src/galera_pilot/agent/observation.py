@@ -20,13 +20,17 @@ from galera_pilot.config import NodeConfig
 from galera_pilot.credentials import Credentials
 from galera_pilot.errors import PilotError
 from galera_pilot.mariadb import sql
+from galera_pilot.mariadb.consistency import divergence, lost_vote
+from galera_pilot.mariadb.disk import lines_since_last_start
 from galera_pilot.mariadb.exit_watch import ExitWatcher
 from galera_pilot.mariadb.grastate import datadir_position, has_data
 from galera_pilot.mariadb.gvwstate import read_saved_view
-from galera_pilot.mariadb.process import MariadbProcess
+from galera_pilot.mariadb.process import MariadbProcess, tail
 from galera_pilot.mariadb.version import InstalledVersion
 
 log = logging.getLogger(CYCLE_LOGGER)
+# The error log's end read for the last run's inconsistency: a leave and shutdown log a few hundred lines.
+RUN_LOG_LINES = 2000
 
 
 def query_status(config: NodeConfig, credentials: Credentials, as_root: bool = False,
@@ -94,8 +98,23 @@ class PositionReader:
         elif position.grastate_problem:
             log.warning("%s; InnoDB holds the position %s:%d, which counts instead", position.grastate_problem,
                         recovered.uuid, recovered.seqno)
+        if recovered.unusable is None:
+            recovered = self._after_a_lost_vote(recovered)
         self._recovered = (key, recovered)
         return replace(recovered, safe_to_bootstrap=position.safe_to_bootstrap)
+
+    def _after_a_lost_vote(self, recovered: Position) -> Position:
+        """The recovered position, unusable when mariadbd's last run lost a consistency vote and an IST
+        from it would not apply the failed write again (mariadb/consistency.py)."""
+        vote = lost_vote(lines_since_last_start(tail(self.config.error_log, RUN_LOG_LINES)))
+        if vote is None:
+            return recovered
+        why = divergence(vote, recovered.uuid, recovered.seqno)
+        if why is None:
+            log.info("mariadbd's last run failed seqno %s for lack of space and lost the consistency vote; InnoDB "
+                     "holds %d, before it, so an IST applies it again", vote.seqno, recovered.seqno)
+            return recovered
+        return replace(recovered, unusable=f"{why}; it must neither join by IST nor seed a bootstrap")
 
     def _recovery_key(self) -> tuple[int, int]:
         stamps = []

@@ -6,7 +6,9 @@ over its numbers and over error-log text, unit-tested on their own (tests/unit/t
 A node whose mariadbd died of ENOSPC ("preallocating ... failed with error 28", "Out of disk space") must
 not be restarted into the same full disk, and its datadir is not corrupt: it is full. The agent waits,
 saying so in one sentence, until the space has grown by at least `start_min_free_mb` beyond what was free
-when it died (and is at least that much), then starts as after any crash (--wsrep-recover, IST).
+when it died (and is at least that much), then starts as after any crash (--wsrep-recover, IST), or,
+when the full disk had made it fail a replicated write first (Galera then found it inconsistent,
+mariadb/consistency.py), with a full SST.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ ENOSPC_RE = re.compile(
     re.IGNORECASE,
 )
 # mariadbd's first line at every start: "[Note] Starting MariaDB 10.11.19-... as process 1234".
+# mariadbd's prefix of every error-log line: date, time, thread id.
+LOG_PREFIX_RE = re.compile(r"^\d{4}-\d\d-\d\d\s+\d+:\d\d:\d\d\s+\d+\s+")
 START_RE = re.compile(r"Starting MariaDB .* as process \d+|mariadbd .*starting as process \d+")
 
 
@@ -133,10 +137,16 @@ def enospc_line(lines: list[str]) -> str | None:
     """The first line that says a write failed for lack of space, trimmed of its timestamp, or None."""
     for line in lines:
         if ENOSPC_RE.search(line):
-            text = line.strip()
-            match = re.match(r"^\d{4}-\d\d-\d\d\s+\d+:\d\d:\d\d\s+\d+\s+", text)
-            return (text[match.end():] if match else text)[:200]
+            return without_timestamp(line)
     return None
+
+
+def without_timestamp(line: str) -> str:
+    """An error-log line trimmed of its "2026-12-04 18:52:52 7 " prefix, at most 200 characters: what a
+    sentence quotes."""
+    text = line.strip()
+    match = LOG_PREFIX_RE.match(text)
+    return (text[match.end():] if match else text)[:200]
 
 
 @dataclass(frozen=True)
