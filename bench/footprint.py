@@ -1,6 +1,7 @@
 """What galera-pilot costs at rest and under writes: CPU (% of one core) and RSS of every agent, the proxy
-manager, HAProxy and every mariadbd, over a window of idle time and a window of writes through the writer
-endpoint; the baseline in the same run is what the databases themselves use (agent/mariadbd CPU ratio).
+manager, HAProxy, the dashboard (no page open) and every mariadbd, over a window of idle time and a window
+of writes through the writer endpoint; the baseline in the same run is what the databases themselves use
+(agent/mariadbd CPU ratio).
 
 A 3-node embedded cluster with the managed proxy on 127.0.0.91-93 (proxy 127.0.0.90:3306/3307), so HAProxy
 polls every agent's checks as in production. Two write loads: a Python loop of single-row inserts on
@@ -8,6 +9,7 @@ one connection through the writer endpoint (latency-bound, like a small applicat
 oltp_write_only through the writer endpoint (a throwaway account, dropped afterwards).
 
     sudo .venv/bin/python bench/footprint.py [--seconds 60] [--proxy-mode haproxy|kernel] [--no-sysbench]
+                                              [--no-dashboard]
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ def processes(directory: Path) -> dict[str, psutil.Process]:
     for index, child in enumerate(p for p in found["proxy manager"].children(recursive=True)
                                   if p.name().startswith("haproxy")):
         found[f"haproxy {index}"] = child
+    dashboard = directory / "dashboard" / "dashboard.pid"
+    if dashboard.exists():  # no page open: it looks at the cluster every 2 s
+        found["dashboard"] = psutil.Process(int(dashboard.read_text()))
     return found
 
 
@@ -94,13 +99,15 @@ def main() -> None:
     parser.add_argument("--sysbench", action=argparse.BooleanOptionalAction, default=True,
                         help="also measure under sysbench oltp_write_only through the writer endpoint")
     parser.add_argument("--threads", type=int, default=4, help="sysbench threads")
+    parser.add_argument("--no-dashboard", action="store_true", help="run the cluster without its dashboard")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="gp-bench-"))
     base.chmod(0o755)
     directory = base / "c"
     try:
         run("up", "--dir", str(directory), "--base-address", BASE, "--writer-bind", f"{PROXY}:3306",
-            "--reader-bind", f"{PROXY}:3307", "--proxy-mode", args.proxy_mode)
+            "--reader-bind", f"{PROXY}:3307", "--proxy-mode", args.proxy_mode,
+            *(["--no-dashboard"] if args.no_dashboard else ["--dashboard-bind", f"{PROXY}:8080"]))
         from_directory(directory).use_tls()  # the folder's CA verifies its servers (a TLS cluster)
         time.sleep(5)  # let the start settle (joins, first checks)
         procs = processes(directory)

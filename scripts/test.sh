@@ -48,7 +48,8 @@ LANE_A=(
     tests/integration/test_concurrent_bootstrap.py
     tests/integration/test_settings.py
     tests/integration/test_lost_data.py
-    tests/integration/test_tls.py
+    tests/integration/test_soak.py
+    tests/integration/test_snapshot.py
 )
 LANE_A_ETCD=tests/integration/test_recovery.py
 LANE_B_ETCD=tests/integration/test_routing.py

@@ -122,13 +122,19 @@ def test_dcs(sqlite_dir: Path) -> tuple[str, str]:
 test_dcs.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
+UP_TIMEOUT = 420  # seconds `up` waits for Synced in a test, unless the test says
+
+
 def _up_arguments(args: list[str]) -> list[str]:
     """`up` as the test wrote it, plus what the environment asks for: the etcd DCS and a unique cluster
     name for a new folder, and the moved base address. Without proxy options of its own a test's cluster
     runs no proxy: the default endpoints (127.0.0.1:3306/3307) would be shared by every test cluster and
-    by anything else on the machine; the routing tests give their own binds."""
+    by anything else on the machine; the routing tests give their own binds. Nor a dashboard, for the same
+    reason (test_dashboard gives its own bind)."""
     if not {"--proxy", "--no-proxy", "--writer-bind", "--reader-bind"} & set(args):
         args.append("--no-proxy")
+    if not {"--dashboard", "--no-dashboard", "--dashboard-bind"} & set(args):
+        args.append("--no-dashboard")  # its default bind, 127.0.0.1:8080, would be shared too
     if "--base-address" in args:
         index = args.index("--base-address") + 1
         args[index] = test_address(args[index])
@@ -142,6 +148,10 @@ def _up_arguments(args: list[str]) -> list[str]:
     if DCS == "etcd" and "--dcs" not in args and not (directory / "cluster.yaml").exists():
         assert _etcd_url is not None, "DCS=etcd but no etcd is running"
         args += ["--dcs", _etcd_url, "--cluster-name", f"gp{os.getpid()}x{next(_cluster_numbers)}"]
+    if "--timeout" not in args:
+        # Within cli()'s own 600 s: a wait that runs out then says which node waits for what, where the
+        # subprocess's timeout would kill `up` and keep none of it.
+        args += ["--timeout", str(UP_TIMEOUT)]
     return args
 
 

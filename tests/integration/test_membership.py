@@ -69,7 +69,8 @@ def test_a_removed_reader_leaves_for_good(cluster: Path) -> None:
     assert snapshot.removed["node4"].phase == REMOVED
     assert "node4" not in snapshot.roster and "node4" not in snapshot.members
     assert mariadbd_pid(cluster, "node4") is None
-    assert cluster_size(cluster, "node1") == 3
+    # node4's clean leave reaches the survivors' view a moment after its mariadbd exited (CI saw 4 there once).
+    wait_for(lambda: cluster_size(cluster, "node1") == 3, timeout=30, what="node1's view without node4")
     meta = yaml.safe_load((cluster / "cluster.yaml").read_text())
     assert meta["nodes"] == ["node1", "node2", "node3"] and meta["removed"] == ["node4"]
     assert (cluster / "node4" / "removed.json").exists()
