@@ -27,9 +27,9 @@ ENOSPC_RE = re.compile(
     r"|Disk (?:is )?full|\bENOSPC\b",
     re.IGNORECASE,
 )
-# mariadbd's first line at every start: "[Note] Starting MariaDB 10.11.19-... as process 1234".
 # mariadbd's prefix of every error-log line: date, time, thread id.
 LOG_PREFIX_RE = re.compile(r"^\d{4}-\d\d-\d\d\s+\d+:\d\d:\d\d\s+\d+\s+")
+# mariadbd's first line at every start: "[Note] Starting MariaDB 10.11.19-... as process 1234".
 START_RE = re.compile(r"Starting MariaDB .* as process \d+|mariadbd .*starting as process \d+")
 
 
